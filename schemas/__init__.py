@@ -1,0 +1,1 @@
+"""fleetstream contracts: Avro schemas, pydantic models, codec, topic catalog."""
