@@ -1,0 +1,1 @@
+"""Subcommands of ``fleet``: one module each, with ``add_parser(subparsers)``."""

@@ -1,0 +1,135 @@
+"""Settings: one class per deployable, read once at the entrypoint (env prefix ``FLEET_``).
+
+Every deployable's settings class derives from :class:`CommonSettings`. Env names map one-to-one onto
+the Helm values (``FLEET_KAFKA_BOOTSTRAP_SERVERS`` <-> ``kafka.bootstrapServers``). Library code never
+reads the environment: it takes plain arguments built from these objects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.errors import FleetError
+
+__all__ = ["CommonSettings", "ConfigError", "load_settings"]
+
+S = TypeVar("S", bound="CommonSettings")
+
+_PLACEHOLDERS = {"", "change-me", "changeme", "secret", "dev-secret", "fleetstream-dev"}
+
+
+class ConfigError(FleetError):
+    """Bad configuration: raised at start-up with the field and the reason."""
+
+
+class CommonSettings(BaseSettings):
+    """What every fleetstream process needs: Kafka, the schema registry, logging and metrics."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEET_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="Placeholder secrets are refused outside development and test."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = Field("json", description="JSON lines for machines, text for a terminal.")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off.")
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field("127.0.0.1:19092", min_length=1)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = Field(None, description="PEM file of the CA that signed the brokers.")
+    topic_prefix: str = Field("", description="Prepended to every topic name (isolates environments and tests).")
+
+    # Schema registry (any Confluent-compatible API)
+    schema_registry_url: str = "http://127.0.0.1:18081/apis/ccompat/v7"
+    schema_registry_username: str | None = None
+    schema_registry_password: SecretStr | None = None
+    schema_registry_ca_location: Path | None = None
+
+    # Where processors keep local state (RocksDB) between restarts.
+    state_dir: Path = Path(".local/state")
+
+    @model_validator(mode="after")
+    def _check_security(self) -> CommonSettings:
+        if self.kafka_security_protocol.startswith("SASL"):
+            if not self.kafka_sasl_mechanism:
+                raise ValueError("kafka_sasl_mechanism is required when kafka_security_protocol is SASL_*")
+            if not self.kafka_sasl_username or self.kafka_sasl_password is None:
+                raise ValueError("kafka_sasl_username and kafka_sasl_password are required for SASL")
+        for path_field in ("kafka_ssl_ca_location", "schema_registry_ca_location"):
+            path = getattr(self, path_field)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{path_field}: no such file {path}")
+        if self.environment == "production":
+            for secret_field in ("kafka_sasl_password", "schema_registry_password"):
+                secret = getattr(self, secret_field)
+                if secret is not None and secret.get_secret_value().strip().lower() in _PLACEHOLDERS:
+                    raise ValueError(f"{secret_field} is a placeholder; set a real secret in production")
+        return self
+
+    def topic(self, name: str) -> str:
+        """The real topic name for a catalog name, with this environment's prefix."""
+        return f"{self.topic_prefix}{name}"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka configuration (confluent-kafka, Quix Streams) including security."""
+        cfg: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            cfg["sasl.mechanism"] = self.kafka_sasl_mechanism
+            cfg["sasl.username"] = self.kafka_sasl_username
+            cfg["sasl.password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+        if self.kafka_ssl_ca_location:
+            cfg["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
+        return cfg
+
+    def aiokafka_config(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka producers and consumers including security."""
+        cfg: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            cfg["sasl_mechanism"] = self.kafka_sasl_mechanism
+            cfg["sasl_plain_username"] = self.kafka_sasl_username
+            cfg["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+            )
+        if self.kafka_ssl_ca_location or self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            cfg["ssl_context"] = create_ssl_context(
+                cafile=str(self.kafka_ssl_ca_location) if self.kafka_ssl_ca_location else None
+            )
+        return cfg
+
+    def registry_client_config(self) -> dict[str, Any]:
+        """Plain arguments for the registry client (URL, basic auth, CA)."""
+        return {
+            "url": self.schema_registry_url,
+            "username": self.schema_registry_username,
+            "password": self.schema_registry_password.get_secret_value() if self.schema_registry_password else None,
+            "ca_location": str(self.schema_registry_ca_location) if self.schema_registry_ca_location else None,
+        }
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build settings from the environment once, turning validation errors into one clear ConfigError."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(settings)"
+            env = f"FLEET_{field.upper()}" if err["loc"] else "FLEET_*"
+            problems.append(f"  {env}: {err['msg']}")
+        raise ConfigError(f"invalid configuration for {cls.__name__}:\n" + "\n".join(problems)) from None

@@ -1,0 +1,189 @@
+"""The timer service: Kafka-native event timers for topologies that have no punctuation.
+
+Owners arm a timer by producing a ``Timer`` record to ``timers`` keyed by ``timer_id`` (re-arm: produce
+again; cancel: tombstone). This service consumes ``timers`` from the beginning of each partition it
+owns, keeps the pending timers in a heap, and when one is due produces the Timer record to
+``timers.due.<owner>`` keyed by ``target_key``. It never writes to ``timers`` itself; firing is at least
+once (see docs/records.md, "Timers").
+
+A partition's timers fire only once the partition has been read up to the high watermark seen at
+assignment, so a timer that a later record cancels is never fired while the table is being rebuilt.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from pipelines.metrics import RECORDS_IN, RECORDS_OUT
+
+__all__ = ["TimerService", "TimerTable", "due_topic"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+
+
+def due_topic(owner: str, prefix: str = "") -> str:
+    return f"{prefix}timers.due.{owner}"
+
+
+@dataclass
+class TimerTable:
+    """Pending timers of one partition: upsert, cancel, and pop the due ones in due order."""
+
+    _timers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _heap: list[tuple[int, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self._timers)
+
+    def upsert(self, timer: dict[str, Any]) -> None:
+        self._timers[timer["timer_id"]] = timer
+        heapq.heappush(self._heap, (int(timer["due_at"]), timer["timer_id"]))
+
+    def cancel(self, timer_id: str) -> None:
+        self._timers.pop(timer_id, None)
+
+    def next_due(self) -> int | None:
+        while self._heap:
+            due_at, timer_id = self._heap[0]
+            current = self._timers.get(timer_id)
+            if current is not None and int(current["due_at"]) == due_at:
+                return due_at
+            heapq.heappop(self._heap)  # stale entry: re-armed or cancelled since
+        return None
+
+    def pop_due(self, now_ms: int) -> list[dict[str, Any]]:
+        fired = []
+        while (due := self.next_due()) is not None and due <= now_ms:
+            _, timer_id = heapq.heappop(self._heap)
+            fired.append(self._timers.pop(timer_id))
+        return fired
+
+
+Decode = Callable[[bytes, str], dict[str, Any]]
+Encode = Callable[[dict[str, Any], str], bytes]
+
+
+class TimerService:
+    """Consumes ``timers``, fires due timers to ``timers.due.<owner>``."""
+
+    def __init__(
+        self,
+        kafka_config: dict[str, Any],
+        *,
+        timers_topic: str,
+        due_topic_for: Callable[[str], str],
+        decode: Decode,
+        encode: Encode,
+        group_id: str,
+        clock: Clock = lambda: int(time.time() * 1000),
+        tick_s: float = 0.1,
+    ) -> None:
+        self._timers_topic = timers_topic
+        self._due_topic_for = due_topic_for
+        self._decode = decode
+        self._encode = encode
+        self._clock = clock
+        self._tick_s = tick_s
+        self._tables: dict[int, TimerTable] = {}
+        self._catch_up: dict[int, int] = {}  # partition -> high watermark to reach before firing
+        self._consumer = Consumer(
+            {
+                **kafka_config,
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "enable.partition.eof": True,  # the end of a partition means its table is rebuilt
+            }
+        )
+        self._producer = Producer({**kafka_config, "enable.idempotence": True, "linger.ms": 1})
+        self.fired = 0
+
+    # -- partition ownership ------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            self._tables[tp.partition] = TimerTable()
+            self._catch_up[tp.partition] = high
+            tp.offset = OFFSET_BEGINNING
+        consumer.incremental_assign(partitions)
+        logger.info("timers: assigned partitions %s", [tp.partition for tp in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._tables.pop(tp.partition, None)
+            self._catch_up.pop(tp.partition, None)
+        consumer.incremental_unassign(partitions)
+
+    # -- main loop ----------------------------------------------------------------------------
+    def _apply(self, msg: Any) -> None:
+        table = self._tables.get(msg.partition())
+        if table is None:
+            return
+        key = msg.key().decode() if msg.key() else None
+        if msg.value() is None:
+            if key:
+                table.cancel(key)
+        else:
+            try:
+                timer = self._decode(msg.value(), msg.topic())
+            except Exception as exc:  # noqa: BLE001 - a bad timer record must not stop every other timer
+                logger.error("timers: undecodable timer at %s[%d]@%d: %s", msg.topic(), msg.partition(),
+                             msg.offset(), exc)
+                return
+            table.upsert(timer)
+        RECORDS_IN.labels("timers", self._timers_topic).inc()
+        pending = self._catch_up.get(msg.partition())
+        if pending is not None and msg.offset() + 1 >= pending:
+            self._rebuilt(msg.partition())
+
+    def _rebuilt(self, partition: int) -> None:
+        if self._catch_up.pop(partition, None) is not None:
+            table = self._tables.get(partition)
+            logger.info("timers: partition %d rebuilt, %d pending", partition, len(table) if table else 0)
+
+    def _fire_due(self) -> None:
+        now = self._clock()
+        for partition, table in self._tables.items():
+            if partition in self._catch_up:
+                continue
+            for timer in table.pop_due(now):
+                topic = self._due_topic_for(timer["owner"])
+                self._producer.produce(topic, key=timer["target_key"].encode(), value=self._encode(timer, topic))
+                RECORDS_OUT.labels("timers", topic).inc()
+                self.fired += 1
+        self._producer.poll(0)
+
+    def _next_wait(self) -> float:
+        nexts = [d for p, t in self._tables.items() if p not in self._catch_up and (d := t.next_due()) is not None]
+        if not nexts:
+            return self._tick_s
+        return max(0.0, min(self._tick_s, (min(nexts) - self._clock()) / 1000))
+
+    def run(self, stop: threading.Event) -> None:
+        self._consumer.subscribe([self._timers_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        try:
+            while not stop.is_set():
+                msgs = self._consumer.consume(num_messages=1000, timeout=self._next_wait())
+                for msg in msgs:
+                    if msg.error():
+                        if msg.error().code() == KafkaError._PARTITION_EOF:
+                            self._rebuilt(msg.partition())
+                            continue
+                        raise KafkaException(msg.error())
+                    self._apply(msg)
+                self._fire_due()
+        finally:
+            self._producer.flush(30)
+            self._consumer.close()
