@@ -29,7 +29,7 @@ stack-down: ## stop every local service and processor this checkout started
 stack-status: ## each local service, its port, and whether it answers
 	@$(STACK) status
 
-run: install stack-up ## start the stack and the whole pipeline with a simulated warehouse (Ctrl-C stops it)
+run: install ## start the stack and the whole pipeline with a simulated warehouse (Ctrl-C stops it)
 	@$(BIN)/fleet up
 
 test: install stack-up ## install, start what the tests need, run every test

@@ -1,0 +1,221 @@
+"""``fleet up`` / ``fleet down``: the whole pipeline on this machine, for `make run`.
+
+``fleet up`` starts the local stack (unless told not to), applies topics, registers schemas, migrates
+Postgres, then runs every processor, the gateway and a simulated fleet as child processes, restarts a
+child that dies, prints where to look, and on Ctrl-C/SIGTERM stops every process it started (and the
+services it started). ``fleet down`` stops a ``fleet up`` running elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.commands.run import processor_names
+from pipelines.commands.stack import SERVICES, STACK_SCRIPT
+from pipelines.logsetup import setup_logging
+
+__all__ = ["add_parser"]
+
+logger = logging.getLogger("fleet.up")
+
+ROOT = STACK_SCRIPT.parents[2]
+LOCAL = Path(os.environ.get("FLEET_LOCAL_DIR", ROOT / ".local"))
+PIDFILE = LOCAL / "run" / "fleet-up.pid"
+METRICS_BASE_PORT = 9400
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    history: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+        out.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def _fleet(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pipelines.cli", *args]
+
+
+def _services_up() -> set[str]:
+    out = subprocess.run([str(STACK_SCRIPT), "status"], capture_output=True, text=True, check=False).stdout
+    return {line.split()[0] for line in out.splitlines()[1:] if len(line.split()) > 2 and line.split()[2] == "up"}
+
+
+def _setup_step(title: str, argv: list[str]) -> None:
+    logger.info("%s ...", title)
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"fleet up: '{' '.join(argv[3:])}' failed (exit {result.returncode})")
+
+
+def _children(args: argparse.Namespace) -> list[Child]:
+    base_env = {**os.environ, "FLEET_LOG_FORMAT": os.environ.get("FLEET_LOG_FORMAT", "json")}
+    logs = LOCAL / "logs"
+    children = []
+    for i, name in enumerate(processor_names()):
+        env = {**base_env, "FLEET_METRICS_PORT": str(METRICS_BASE_PORT + i)}
+        if name == "gateway":
+            env.setdefault("FLEET_GATEWAY_PORT", str(args.gateway_port))
+            env["FLEET_METRICS_PORT"] = "0"  # the gateway serves /metrics itself
+        children.append(Child(name, _fleet("run", name), env, logs / f"{name}.log"))
+    if args.robots > 0 and (ROOT / "pipelines" / "commands" / "simulate.py").exists():
+        sim = _fleet("simulate", "--site", args.site, "--robots", str(args.robots), "--rate", str(args.rate))
+        children.append(Child("simulator", sim, base_env, logs / "simulator.log"))
+    return children
+
+
+def _banner(children: list[Child], args: argparse.Namespace) -> str:
+    lines = ["", "fleetstream is running. Where to look:"]
+    if any(c.name == "gateway" for c in children):
+        lines += [
+            f"  dashboard      http://127.0.0.1:{args.gateway_port}/",
+            f"  API docs       http://127.0.0.1:{args.gateway_port}/docs",
+            f"  live stream    http://127.0.0.1:{args.gateway_port}/v1/stream",
+        ]
+    for c in children:
+        port = c.env.get("FLEET_METRICS_PORT", "0")
+        metrics = f"  metrics :{port}/metrics" if port != "0" else ""
+        lines.append(f"  {c.name:<14} pid {c.proc.pid if c.proc else '-':<7} log {c.log.relative_to(ROOT)}{metrics}")
+    lines += [
+        "  services       fleet stack status   (Kafka 127.0.0.1:19092, Postgres postgresql://fleet@127.0.0.1:15432/fleetstream)",
+        "  dead letters   topics dlq.<processor>",
+        "Ctrl-C stops everything this command started.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _up(args: argparse.Namespace) -> int:
+    setup_logging("INFO", "text", processor="up")
+    PIDFILE.parent.mkdir(parents=True, exist_ok=True)
+    if PIDFILE.exists():
+        old = int(PIDFILE.read_text().strip() or 0)
+        if old and _alive(old):
+            logger.error("fleet up is already running (pid %d); `fleet down` stops it", old)
+            return 1
+    PIDFILE.write_text(str(os.getpid()))
+    started_services: list[str] = []
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    children: list[Child] = []
+    try:
+        if not args.no_stack:
+            before = _services_up()
+            if subprocess.call([str(STACK_SCRIPT), "up"]) != 0:
+                return 1
+            started_services = [s for s in SERVICES if s not in before]
+        _setup_step("creating topics", _fleet("topics", "apply"))
+        _setup_step("registering schemas", _fleet("schemas", "register"))
+        if (ROOT / "pipelines" / "commands" / "db.py").exists():
+            _setup_step("migrating Postgres", _fleet("db", "migrate"))
+        children = _children(args)
+        for child in children:
+            child.start()
+        print(_banner(children, args), flush=True)  # noqa: T201 - the user asked for this screen
+        while not stopping:
+            time.sleep(0.5)
+            for child in children:
+                if child.proc and child.proc.poll() is not None and not stopping:
+                    code = child.proc.returncode
+                    delay = min(30.0, 2.0 ** min(child.restarts, 5))
+                    logger.warning("%s exited with %s; restarting in %.0fs (log %s)", child.name, code, delay, child.log)
+                    child.proc, child.next_start = None, time.monotonic() + delay
+                    child.restarts += 1
+                if child.proc is None and time.monotonic() >= child.next_start and not stopping:
+                    child.start()
+        return 0
+    finally:
+        logger.info("stopping %d processes", len(children))
+        _stop_children(children)
+        if started_services:
+            logger.info("stopping the services this run started: %s", ", ".join(started_services))
+            subprocess.call([str(STACK_SCRIPT), "down", *started_services])
+        PIDFILE.unlink(missing_ok=True)
+
+
+def _stop_children(children: list[Child], grace_s: float = 15.0) -> None:
+    for child in children:
+        child.stop(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for child in children:
+        if child.proc is None:
+            continue
+        try:
+            child.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not stop in %.0fs; killing it", child.name, grace_s)
+            child.stop(signal.SIGKILL)
+            child.proc.wait(5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _down(_args: argparse.Namespace) -> int:
+    if not PIDFILE.exists():
+        return 0
+    pid = int(PIDFILE.read_text().strip() or 0)
+    if pid and _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(120):
+            if not _alive(pid):
+                break
+            time.sleep(0.25)
+    PIDFILE.unlink(missing_ok=True)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    up = sub.add_parser(
+        "up",
+        help="run the whole pipeline locally: stack, topics, schemas, every processor, gateway, simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument("--site", default="demo", help="simulated site id (default: demo)")
+    up.add_argument("--robots", type=int, default=20, help="simulated robots; 0 runs no simulator (default: 20)")
+    up.add_argument("--rate", type=float, default=2.0, help="telemetry records per robot per second (default: 2)")
+    up.add_argument("--gateway-port", type=int, default=int(os.environ.get("FLEET_GATEWAY_PORT", 8000)),
+                    help="gateway port (default: 8000 or FLEET_GATEWAY_PORT)")
+    up.add_argument("--no-stack", action="store_true", help="do not start or stop the local services")
+    up.set_defaults(func=_up)
+    down = sub.add_parser("down", help="stop a running `fleet up` and everything it started")
+    down.set_defaults(func=_down)
