@@ -6,6 +6,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 STACK := deploy/local/stack.sh
 
+# Clients follow the stack's ports (deploy/local/stack.sh reads the same FLEET_*_PORT variables).
+FLEET_KAFKA_PORT ?= 19092
+FLEET_REGISTRY_PORT ?= 18081
+FLEET_POSTGRES_PORT ?= 15432
+FLEET_REDIS_PORT ?= 16379
+FLEET_INFLUX_PORT ?= 18086
+FLEET_MQTT_PORT ?= 11883
+export FLEET_KAFKA_PORT FLEET_REGISTRY_PORT FLEET_POSTGRES_PORT FLEET_REDIS_PORT FLEET_INFLUX_PORT FLEET_MQTT_PORT
+export FLEET_KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(FLEET_KAFKA_PORT)
+export FLEET_SCHEMA_REGISTRY_URL ?= http://127.0.0.1:$(FLEET_REGISTRY_PORT)/apis/ccompat/v7
+export FLEET_POSTGRES_DSN ?= postgresql://fleet@127.0.0.1:$(FLEET_POSTGRES_PORT)/fleetstream
+export FLEET_REDIS_URL ?= redis://127.0.0.1:$(FLEET_REDIS_PORT)/0
+export FLEET_INFLUX_URL ?= http://127.0.0.1:$(FLEET_INFLUX_PORT)
+
 .PHONY: help install run test test-unit test-integration bench lint stack-up stack-down stack-status clean
 
 help: ## this list
