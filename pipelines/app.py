@@ -124,8 +124,13 @@ def create_processor_app(
             log.error("consumer error: %s", exc)
             return False
         dlq.send(
-            key=message.key(), value=message.value(), headers=message.headers(), error=exc,
-            topic=message.topic(), partition=message.partition(), offset=message.offset(),
+            key=message.key(),
+            value=message.value(),
+            headers=message.headers(),
+            error=exc,
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
         )
         return True
 
@@ -140,8 +145,13 @@ def create_processor_app(
                 extra={"topic": row.topic, "partition": row.partition, "offset": row.offset},
             )
         dlq.send(
-            key=_key_bytes(row.key), value=raw, headers=row.headers, error=exc,
-            topic=row.topic, partition=row.partition, offset=row.offset,
+            key=_key_bytes(row.key),
+            value=raw,
+            headers=row.headers,
+            error=exc,
+            topic=row.topic,
+            partition=row.partition,
+            offset=row.offset,
         )
         return True
 

@@ -47,8 +47,13 @@ class DeadLetterQueue:
         self.topic = topic
         self._flush_timeout = flush_timeout
         self._producer = Producer(
-            {**kafka_config, "enable.idempotence": True, "acks": "all", "linger.ms": 0,
-             "client.id": f"fleet-{processor}-dlq"}
+            {
+                **kafka_config,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 0,
+                "client.id": f"fleet-{processor}-dlq",
+            }
         )
 
     def send(
@@ -80,7 +85,10 @@ class DeadLetterQueue:
         ]
         delivery: list[Any] = []
         self._producer.produce(
-            self.topic, value=value, key=key, headers=out_headers,
+            self.topic,
+            value=value,
+            key=key,
+            headers=out_headers,
             on_delivery=lambda err, _msg: delivery.append(err),
         )
         remaining = self._producer.flush(self._flush_timeout)
@@ -89,7 +97,8 @@ class DeadLetterQueue:
             raise KafkaException(delivery[0] if delivery else "dead-letter write timed out")
         DLQ_RECORDS.labels(self.processor, error_type).inc()
         logger.warning(
-            "dead-lettered record: %s", reason,
+            "dead-lettered record: %s",
+            reason,
             extra={"topic": topic, "partition": partition, "offset": offset, "reason": reason},
         )
 

@@ -13,8 +13,17 @@ __all__ = ["CONTEXT_FIELDS", "JsonFormatter", "setup_logging"]
 
 # Extra attributes a log call may carry (``logger.info("...", extra={"robot_id": ...})``).
 CONTEXT_FIELDS = (
-    "processor", "topic", "partition", "offset", "tenant_id", "site_id", "robot_id", "task_id", "trace_id",
-    "event_id", "reason",
+    "processor",
+    "topic",
+    "partition",
+    "offset",
+    "tenant_id",
+    "site_id",
+    "robot_id",
+    "task_id",
+    "trace_id",
+    "event_id",
+    "reason",
 )
 
 

@@ -23,7 +23,9 @@ logger = logging.getLogger(__name__)
 
 RECORDS_IN = Counter("fleet_records_in_total", "Records consumed", ["processor", "topic"])
 RECORDS_OUT = Counter("fleet_records_out_total", "Records produced", ["processor", "topic"])
-DLQ_RECORDS = Counter("fleet_dlq_records_total", "Records sent to the dead-letter topic", ["processor", "error_type"])
+DLQ_RECORDS = Counter(
+    "fleet_dlq_records_total", "Records sent to the dead-letter topic", ["processor", "error_type"]
+)
 PROCESSING_LATENCY = Histogram(
     "fleet_processing_latency_seconds",
     "Event time to processed",
@@ -35,7 +37,9 @@ SINK_BATCH_SIZE = Histogram(
 )
 SINK_WRITE_SECONDS = Histogram("fleet_sink_write_seconds", "Sink flush duration", ["sink"])
 SINK_FAILURES = Counter("fleet_sink_failures_total", "Sink flushes that failed and were retried", ["sink"])
-CONSUMER_LAG = Gauge("fleet_consumer_lag", "Records behind the high watermark", ["processor", "topic", "partition"])
+CONSUMER_LAG = Gauge(
+    "fleet_consumer_lag", "Records behind the high watermark", ["processor", "topic", "partition"]
+)
 CIRCUIT_STATE = Gauge("fleet_circuit_state", "0 closed, 1 half-open, 2 open", ["name"])
 
 

@@ -35,7 +35,9 @@ class CommonSettings(BaseSettings):
         "development", description="Placeholder secrets are refused outside development and test."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = Field("json", description="JSON lines for machines, text for a terminal.")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="JSON lines for machines, text for a terminal."
+    )
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off.")
 
     # Kafka
@@ -44,8 +46,12 @@ class CommonSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca_location: Path | None = Field(None, description="PEM file of the CA that signed the brokers.")
-    topic_prefix: str = Field("", description="Prepended to every topic name (isolates environments and tests).")
+    kafka_ssl_ca_location: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers."
+    )
+    topic_prefix: str = Field(
+        "", description="Prepended to every topic name (isolates environments and tests)."
+    )
 
     # Schema registry (any Confluent-compatible API)
     schema_registry_url: str = "http://127.0.0.1:18081/apis/ccompat/v7"
@@ -87,7 +93,9 @@ class CommonSettings(BaseSettings):
         if self.kafka_sasl_mechanism:
             cfg["sasl.mechanism"] = self.kafka_sasl_mechanism
             cfg["sasl.username"] = self.kafka_sasl_username
-            cfg["sasl.password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+            cfg["sasl.password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+            )
         if self.kafka_ssl_ca_location:
             cfg["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
         return cfg
@@ -117,8 +125,12 @@ class CommonSettings(BaseSettings):
         return {
             "url": self.schema_registry_url,
             "username": self.schema_registry_username,
-            "password": self.schema_registry_password.get_secret_value() if self.schema_registry_password else None,
-            "ca_location": str(self.schema_registry_ca_location) if self.schema_registry_ca_location else None,
+            "password": self.schema_registry_password.get_secret_value()
+            if self.schema_registry_password
+            else None,
+            "ca_location": str(self.schema_registry_ca_location)
+            if self.schema_registry_ca_location
+            else None,
         }
 
 

@@ -138,9 +138,14 @@ class TimerService:
         else:
             try:
                 timer = self._decode(msg.value(), msg.topic())
-            except Exception as exc:  # noqa: BLE001 - a bad timer record must not stop every other timer
-                logger.error("timers: undecodable timer at %s[%d]@%d: %s", msg.topic(), msg.partition(),
-                             msg.offset(), exc)
+            except Exception as exc:
+                logger.error(
+                    "timers: undecodable timer at %s[%d]@%d: %s",
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    exc,
+                )
                 return
             table.upsert(timer)
         RECORDS_IN.labels("timers", self._timers_topic).inc()
@@ -160,13 +165,17 @@ class TimerService:
                 continue
             for timer in table.pop_due(now):
                 topic = self._due_topic_for(timer["owner"])
-                self._producer.produce(topic, key=timer["target_key"].encode(), value=self._encode(timer, topic))
+                self._producer.produce(
+                    topic, key=timer["target_key"].encode(), value=self._encode(timer, topic)
+                )
                 RECORDS_OUT.labels("timers", topic).inc()
                 self.fired += 1
         self._producer.poll(0)
 
     def _next_wait(self) -> float:
-        nexts = [d for p, t in self._tables.items() if p not in self._catch_up and (d := t.next_due()) is not None]
+        nexts = [
+            d for p, t in self._tables.items() if p not in self._catch_up and (d := t.next_due()) is not None
+        ]
         if not nexts:
             return self._tick_s
         return max(0.0, min(self._tick_s, (min(nexts) - self._clock()) / 1000))

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["FleetError", "RecordError", "RejectedRecord", "SchemaDecodeError"]
+__all__ = [
+    "FleetError",
+    "IncompatibleSchemaError",
+    "RecordError",
+    "RegistryError",
+    "RejectedRecord",
+    "SchemaDecodeError",
+    "SchemaEncodeError",
+]
 
 
 class FleetError(Exception):
@@ -23,3 +31,26 @@ class RejectedRecord(RecordError):
 
 class SchemaDecodeError(RecordError):
     """Bytes that are not a valid record of the expected schema (bad magic byte, unknown id, truncated)."""
+
+
+class SchemaEncodeError(RecordError):
+    """A value that does not fit the writer schema (missing field, wrong type, unknown enum symbol)."""
+
+
+class RegistryError(FleetError):
+    """The schema registry failed or refused a request (an infrastructure error: retry, do not DLQ)."""
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, error_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_code = error_code
+
+
+class IncompatibleSchemaError(FleetError):
+    """A schema change breaks the compatibility rules (the offline gate or the registry refused it)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []

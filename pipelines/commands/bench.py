@@ -22,7 +22,9 @@ logger = logging.getLogger("fleet.bench")
 
 
 def _names() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(pipelines.bench.__path__) if not m.name.startswith("_"))
+    return sorted(
+        m.name for m in pkgutil.iter_modules(pipelines.bench.__path__) if not m.name.startswith("_")
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -50,7 +52,9 @@ def _run(args: argparse.Namespace) -> int:
     names = args.only or _names()
     unknown = sorted(set(names) - set(_names()))
     if unknown:
-        sys.stderr.write(f"fleet bench: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(_names())}\n")
+        sys.stderr.write(
+            f"fleet bench: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(_names())}\n"
+        )
         return 2
     rows: list[dict[str, Any]] = []
     failed = []
@@ -59,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         try:
             got = importlib.import_module(f"pipelines.bench.{name}").run()
-        except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others' figures
+        except Exception:
             failed.append(name)
             logger.error("benchmark %s failed:\n%s", name, traceback.format_exc())
             continue

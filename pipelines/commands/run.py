@@ -16,7 +16,9 @@ __all__ = ["add_parser", "processor_module", "processor_names"]
 
 
 def processor_names() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(pipelines.processors.__path__) if not m.name.startswith("_"))
+    return sorted(
+        m.name for m in pkgutil.iter_modules(pipelines.processors.__path__) if not m.name.startswith("_")
+    )
 
 
 def processor_module(name: str) -> ModuleType:

@@ -24,6 +24,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "processes on 127.0.0.1, data and logs under .local/. Installs once, then starts in seconds.",
     )
     p.add_argument("action", choices=["up", "down", "status", "env"], help="what to do")
-    p.add_argument("services", nargs="*", choices=[[], *SERVICES], metavar="SERVICE",
-                   help=f"only these services (default: all): {', '.join(SERVICES)}")
+    p.add_argument(
+        "services",
+        nargs="*",
+        choices=[[], *SERVICES],
+        metavar="SERVICE",
+        help=f"only these services (default: all): {', '.join(SERVICES)}",
+    )
     p.set_defaults(func=_run)

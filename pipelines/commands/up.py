@@ -9,6 +9,7 @@ services it started). ``fleet down`` stops a ``fleet up`` running elsewhere.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -46,16 +47,21 @@ class Child:
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = self.log.open("ab")
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=ROOT,
+        )
         out.close()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
 
 
 def _fleet(*args: str) -> list[str]:
@@ -64,7 +70,9 @@ def _fleet(*args: str) -> list[str]:
 
 def _services_up() -> set[str]:
     out = subprocess.run([str(STACK_SCRIPT), "status"], capture_output=True, text=True, check=False).stdout
-    return {line.split()[0] for line in out.splitlines()[1:] if len(line.split()) > 2 and line.split()[2] == "up"}
+    return {
+        line.split()[0] for line in out.splitlines()[1:] if len(line.split()) > 2 and line.split()[2] == "up"
+    }
 
 
 def _setup_step(title: str, argv: list[str]) -> None:
@@ -102,7 +110,9 @@ def _banner(children: list[Child], args: argparse.Namespace) -> str:
     for c in children:
         port = c.env.get("FLEET_METRICS_PORT", "0")
         metrics = f"  metrics :{port}/metrics" if port != "0" else ""
-        lines.append(f"  {c.name:<14} pid {c.proc.pid if c.proc else '-':<7} log {c.log.relative_to(ROOT)}{metrics}")
+        lines.append(
+            f"  {c.name:<14} pid {c.proc.pid if c.proc else '-':<7} log {c.log.relative_to(ROOT)}{metrics}"
+        )
     lines += [
         "  services       fleet stack status   (Kafka 127.0.0.1:19092, Postgres postgresql://fleet@127.0.0.1:15432/fleetstream)",
         "  dead letters   topics dlq.<processor>",
@@ -151,7 +161,9 @@ def _up(args: argparse.Namespace) -> int:
                 if child.proc and child.proc.poll() is not None and not stopping:
                     code = child.proc.returncode
                     delay = min(30.0, 2.0 ** min(child.restarts, 5))
-                    logger.warning("%s exited with %s; restarting in %.0fs (log %s)", child.name, code, delay, child.log)
+                    logger.warning(
+                        "%s exited with %s; restarting in %.0fs (log %s)", child.name, code, delay, child.log
+                    )
                     child.proc, child.next_start = None, time.monotonic() + delay
                     child.restarts += 1
                 if child.proc is None and time.monotonic() >= child.next_start and not stopping:
@@ -211,10 +223,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up.add_argument("--site", default="demo", help="simulated site id (default: demo)")
-    up.add_argument("--robots", type=int, default=20, help="simulated robots; 0 runs no simulator (default: 20)")
-    up.add_argument("--rate", type=float, default=2.0, help="telemetry records per robot per second (default: 2)")
-    up.add_argument("--gateway-port", type=int, default=int(os.environ.get("FLEET_GATEWAY_PORT", 8000)),
-                    help="gateway port (default: 8000 or FLEET_GATEWAY_PORT)")
+    up.add_argument(
+        "--robots", type=int, default=20, help="simulated robots; 0 runs no simulator (default: 20)"
+    )
+    up.add_argument(
+        "--rate", type=float, default=2.0, help="telemetry records per robot per second (default: 2)"
+    )
+    up.add_argument(
+        "--gateway-port",
+        type=int,
+        default=int(os.environ.get("FLEET_GATEWAY_PORT", 8000)),
+        help="gateway port (default: 8000 or FLEET_GATEWAY_PORT)",
+    )
     up.add_argument("--no-stack", action="store_true", help="do not start or stop the local services")
     up.set_defaults(func=_up)
     down = sub.add_parser("down", help="stop a running `fleet up` and everything it started")

@@ -34,7 +34,9 @@ def build_service(settings: Settings) -> TimerService:
         codec = writers.get(topic)
         if codec is None:
             owner = topic.rsplit(".", 1)[-1]
-            codec = writers[topic] = AvroCodec.for_topic(registry, f"timers.due.{owner}", settings.topic_prefix)
+            codec = writers[topic] = AvroCodec.for_topic(
+                registry, f"timers.due.{owner}", settings.topic_prefix
+            )
         data = codec.encode(timer)
         assert data is not None
         return data

@@ -6,6 +6,7 @@ suite can run again and again against a long-lived stack.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -40,7 +41,9 @@ def _stack_is_up() -> None:
         except OSError:
             down.append(name)
     if down:
-        pytest.fail(f"local stack not running ({', '.join(down)} down): run `make stack-up` first", pytrace=False)
+        pytest.fail(
+            f"local stack not running ({', '.join(down)} down): run `make stack-up` first", pytrace=False
+        )
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +104,5 @@ def create_topics(kafka_admin: AdminClient) -> Iterator[Callable[..., list[str]]
     yield _create
     if created:
         for fut in kafka_admin.delete_topics(created).values():
-            try:
+            with contextlib.suppress(Exception):
                 fut.result(30)
-            except Exception:  # noqa: BLE001 - best effort clean-up of a test's own topics
-                pass

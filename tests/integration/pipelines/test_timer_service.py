@@ -14,8 +14,13 @@ from schemas.registry import RegistryClient
 
 
 def _due_consumer(settings, topic: str) -> Consumer:
-    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"probe-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": f"probe-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([topic])
     return consumer
 
@@ -31,9 +36,17 @@ def test_timers_fire_on_time_and_cancelled_ones_do_not(prefixed_settings, create
     producer = Producer(settings.kafka_client_config())
 
     def arm(timer_id: str, due_at: int) -> None:
-        value = {"timer_id": timer_id, "owner": "tasks", "target_key": f"task-{timer_id}", "due_at": due_at,
-                 "payload_json": None, "event_id": str(uuid.uuid4()), "tenant_id": "acme", "site_id": None,
-                 "occurred_at": int(time.time() * 1000)}
+        value = {
+            "timer_id": timer_id,
+            "owner": "tasks",
+            "target_key": f"task-{timer_id}",
+            "due_at": due_at,
+            "payload_json": None,
+            "event_id": str(uuid.uuid4()),
+            "tenant_id": "acme",
+            "site_id": None,
+            "occurred_at": int(time.time() * 1000),
+        }
         producer.produce(f"{p}timers", key=timer_id.encode(), value=codec.encode(value))
 
     now = int(time.time() * 1000)

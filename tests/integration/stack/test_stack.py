@@ -119,10 +119,13 @@ def test_influxdb_point_round_trip(influx_url):
         http.post("/query", params={"q": f'CREATE DATABASE "{db}"'}).raise_for_status()
         try:
             ts = 1_700_000_000_000
-            resp = http.post("/write", params={"db": db, "precision": "ms"},
-                             content=f"probe,robot_id=r1 battery=0.42 {ts}")
+            resp = http.post(
+                "/write", params={"db": db, "precision": "ms"}, content=f"probe,robot_id=r1 battery=0.42 {ts}"
+            )
             assert resp.status_code == 204, resp.text
-            result = http.get("/query", params={"db": db, "q": "SELECT battery FROM probe", "epoch": "ms"}).json()
+            result = http.get(
+                "/query", params={"db": db, "q": "SELECT battery FROM probe", "epoch": "ms"}
+            ).json()
             series = result["results"][0]["series"][0]
             assert series["values"] == [[ts, 0.42]]
         finally:

@@ -12,8 +12,14 @@ STACK = Path(__file__).resolve().parents[3] / "deploy" / "local" / "stack.sh"
 
 
 def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([str(STACK), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, check=False)
+    return subprocess.run(
+        [str(STACK), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def test_up_twice_is_a_no_op_and_status_reports_every_service():

@@ -14,7 +14,7 @@ def test_help_lists_the_core_commands(capsys):
 
 def test_run_lists_processors_with_their_summaries():
     parser = build_parser()
-    run = parser._subparsers._group_actions[0].choices["run"]  # noqa: SLF001 - argparse has no public accessor
+    run = parser._subparsers._group_actions[0].choices["run"]
     assert "timers" in run.format_help()
     assert "Timer service" in run.format_help()
 

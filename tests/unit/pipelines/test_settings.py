@@ -7,7 +7,10 @@ def test_defaults_point_at_the_local_stack(monkeypatch):
     for var in ("FLEET_KAFKA_BOOTSTRAP_SERVERS", "FLEET_SCHEMA_REGISTRY_URL", "FLEET_TOPIC_PREFIX"):
         monkeypatch.delenv(var, raising=False)
     s = load_settings(CommonSettings)
-    assert s.kafka_client_config() == {"bootstrap.servers": "127.0.0.1:19092", "security.protocol": "PLAINTEXT"}
+    assert s.kafka_client_config() == {
+        "bootstrap.servers": "127.0.0.1:19092",
+        "security.protocol": "PLAINTEXT",
+    }
     assert s.topic("robot.status") == "robot.status"
 
 
@@ -32,7 +35,11 @@ def test_sasl_ssl_reaches_every_client(monkeypatch, tmp_path):
     s = load_settings(CommonSettings)
     cfg = s.kafka_client_config()
     assert cfg["security.protocol"] == "SASL_SSL"
-    assert (cfg["sasl.mechanism"], cfg["sasl.username"], cfg["sasl.password"]) == ("SCRAM-SHA-512", "fleet", "s3cr3t")
+    assert (cfg["sasl.mechanism"], cfg["sasl.username"], cfg["sasl.password"]) == (
+        "SCRAM-SHA-512",
+        "fleet",
+        "s3cr3t",
+    )
     assert cfg["ssl.ca.location"] == str(ca)
     assert "s3cr3t" not in repr(s), "secrets never show in reprs or logs"
 

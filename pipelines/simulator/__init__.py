@@ -1,0 +1,42 @@
+"""A deterministic warehouse-fleet simulator and its Kafka producer loop.
+
+Pure parts (no clock, no I/O): `demo_site` (the SiteMap), `SiteGraph` (routes), `FleetSim` (robots
+on the graph, stepped with an injected time), `FaultInjector` (drop-outs, duplicates, reordering,
+malformed payloads) and `GroundTruth` (node occupancy and collisions). `run_simulation` wires them to
+Kafka; `fleet simulate` is its command line.
+"""
+
+from .decisions import apply_decision
+from .faults import FaultConfig, FaultInjector, FaultStats, MalformedKind, Outgoing, malformed_payload
+from .fleet import FleetConfig, FleetSim, RobotView
+from .graph import Edge, NoRouteError, SiteGraph
+from .groundtruth import Collision, GroundTruth, Occupancy
+from .ids import SeededUuid7
+from .runner import SimConfig, SimStats, TickHook, run_simulation
+from .warehouse import DEMO_EPOCH_MS, demo_site
+
+__all__ = [
+    "DEMO_EPOCH_MS",
+    "Collision",
+    "Edge",
+    "FaultConfig",
+    "FaultInjector",
+    "FaultStats",
+    "FleetConfig",
+    "FleetSim",
+    "GroundTruth",
+    "MalformedKind",
+    "NoRouteError",
+    "Occupancy",
+    "Outgoing",
+    "RobotView",
+    "SeededUuid7",
+    "SimConfig",
+    "SimStats",
+    "SiteGraph",
+    "TickHook",
+    "apply_decision",
+    "demo_site",
+    "malformed_payload",
+    "run_simulation",
+]

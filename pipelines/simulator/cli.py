@@ -1,0 +1,181 @@
+"""Command-line arguments of the simulator, shared by `fleet simulate` and `python -m pipelines.simulator`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+
+from .faults import FaultConfig
+from .runner import SimConfig, run_simulation
+
+__all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "config_from_args", "run_from_args"]
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Drive a simulated fleet of warehouse robots on the demo warehouse (190 nodes: aisles, cross-aisles,
+docks, chargers, parking). Publishes the site map to site.maps, one registration per robot to
+robot.registry, then one RobotTelemetry record per robot per tick to robot.telemetry (Avro in
+Confluent framing, key robot_id). Robots wander between aisles and docks and recharge themselves.
+Faults can be injected deterministically from --seed to exercise the telemetry topology."""
+
+EPILOG = """\
+examples:
+  fleet simulate --site demo --robots 50 --rate 2
+  fleet simulate --robots 20 --duration 60 --drop-prob 0.001 --duplicate-prob 0.01 --malformed 5
+  fleet simulate --robots 100 --rate 5 --max-rate --ticks 2000      # throughput run
+
+Kafka, the registry and the topic prefix come from FLEET_KAFKA_BOOTSTRAP_SERVERS,
+FLEET_SCHEMA_REGISTRY_URL and FLEET_TOPIC_PREFIX. Topics must exist (`fleet topics apply`)."""
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in 0..1")
+    return value
+
+
+def _positive(kind: type[int] | type[float]):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be > 0")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the simulator's options to parser."""
+    what = parser.add_argument_group("fleet")
+    what.add_argument(
+        "--site", default="demo", help="site id of the generated demo warehouse (default: demo)"
+    )
+    what.add_argument("--tenant", default="acme", help="tenant id on every record (default: acme)")
+    what.add_argument("--fleet", default="sim", help="fleet id of the robots (default: sim)")
+    what.add_argument("--robots", type=_positive(int), default=10, help="number of robots (default: 10)")
+    what.add_argument("--seed", type=int, default=0, help="seed of map, behaviour and faults (default: 0)")
+    what.add_argument(
+        "--no-autonomy",
+        dest="autonomous",
+        action="store_false",
+        help="robots stay idle unless told what to do (they still go charging)",
+    )
+
+    pace = parser.add_argument_group("pace")
+    pace.add_argument(
+        "--rate",
+        type=_positive(float),
+        default=2.0,
+        help="telemetry records per robot per second (default: 2)",
+    )
+    pace.add_argument(
+        "--duration",
+        type=_positive(float),
+        default=None,
+        metavar="S",
+        help="stop after S seconds (default: never)",
+    )
+    pace.add_argument(
+        "--ticks",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="stop after N ticks (N records per robot)",
+    )
+    pace.add_argument(
+        "--speedup", type=_positive(float), default=1.0, metavar="X", help="run simulated time X times faster"
+    )
+    pace.add_argument("--max-rate", action="store_true", help="no pacing: produce as fast as Kafka takes it")
+
+    faults = parser.add_argument_group("faults (deterministic from --seed)")
+    faults.add_argument(
+        "--drop-prob",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="chance per record that a robot goes silent",
+    )
+    faults.add_argument(
+        "--dropout",
+        type=_positive(float),
+        default=10.0,
+        metavar="S",
+        help="seconds a silent robot stays silent",
+    )
+    faults.add_argument(
+        "--duplicate-prob", type=_probability, default=0.0, metavar="P", help="chance a record is sent twice"
+    )
+    faults.add_argument(
+        "--reorder-prob",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="chance a record is sent after the next",
+    )
+    faults.add_argument(
+        "--malformed",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="send exactly N payloads that are not valid Avro (within the first minute)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress line every second")
+
+
+def config_from_args(args: argparse.Namespace, **connection: object) -> SimConfig:
+    """A SimConfig from parsed arguments; connection holds kafka_config, registry_config, topic_prefix."""
+    faults = FaultConfig(
+        drop_prob=args.drop_prob,
+        dropout_ms=round(args.dropout * 1000),
+        duplicate_prob=args.duplicate_prob,
+        reorder_prob=args.reorder_prob,
+        malformed=args.malformed,
+        seed=args.seed,
+    )
+    return SimConfig(
+        site_id=args.site,
+        tenant_id=args.tenant,
+        fleet_id=args.fleet,
+        robots=args.robots,
+        rate_hz=args.rate,
+        duration_s=args.duration,
+        max_ticks=args.ticks,
+        seed=args.seed,
+        speedup=args.speedup,
+        max_rate=args.max_rate,
+        faults=faults,
+        autonomous=args.autonomous,
+        progress_interval_s=0.0 if args.quiet else 1.0,
+        **connection,  # type: ignore[arg-type]
+    )
+
+
+def run_from_args(args: argparse.Namespace, **connection: object) -> int:
+    """Run until the duration/ticks are done or SIGINT/SIGTERM arrives; exit code 1 on lost records."""
+    config = config_from_args(args, **connection)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %s: stopping after this tick", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stats = run_simulation(config, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 1 if stats.delivery_errors else 0

@@ -1,0 +1,59 @@
+"""Applying scheduler decisions (Decision dicts, docs/records.md) to the simulated fleet.
+
+This is how the simulator follows dispatch and traffic: a consumer of `scheduler.decisions` hands
+each record to `apply_decision` (typically from a `run_simulation(on_tick=...)` hook).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from .fleet import FleetSim
+from .graph import NoRouteError
+
+__all__ = ["apply_decision"]
+
+logger = logging.getLogger(__name__)
+
+
+def _route_nodes(decision: Mapping[str, Any]) -> list[str]:
+    return [w["node_id"] for w in decision.get("route") or []]
+
+
+def apply_decision(sim: FleetSim, decision: Mapping[str, Any]) -> bool:
+    """Carry out one decision; False when it is not for this fleet or cannot be carried out.
+
+    ASSIGN drives the route then works at its end; UNASSIGN drops the task; CHARGE drives to the
+    route's last node (or the nearest free charger) and charges; HOLD stops at the route's first node
+    (or the next node); RESUME drives on; REROUTE replaces the remaining route.
+    """
+    robot_id = decision.get("robot_id")
+    if decision.get("site_id") not in (None, sim.site_id) or robot_id not in sim.robot_ids:
+        return False
+    kind = decision.get("kind")
+    nodes = _route_nodes(decision)
+    try:
+        if kind == "ASSIGN":
+            sim.assign(robot_id, decision.get("task_id") or decision.get("decision_id") or "task", nodes)
+        elif kind == "UNASSIGN":
+            sim.unassign(robot_id)
+        elif kind == "CHARGE":
+            return sim.send_to_charger(robot_id, nodes[-1] if nodes else None)
+        elif kind == "HOLD":
+            sim.hold(robot_id, nodes[0] if nodes else None)
+        elif kind == "RESUME":
+            sim.resume(robot_id)
+        elif kind == "REROUTE":
+            if not nodes:
+                return False
+            sim.reroute(robot_id, nodes)
+        else:
+            return False
+    except NoRouteError as exc:
+        logger.warning(
+            "cannot apply %s to %s: %s", kind, robot_id, exc, extra={"robot_id": robot_id, "reason": str(exc)}
+        )
+        return False
+    return True

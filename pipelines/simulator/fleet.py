@@ -1,0 +1,402 @@
+"""A deterministic model of a robot fleet on a site graph, driven by an injected clock.
+
+`FleetSim.step(now_ms)` advances every robot to `now_ms` and returns one RobotTelemetry dict per robot
+(docs/records.md). Nothing here reads the wall clock, the environment or a broker: the same seed,
+map, start time and sequence of calls give the same records, event ids included.
+
+Robots either wander on their own (autonomous: random destinations, self-charging below the
+threshold) or follow what they are told through `assign`, `hold`, `resume`, `reroute`,
+`send_to_charger` and `unassign`, the hooks that scheduler decisions will drive.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .graph import NoRouteError, SiteGraph
+from .groundtruth import GroundTruth, MotionEvent, MotionKind
+from .ids import IdFactory, SeededUuid7
+from .robot import Activity, Motion, Purpose, Robot
+
+__all__ = ["FleetConfig", "FleetSim", "RobotView"]
+
+_MODE = {
+    Activity.IDLE: "IDLE",
+    Activity.TRAVEL: "MOVING",
+    Activity.WORK: "WORKING",
+    Activity.CHARGING: "CHARGING",
+    Activity.ERROR: "ERROR",
+}
+_WANDER_KINDS = ("AISLE", "PICKUP", "DROPOFF")
+_CAPABILITY_SETS = (["lift", "tote"], ["lift", "tote"], ["tote"])
+_NO_CHARGER_RETRY_MS = 2000.0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """How the simulated fleet behaves. Rates are per second, battery is a fraction 0..1."""
+
+    tenant_id: str = "acme"
+    fleet_id: str = "sim"
+    robots: int = 10
+    seed: int = 0
+    max_speed: float = 1.2
+    drain_moving_per_s: float = 0.0002  # 0.02 %/s
+    drain_idle_per_s: float = 0.00002
+    charge_per_s: float = 0.01  # 1 %/s
+    charge_below: float = 0.25
+    charge_until: float = 0.95
+    initial_battery: tuple[float, float] = (0.3, 1.0)
+    dwell_ms: tuple[int, int] = (1000, 5000)  # pause at a destination before the next one
+    start_dwell_ms: int = 3000  # robots leave parking staggered over this period
+    work_ms: int = 3000  # time spent WORKING at the end of a task's route
+    autonomous: bool = True  # idle robots without a task pick random destinations
+    self_charge: bool = True  # robots below charge_below go to the nearest free charger on their own
+    footprint_m: float = 0.6
+    record_history: bool = False  # keep every occupancy interval and collision (memory grows)
+    seq_start: int | None = None  # first seq of every robot; None: the start time in epoch ms
+    robot_prefix: str | None = None  # robot ids are f"{prefix}-{n:03d}"; None: f"{site_id}-amr"
+    model: str = "SimAMR-100"
+
+    def __post_init__(self) -> None:
+        if self.robots < 0:
+            raise ValueError("robots must be >= 0")
+        if not 0.0 <= self.charge_below < self.charge_until <= 1.0:
+            raise ValueError("need 0 <= charge_below < charge_until <= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class RobotView:
+    """A read-only snapshot of one robot, for tests and for wiring decisions."""
+
+    robot_id: str
+    activity: str
+    purpose: str
+    node_id: str | None
+    anchor: str
+    x: float
+    y: float
+    battery: float
+    path: tuple[str, ...]
+    held: bool
+    task_id: str | None
+    charger: str | None
+    seq: int
+
+
+class FleetSim:
+    """N robots on one site, advanced by `step(now_ms)`."""
+
+    def __init__(
+        self,
+        site_map: Mapping[str, Any],
+        config: FleetConfig,
+        start_ms: int,
+        *,
+        ids: IdFactory | None = None,
+    ) -> None:
+        self.config = config
+        self.site_map = site_map
+        self.graph = SiteGraph(site_map)
+        self.site_id: str = site_map["site_id"]
+        self.tenant_id = config.tenant_id
+        self.ground_truth = GroundTruth(record_history=config.record_history)
+        self._ids: IdFactory = ids or SeededUuid7(f"fleet:{config.seed}:{self.site_id}")
+        self._now = start_ms
+        self._motion = Motion(config.max_speed, config.footprint_m, config.drain_moving_per_s / 1000.0)
+        self._charger_nodes = sorted(self.graph.chargers)
+        self._wander_targets = sorted(self.graph.nodes_of_kind(*_WANDER_KINDS))
+        self._robots: dict[str, Robot] = {}
+        self._place_robots(start_ms)
+
+    # -- set-up -------------------------------------------------------------------------------------------
+    def _start_nodes(self, n: int, rng: random.Random) -> list[str]:
+        parking = sorted(self.graph.nodes_of_kind("PARKING"))
+        rng.shuffle(parking)
+        if n <= len(parking):
+            return parking[:n]
+        others = sorted(self.graph.nodes_of_kind("AISLE", "WAYPOINT"))
+        rng.shuffle(others)
+        nodes = parking + others
+        if n > len(nodes):
+            raise ValueError(
+                f"{n} robots do not fit on the {len(nodes)} parking/aisle/waypoint nodes of the map"
+            )
+        return nodes[:n]
+
+    def _place_robots(self, start_ms: int) -> None:
+        cfg = self.config
+        rng = random.Random(f"fleet:{cfg.seed}:{self.site_id}:placement")
+        prefix = cfg.robot_prefix or f"{self.site_id}-amr"
+        seq0 = start_ms if cfg.seq_start is None else cfg.seq_start
+        events: list[MotionEvent] = []
+        for i, node in enumerate(self._start_nodes(cfg.robots, rng), start=1):
+            robot_id = f"{prefix}-{i:03d}"
+            x, y = self.graph.position(node)
+            robot = Robot(
+                robot_id=robot_id,
+                name=f"AMR {i}",
+                capabilities=list(_CAPABILITY_SETS[(i - 1) % len(_CAPABILITY_SETS)]),
+                max_payload_kg=100.0 if "lift" in _CAPABILITY_SETS[(i - 1) % len(_CAPABILITY_SETS)] else 30.0,
+                rng=random.Random(f"fleet:{cfg.seed}:{robot_id}"),
+                node=node,
+                x=x,
+                y=y,
+                battery=round(rng.uniform(*cfg.initial_battery), 4),
+                seq=seq0,
+            )
+            robot.until_ms = start_ms + robot.rng.uniform(0, cfg.start_dwell_ms)
+            self._robots[robot_id] = robot
+            events.append(MotionEvent(float(start_ms), MotionKind.ENTER_NODE, robot_id, node_id=node))
+        self.ground_truth.apply(events)
+
+    # -- queries ------------------------------------------------------------------------------------------
+    @property
+    def now_ms(self) -> int:
+        return self._now
+
+    @property
+    def robot_ids(self) -> list[str]:
+        return list(self._robots)
+
+    def view(self, robot_id: str) -> RobotView:
+        r = self._robot(robot_id)
+        return RobotView(
+            robot_id=r.robot_id,
+            activity=r.activity.value,
+            purpose=r.purpose.value,
+            node_id=r.node_at(),
+            anchor=r.anchor,
+            x=r.x,
+            y=r.y,
+            battery=r.battery,
+            path=tuple(r.path),
+            held=r.held,
+            task_id=r.task_id,
+            charger=r.charger,
+            seq=r.seq,
+        )
+
+    def registrations(self, now_ms: int | None = None) -> list[dict[str, Any]]:
+        """One RobotRegistration dict per robot."""
+        at = self._now if now_ms is None else now_ms
+        return [
+            {
+                "event_id": self._ids(at),
+                "tenant_id": self.tenant_id,
+                "site_id": self.site_id,
+                "occurred_at": at,
+                "robot_id": r.robot_id,
+                "fleet_id": self.config.fleet_id,
+                "name": r.name,
+                "model": self.config.model,
+                "capabilities": list(r.capabilities),
+                "max_payload_kg": r.max_payload_kg,
+                "managed_by": "FLEETSTREAM",
+                "active": True,
+            }
+            for r in self._robots.values()
+        ]
+
+    # -- the clock ----------------------------------------------------------------------------------------
+    def step(self, now_ms: int) -> list[dict[str, Any]]:
+        """Advance every robot to now_ms and return one RobotTelemetry dict per robot."""
+        if now_ms < self._now:
+            raise ValueError(f"time runs forward: step({now_ms}) after {self._now}")
+        t0, self._now = self._now, now_ms
+        events: list[MotionEvent] = []
+        for robot in self._robots.values():
+            self._advance(robot, float(t0), float(now_ms), events)
+        self.ground_truth.apply(events)
+        return [self._telemetry(robot, now_ms) for robot in self._robots.values()]
+
+    def _advance(self, r: Robot, t: float, t_end: float, events: list[MotionEvent]) -> None:
+        cfg = self.config
+        idle_drain = cfg.drain_idle_per_s / 1000.0
+        if r.purpose is Purpose.WANDER and self._wants_charge(r):
+            self._go_charge(r)
+        for _ in range(10_000):
+            if t >= t_end or r.activity is Activity.ERROR:
+                return
+            if r.activity is Activity.TRAVEL:
+                if r.edge is None and not r.path:
+                    self._arrived(r, t)
+                elif r.edge is None and r.stopped():  # held here
+                    r.battery = max(r.battery - idle_drain * (t_end - t), 0.0)
+                    t = t_end
+                else:
+                    t = r.move(self.graph, self._motion, t, t_end, events)
+            elif r.activity is Activity.CHARGING:
+                rate = cfg.charge_per_s / 1000.0
+                need = max(cfg.charge_until - r.battery, 0.0) / rate
+                if t + need <= t_end:
+                    r.battery, t = cfg.charge_until, t + need
+                    self._release_charger(r)
+                    r.activity, r.purpose, r.until_ms = Activity.IDLE, Purpose.NONE, None
+                else:
+                    r.battery += rate * (t_end - t)
+                    t = t_end
+            elif r.until_ms is not None and r.until_ms > t:  # IDLE dwell or WORK in progress
+                wait_end = min(r.until_ms, t_end)
+                r.battery = max(r.battery - idle_drain * (wait_end - t), 0.0)
+                t = wait_end
+            elif r.activity is Activity.WORK:
+                r.activity, r.purpose, r.until_ms = Activity.IDLE, Purpose.NONE, None
+                r.task_phase = "COMPLETED"
+            elif not self._decide(r, t):
+                r.battery = max(r.battery - idle_drain * (t_end - t), 0.0)
+                t = t_end
+        raise RuntimeError(f"robot {r.robot_id} did not settle within one step")  # pragma: no cover
+
+    # -- behaviour ----------------------------------------------------------------------------------------
+    def _wants_charge(self, r: Robot) -> bool:
+        return self.config.self_charge and r.battery < self.config.charge_below and r.charger is None
+
+    def _decide(self, r: Robot, t: float) -> bool:
+        """An idle robot at a node with nothing to wait for: charge, wander, or stay. True if it changed."""
+        r.until_ms = None
+        if r.held:
+            return False
+        if self._wants_charge(r):
+            if self._go_charge(r):
+                return True
+            if self.config.autonomous:
+                r.until_ms = t + _NO_CHARGER_RETRY_MS
+                return True
+            return False
+        if not self.config.autonomous or not self._wander_targets:
+            return False
+        here = r.anchor
+        targets = [n for n in self._wander_targets if n != here]
+        for _ in range(8):
+            dest = r.rng.choice(targets)
+            try:
+                r.path = self.graph.shortest_path(here, dest)[1:]
+            except NoRouteError:
+                continue
+            r.activity, r.purpose = Activity.TRAVEL, Purpose.WANDER
+            return True
+        return False  # pragma: no cover - the demo map is strongly connected
+
+    def _arrived(self, r: Robot, t: float) -> None:
+        if r.purpose is Purpose.TASK:
+            r.activity, r.until_ms = Activity.WORK, t + self.config.work_ms
+            return
+        if r.purpose is Purpose.CHARGE and r.node is not None and r.node == r.charger:
+            r.activity, r.until_ms = Activity.CHARGING, None
+            return
+        if r.purpose is Purpose.CHARGE:
+            self._release_charger(r)
+        dwell = r.rng.uniform(*self.config.dwell_ms) if r.purpose is Purpose.WANDER else 0.0
+        r.activity, r.purpose = Activity.IDLE, Purpose.NONE
+        r.until_ms = t + dwell if dwell else None
+
+    def _free_chargers(self, exclude: str) -> list[str]:
+        taken = {o.charger for o in self._robots.values() if o.charger is not None}
+        taken |= {o.anchor for o in self._robots.values() if o.robot_id != exclude}
+        return [c for c in self._charger_nodes if c not in taken]
+
+    def _go_charge(self, r: Robot, charger_node: str | None = None) -> bool:
+        if charger_node is None:
+            best = self.graph.nearest(r.anchor, self._free_chargers(r.robot_id))
+            if best is None:
+                return False
+            charger_node = best[0]
+        self._release_charger(r)
+        self._set_route(r, [charger_node])
+        r.charger, r.purpose, r.activity, r.until_ms = charger_node, Purpose.CHARGE, Activity.TRAVEL, None
+        return True
+
+    def _release_charger(self, r: Robot) -> None:
+        r.charger = None
+
+    def _set_route(self, r: Robot, waypoints: Sequence[str]) -> None:
+        """Replace the robot's path; a robot on a lane finishes that lane first."""
+        anchor = r.anchor
+        path = self.graph.expand(anchor, waypoints)
+        r.path = [anchor, *path] if r.edge is not None else path
+
+    # -- hooks for decisions ------------------------------------------------------------------------------
+    def assign(self, robot_id: str, task_id: str, route_nodes: Sequence[str]) -> None:
+        """Give the robot a task: drive through route_nodes (gaps filled by shortest paths), then work."""
+        r = self._robot(robot_id)
+        self._set_route(r, route_nodes)
+        self._release_charger(r)
+        r.task_id, r.task_phase = task_id, "STARTED"
+        r.activity, r.purpose, r.until_ms = Activity.TRAVEL, Purpose.TASK, None
+        r.held, r.hold_at = False, None
+
+    def unassign(self, robot_id: str) -> None:
+        """Take the task away: the robot stops at its next node and forgets the task."""
+        r = self._robot(robot_id)
+        r.task_id, r.task_phase = None, "NONE"
+        r.path = [r.edge.to_node] if r.edge is not None else []
+        if r.activity in (Activity.TRAVEL, Activity.WORK):
+            r.activity = Activity.TRAVEL if r.edge is not None else Activity.IDLE
+        r.purpose, r.until_ms = Purpose.NONE, None
+
+    def hold(self, robot_id: str, at_node: str | None = None) -> None:
+        """Stop at at_node if it is on the remaining path, else at the next node, until `resume`."""
+        r = self._robot(robot_id)
+        r.held, r.hold_at = True, at_node
+
+    def resume(self, robot_id: str) -> None:
+        r = self._robot(robot_id)
+        r.held, r.hold_at = False, None
+
+    def reroute(self, robot_id: str, nodes: Sequence[str]) -> None:
+        """Replace the remaining route (the current lane is finished first); task and purpose are kept."""
+        r = self._robot(robot_id)
+        self._set_route(r, nodes)
+        if r.activity in (Activity.IDLE, Activity.CHARGING):
+            self._release_charger(r)
+            r.activity, r.until_ms = Activity.TRAVEL, None
+            if r.purpose is Purpose.NONE:
+                r.purpose = Purpose.GOTO
+
+    def send_to_charger(self, robot_id: str, charger_node: str | None = None) -> bool:
+        """Send the robot to a charger (default: the nearest free one). False if none is free."""
+        r = self._robot(robot_id)
+        r.task_id, r.task_phase = (None, "NONE") if r.task_id is None else (r.task_id, "FAILED")
+        return self._go_charge(r, charger_node)
+
+    def _robot(self, robot_id: str) -> Robot:
+        try:
+            return self._robots[robot_id]
+        except KeyError:
+            raise KeyError(f"unknown robot {robot_id!r}") from None
+
+    # -- records ------------------------------------------------------------------------------------------
+    def _telemetry(self, r: Robot, now_ms: int) -> dict[str, Any]:
+        record = {
+            "event_id": self._ids(now_ms),
+            "tenant_id": self.tenant_id,
+            "site_id": self.site_id,
+            "occurred_at": now_ms,
+            "robot_id": r.robot_id,
+            "fleet_id": self.config.fleet_id,
+            "seq": r.seq,
+            "pose": {
+                "x": round(r.x, 3),
+                "y": round(r.y, 3),
+                "yaw": round(r.yaw, 4),
+                "node_id": r.node_at(),
+                "map_name": None,
+            },
+            "battery": round(min(max(r.battery, 0.0), 1.0), 5),
+            "speed": r.current_speed(self._motion),
+            "mode": _MODE[r.activity],
+            "error_code": r.error_code,
+            "task_id": r.task_id,
+            "task_phase": r.task_phase,
+            "route": r.route(self.graph, self._motion, now_ms),
+        }
+        r.seq += 1
+        if r.task_phase == "STARTED":
+            r.task_phase = "IN_PROGRESS"
+        elif r.task_phase in ("COMPLETED", "FAILED"):
+            r.task_id, r.task_phase = None, "NONE"
+        return record

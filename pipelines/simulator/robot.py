@@ -1,0 +1,234 @@
+"""One simulated robot: its state and its motion along lanes (pure, time passed in as epoch ms)."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .geometry import heading
+from .graph import Edge, SiteGraph
+from .groundtruth import MotionEvent, MotionKind
+
+__all__ = ["Activity", "Motion", "Purpose", "Robot"]
+
+
+class Activity(StrEnum):
+    """What the robot is doing; maps onto the TelemetryMode it reports."""
+
+    IDLE = "IDLE"
+    TRAVEL = "TRAVEL"
+    WORK = "WORK"
+    CHARGING = "CHARGING"
+    ERROR = "ERROR"
+
+
+class Purpose(StrEnum):
+    """Why the robot travels."""
+
+    NONE = "NONE"
+    WANDER = "WANDER"  # autonomous random destination
+    TASK = "TASK"  # an assigned task: work at the route's end
+    CHARGE = "CHARGE"  # to a reserved charger
+    GOTO = "GOTO"  # a route given without a task (reroute of an idle robot)
+
+
+@dataclass(frozen=True, slots=True)
+class Motion:
+    """Parameters of motion shared by every robot."""
+
+    max_speed: float
+    footprint_m: float
+    drain_moving_per_ms: float
+
+
+@dataclass(slots=True)
+class Robot:
+    robot_id: str
+    name: str
+    capabilities: list[str]
+    max_payload_kg: float
+    rng: random.Random
+    node: str | None
+    x: float
+    y: float
+    battery: float
+    seq: int
+    yaw: float = 0.0
+    activity: Activity = Activity.IDLE
+    purpose: Purpose = Purpose.NONE
+    # Nodes still to reach; path[0] is the lane's end node while the robot is on a lane.
+    path: list[str] = field(default_factory=list)
+    edge: Edge | None = None
+    progress: float = 0.0  # metres along `edge`
+    left_from: bool = False  # released the edge's start node
+    reached_to: bool = False  # occupies the edge's end node
+    held: bool = False
+    hold_at: str | None = None
+    until_ms: float | None = None  # end of a dwell (IDLE) or of the work (WORK)
+    task_id: str | None = None
+    task_phase: str = "NONE"
+    charger: str | None = None  # reserved charger node
+    error_code: str | None = None
+
+    # -- where the robot is -------------------------------------------------------------------------------
+    @property
+    def anchor(self) -> str:
+        """The node the robot is at, or the node it is driving to."""
+        if self.edge is not None:
+            return self.edge.to_node
+        assert self.node is not None
+        return self.node
+
+    def node_at(self) -> str | None:
+        """The node the robot occupies (within its footprint), if any; the nearer one on a short lane."""
+        if self.edge is None:
+            return self.node
+        at_from, at_to = not self.left_from, self.reached_to
+        if at_from and at_to:
+            return self.edge.from_node if self.progress < self.edge.length / 2 else self.edge.to_node
+        if at_from:
+            return self.edge.from_node
+        return self.edge.to_node if at_to else None
+
+    def stopped(self) -> bool:
+        """Whether a travelling robot must stand at its current node (route done, or held here)."""
+        if self.edge is not None:
+            return False
+        if not self.path:
+            return True
+        return self.held and (
+            self.hold_at is None or self.hold_at == self.node or self.hold_at not in self.path
+        )
+
+    # -- motion -------------------------------------------------------------------------------------------
+    def speed_on(self, edge: Edge, motion: Motion) -> float:
+        return min(motion.max_speed, edge.speed_limit) if edge.speed_limit else motion.max_speed
+
+    def move(
+        self, graph: SiteGraph, motion: Motion, t: float, t_end: float, events: list[MotionEvent]
+    ) -> float:
+        """Drive along the path from t towards t_end; stop at a node where `stopped()`, or when the battery
+        is empty. Appends ground-truth events and returns the time reached."""
+        while t < t_end and not (self.edge is None and self.stopped()):
+            if self.edge is None:
+                self._start_edge(graph, t, events)
+            assert self.edge is not None
+            edge = self.edge
+            speed = self.speed_on(edge, motion)
+            fp = motion.footprint_m
+            marks = sorted(
+                [(min(fp, edge.length), 0), (max(edge.length - fp, 0.0), 1), (edge.length, 2)],
+                key=lambda m: (m[0], m[1] != 0),
+            )
+            arrived = False
+            for pos, what in marks:
+                if (what == 0 and self.left_from) or (what == 1 and self.reached_to):
+                    continue
+                dt = max(pos - self.progress, 0.0) / speed * 1000.0
+                if t + dt > t_end:
+                    self._drive(t_end - t, speed, motion)
+                    t = t_end
+                    break
+                self._drive(dt, speed, motion)
+                self.progress = pos
+                t += dt
+                if what == 0:
+                    self.left_from = True
+                    events.append(
+                        MotionEvent(t, MotionKind.LEAVE_NODE, self.robot_id, node_id=edge.from_node)
+                    )
+                elif what == 1:
+                    self.reached_to = True
+                    events.append(MotionEvent(t, MotionKind.ENTER_NODE, self.robot_id, node_id=edge.to_node))
+                else:
+                    self._arrive_node(graph, t, events)
+                    arrived = True
+                    break
+            self._place(graph)
+            if self.battery <= 0.0:
+                self.battery = 0.0
+                self.activity = Activity.ERROR
+                self.error_code = "BATTERY_EMPTY"
+                return t
+            if not arrived:
+                break
+        return t
+
+    def _drive(self, dt_ms: float, speed: float, motion: Motion) -> None:
+        self.progress += speed * dt_ms / 1000.0
+        self.battery -= motion.drain_moving_per_ms * dt_ms
+
+    def _start_edge(self, graph: SiteGraph, t: float, events: list[MotionEvent]) -> None:
+        assert self.node is not None
+        edge = graph.edge(self.node, self.path[0])
+        self.edge, self.node = edge, None
+        self.progress, self.left_from, self.reached_to = 0.0, False, False
+        self.yaw = heading(graph.position(edge.from_node), graph.position(edge.to_node))
+        events.append(
+            MotionEvent(
+                t,
+                MotionKind.ENTER_LANE,
+                self.robot_id,
+                lane_id=edge.lane_id,
+                from_node=edge.from_node,
+                to_node=edge.to_node,
+            )
+        )
+
+    def _arrive_node(self, graph: SiteGraph, t: float, events: list[MotionEvent]) -> None:
+        edge = self.edge
+        assert edge is not None
+        events.append(
+            MotionEvent(
+                t,
+                MotionKind.LEAVE_LANE,
+                self.robot_id,
+                lane_id=edge.lane_id,
+                from_node=edge.from_node,
+                to_node=edge.to_node,
+            )
+        )
+        self.edge, self.node = None, edge.to_node
+        self.progress = 0.0
+        if self.path and self.path[0] == edge.to_node:
+            self.path.pop(0)
+
+    def _place(self, graph: SiteGraph) -> None:
+        if self.edge is None:
+            assert self.node is not None
+            self.x, self.y = graph.position(self.node)
+            return
+        (x0, y0), (x1, y1) = graph.position(self.edge.from_node), graph.position(self.edge.to_node)
+        f = min(self.progress / self.edge.length, 1.0) if self.edge.length > 0 else 1.0
+        self.x, self.y = x0 + (x1 - x0) * f, y0 + (y1 - y0) * f
+
+    # -- reporting ----------------------------------------------------------------------------------------
+    def route(self, graph: SiteGraph, motion: Motion, now_ms: int) -> list[dict[str, object]]:
+        """Remaining waypoints with ETAs, as if driving on from now at lane speeds."""
+        if self.activity is not Activity.TRAVEL or not self.path:
+            return []
+        t = float(now_ms)
+        out: list[dict[str, object]] = []
+        prev: str | None
+        if self.edge is not None:
+            t += (self.edge.length - self.progress) / self.speed_on(self.edge, motion) * 1000.0
+            out.append({"node_id": self.edge.to_node, "eta": math.ceil(t)})
+            prev, rest = self.edge.to_node, self.path[1:]
+        else:
+            prev, rest = self.node, self.path
+        for node in rest:
+            assert prev is not None
+            edge = graph.edge(prev, node)
+            t += edge.length / self.speed_on(edge, motion) * 1000.0
+            out.append({"node_id": node, "eta": math.ceil(t)})
+            prev = node
+        return out
+
+    def current_speed(self, motion: Motion) -> float:
+        if self.activity is not Activity.TRAVEL:
+            return 0.0
+        if self.edge is not None:
+            return self.speed_on(self.edge, motion)
+        return 0.0 if self.stopped() else motion.max_speed

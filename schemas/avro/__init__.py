@@ -1,0 +1,1 @@
+"""Data: one Avro schema (.avsc) per record; earlier versions under history/."""

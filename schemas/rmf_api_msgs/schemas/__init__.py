@@ -1,0 +1,1 @@
+"""Data: the rmf_api_msgs JSON schema files."""
