@@ -198,8 +198,8 @@ start_registry() {
 # PostgreSQL will not run as root, so it runs as the 'postgres' user. When that user cannot reach
 # .local/ (a checkout under a private temp folder), its data lives in a private folder of its own
 # and .local/postgres is a link to it.
-pg_datadir() {
-  if [[ -L "$LOCAL/postgres" || -d "$LOCAL/postgres" ]]; then echo "$LOCAL/postgres/data"; return; fi
+pg_datadir() {  # prints the real path: the 'postgres' user may not be able to follow .local/postgres
+  if [[ -L "$LOCAL/postgres" || -d "$LOCAL/postgres" ]]; then echo "$(readlink -f "$LOCAL/postgres")/data"; return; fi
   if [[ $(id -u) -ne 0 ]] || runuser -u postgres -- test -w "$LOCAL"; then
     mkdir -p "$LOCAL/postgres"
   else
@@ -207,7 +207,7 @@ pg_datadir() {
     mkdir -p "$alt"; chown postgres: "$alt"; chmod 700 "$alt"
     ln -sfn "$alt" "$LOCAL/postgres"
   fi
-  echo "$LOCAL/postgres/data"
+  echo "$(readlink -f "$LOCAL/postgres")/data"
 }
 
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
