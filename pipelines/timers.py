@@ -109,6 +109,7 @@ class TimerService:
         )
         self._producer = Producer({**kafka_config, "enable.idempotence": True, "linger.ms": 1})
         self.fired = 0
+        self.ready = threading.Event()  # set once partitions are assigned and every table is rebuilt
 
     # -- partition ownership ------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -157,6 +158,8 @@ class TimerService:
         if self._catch_up.pop(partition, None) is not None:
             table = self._tables.get(partition)
             logger.info("timers: partition %d rebuilt, %d pending", partition, len(table) if table else 0)
+        if self._tables and not self._catch_up:
+            self.ready.set()
 
     def _fire_due(self) -> None:
         now = self._clock()

@@ -49,6 +49,15 @@ def test_timers_fire_on_time_and_cancelled_ones_do_not(prefixed_settings, create
         }
         producer.produce(f"{p}timers", key=timer_id.encode(), value=codec.encode(value))
 
+    before = int(time.time() * 1000)
+    arm("armed-before-start", before + 500)
+    producer.flush(10)
+
+    stop = threading.Event()
+    service = build_service(settings)
+    thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    thread.start()
+    assert service.ready.wait(30), "the timer service never finished rebuilding its partitions"
     now = int(time.time() * 1000)
     arm("soon", now + 1500)
     arm("cancelled", now + 1500)
@@ -56,16 +65,11 @@ def test_timers_fire_on_time_and_cancelled_ones_do_not(prefixed_settings, create
     arm("rearmed", now + 1000)
     arm("rearmed", now + 2500)
     producer.flush(10)
-
-    stop = threading.Event()
-    service = build_service(settings)
-    thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    thread.start()
     consumer = _due_consumer(settings, f"{p}timers.due.tasks")
     fired: list[tuple[str, int, float]] = []
     deadline = time.monotonic() + 20
     try:
-        while time.monotonic() < deadline and len(fired) < 2:
+        while time.monotonic() < deadline and len(fired) < 3:
             msg = consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
@@ -81,6 +85,16 @@ def test_timers_fire_on_time_and_cancelled_ones_do_not(prefixed_settings, create
         stop.set()
         thread.join(15)
         consumer.close()
-    assert sorted((t, d - now) for t, d, _ in fired) == [("rearmed", 2500), ("soon", 1500)]
-    for timer_id, _due, late_ms in fired:
+    by_id = {t: (d, late) for t, d, late in fired}
+    assert sorted(t for t, _, _ in fired) == ["armed-before-start", "rearmed", "soon"], (
+        "each fires exactly once"
+    )
+    assert by_id["armed-before-start"][0] == before + 500, (
+        "a timer armed while the service was down still fires"
+    )
+    assert (by_id["soon"][0] - now, by_id["rearmed"][0] - now) == (1500, 2500), (
+        "a re-arm replaces the due time"
+    )
+    for timer_id in ("soon", "rearmed"):
+        late_ms = by_id[timer_id][1]
         assert 0 <= late_ms < 1000, f"{timer_id} fired {late_ms:.0f} ms after its due time"
