@@ -20,7 +20,7 @@ export FLEET_POSTGRES_DSN ?= postgresql://fleet@127.0.0.1:$(FLEET_POSTGRES_PORT)
 export FLEET_REDIS_URL ?= redis://127.0.0.1:$(FLEET_REDIS_PORT)/0
 export FLEET_INFLUX_URL ?= http://127.0.0.1:$(FLEET_INFLUX_PORT)
 
-.PHONY: help install run test test-unit test-integration bench lint stack-up stack-down stack-status clean
+.PHONY: help install run test test-unit test-integration test-deploy bench lint helm helm-lint stack-up stack-down stack-status clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -58,6 +58,16 @@ test-integration: install stack-up ## the tests that run against the real local 
 
 bench: install stack-up ## benchmarks with ratios against raw baselines measured in the same run
 	@$(BIN)/fleet bench
+
+test-deploy: install ## chart, Dockerfile, compose and dashboard tests (builds helm once)
+	@$(BIN)/pytest -q tests/unit/deploy
+
+helm: ## build helm into .local/bin (once, from the Go module proxy)
+	@deploy/helm/install-helm.sh
+
+helm-lint: helm ## lint the chart with default and production values
+	@.local/bin/helm lint --strict deploy/helm/fleetstream
+	@.local/bin/helm lint --strict deploy/helm/fleetstream -f deploy/helm/values-production.yaml
 
 lint: install ## ruff and mypy
 	@$(BIN)/ruff check .

@@ -90,11 +90,21 @@ def _children(args: argparse.Namespace) -> list[Child]:
     for i, name in enumerate(processor_names()):
         env = {**base_env, "FLEET_METRICS_PORT": str(METRICS_BASE_PORT + i)}
         if name == "gateway":
-            env.setdefault("FLEET_GATEWAY_PORT", str(args.gateway_port))
+            env["FLEET_HTTP_PORT"] = str(args.gateway_port)
             env["FLEET_METRICS_PORT"] = "0"  # the gateway serves /metrics itself
         children.append(Child(name, _fleet("run", name), env, logs / f"{name}.log"))
     if args.robots > 0 and (ROOT / "pipelines" / "commands" / "simulate.py").exists():
-        sim = _fleet("simulate", "--site", args.site, "--robots", str(args.robots), "--rate", str(args.rate))
+        sim = _fleet(
+            "simulate",
+            "--site",
+            args.site,
+            "--tenant",
+            args.tenant,
+            "--robots",
+            str(args.robots),
+            "--rate",
+            str(args.rate),
+        )
         children.append(Child("simulator", sim, base_env, logs / "simulator.log"))
     return children
 
@@ -103,7 +113,7 @@ def _banner(children: list[Child], args: argparse.Namespace) -> str:
     lines = ["", "fleetstream is running. Where to look:"]
     if any(c.name == "gateway" for c in children):
         lines += [
-            f"  dashboard      http://127.0.0.1:{args.gateway_port}/",
+            f"  dashboard      http://127.0.0.1:{args.gateway_port}/?site={args.site}&token={_dev_token(args)}",
             f"  API docs       http://127.0.0.1:{args.gateway_port}/docs",
             f"  live stream    http://127.0.0.1:{args.gateway_port}/v1/stream",
         ]
@@ -120,6 +130,14 @@ def _banner(children: list[Child], args: argparse.Namespace) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _dev_token(args: argparse.Namespace) -> str:
+    """An admin token for the simulated tenant, so the printed dashboard link works as it is."""
+    from gateway.cli import mint_token
+    from gateway.settings import GatewaySettings
+
+    return mint_token(GatewaySettings(), tenant=args.tenant, roles=["admin"], ttl_seconds=12 * 3600)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -232,8 +250,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--gateway-port",
         type=int,
-        default=int(os.environ.get("FLEET_GATEWAY_PORT", 8000)),
-        help="gateway port (default: 8000 or FLEET_GATEWAY_PORT)",
+        default=int(os.environ.get("FLEET_HTTP_PORT", 8080)),
+        help="gateway port (default: 8080 or FLEET_HTTP_PORT)",
     )
     up.add_argument("--no-stack", action="store_true", help="do not start or stop the local services")
     up.set_defaults(func=_up)
