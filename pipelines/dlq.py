@@ -14,11 +14,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from pipelines.metrics import DLQ_RECORDS
 
-__all__ = ["DLQ_HEADERS", "DeadLetterQueue", "dlq_topic_name"]
+__all__ = ["DLQ_HEADERS", "DeadLetterQueue", "dlq_topic_name", "replay"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,3 +104,86 @@ class DeadLetterQueue:
 
     def close(self) -> None:
         self._producer.flush(self._flush_timeout)
+
+
+def replay(
+    kafka_config: dict[str, Any],
+    *,
+    dlq_topic: str,
+    group_id: str,
+    target_topic: str | None = None,
+    max_records: int | None = None,
+    idle_timeout_s: float = 5.0,
+    dry_run: bool = False,
+) -> dict[str, int]:
+    """Re-produce dead letters to the topic they came from (or ``target_topic``), once.
+
+    The replay consumer group commits its position only after every re-produced record is acknowledged,
+    so a second replay sends nothing twice and a crash re-sends at most the uncommitted batch (the
+    original ``fleet-dlq-topic/-partition/-offset`` headers are kept as ``fleet-replayed-from`` so
+    consumers can tell). Records are re-produced with their original key, value and headers.
+    """
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            **kafka_config,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    producer = Producer({**kafka_config, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+    stats = {"read": 0, "replayed": 0, "skipped": 0}
+    consumer.subscribe([dlq_topic])
+    last_data = time.monotonic()
+    errors: list[Any] = []
+    try:
+        while max_records is None or stats["read"] < max_records:
+            msgs = consumer.consume(num_messages=500, timeout=0.5)
+            data = [m for m in msgs if not m.error()]
+            for m in msgs:
+                if m.error() and m.error().code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(m.error())
+            if not data:
+                if time.monotonic() - last_data > idle_timeout_s:
+                    break
+                continue
+            last_data = time.monotonic()
+            for m in data:
+                stats["read"] += 1
+                headers = dict(m.headers() or [])
+                origin = headers.get("fleet-dlq-topic", b"").decode()
+                target = target_topic or origin
+                if not target:
+                    stats["skipped"] += 1
+                    logger.warning(
+                        "dead letter without fleet-dlq-topic at %s[%d]@%d; skipped",
+                        m.topic(),
+                        m.partition(),
+                        m.offset(),
+                    )
+                    continue
+                original = [(k, v) for k, v in (m.headers() or []) if not k.startswith("fleet-dlq-")]
+                marker = (
+                    f"{origin}[{headers.get('fleet-dlq-partition', b'-1').decode()}]@"
+                    + headers.get("fleet-dlq-offset", b"-1").decode()
+                )
+                if not dry_run:
+                    producer.produce(
+                        target,
+                        key=m.key(),
+                        value=m.value(),
+                        headers=[*original, ("fleet-replayed-from", marker.encode())],
+                        on_delivery=lambda err, _msg: errors.append(err) if err else None,
+                    )
+                stats["replayed"] += 1
+            if not dry_run:
+                if producer.flush(30) or errors:
+                    raise KafkaException(errors[0] if errors else "replay produce timed out")
+                consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return stats
