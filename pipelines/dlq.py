@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from pipelines.metrics import DLQ_RECORDS
+from pipelines.settings import PRODUCER_DEFAULTS
 
 __all__ = ["DLQ_HEADERS", "DeadLetterQueue", "dlq_topic_name", "replay"]
 
@@ -49,8 +50,7 @@ class DeadLetterQueue:
         self._producer = Producer(
             {
                 **kafka_config,
-                "enable.idempotence": True,
-                "acks": "all",
+                **PRODUCER_DEFAULTS,
                 "linger.ms": 0,
                 "client.id": f"fleet-{processor}-dlq",
             }
@@ -135,7 +135,7 @@ def replay(
             "enable.partition.eof": True,
         }
     )
-    producer = Producer({**kafka_config, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+    producer = Producer({**kafka_config, **PRODUCER_DEFAULTS, "linger.ms": 5})
     stats = {"read": 0, "replayed": 0, "skipped": 0}
     consumer.subscribe([dlq_topic])
     last_data = time.monotonic()

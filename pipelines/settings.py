@@ -15,9 +15,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import FleetError
 
-__all__ = ["CommonSettings", "ConfigError", "load_settings"]
+__all__ = ["PRODUCER_DEFAULTS", "CommonSettings", "ConfigError", "load_settings"]
 
 S = TypeVar("S", bound="CommonSettings")
+
+# Every producer of ours partitions keys like Java clients, Quix Streams and aiokafka do (murmur2), so
+# records of one key from any of them meet in one partition; librdkafka's own default is CRC32.
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "partitioner": "murmur2_random",
+    "enable.idempotence": True,
+    "acks": "all",
+}
 
 _PLACEHOLDERS = {"", "change-me", "changeme", "secret", "dev-secret", "fleetstream-dev"}
 
@@ -99,6 +107,10 @@ class CommonSettings(BaseSettings):
         if self.kafka_ssl_ca_location:
             cfg["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
         return cfg
+
+    def kafka_producer_config(self) -> dict[str, Any]:
+        """librdkafka configuration for a producer: security plus :data:`PRODUCER_DEFAULTS`."""
+        return {**self.kafka_client_config(), **PRODUCER_DEFAULTS}
 
     def aiokafka_config(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka producers and consumers including security."""

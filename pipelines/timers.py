@@ -23,6 +23,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from pipelines.metrics import RECORDS_IN, RECORDS_OUT
+from pipelines.settings import PRODUCER_DEFAULTS
 
 __all__ = ["TimerService", "TimerTable", "due_topic"]
 
@@ -107,7 +108,7 @@ class TimerService:
                 "enable.partition.eof": True,  # the end of a partition means its table is rebuilt
             }
         )
-        self._producer = Producer({**kafka_config, "enable.idempotence": True, "linger.ms": 1})
+        self._producer = Producer({**kafka_config, **PRODUCER_DEFAULTS, "linger.ms": 1})
         self.fired = 0
         self.ready = threading.Event()  # set once partitions are assigned and every table is rebuilt
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from pipelines.settings import PRODUCER_DEFAULTS
 from schemas.codec import AvroCodec
 from schemas.ids import now_ms as wall_now_ms
 from schemas.registry import RegistryClient
@@ -149,7 +150,7 @@ class _Publisher:
         self.producer = Producer(
             {
                 **dict(config.kafka_config),
-                "enable.idempotence": True,
+                **PRODUCER_DEFAULTS,
                 "linger.ms": 5,
                 "compression.type": "lz4",
                 "client.id": f"fleet-simulator-{config.site_id}",
