@@ -1,0 +1,72 @@
+"""Redis sink: latest robot status (robot.status) and task view (task.events) per tenant, with TTLs.
+
+Keys ``fleet:{tenant}:robot:{robot}``, ``fleet:{tenant}:site:{site}:robots``, ``fleet:{tenant}:task:{task}``,
+``fleet:{tenant}:site:{site}:tasks`` (see ``sinks.redis``); a key never moves backwards. At least once;
+a Redis outage pauses the consumer and retries; undecodable records go to ``dlq.sink-redis``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import Field
+
+from pipelines.app import create_processor_app
+from pipelines.metrics import SINK_BATCH_SIZE, SINK_WRITE_SECONDS
+from pipelines.settings import CommonSettings
+from schemas.codec import AvroCodec
+from schemas.quix import AvroDeserializer
+from schemas.registry import RegistryClient
+from sinks.redis import RedisConfig, RedisSink
+
+__all__ = ["NAME", "TOPICS", "Settings", "run"]
+
+logger = logging.getLogger(__name__)
+
+NAME = "sink-redis"
+TOPICS = ("robot.status", "task.events")
+
+
+class Settings(CommonSettings):
+    """Settings of the Redis sink (env prefix FLEET_)."""
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:16379/0", description="redis:// or rediss:// URL (may hold a password)."
+    )
+    redis_robot_ttl_s: int = Field(3600, ge=1, description="TTL of a robot's latest status.")
+    redis_task_ttl_s: int = Field(24 * 3600, ge=1, description="TTL of a task's latest view.")
+    redis_timeout_s: float = Field(5.0, gt=0)
+    redis_retry_after_s: float = Field(5.0, gt=0, description="Pause after Redis failed (down, timeout).")
+    commit_interval_s: float = Field(
+        0.5, gt=0, description="Flush (and commit) period: one pipeline per flush."
+    )
+
+    def redis_config(self) -> RedisConfig:
+        return RedisConfig(
+            url=self.redis_url,
+            robot_ttl_s=self.redis_robot_ttl_s,
+            task_ttl_s=self.redis_task_ttl_s,
+            retry_after_s=self.redis_retry_after_s,
+            socket_timeout_s=self.redis_timeout_s,
+        )
+
+
+def _observe(keys: int, seconds: float) -> None:
+    SINK_BATCH_SIZE.labels("redis").observe(keys)
+    SINK_WRITE_SECONDS.labels("redis").observe(seconds)
+
+
+def run(settings: Settings) -> None:
+    registry = RegistryClient(**settings.registry_client_config())
+    papp = create_processor_app(
+        settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
+    )
+    sink = RedisSink(settings.redis_config(), on_flush=_observe)
+    for name in TOPICS:
+        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix)
+        papp.app.dataframe(papp.topic(name, value_deserializer=AvroDeserializer(codec))).sink(sink)
+    try:
+        papp.run()
+    finally:
+        sink.close()
+        registry.close()

@@ -1,0 +1,380 @@
+"""InfluxDB sink: robot telemetry and its 1-minute aggregates as line protocol, one POST per flush.
+
+Measurements (tags ``tenant``, ``site``, ``robot``, ``fleet`` only, so cardinality stays bounded):
+
+- ``robot_telemetry`` from RobotTelemetry, in the raw retention policy (7 d): battery, speed, x, y, yaw,
+  seq; the timestamp is the sample's ``occurred_at``.
+- ``robot_telemetry_1m`` from TelemetryAggregate, in the aggregate retention policy (90 d): count,
+  battery_min/max/avg, speed_avg/max, distance_m; the timestamp is ``occurred_at`` (= window start).
+
+Idempotent by construction: InfluxDB keeps one point per measurement + tag set + timestamp, so a replayed
+batch overwrites itself. Writes go through the v1 ``/write`` API (InfluxDB 1.x, 2.x via DBRP, 3.x) or,
+selected by ``api="v2"``, through influxdb-client's ``/api/v2/write`` with the ``db/rp`` bucket form.
+An unreachable, timing-out or 5xx server raises ``SinkBackpressureError`` (the app pauses and retries
+the same records); a 4xx answer means we built a bad point, which is a bug: :class:`InfluxWriteError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, cast
+
+import httpx
+from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
+
+from schemas.errors import FleetError
+
+__all__ = [
+    "AGGREGATE_MEASUREMENT",
+    "RAW_MEASUREMENT",
+    "InfluxConfig",
+    "InfluxSink",
+    "InfluxV1Writer",
+    "InfluxV2Writer",
+    "InfluxWriteError",
+    "LineWriter",
+    "aggregate_line",
+    "escape_tag",
+    "telemetry_line",
+    "to_lines",
+]
+
+logger = logging.getLogger(__name__)
+
+RAW_MEASUREMENT = "robot_telemetry"
+AGGREGATE_MEASUREMENT = "robot_telemetry_1m"
+
+
+class InfluxWriteError(FleetError):
+    """InfluxDB refused a write or a schema statement for a reason retrying cannot fix (4xx, auth)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxConfig:
+    """Where and how to write. Durations are InfluxQL literals (``7d``, ``90d``, ``INF``)."""
+
+    url: str = "http://127.0.0.1:8086"
+    database: str = "fleetstream"
+    raw_rp: str = "telemetry_7d"
+    raw_duration: str = "7d"
+    aggregate_rp: str = "telemetry_1m_90d"
+    aggregate_duration: str = "90d"
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    api: Literal["v1", "v2"] = "v1"
+    timeout_s: float = 10.0
+    max_points_per_request: int = 5000
+    retry_after_s: float = 5.0
+    create_schema: bool = True
+
+
+# ------------------------------------------------------------------------------------ line protocol
+
+_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": "", "\\": "\\\\"})
+
+
+def escape_tag(value: str) -> str:
+    """A tag key or value escaped for line protocol."""
+    return value.translate(_TAG_ESCAPES)
+
+
+_TAG_CACHE: dict[tuple[Any, Any, Any, Any], str] = {}
+_TAG_CACHE_MAX = 100_000
+
+
+def _tags(record: Mapping[str, Any]) -> str:
+    """``,fleet=..,robot=..,site=..,tenant=..`` (sorted by key; empty values left out), cached per robot."""
+    ids = (record.get("fleet_id"), record.get("robot_id"), record.get("site_id"), record.get("tenant_id"))
+    tags = _TAG_CACHE.get(ids)
+    if tags is None:
+        tags = "".join(
+            f",{tag}={escape_tag(str(value))}"
+            for tag, value in zip(("fleet", "robot", "site", "tenant"), ids, strict=True)
+            if value  # an empty tag value is not allowed: leave the tag out
+        )
+        if len(_TAG_CACHE) >= _TAG_CACHE_MAX:
+            _TAG_CACHE.clear()
+        _TAG_CACHE[ids] = tags
+    return tags
+
+
+def _fields(pairs: Iterable[tuple[str, Any]]) -> str:
+    """The general (slow) path: ints as ``i``, finite floats only."""
+    out = []
+    for name, value in pairs:
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int):
+            out.append(f"{name}={value}i")
+        elif math.isfinite(value):
+            out.append(f"{name}={float(value)!r}")
+    return ",".join(out)
+
+
+def _finite(*values: float) -> bool:
+    # x - x is 0.0 for every finite float and NaN for NaN and the infinities.
+    return sum(v - v for v in values) == 0.0
+
+
+def telemetry_line(record: Mapping[str, Any]) -> str | None:
+    """The ``robot_telemetry`` point of a RobotTelemetry dict (None if it has no finite field)."""
+    pose = record.get("pose") or {}
+    battery = float(record["battery"])
+    speed = float(record.get("speed") or 0.0)
+    x = float(pose.get("x", math.nan))
+    y = float(pose.get("y", math.nan))
+    yaw = float(pose.get("yaw") or 0.0)
+    seq = int(record["seq"])
+    if _finite(battery, speed, x, y, yaw):  # the fast path
+        fields = f"battery={battery!r},speed={speed!r},x={x!r},y={y!r},yaw={yaw!r},seq={seq}i"
+    else:
+        fields = _fields(
+            (("battery", battery), ("speed", speed), ("x", x), ("y", y), ("yaw", yaw), ("seq", seq))
+        )
+    return f"{RAW_MEASUREMENT}{_tags(record)} {fields} {int(record['occurred_at'])}"
+
+
+def aggregate_line(record: Mapping[str, Any]) -> str | None:
+    """The ``robot_telemetry_1m`` point of a TelemetryAggregate dict."""
+    fields = _fields(
+        [("count", int(record["count"]))]
+        + [
+            (name, float(record[name]))
+            for name in ("battery_min", "battery_max", "battery_avg", "speed_avg", "speed_max", "distance_m")
+        ]
+    )
+    return f"{AGGREGATE_MEASUREMENT}{_tags(record)} {fields} {int(record['occurred_at'])}" if fields else None
+
+
+def to_lines(records: Iterable[Mapping[str, Any]], config: InfluxConfig) -> dict[str, list[str]]:
+    """Lines per retention policy; a record is an aggregate if it has ``window_start``."""
+    raw: list[str] = []
+    aggregates: list[str] = []
+    for record in records:
+        if record is None:
+            continue
+        if "window_start" in record:
+            line = aggregate_line(record)
+            target = aggregates
+        else:
+            line = telemetry_line(record)
+            target = raw
+        if line is None:
+            logger.warning(
+                "point without any finite field skipped",
+                extra={"robot_id": record.get("robot_id"), "tenant_id": record.get("tenant_id")},
+            )
+            continue
+        target.append(line)
+    return {rp: lines for rp, lines in ((config.raw_rp, raw), (config.aggregate_rp, aggregates)) if lines}
+
+
+# ------------------------------------------------------------------------------------------ writers
+
+
+class LineWriter(Protocol):
+    """Writes line-protocol points (precision ms) into one retention policy of the configured database."""
+
+    def setup(self) -> None: ...
+
+    def write(self, rp: str, lines: list[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _backpressure(config: InfluxConfig, what: str) -> SinkBackpressureError:
+    logger.warning("InfluxDB unavailable (%s); pausing for %.1f s", what, config.retry_after_s)
+    return SinkBackpressureError(retry_after=config.retry_after_s)
+
+
+class InfluxV1Writer:
+    """The v1 ``/write`` and ``/query`` HTTP API (1.x, 2.x with DBRP mappings, 3.x Core)."""
+
+    def __init__(self, config: InfluxConfig) -> None:
+        self.config = config
+        headers = {"Authorization": f"Token {config.token}"} if config.token else {}
+        auth = httpx.BasicAuth(config.username, config.password or "") if config.username else None
+        self._http = httpx.Client(base_url=config.url, timeout=config.timeout_s, headers=headers, auth=auth)
+
+    def _request(self, path: str, params: dict[str, str], content: bytes | None = None) -> httpx.Response:
+        try:
+            response = self._http.post(path, params=params, content=content)
+        except httpx.TransportError as exc:  # refused, reset, DNS, timeouts
+            raise _backpressure(self.config, f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _backpressure(self.config, f"HTTP {response.status_code}: {response.text[:200]}")
+        return response
+
+    def query(self, statement: str) -> dict[str, Any]:
+        """Run one InfluxQL statement; raises on an error answer."""
+        response = self._request("/query", {"q": statement})
+        body = response.json() if response.content else {}
+        errors = [r["error"] for r in body.get("results", []) if "error" in r]
+        if response.status_code >= 400 or errors or "error" in body:
+            raise InfluxWriteError(
+                f"InfluxQL {statement!r} failed: {body.get('error') or errors or response.text}"
+            )
+        return body
+
+    def setup(self) -> None:
+        """Create the database and both retention policies (idempotent; durations are corrected)."""
+        cfg = self.config
+        db = cfg.database.replace('"', "")
+        self.query(f'CREATE DATABASE "{db}"')
+        for rp, duration in ((cfg.raw_rp, cfg.raw_duration), (cfg.aggregate_rp, cfg.aggregate_duration)):
+            rp = rp.replace('"', "")
+            try:
+                self.query(f'CREATE RETENTION POLICY "{rp}" ON "{db}" DURATION {duration} REPLICATION 1')
+            except InfluxWriteError as exc:
+                if "already exists" not in str(exc):
+                    raise
+                self.query(f'ALTER RETENTION POLICY "{rp}" ON "{db}" DURATION {duration}')
+
+    def write(self, rp: str, lines: list[str]) -> None:
+        params = {"db": self.config.database, "rp": rp, "precision": "ms"}
+        if self.config.username and not self.config.token:
+            params.update(u=self.config.username, p=self.config.password or "")
+        response = self._request("/write", params, "\n".join(lines).encode())
+        if response.status_code == 400 and "points beyond retention policy" in response.text:
+            # A replay older than the policy: those points would already have expired. The rest is written.
+            logger.warning(
+                "InfluxDB dropped points older than retention policy %s: %s", rp, response.text[:200]
+            )
+            return
+        if response.status_code >= 400:
+            raise InfluxWriteError(
+                f"InfluxDB refused a write to {rp} (HTTP {response.status_code}): {response.text[:500]}"
+            )
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class InfluxV2Writer:
+    """``/api/v2/write`` through influxdb-client, bucket ``"db/rp"`` (DBRP form; 1.8+, 2.x, 3.x).
+
+    Schema statements are not part of the v2 API: buckets/DBRP mappings must exist (``setup`` only logs).
+    Not exercised against a server in this repository (the local InfluxDB 1.6 has no /api/v2/write).
+    """
+
+    def __init__(self, config: InfluxConfig) -> None:
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self.config = config
+        token = config.token or (f"{config.username}:{config.password or ''}" if config.username else "")
+        self._client = InfluxDBClient(
+            url=config.url, token=token, org="-", timeout=int(config.timeout_s * 1000), retries=0
+        )
+        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def setup(self) -> None:
+        logger.info(
+            "InfluxDB v2 API: expecting buckets %s/%s and %s/%s to exist",
+            self.config.database,
+            self.config.raw_rp,
+            self.config.database,
+            self.config.aggregate_rp,
+        )
+
+    def write(self, rp: str, lines: list[str]) -> None:
+        from influxdb_client.client.write_api import WritePrecision
+        from influxdb_client.rest import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            self._api.write(
+                bucket=f"{self.config.database}/{rp}",
+                record=lines,
+                write_precision=cast(Any, WritePrecision.MS),
+            )
+        except ApiException as exc:
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
+                raise _backpressure(self.config, f"HTTP {exc.status}: {exc.reason}") from exc
+            raise InfluxWriteError(
+                f"InfluxDB refused a write to {rp} (HTTP {exc.status}): {exc.body}"
+            ) from exc
+        except (HTTPError, OSError) as exc:
+            raise _backpressure(self.config, f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# --------------------------------------------------------------------------------------------- sink
+
+
+class InfluxSink(BatchingSink):
+    """Quix sink for ``robot.telemetry`` and ``robot.telemetry.1m``: one POST per retention policy per
+    flush (chunked at ``max_points_per_request``). Never commits; the application does after flush."""
+
+    def __init__(
+        self,
+        config: InfluxConfig,
+        writer: LineWriter | None = None,
+        on_flush: Callable[[int, float], None] | None = None,
+    ) -> None:
+        """:param on_flush: called with (points written, seconds) after every successful write (metrics)."""
+        super().__init__()
+        self._on_flush = on_flush
+        self.config = config
+        self.writer: LineWriter = writer or (
+            InfluxV2Writer(config) if config.api == "v2" else InfluxV1Writer(config)
+        )
+        self._ready = False
+        self.points_written = 0
+
+    def setup(self) -> None:
+        try:
+            self._ensure_schema()
+        except SinkBackpressureError:
+            logger.warning("InfluxDB not reachable at start-up; the schema is created on the first write")
+
+    def _ensure_schema(self) -> None:
+        if not self._ready:
+            if self.config.create_schema:
+                self.writer.setup()
+            self._ready = True
+
+    def write_records(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Write RobotTelemetry / TelemetryAggregate dicts now; returns the number of points."""
+        started = time.perf_counter()
+        self._ensure_schema()
+        written = 0
+        step = self.config.max_points_per_request
+        for rp, lines in to_lines(records, self.config).items():
+            for i in range(0, len(lines), step):
+                chunk = lines[i : i + step]
+                try:
+                    self.writer.write(rp, chunk)
+                except InfluxWriteError as exc:
+                    if "database not found" in str(exc):  # the server lost its data: recreate, then retry
+                        self._ready = False
+                        raise _backpressure(self.config, "database not found") from exc
+                    raise
+                written += len(chunk)
+        self.points_written += written
+        elapsed = time.perf_counter() - started
+        if self._on_flush:
+            self._on_flush(written, elapsed)
+        logger.debug("wrote %d points in %.3f s", written, elapsed)
+        return written
+
+    def write(self, batch: SinkBatch) -> None:
+        self.write_records(item.value for item in batch)
+
+    def flush(self) -> None:
+        """All partitions' batches in one go (one request per retention policy), then drop them."""
+        try:
+            if self._batches:
+                self.write_records(item.value for batch in self._batches.values() for item in batch)
+        finally:
+            self._batches.clear()
+
+    def close(self) -> None:
+        self.writer.close()

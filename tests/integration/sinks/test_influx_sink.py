@@ -1,0 +1,162 @@
+"""InfluxDB sink against the real local InfluxDB (v1 /write + /query)."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+from quixstreams.sinks import SinkBackpressureError
+
+from schemas.ids import now_ms
+from sinks.influx import InfluxConfig, InfluxSink, InfluxV1Writer, InfluxWriteError
+
+T0 = (now_ms() - 3_600_000) // 60_000 * 60_000  # inside the 7-day policy, on a minute
+
+
+def telemetry(seq: int, at: int, robot_id: str = "r1", **overrides: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"e{seq}", "tenant_id": "acme", "site_id": "s1", "occurred_at": at, "robot_id": robot_id,
+        "fleet_id": "f1", "seq": seq, "pose": {"x": float(seq), "y": 2.0, "yaw": 0.0, "node_id": None,
+        "map_name": None}, "battery": 0.5 + seq / 1000, "speed": 1.0, "mode": "MOVING", "error_code": None,
+        "task_id": None, "task_phase": "NONE", "route": [], **overrides,
+    }  # fmt: skip
+
+
+def aggregate(start: int, count: int) -> dict[str, Any]:
+    return {
+        "event_id": f"a{start}", "tenant_id": "acme", "site_id": "s1", "occurred_at": start, "robot_id": "r1",
+        "fleet_id": "f1", "window_start": start, "window_end": start + 60_000, "count": count,
+        "battery_min": 0.4, "battery_max": 0.6, "battery_avg": 0.5, "speed_avg": 0.9, "speed_max": 1.8,
+        "distance_m": 54.0,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def influx_config(influx_url: str) -> Iterator[InfluxConfig]:
+    config = InfluxConfig(
+        url=influx_url, database=f"test_{uuid.uuid4().hex[:10]}", timeout_s=5.0, retry_after_s=0.1
+    )
+    yield config
+    httpx.post(f"{influx_url}/query", params={"q": f'DROP DATABASE "{config.database}"'}, timeout=10)
+
+
+def query(config: InfluxConfig, q: str) -> list[dict[str, Any]]:
+    body = httpx.get(
+        f"{config.url}/query", params={"db": config.database, "q": q, "epoch": "ms"}, timeout=10
+    ).json()
+    result = body["results"][0]
+    assert "error" not in result, result
+    return [
+        {"tags": series.get("tags", {}), **dict(zip(series["columns"], row, strict=True))}
+        for series in result.get("series", [])
+        for row in series["values"]
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_setup_creates_the_database_and_retention_policies(influx_config: InfluxConfig):
+    sink = InfluxSink(influx_config)
+    sink.setup()
+    sink.setup()  # idempotent
+    rps = {
+        r["name"]: r["duration"]
+        for r in query(influx_config, f'SHOW RETENTION POLICIES ON "{influx_config.database}"')
+    }
+    assert rps["telemetry_7d"] == "168h0m0s" and rps["telemetry_1m_90d"] == "2160h0m0s"
+
+
+def test_points_land_in_their_retention_policy_and_replays_overwrite(influx_config: InfluxConfig):
+    sink = InfluxSink(influx_config)
+    sink.setup()
+    records = [telemetry(i, T0 + i * 1000) for i in range(1, 11)] + [
+        aggregate(T0, 10),
+        aggregate(T0 + 60_000, 3),
+    ]
+    for offset, record in enumerate(records):  # through the Quix batching path, two partitions
+        sink.add(record, "r1", record["occurred_at"], [], "robot.telemetry", offset % 2, offset)
+    sink.flush()
+    assert sink.points_written == 12
+    raw = query(influx_config, 'SELECT * FROM "telemetry_7d"."robot_telemetry" ORDER BY time')
+    assert [r["seq"] for r in raw] == list(range(1, 11))
+    assert raw[0] == {
+        "tags": {}, "time": T0 + 1000, "battery": 0.501, "fleet": "f1", "robot": "r1", "seq": 1, "site": "s1",
+        "speed": 1.0, "tenant": "acme", "x": 1.0, "y": 2.0, "yaw": 0.0,
+    }  # fmt: skip
+    agg = query(influx_config, 'SELECT count, distance_m FROM "telemetry_1m_90d"."robot_telemetry_1m"')
+    assert [(r["time"], r["count"], r["distance_m"]) for r in agg] == [(T0, 10, 54.0), (T0 + 60_000, 3, 54.0)]
+    # Nothing landed in the default policy, and a replay of everything changes nothing.
+    assert query(influx_config, 'SELECT * FROM "robot_telemetry"') == []
+    sink.write_records(records)
+    assert query(influx_config, 'SELECT count(seq) FROM "telemetry_7d"."robot_telemetry"')[0]["count"] == 10
+    tags = query(influx_config, 'SHOW TAG KEYS FROM "telemetry_7d"."robot_telemetry"')
+    assert sorted(t["tagKey"] for t in tags) == ["fleet", "robot", "site", "tenant"]
+
+
+def test_large_batches_are_chunked(influx_config: InfluxConfig):
+    config = replace(influx_config, max_points_per_request=700)
+    sink = InfluxSink(config)
+    assert sink.write_records(telemetry(i, T0 + i, robot_id=f"r{i % 7}") for i in range(5000)) == 5000
+    assert query(config, 'SELECT count(seq) FROM "telemetry_7d"."robot_telemetry"')[0]["count"] == 5000
+
+
+def test_unreachable_influx_is_backpressure_then_the_real_one_works(influx_config: InfluxConfig):
+    down = InfluxSink(replace(influx_config, url=f"http://127.0.0.1:{free_port()}"))
+    down.setup()  # logs, does not raise: the schema is created on the first successful write
+    down.add(telemetry(1, T0), "r1", T0, [], "robot.telemetry", 0, 0)
+    with pytest.raises(SinkBackpressureError) as info:
+        down.flush()
+    assert info.value.retry_after == influx_config.retry_after_s
+    assert not down._batches  # the batch is dropped; the app seeks back and re-delivers it
+    up = InfluxSink(influx_config)
+    up.add(telemetry(1, T0), "r1", T0, [], "robot.telemetry", 0, 0)
+    up.flush()
+    assert len(query(influx_config, 'SELECT * FROM "telemetry_7d"."robot_telemetry"')) == 1
+
+
+def test_a_server_that_never_answers_is_backpressure():
+    with socket.socket() as listener:  # accepts connections into the backlog, never responds
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        config = InfluxConfig(
+            url=f"http://127.0.0.1:{listener.getsockname()[1]}", timeout_s=0.3, retry_after_s=0.1
+        )
+        with pytest.raises(SinkBackpressureError):
+            InfluxSink(config).write_records([telemetry(1, T0)])
+
+
+def test_a_lost_database_is_recreated_after_one_backpressure(influx_config: InfluxConfig):
+    sink = InfluxSink(influx_config)
+    sink.write_records([telemetry(1, T0)])
+    httpx.post(
+        f"{influx_config.url}/query", params={"q": f'DROP DATABASE "{influx_config.database}"'}, timeout=10
+    )
+    with pytest.raises(SinkBackpressureError):
+        sink.write_records([telemetry(2, T0 + 1)])
+    sink.write_records([telemetry(2, T0 + 1)])
+    assert len(query(influx_config, 'SELECT * FROM "telemetry_7d"."robot_telemetry"')) == 1
+
+
+def test_a_point_influx_refuses_is_a_bug_not_backpressure(influx_config: InfluxConfig):
+    sink = InfluxSink(influx_config)
+    sink.setup()
+    # Make "seq" a float field in this shard first: our integer seq then conflicts (HTTP 400).
+    InfluxV1Writer(influx_config).write("telemetry_7d", [f"robot_telemetry,robot=r1 seq=1.5 {T0}"])
+    with pytest.raises(InfluxWriteError, match="HTTP 400"):
+        sink.write_records([telemetry(1, T0 + 5)])
+
+
+def test_points_older_than_the_retention_policy_are_dropped_without_failing(influx_config: InfluxConfig):
+    sink = InfluxSink(influx_config)
+    old = T0 - 8 * 24 * 3_600_000
+    assert sink.write_records([telemetry(1, old), telemetry(2, T0)]) == 2
+    assert [r["seq"] for r in query(influx_config, 'SELECT * FROM "telemetry_7d"."robot_telemetry"')] == [2]

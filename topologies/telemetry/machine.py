@@ -1,0 +1,305 @@
+"""The per-robot state machine of the telemetry topology, as pure transitions over plain dicts.
+
+Every function takes the robot's current state (or None) and one input and returns the new state and
+the records to emit; none of them reads a clock, a broker or the environment. The Quix adapter in
+``builder.py`` loads and stores the state and routes the outputs.
+
+Runtime state of one robot (JSON-serialisable, one state sub-key)::
+
+    tenant_id, site_id, robot_id, fleet_id   identity, from the latest sample
+    seq, last_seen                            highest seq accepted, latest occurred_at (event time, ms)
+    status, battery, pose, speed, task_id, route   the last derived status and sample values
+    last_emit                                 occurred_at of the last RobotStatus emitted (heartbeat)
+    battery_low                               inside a BATTERY_LOW episode (hysteresis)
+    timer_due                                 due_at of the armed offline timer, None when not armed
+    window                                    the open 1-minute aggregate accumulator, or None
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from topologies.telemetry import records
+from topologies.telemetry.config import TelemetryConfig
+from topologies.telemetry.records import Output
+from topologies.telemetry.rules import derive_status
+
+__all__ = [
+    "RobotRuntime",
+    "Step",
+    "classify_order",
+    "on_registration",
+    "on_telemetry",
+    "on_timer",
+]
+
+RobotRuntime = dict[str, Any]
+Step = tuple[RobotRuntime | None, list[Output]]
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _route_nodes(route: list[dict[str, Any]] | None) -> list[str]:
+    return [w["node_id"] for w in route or ()]
+
+
+def classify_order(robot: RobotRuntime | None, record: dict[str, Any]) -> str:
+    """``"new"``, ``"duplicate"`` (same seq as the last accepted) or ``"stale"`` (an older seq)."""
+    if robot is None or robot["tenant_id"] != record["tenant_id"]:
+        return "new"
+    if record["seq"] == robot["seq"]:
+        return "duplicate"
+    return "stale" if record["seq"] < robot["seq"] else "new"
+
+
+def on_registration(current: dict[str, Any] | None, record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The registration kept in the robot's state: what the rules need of a RobotRegistration.
+
+    A tombstone (``None``) forgets the robot; its later telemetry is rejected as unknown.
+    """
+    if record is None:
+        return None
+    return {
+        "tenant_id": record["tenant_id"],
+        "fleet_id": record["fleet_id"],
+        "active": record.get("active", True),
+        "managed_by": record.get("managed_by", "FLEETSTREAM"),
+    }
+
+
+def _fold(window: dict[str, Any], record: dict[str, Any], distance: float) -> None:
+    battery = record["battery"]
+    speed = record.get("speed", 0.0)
+    window["count"] += 1
+    window["bmin"] = min(window["bmin"], battery)
+    window["bmax"] = max(window["bmax"], battery)
+    window["bsum"] += battery
+    window["ssum"] += speed
+    window["smax"] = max(window["smax"], speed)
+    window["dist"] += distance
+    window["last_seq"] = record["seq"]
+
+
+def _open_window(start: int, record: dict[str, Any]) -> dict[str, Any]:
+    battery = record["battery"]
+    speed = record.get("speed", 0.0)
+    return {
+        "start": start,
+        "site_id": record["site_id"],
+        "count": 0,
+        "emitted": 0,
+        "last_seq": record["seq"],
+        "bmin": battery,
+        "bmax": battery,
+        "bsum": 0.0,
+        "ssum": 0.0,
+        "smax": speed,
+        "dist": 0.0,
+    }
+
+
+def _flush(
+    robot: RobotRuntime, window: dict[str, Any] | None, config: TelemetryConfig, out: list[Output]
+) -> None:
+    """Emit ``window`` if it holds samples not emitted yet (an early flush may be followed by a later one)."""
+    if window is not None and window["count"] > window["emitted"]:
+        out.append(Output(records.AGGREGATES, records.aggregate(robot, window, config.window_ms)))
+        window["emitted"] = window["count"]
+
+
+def _distance(previous: dict[str, Any] | None, pose: dict[str, Any]) -> float:
+    if previous is None or previous.get("map_name") != pose.get("map_name"):
+        return 0.0
+    return math.hypot(pose["x"] - previous["x"], pose["y"] - previous["y"])
+
+
+def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: TelemetryConfig) -> Step:
+    """Apply one *valid* telemetry sample (see ``rules.validate_telemetry``).
+
+    Duplicates and stale samples (seq not above the last accepted) change nothing and emit nothing.
+    Otherwise: ROBOT_ONLINE when the robot was OFFLINE; RobotStatus CHANGE when status, task, current
+    node or planned route changed, else HEARTBEAT when none was emitted for ``heartbeat_ms``;
+    BATTERY_LOW / BATTERY_OK once per crossing; the offline timer armed if none is pending; the sample
+    folded into its 1-minute window (the previous window is emitted when a later one opens).
+    """
+    if classify_order(robot, record) != "new":
+        return robot, []
+    if robot is not None and robot["tenant_id"] != record["tenant_id"]:
+        robot = None  # the robot id moved to another tenant: start over
+    occurred_at = record["occurred_at"]
+    out: list[Output] = []
+    new_status = derive_status(record, config)
+    prev = robot or {}
+    previous_status: str | None = prev.get("status")
+    state: RobotRuntime = {
+        "tenant_id": record["tenant_id"],
+        "site_id": record["site_id"],
+        "robot_id": record["robot_id"],
+        "fleet_id": record["fleet_id"],
+        "seq": record["seq"],
+        "last_seen": max(occurred_at, prev.get("last_seen", occurred_at)),
+        "status": new_status,
+        "battery": record["battery"],
+        "pose": record["pose"],
+        "speed": record.get("speed", 0.0),
+        "task_id": record.get("task_id"),
+        "route": record.get("route") or [],
+        "last_emit": prev.get("last_emit"),
+        "battery_low": prev.get("battery_low", False),
+        "timer_due": prev.get("timer_due"),
+        "window": dict(prev["window"]) if prev.get("window") else None,
+    }
+
+    if previous_status == "OFFLINE":
+        out.append(
+            Output(
+                records.ALERTS,
+                records.alert(
+                    state,
+                    kind="ROBOT_ONLINE",
+                    severity="INFO",
+                    occurred_at=occurred_at,
+                    message=f"robot {state['robot_id']} is back online ({new_status})",
+                ),
+            )
+        )
+
+    changed = (
+        robot is None
+        or new_status != previous_status
+        or state["task_id"] != prev.get("task_id")
+        or state["pose"].get("node_id") != (prev.get("pose") or {}).get("node_id")
+        or _route_nodes(state["route"]) != _route_nodes(prev.get("route"))
+    )
+    if changed:
+        out.append(
+            Output(
+                records.STATUS,
+                records.status(
+                    state,
+                    status_value=new_status,
+                    previous=previous_status,
+                    reason="CHANGE",
+                    occurred_at=occurred_at,
+                ),
+            )
+        )
+        state["last_emit"] = occurred_at
+    elif state["last_emit"] is None or occurred_at - state["last_emit"] >= config.heartbeat_ms:
+        out.append(
+            Output(
+                records.STATUS,
+                records.status(
+                    state,
+                    status_value=new_status,
+                    previous=previous_status,
+                    reason="HEARTBEAT",
+                    occurred_at=occurred_at,
+                ),
+            )
+        )
+        state["last_emit"] = occurred_at
+
+    battery = state["battery"]
+    if not state["battery_low"] and battery < config.battery_low:
+        state["battery_low"] = True
+        out.append(
+            Output(
+                records.ALERTS,
+                records.alert(
+                    state,
+                    kind="BATTERY_LOW",
+                    severity="WARNING",
+                    occurred_at=occurred_at,
+                    message=f"robot {state['robot_id']} battery {battery:.0%} below {config.battery_low:.0%}",
+                ),
+            )
+        )
+    elif state["battery_low"] and battery >= config.battery_low + config.battery_margin:
+        state["battery_low"] = False
+        out.append(
+            Output(
+                records.ALERTS,
+                records.alert(
+                    state,
+                    kind="BATTERY_OK",
+                    severity="INFO",
+                    occurred_at=occurred_at,
+                    message=f"robot {state['robot_id']} battery recovered to {battery:.0%}",
+                ),
+            )
+        )
+
+    if state["timer_due"] is None:
+        due = state["last_seen"] + config.offline_timeout_ms
+        state["timer_due"] = due
+        out.append(Output(records.TIMERS, records.offline_timer(state, due_at=due, occurred_at=occurred_at)))
+
+    start = occurred_at - occurred_at % config.window_ms
+    window = state["window"]
+    if window is None or start > window["start"]:
+        _flush(state, window, config, out)
+        window = state["window"] = _open_window(start, record)
+    if start == window["start"]:
+        _fold(window, record, _distance(prev.get("pose"), state["pose"]))
+    # else: a sample of an already emitted window (older event time, newer seq): not aggregated.
+    return state, out
+
+
+def on_timer(robot: RobotRuntime | None, timer: dict[str, Any], config: TelemetryConfig) -> Step:
+    """Handle a due offline timer (from ``timers.due.telemetry``).
+
+    A timer that is not the one armed in state (already re-armed, or fired twice) is ignored. If the
+    robot was seen since the timer was armed, the timer is re-armed for the remainder; otherwise the
+    robot goes OFFLINE: RobotStatus OFFLINE, ROBOT_OFFLINE alert, its open window flushed, timer disarmed.
+    """
+    if robot is None or robot["tenant_id"] != timer["tenant_id"] or timer["due_at"] != robot.get("timer_due"):
+        return robot, []
+    due_at = timer["due_at"]
+    state = dict(robot)
+    out: list[Output] = []
+    expected = robot["last_seen"] + config.offline_timeout_ms
+    if expected > due_at:
+        state["timer_due"] = expected
+        out.append(Output(records.TIMERS, records.offline_timer(state, due_at=expected, occurred_at=due_at)))
+        return state, out
+
+    state["timer_due"] = None
+    if robot["status"] != "OFFLINE":
+        state["status"] = "OFFLINE"
+        state["last_emit"] = due_at
+        out.append(
+            Output(
+                records.STATUS,
+                records.status(
+                    state,
+                    status_value="OFFLINE",
+                    previous=robot["status"],
+                    reason="OFFLINE",
+                    occurred_at=due_at,
+                ),
+            )
+        )
+        out.append(
+            Output(
+                records.ALERTS,
+                records.alert(
+                    state,
+                    kind="ROBOT_OFFLINE",
+                    severity="WARNING",
+                    occurred_at=due_at,
+                    message=(
+                        f"robot {robot['robot_id']} sent no telemetry for {config.offline_timeout_ms / 1000:g} s "
+                        f"(last seen {_iso(robot['last_seen'])})"
+                    ),
+                ),
+            )
+        )
+    if robot.get("window"):
+        window = state["window"] = dict(robot["window"])
+        _flush(state, window, config, out)
+    return state, out

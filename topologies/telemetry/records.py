@@ -1,0 +1,129 @@
+"""Builders of the records the telemetry topology emits, with deterministic UUIDv7 event ids.
+
+An output's ``event_id`` is a UUIDv7 whose time is the output's event time and whose random bits are a
+hash of what the output is about (robot, seq, kind, ...). Reprocessing the same input therefore yields
+the same ids, which keeps every downstream sink idempotent even across a replay.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+from schemas.ids import det_uuid7
+from topologies.telemetry.config import OWNER
+
+__all__ = [
+    "AGGREGATES",
+    "ALERTS",
+    "STATUS",
+    "TIMERS",
+    "Output",
+    "aggregate",
+    "alert",
+    "det_uuid7",
+    "offline_timer",
+    "offline_timer_id",
+    "status",
+]
+
+# Catalog names of the output topics.
+STATUS = "robot.status"
+ALERTS = "alerts"
+AGGREGATES = "robot.telemetry.1m"
+TIMERS = "timers"
+
+
+class Output(NamedTuple):
+    """One record to emit: the catalog topic and the record dict (keyed by the topic's key field)."""
+
+    topic: str
+    value: dict[str, Any]
+
+
+def status(
+    robot: dict[str, Any], *, status_value: str, previous: str | None, reason: str, occurred_at: int
+) -> dict[str, Any]:
+    """A RobotStatus from a robot's runtime state (see ``machine.RobotState`` keys)."""
+    return {
+        "event_id": det_uuid7(
+            occurred_at, robot["tenant_id"], robot["robot_id"], "status", robot["seq"], reason
+        ),
+        "tenant_id": robot["tenant_id"],
+        "site_id": robot["site_id"],
+        "occurred_at": occurred_at,
+        "robot_id": robot["robot_id"],
+        "fleet_id": robot["fleet_id"],
+        "status": status_value,
+        "previous_status": previous,
+        "battery": robot["battery"],
+        "pose": robot["pose"],
+        "speed": robot["speed"],
+        "task_id": robot["task_id"],
+        "route": robot["route"],
+        "seq": robot["seq"],
+        "last_seen_at": robot["last_seen"],
+        "reason": reason,
+    }
+
+
+def alert(
+    robot: dict[str, Any], *, kind: str, severity: str, message: str, occurred_at: int
+) -> dict[str, Any]:
+    """An Alert about a robot (key: ``subject_id`` = robot id)."""
+    event_id = det_uuid7(occurred_at, robot["tenant_id"], robot["robot_id"], "alert", kind, robot["seq"])
+    return {
+        "event_id": event_id,
+        "tenant_id": robot["tenant_id"],
+        "site_id": robot["site_id"],
+        "occurred_at": occurred_at,
+        "alert_id": event_id,
+        "kind": kind,
+        "severity": severity,
+        "subject_id": robot["robot_id"],
+        "message": message,
+    }
+
+
+def aggregate(robot: dict[str, Any], window: dict[str, Any], window_ms: int) -> dict[str, Any]:
+    """A TelemetryAggregate of an open window accumulator (``occurred_at`` = ``window_start``)."""
+    start = window["start"]
+    count = window["count"]
+    return {
+        "event_id": det_uuid7(start, robot["tenant_id"], robot["robot_id"], "1m", count, window["last_seq"]),
+        "tenant_id": robot["tenant_id"],
+        "site_id": window["site_id"],
+        "occurred_at": start,
+        "robot_id": robot["robot_id"],
+        "fleet_id": robot["fleet_id"],
+        "window_start": start,
+        "window_end": start + window_ms,
+        "count": count,
+        "battery_min": window["bmin"],
+        "battery_max": window["bmax"],
+        "battery_avg": window["bsum"] / count,
+        "speed_avg": window["ssum"] / count,
+        "speed_max": window["smax"],
+        "distance_m": window["dist"],
+    }
+
+
+def offline_timer_id(tenant_id: str, robot_id: str) -> str:
+    """One offline timer per robot: re-arming overwrites it on the compacted ``timers`` topic."""
+    return f"{OWNER}:offline:{tenant_id}:{robot_id}"
+
+
+def offline_timer(robot: dict[str, Any], *, due_at: int, occurred_at: int) -> dict[str, Any]:
+    """A Timer asking the timer service to hand ``due_at`` back to this robot's key."""
+    return {
+        "event_id": det_uuid7(occurred_at, robot["tenant_id"], robot["robot_id"], "timer", due_at),
+        "tenant_id": robot["tenant_id"],
+        "site_id": robot["site_id"],
+        "occurred_at": occurred_at,
+        "timer_id": offline_timer_id(robot["tenant_id"], robot["robot_id"]),
+        "owner": OWNER,
+        "target_key": robot["robot_id"],
+        "due_at": due_at,
+        "payload_json": orjson.dumps({"kind": "offline"}).decode(),
+    }
