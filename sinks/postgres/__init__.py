@@ -1,0 +1,35 @@
+"""The Postgres sink: migrations, the tables, and the idempotent batching sink. See README.md."""
+
+from sinks.postgres.migrate import (
+    MIGRATIONS_DIR,
+    Migration,
+    MigrationError,
+    connect,
+    load_migrations,
+    migrate,
+    pending,
+)
+from sinks.postgres.rows import TOPIC_TABLES, rows_for
+from sinks.postgres.sink import FlushHook, PostgresSink, PostgresUnavailable
+from sinks.postgres.tables import TABLES, Table
+from sinks.postgres.writer import Strategy, TableWriter, dedupe
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "TABLES",
+    "TOPIC_TABLES",
+    "FlushHook",
+    "Migration",
+    "MigrationError",
+    "PostgresSink",
+    "PostgresUnavailable",
+    "Strategy",
+    "Table",
+    "TableWriter",
+    "connect",
+    "dedupe",
+    "load_migrations",
+    "migrate",
+    "pending",
+    "rows_for",
+]

@@ -1,0 +1,171 @@
+"""``TaskRun``: a working copy of one task's state and the outputs of one step.
+
+The transition functions in ``machine`` and ``deps`` mutate a ``TaskRun`` only through these helpers, so
+that the rules every step keeps live in one place: a gapless ``seq`` over every event emitted (REJECTED
+and DUPLICATE included), event time that never goes backwards, timers disarmed when a task leaves the
+state that armed them, dependents told when a task finishes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from topologies.tasks.config import TasksConfig
+from topologies.tasks.records import EVENTS, INBOX, TERMINAL, Output, task_event, timer_record, tombstone
+
+__all__ = ["TaskRun", "new_task_state"]
+
+TaskState = dict[str, Any]
+
+
+def new_task_state(inp: dict[str, Any]) -> TaskState:
+    """The state of a task id seen for the first time (not created yet: ``status`` None)."""
+    return {
+        "task_id": inp["task_id"],
+        "tenant_id": inp.get("tenant_id") or "",
+        "site_id": inp.get("site_id") or "",
+        "status": None,
+        "seq": 0,
+        "attempt": 0,
+        "attempt_open": False,
+        "robot_id": None,
+        "external_id": None,
+        "spec": None,
+        "idempotency_key": None,
+        "created_at": None,
+        "last_at": 0,
+        "timeout": None,  # {"id", "due"} while an attempt's timeout is armed
+        "retry": None,  # {"id", "due"} while RETRYING
+        "waiting_on": [],  # prerequisites not yet SUCCEEDED (WAITING)
+        "dependents": [],  # tasks to tell when this one finishes
+        "pending": None,  # the dependency check of a CREATE in progress (see deps)
+        "subscribers": [],  # tasks waiting to learn whether this one gets created
+    }
+
+
+class TaskRun:
+    """One step's working copy. ``s`` is a shallow copy: replace lists, never mutate the caller's."""
+
+    def __init__(self, state: TaskState, cfg: TasksConfig, inp: dict[str, Any]) -> None:
+        self.s: TaskState = dict(state)
+        self.cfg = cfg
+        self.inp = inp
+        self.at: int = max(int(inp["occurred_at"]), int(state.get("last_at") or 0))
+        self.cause: str | None = inp.get("event_id")
+        self.out: list[Output] = []
+
+    # ----------------------------------------------------------------------------- reading
+    @property
+    def task_id(self) -> str:
+        return str(self.s["task_id"])
+
+    @property
+    def status(self) -> str | None:
+        return self.s["status"]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.s["spec"] or {}
+
+    # ----------------------------------------------------------------------------- events
+    def _event(
+        self,
+        kind: str,
+        state: str,
+        previous: str | None,
+        reason: str | None,
+        robot_id: str | None,
+        spec: dict[str, Any] | None = None,
+    ) -> None:
+        self.s["seq"] += 1
+        self.s["last_at"] = self.at
+        event = task_event(
+            self.s,
+            seq=self.s["seq"],
+            kind=kind,
+            state=state,
+            previous_state=previous,
+            at=self.at,
+            reason=reason,
+            robot_id=robot_id,
+            spec=spec,
+            causation_id=self.cause,
+        )
+        self.out.append(Output(EVENTS, self.task_id, event))
+
+    def transition(self, new: str, reason: str | None = None, *, spec: dict[str, Any] | None = None) -> None:
+        """Move to ``new`` and emit the TRANSITION; on a terminal state disarm timers, tell dependents."""
+        previous = self.s["status"]
+        self.s["status"] = new
+        if new in TERMINAL:
+            self.disarm("timeout")
+            self.disarm("retry")
+        self._event("TRANSITION", new, previous, reason, self.s["robot_id"], spec)
+        if new in TERMINAL:
+            for dependent in self.s["dependents"]:
+                self.send(dependent, "outcome", state=new)
+            self.s["dependents"] = []
+            self.s["waiting_on"] = []
+
+    def reject(self, reason: str, robot_id: str | None = None) -> None:
+        """Refuse the input: a REJECTED event, state unchanged. It consumes a seq like every event."""
+        self._event("REJECTED", self.s["status"] or "UNKNOWN", None, reason, robot_id)
+
+    def duplicate(self, reason: str) -> None:
+        """Answer a repeated CREATE: a DUPLICATE event, nothing re-applied."""
+        self._event("DUPLICATE", self.s["status"] or "UNKNOWN", None, reason, self.s["robot_id"])
+
+    def create(self, create: dict[str, Any]) -> None:
+        """CREATED with the spec (the caller moves on to QUEUED / WAITING / ...)."""
+        s = self.s
+        s["spec"] = create["spec"]
+        s["idempotency_key"] = create.get("idempotency_key")
+        s["created_at"] = self.at
+        s["tenant_id"], s["site_id"] = create["tenant_id"], create["site_id"]
+        by = create.get("requested_by")
+        self.transition("CREATED", f"created by {by}" if by else None, spec=create["spec"])
+
+    # ----------------------------------------------------------------------------- timers
+    def arm(self, slot: str, due_at: int, payload: dict[str, Any]) -> None:
+        """Arm the ``timeout`` or ``retry`` timer; its id is unique to this arming (slot + seq)."""
+        self.disarm(slot)
+        timer_id = f"task:{self.task_id}:{slot}:{self.s['seq']}"
+        self.s[slot] = {"id": timer_id, "due": due_at}
+        self.out.append(
+            timer_record(
+                timer_id=timer_id,
+                target_key=self.task_id,
+                due_at=due_at,
+                at=self.at,
+                tenant_id=self.s["tenant_id"],
+                site_id=self.s["site_id"] or None,
+                payload={"kind": f"task.{slot}", "task_id": self.task_id, **payload},
+            )
+        )
+
+    def disarm(self, slot: str) -> None:
+        armed = self.s.get(slot)
+        if armed:
+            self.out.append(tombstone(armed["id"]))
+            self.s[slot] = None
+
+    # ----------------------------------------------------------------------------- dependencies
+    def send(self, to: str, msg: str, **fields: Any) -> None:
+        """A dependency-protocol message to task ``to`` through the inbox (see ``deps``)."""
+        self.out.append(
+            Output(
+                INBOX,
+                to,
+                {
+                    "type": "dep",
+                    "msg": msg,
+                    "task_id": to,
+                    "from": self.task_id,
+                    "tenant_id": self.s["tenant_id"],
+                    "site_id": self.s["site_id"],
+                    "occurred_at": self.at,
+                    "event_id": None,
+                    **fields,
+                },
+            )
+        )

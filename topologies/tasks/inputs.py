@@ -1,0 +1,316 @@
+"""Normalization of every input of the tasks topology into the inbox's plain input dicts.
+
+Each ``from_*`` function takes one decoded source record and returns the inputs it means (often none:
+a decision about a robot, telemetry without a task). A record that can never be applied (no task id,
+a CREATE without a spec, an unknown command) raises :class:`~schemas.errors.RejectedRecord` and goes to
+the dead-letter topic; whether a well-formed input is *legal* is the state machine's business.
+
+RMF task states (``rmf.task_states``, rmf_api_msgs ``task_state_update``) map onto our states as follows
+(the task's ``status`` wins over ``dispatch.status`` once the task has started):
+
+=====================================================  ==============  =================================
+RMF                                                    ours            note
+=====================================================  ==============  =================================
+dispatch.status queued / selected / dispatched         DISPATCHED      RMF has the task, not started
+status uninitialized / queued / standby                DISPATCHED      waiting to begin
+status underway / blocked / delayed / error            EXECUTING       ``error`` waits for an operator;
+                                                                       the attempt timeout still runs
+status completed                                       SUCCEEDED
+status failed, dispatch.status failed_to_assign        FAILED          RETRYING while attempts remain
+status canceled / killed, dispatch canceled_in_flight  CANCELLED
+status skipped                                         (ignored)       a phase was skipped
+=====================================================  ==============  =================================
+
+Which task: the ``booking.labels`` entry ``fleetstream_task_id=<id>`` (the RMF sink sets it when it
+submits), else ``booking.id`` itself; ``booking.id`` is kept as the event's ``external_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from schemas.errors import RejectedRecord
+from topologies.tasks import cron
+
+__all__ = [
+    "RMF_DISPATCH_STATUS",
+    "RMF_STATUS",
+    "RMF_TASK_LABEL",
+    "TELEMETRY_PHASES",
+    "from_command",
+    "from_decision",
+    "from_due_timer",
+    "from_rmf",
+    "from_schedule",
+    "from_telemetry",
+    "inbox_key",
+    "validate_spec",
+]
+
+RMF_TASK_LABEL = "fleetstream_task_id"
+RMF_STATUS: dict[str, str | None] = {
+    "uninitialized": "DISPATCHED",
+    "queued": "DISPATCHED",
+    "standby": "DISPATCHED",
+    "underway": "EXECUTING",
+    "blocked": "EXECUTING",
+    "delayed": "EXECUTING",
+    "error": "EXECUTING",
+    "completed": "SUCCEEDED",
+    "failed": "FAILED",
+    "canceled": "CANCELLED",
+    "killed": "CANCELLED",
+    "skipped": None,
+}
+RMF_DISPATCH_STATUS: dict[str, str | None] = {
+    "queued": "DISPATCHED",
+    "selected": "DISPATCHED",
+    "dispatched": "DISPATCHED",
+    "failed_to_assign": "FAILED",
+    "canceled_in_flight": "CANCELLED",
+}
+#: Robot-reported task phases -> the state they report.
+TELEMETRY_PHASES = {
+    "STARTED": "EXECUTING",
+    "IN_PROGRESS": "EXECUTING",
+    "COMPLETED": "SUCCEEDED",
+    "FAILED": "FAILED",
+}
+_STARTED = {"EXECUTING", "SUCCEEDED", "FAILED", "CANCELLED"}
+_SCHEDULE_TYPES = ("schedule", "fire")
+
+
+def inbox_key(inp: dict[str, Any]) -> str:
+    """The inbox key of an input: the schedule id for schedule inputs, else the task id."""
+    return str(inp["schedule_id"] if inp["type"] in _SCHEDULE_TYPES else inp["task_id"])
+
+
+def _text(record: dict[str, Any], field: str) -> str:
+    value = record.get(field)
+    if not isinstance(value, str) or not value:
+        raise RejectedRecord(f"{field} is missing or empty")
+    return value
+
+
+def _check_key(key: Any, expected: str, field: str) -> None:
+    if key is not None and key != expected:
+        raise RejectedRecord(f"record key {key!r} does not match {field} {expected!r}")
+
+
+def validate_spec(spec: Any) -> dict[str, Any]:
+    """A TaskSpec the state machine can work with, or RejectedRecord with what is wrong."""
+    if not isinstance(spec, dict):
+        raise RejectedRecord("CREATE without a spec")
+    if not isinstance(spec.get("category"), str) or not spec["category"]:
+        raise RejectedRecord("spec.category is missing")
+    priority = spec.get("priority", 5)
+    if not isinstance(priority, int) or not 0 <= priority <= 10:
+        raise RejectedRecord(f"spec.priority {priority!r} is not within 0..10")
+    attempts = spec.get("max_attempts", 3)
+    if not isinstance(attempts, int) or attempts < 1:
+        raise RejectedRecord(f"spec.max_attempts {attempts!r} must be at least 1")
+    timeout = spec.get("timeout_ms")
+    if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
+        raise RejectedRecord(f"spec.timeout_ms {timeout!r} must be positive")
+    depends = spec.get("depends_on") or []
+    if not isinstance(depends, list) or not all(isinstance(d, str) and d for d in depends):
+        raise RejectedRecord("spec.depends_on must be a list of task ids")
+    if spec.get("on_dependency_failure", "CANCEL") not in ("CANCEL", "FAIL"):
+        raise RejectedRecord(f"spec.on_dependency_failure {spec.get('on_dependency_failure')!r} is unknown")
+    return spec
+
+
+def _base(record: dict[str, Any], task_id: str) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "tenant_id": _text(record, "tenant_id"),
+        "site_id": record.get("site_id") or "",
+        "occurred_at": int(record["occurred_at"]),
+        "event_id": record.get("event_id"),
+    }
+
+
+def from_command(record: dict[str, Any], key: Any = None) -> list[dict[str, Any]]:
+    """TaskCommand (``task.commands``) -> ``create`` / ``cancel`` / ``timer``."""
+    task_id = _text(record, "task_id")
+    _check_key(key, task_id, "task_id")
+    command = record.get("command")
+    base = _base(record, task_id)
+    if command == "CREATE":
+        spec = validate_spec(record.get("spec"))
+        return [
+            {
+                **base,
+                "type": "create",
+                "spec": spec,
+                "idempotency_key": record.get("idempotency_key"),
+                "requested_by": record.get("requested_by"),
+            }
+        ]
+    if command == "CANCEL":
+        return [
+            {
+                **base,
+                "type": "cancel",
+                "reason": record.get("reason"),
+                "requested_by": record.get("requested_by"),
+            }
+        ]
+    if command == "TIMER":
+        return [{**base, "type": "timer", "timer_id": _text(record, "timer")}]
+    raise RejectedRecord(f"unknown command {command!r}")
+
+
+def from_decision(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Decision (``scheduler.decisions``): ASSIGN / UNASSIGN of a task; other decisions are not ours."""
+    kind = record.get("kind")
+    if kind not in ("ASSIGN", "UNASSIGN") or not record.get("task_id"):
+        return []
+    base = _base(record, record["task_id"])
+    robot = _text(record, "robot_id") if kind == "ASSIGN" else record.get("robot_id")
+    return [
+        {
+            **base,
+            "type": kind.lower(),
+            "robot_id": robot,
+            "decision_id": record.get("decision_id"),
+            "reason": record.get("reason"),
+        }
+    ]
+
+
+def from_telemetry(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """RobotTelemetry with a task and a phase -> ``observe``; everything else is not ours."""
+    observed = TELEMETRY_PHASES.get(record.get("task_phase") or "NONE")
+    if observed is None or not record.get("task_id"):
+        return []
+    reason = None
+    if observed == "FAILED":
+        reason = f"robot reported FAILED ({record['error_code']})" if record.get("error_code") else None
+    return [
+        {
+            **_base(record, record["task_id"]),
+            "type": "observe",
+            "observed": observed,
+            "robot_id": record.get("robot_id"),
+            "source": "telemetry",
+            "external_id": None,
+            "reason": reason,
+        }
+    ]
+
+
+def rmf_task_id(state: dict[str, Any]) -> tuple[str, str]:
+    """``(our task id, RMF booking id)`` of an RMF task_state."""
+    booking = state.get("booking")
+    if not isinstance(booking, dict) or not isinstance(booking.get("id"), str) or not booking["id"]:
+        raise RejectedRecord("RMF task state without booking.id")
+    for label in booking.get("labels") or []:
+        name, _, value = str(label).partition("=")
+        if name == RMF_TASK_LABEL and value:
+            return value, booking["id"]
+    return booking["id"], booking["id"]
+
+
+def _object(parent: dict[str, Any], field: str) -> dict[str, Any]:
+    value = parent.get(field)
+    return value if isinstance(value, dict) else {}
+
+
+def rmf_observed(state: dict[str, Any]) -> str | None:
+    """Our state for an RMF task_state (see the table in the module docstring), None to ignore."""
+    status = state.get("status")
+    if status is not None and status not in RMF_STATUS:
+        raise RejectedRecord(f"unknown RMF task status {status!r}")
+    mapped = RMF_STATUS.get(status) if status else None
+    dispatch = _object(state, "dispatch")
+    from_dispatch = RMF_DISPATCH_STATUS.get(dispatch.get("status") or "")
+    if mapped in _STARTED or (status == "skipped"):
+        return mapped
+    return from_dispatch or mapped
+
+
+def from_rmf(message: dict[str, Any], timestamp_ms: int) -> list[dict[str, Any]]:
+    """An RMF ``task_state_update`` (or a bare task_state) -> ``observe``. RMF has no event time: the
+    Kafka timestamp stands in."""
+    if not isinstance(message, dict):
+        raise RejectedRecord("RMF message is not a JSON object")
+    state = message.get("data") if message.get("type") == "task_state_update" else message
+    if not isinstance(state, dict):
+        raise RejectedRecord("task_state_update without data")
+    task_id, booking_id = rmf_task_id(state)
+    observed = rmf_observed(state)
+    if observed is None:
+        return []
+    assigned = _object(state, "assigned_to")
+    detail = f"RMF {state.get('status') or _object(state, 'dispatch').get('status')}"
+    if assigned.get("name"):
+        detail += f" on {assigned.get('group')}/{assigned['name']}"
+    return [
+        {
+            "task_id": task_id,
+            "tenant_id": None,
+            "site_id": None,
+            "occurred_at": int(timestamp_ms),
+            "event_id": None,
+            "type": "observe",
+            "observed": observed,
+            "robot_id": None,
+            "source": "rmf",
+            "external_id": booking_id,
+            "reason": detail,
+        }
+    ]
+
+
+def from_due_timer(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Timer (``timers.due.tasks``) -> ``timer`` (a task's timeout or retry) or ``fire`` (a cron fire)."""
+    target = _text(record, "target_key")
+    timer_id = _text(record, "timer_id")
+    try:
+        payload = orjson.loads(record.get("payload_json") or "{}")
+    except orjson.JSONDecodeError as exc:
+        raise RejectedRecord(f"timer payload is not JSON: {exc}") from exc
+    due = int(record["due_at"])
+    base = {
+        "tenant_id": record.get("tenant_id"),
+        "site_id": record.get("site_id"),
+        "occurred_at": due,
+        "event_id": record.get("event_id"),
+        "timer_id": timer_id,
+    }
+    if payload.get("kind") == "schedule.fire":
+        return [{**base, "type": "fire", "schedule_id": target, "fire_at": int(payload.get("fire_at", due))}]
+    return [{**base, "type": "timer", "task_id": target}]
+
+
+def from_schedule(record: dict[str, Any] | None, key: Any, timestamp_ms: int) -> list[dict[str, Any]]:
+    """TaskSchedule (``task.schedules``, compacted) -> ``schedule``; a tombstone deletes the schedule."""
+    if record is None:
+        if not key:
+            raise RejectedRecord("schedule tombstone without a key")
+        return [
+            {
+                "type": "schedule",
+                "schedule_id": str(key),
+                "record": None,
+                "occurred_at": int(timestamp_ms),
+                "event_id": None,
+            }
+        ]
+    schedule_id = _text(record, "schedule_id")
+    _check_key(key, schedule_id, "schedule_id")
+    _text(record, "tenant_id")
+    cron.validate_schedule(record)
+    validate_spec(record.get("template"))
+    return [
+        {
+            "type": "schedule",
+            "schedule_id": schedule_id,
+            "record": record,
+            "occurred_at": int(record["occurred_at"]),
+            "event_id": record.get("event_id"),
+        }
+    ]

@@ -1,0 +1,264 @@
+"""The task state machine: ``step(state, input, config) -> (state, outputs)``, pure.
+
+States: CREATED -> WAITING (dependencies) -> QUEUED -> ASSIGNED -> DISPATCHED -> EXECUTING ->
+SUCCEEDED | FAILED | CANCELLED | TIMED_OUT, with RETRYING -> QUEUED after a failed attempt while attempts
+remain. Inputs are the normalized records of ``inputs``: ``create``, ``cancel``, ``assign``,
+``unassign`` (commands and scheduler decisions: an illegal one is answered with a REJECTED event),
+``observe`` (robot telemetry and RMF task states: facts reported again and again, so one that does not
+fit is ignored, never answered), ``timer`` (a due timer) and ``dep`` (see ``deps``).
+
+Legal transitions (every one emits a TRANSITION event)::
+
+    (new)                 create         -> CREATED -> QUEUED | WAITING | (see deps)
+    WAITING               all deps ok    -> QUEUED
+    WAITING               a dep failed   -> CANCELLED | FAILED (on_dependency_failure)
+    QUEUED                assign         -> ASSIGNED (a new attempt unless the last one never failed)
+    ASSIGNED              observe DISPATCHED -> DISPATCHED
+    ASSIGNED, DISPATCHED  observe EXECUTING  -> EXECUTING
+    ASSIGNED..EXECUTING   observe SUCCEEDED  -> SUCCEEDED
+    ASSIGNED..EXECUTING   observe FAILED     -> RETRYING (attempt < max_attempts) | FAILED
+    ASSIGNED..EXECUTING   observe CANCELLED  -> CANCELLED (cancelled in RMF)
+    ASSIGNED..EXECUTING   unassign           -> QUEUED (the attempt goes on with another robot)
+    ASSIGNED..EXECUTING   timeout timer      -> TIMED_OUT
+    RETRYING              retry timer        -> QUEUED
+    any non-terminal      cancel             -> CANCELLED
+
+REJECTED (state unchanged): cancel of a finished task, assign of a task that is not QUEUED or to another
+robot than its pin, unassign of a task that is not running or held by another robot, any command for an
+unknown task, cycles and unknown dependencies at creation. DUPLICATE: a CREATE for an existing task.
+
+Sequence numbers: every event on ``task.events`` takes the next ``seq`` of its task, REJECTED and
+DUPLICATE included, so the seq is gapless over exactly the events emitted (a reader detects a lost
+event by a gap, whatever its kind). A REJECTED command for a never-created task takes seq 1 of that id.
+
+Event time: an event's ``occurred_at`` is its input's, never earlier than the task's previous event.
+Timers are evaluated in event time: before any input stamped at or after an armed timer's due time is
+applied, the timer's transition happens first (at the due time), whether or not the due timer itself has
+arrived yet, so the outcome does not depend on how late the timer service delivers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from topologies.tasks import deps
+from topologies.tasks.config import TasksConfig
+from topologies.tasks.core import TaskRun, new_task_state
+from topologies.tasks.records import INBOX, RUNNING, TERMINAL, Output, tombstone
+
+__all__ = ["step"]
+
+TaskState = dict[str, Any]
+_COMMANDS = ("create", "cancel", "assign", "unassign")
+
+
+def step(
+    state: TaskState | None, inp: dict[str, Any], cfg: TasksConfig
+) -> tuple[TaskState | None, list[Output]]:
+    """Apply one normalized input to one task. Returns the new state (the same object if unchanged)."""
+    kind = inp["type"]
+    if state is None:
+        if kind == "dep":
+            if inp["msg"] == "probe":
+                return None, [Output(INBOX, inp["from"], deps.reply_to_probe_of_unknown(inp))]
+            return None, []
+        if kind not in _COMMANDS:
+            return None, []  # a fact or a timer about a task we never saw: nothing to apply it to
+        state = new_task_state(inp)
+        fresh = True
+    else:
+        fresh = False
+    run = TaskRun(state, cfg, inp)
+    if kind == "timer":
+        _on_timer(run, inp)
+    else:
+        _fire_overdue_timers(run)
+        _HANDLERS[kind](run, inp)
+    if not fresh and run.s == state:
+        return state, run.out
+    return run.s, run.out
+
+
+# --------------------------------------------------------------------------------------------- create
+def _on_create(run: TaskRun, inp: dict[str, Any]) -> None:
+    s = run.s
+    if s["status"] is not None or s["pending"] is not None:
+        if inp.get("tenant_id") != s["tenant_id"]:
+            run.reject("task id already in use")
+        elif s["pending"] is not None:
+            run.duplicate("creation in progress (dependency check)")
+        elif inp.get("spec") != s["spec"]:
+            run.duplicate("task already exists; this CREATE has a different spec, the original is kept")
+        else:
+            run.duplicate("task already exists")
+        return
+    spec = inp["spec"]
+    prerequisites = list(dict.fromkeys(spec.get("depends_on") or []))
+    s["tenant_id"], s["site_id"] = inp["tenant_id"], inp["site_id"]
+    if run.task_id in prerequisites:
+        run.reject(f"dependency cycle: {run.task_id} depends on itself")
+    elif len(prerequisites) > run.cfg.max_dependencies:
+        run.reject(f"too many dependencies: {len(prerequisites)} > {run.cfg.max_dependencies}")
+    elif prerequisites:
+        deps.start_check(run, inp, prerequisites)
+    else:
+        run.create(inp)
+        run.transition("QUEUED", "created")
+        deps.tell_subscribers(run)
+
+
+# --------------------------------------------------------------------------------------------- cancel
+def _unknown_to(run: TaskRun, inp: dict[str, Any]) -> bool:
+    """True (and REJECTED) when the task does not exist for the input's tenant."""
+    s = run.s
+    if inp.get("tenant_id") != s["tenant_id"] or (s["status"] is None and s["pending"] is None):
+        run.reject("unknown task", inp.get("robot_id"))
+        return True
+    return False
+
+
+def _on_cancel(run: TaskRun, inp: dict[str, Any]) -> None:
+    if _unknown_to(run, inp):
+        return
+    s = run.s
+    reason = inp.get("reason") or (
+        f"cancelled by {inp['requested_by']}" if inp.get("requested_by") else "cancelled"
+    )
+    if s["pending"] is not None:
+        if s["pending"]["cancel"] is None:  # applied right after the creation
+            s["pending"] = {**s["pending"], "cancel": reason}
+    elif s["status"] in TERMINAL:
+        run.reject(f"task is already {s['status']}")
+    else:
+        run.transition("CANCELLED", reason)
+
+
+# --------------------------------------------------------------------------------------------- assign
+def _on_assign(run: TaskRun, inp: dict[str, Any]) -> None:
+    if _unknown_to(run, inp):
+        return
+    s = run.s
+    robot = inp["robot_id"]
+    pinned = run.spec.get("robot_id")
+    if s["pending"] is not None:
+        run.reject("task is not created yet (dependency check in progress)", robot)
+    elif s["status"] != "QUEUED":
+        held = f" to {s['robot_id']}" if s["status"] in RUNNING else ""
+        run.reject(f"cannot assign a {s['status']} task{held}", robot)
+    elif pinned and pinned != robot:
+        run.reject(f"task is pinned to robot {pinned}", robot)
+    else:
+        if not s["attempt_open"]:
+            s["attempt"] += 1
+            s["attempt_open"] = True
+        s["robot_id"] = robot
+        run.transition("ASSIGNED", inp.get("reason") or f"assigned to {robot}")
+        timeout = run.spec.get("timeout_ms") or run.cfg.default_timeout_ms
+        if timeout:
+            run.arm("timeout", run.at + int(timeout), {"attempt": s["attempt"], "timeout_ms": int(timeout)})
+
+
+def _on_unassign(run: TaskRun, inp: dict[str, Any]) -> None:
+    if _unknown_to(run, inp):
+        return
+    s = run.s
+    robot = inp.get("robot_id")
+    if s["status"] not in RUNNING:
+        run.reject(f"cannot unassign a {s['status'] or 'not yet created'} task", robot)
+    elif robot and robot != s["robot_id"]:
+        run.reject(f"task is held by {s['robot_id']}, not {robot}", robot)
+    else:
+        run.disarm("timeout")
+        s["robot_id"] = None
+        run.transition("QUEUED", inp.get("reason") or f"unassigned from {robot or 'its robot'}")
+
+
+# --------------------------------------------------------------------------------------------- observe
+def _on_observe(run: TaskRun, inp: dict[str, Any]) -> None:
+    s = run.s
+    status = s["status"]
+    if status is None or s["pending"] is not None:
+        return
+    if inp.get("tenant_id") and inp["tenant_id"] != s["tenant_id"]:
+        return
+    robot = inp.get("robot_id")
+    if inp.get("source") == "telemetry" and robot and s["robot_id"] and robot != s["robot_id"]:
+        return  # another robot still reports this task (a previous attempt)
+    if inp.get("external_id") and not s["external_id"] and status in RUNNING:
+        s["external_id"] = inp["external_id"]
+    observed = inp["observed"]
+    reason = inp.get("reason")
+    if observed == "DISPATCHED" and status == "ASSIGNED":
+        run.transition("DISPATCHED", reason)
+    elif observed == "EXECUTING" and status in ("ASSIGNED", "DISPATCHED"):
+        run.transition("EXECUTING", reason)
+    elif observed == "SUCCEEDED" and status in RUNNING:
+        run.transition("SUCCEEDED", reason)
+    elif observed == "FAILED" and status in RUNNING:
+        _attempt_failed(run, reason or "the robot reported a failure")
+    elif observed == "CANCELLED" and status in RUNNING:
+        run.transition("CANCELLED", reason or f"cancelled by {inp.get('source')}")
+
+
+def _attempt_failed(run: TaskRun, reason: str) -> None:
+    s = run.s
+    run.disarm("timeout")
+    s["attempt_open"] = False
+    attempt, most = s["attempt"], int(run.spec.get("max_attempts") or 1)
+    if attempt < most:
+        s["robot_id"] = None
+        delay = run.cfg.backoff_ms(attempt)
+        run.transition("RETRYING", f"attempt {attempt} of {most} failed: {reason}; retry in {delay} ms")
+        run.arm("retry", run.at + delay, {"attempt": attempt})
+    else:
+        run.transition("FAILED", f"attempt {attempt} of {most} failed: {reason}")
+
+
+# --------------------------------------------------------------------------------------------- timers
+def _fire(run: TaskRun, slot: str) -> None:
+    """The armed ``slot`` timer is due: its transition, stamped with its due time."""
+    s = run.s
+    armed = s[slot]
+    input_at = run.at
+    run.at = max(int(armed["due"]), int(s["last_at"] or 0))
+    run.out.append(tombstone(armed["id"]))
+    s[slot] = None
+    if slot == "timeout":
+        s["attempt_open"] = False
+        run.transition("TIMED_OUT", f"attempt {s['attempt']} timed out")
+    else:
+        run.transition("QUEUED", f"retry backoff elapsed; attempt {s['attempt'] + 1} next")
+    run.at = max(input_at, run.at)
+
+
+def _fire_overdue_timers(run: TaskRun) -> None:
+    s = run.s
+    if s["timeout"] and s["status"] in RUNNING and run.at >= s["timeout"]["due"]:
+        _fire(run, "timeout")
+    if s["retry"] and s["status"] == "RETRYING" and run.at >= s["retry"]["due"]:
+        _fire(run, "retry")
+
+
+def _on_timer(run: TaskRun, inp: dict[str, Any]) -> None:
+    s = run.s
+    timer_id = inp["timer_id"]
+    if s["timeout"] and s["timeout"]["id"] == timer_id and s["status"] in RUNNING:
+        _fire(run, "timeout")
+    elif s["retry"] and s["retry"]["id"] == timer_id and s["status"] == "RETRYING":
+        _fire(run, "retry")
+    else:
+        run.out.append(tombstone(timer_id))  # stale (disarmed since): just clean the compacted topic
+
+
+def _on_dep(run: TaskRun, inp: dict[str, Any]) -> None:
+    deps.on_dep_message(run, inp)
+
+
+_HANDLERS = {
+    "create": _on_create,
+    "cancel": _on_cancel,
+    "assign": _on_assign,
+    "unassign": _on_unassign,
+    "observe": _on_observe,
+    "dep": _on_dep,
+}
