@@ -1,0 +1,94 @@
+"""The gateway's only write: producing records to Kafka (idempotent producer, acks=all, Avro framed)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+
+from schemas.codec import AvroCodec
+from schemas.registry import RegistryClient
+
+__all__ = ["OUTPUT_TOPICS", "EventProducer"]
+
+logger = logging.getLogger(__name__)
+
+#: Catalog topics the gateway produces to.
+OUTPUT_TOPICS: tuple[str, ...] = (
+    "task.commands",
+    "robot.registry",
+    "site.maps",
+    "task.schedules",
+    "audit.log",
+)
+
+
+class EventProducer:
+    """Encodes pydantic records with the registry-backed codec and produces them, awaiting the ack.
+
+    :param kafka_config: aiokafka connection arguments (``CommonSettings.aiokafka_config()``).
+    :param registry: schema registry client.
+    :param topic_prefix: environment prefix of every topic.
+    """
+
+    def __init__(
+        self,
+        kafka_config: dict[str, Any],
+        registry: RegistryClient,
+        topic_prefix: str = "",
+        *,
+        auto_register: bool = True,
+        linger_ms: int = 2,
+        request_timeout_ms: int = 10000,
+    ) -> None:
+        self._kafka_config = kafka_config
+        self._prefix = topic_prefix
+        self._codecs = {
+            name: AvroCodec.for_topic(registry, name, topic_prefix, auto_register=auto_register)
+            for name in OUTPUT_TOPICS
+        }
+        self._linger_ms = linger_ms
+        self._request_timeout_ms = request_timeout_ms
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def client(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        return self._producer
+
+    async def start(self) -> None:
+        # Resolve every schema id before serving, so the hot path never calls the registry.
+        await asyncio.gather(*(asyncio.to_thread(c.prepare) for c in self._codecs.values()))
+        self._producer = AIOKafkaProducer(
+            **self._kafka_config,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self._linger_ms,
+            request_timeout_ms=self._request_timeout_ms,
+            client_id="fleet-gateway",
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    def topic(self, name: str) -> str:
+        return f"{self._prefix}{name}"
+
+    async def send(self, topic: str, key: str, record: BaseModel) -> None:
+        """Produce ``record`` to catalog topic ``topic`` with ``key`` and wait until the broker has it."""
+        value = self._codecs[topic].encode(record)
+        await self.client.send_and_wait(self.topic(topic), value=value, key=key.encode())
+
+    async def ping(self) -> None:
+        """Raise unless a broker answers a metadata request."""
+        client = self.client.client
+        ok = await client.fetch_all_metadata()
+        if ok is None or not ok.brokers():
+            raise ConnectionError("no broker in metadata")

@@ -1,0 +1,29 @@
+"""One router per resource."""
+
+from gateway.routers import (
+    alerts,
+    conflicts,
+    dashboard,
+    decisions,
+    health,
+    robots,
+    schedules,
+    sites,
+    stream,
+    tasks,
+    telemetry,
+)
+
+__all__ = [
+    "alerts",
+    "conflicts",
+    "dashboard",
+    "decisions",
+    "health",
+    "robots",
+    "schedules",
+    "sites",
+    "stream",
+    "tasks",
+    "telemetry",
+]

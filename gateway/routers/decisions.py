@@ -1,0 +1,54 @@
+"""Scheduler decisions (Postgres), newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from gateway.deps import Pg, Viewer
+from gateway.errors import ERROR_RESPONSES, cursor_error
+from gateway.models import DecisionPublic, Page
+from gateway.pagination import CursorError
+from gateway.params import Cursor, Limit, OptionalId, Since, Until
+from gateway.routers._time import as_time
+from schemas.models import DecisionKind
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/decisions", tags=["decisions"], responses=ERROR_RESPONSES)
+
+
+@router.get("", response_model=Page[DecisionPublic], summary="List decisions")
+async def list_decisions(
+    principal: Viewer,
+    pg: Pg,
+    site_id: OptionalId = None,
+    robot_id: OptionalId = None,
+    task_id: OptionalId = None,
+    kind: Annotated[list[DecisionKind] | None, Query()] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[DecisionPublic]:
+    try:
+        page = await pg.list(
+            "decisions",
+            principal.tenant_id,
+            filters={
+                "site_id": site_id,
+                "robot_id": robot_id,
+                "task_id": task_id,
+                "kind": [k.value for k in kind] if kind else None,
+            },
+            since=as_time(since),
+            until=as_time(until),
+            cursor=cursor,
+            limit=limit,
+        )
+    except CursorError as exc:
+        raise cursor_error(exc) from None
+    return Page[DecisionPublic](
+        items=[DecisionPublic.model_validate(r) for r in page.items], next_cursor=page.next_cursor
+    )
