@@ -1,0 +1,110 @@
+"""Dispatch topology: assign ready tasks to free robots per site, send robots to chargers, requeue on offline.
+
+Consumes ``robot.status``, ``task.events``, ``site.maps`` and ``robot.registry`` (each re-keyed to
+``site_id`` with ``group_by``; the four topics must have equal partition counts) and produces Decisions to
+``scheduler.decisions`` (key task_id, else robot_id) exactly once. Rejected records go to
+``dlq.dispatch``. With ``FLEET_PLANNER_TARGET`` set, batches go to the gRPC planner behind a deadline,
+retries and a circuit breaker, and fall back to the in-process greedy policy.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import Field
+
+from pipelines.app import ProcessorApp, create_processor_app
+from pipelines.planner import CircuitBreaker, PlannerAssigner, PlannerClient
+from pipelines.settings import CommonSettings
+from schemas import catalog
+from schemas.codec import AvroCodec
+from schemas.quix import AvroDeserializer, AvroSerializer
+from schemas.registry import RegistryClient
+from topologies.dispatch import DispatchConfig, greedy_assigner
+from topologies.dispatch.builder import build_dispatch, decision_key
+from topologies.dispatch.machine import Assigner
+
+__all__ = ["INPUTS", "OUTPUT", "Settings", "build", "run"]
+
+logger = logging.getLogger(__name__)
+
+NAME = "dispatch"
+INPUTS = ("robot.status", "task.events", "site.maps", "robot.registry")
+OUTPUT = "scheduler.decisions"
+
+
+class Settings(CommonSettings):
+    """Settings of the dispatch processor (env prefix FLEET_)."""
+
+    dispatch_nominal_speed_mps: float = Field(1.0, gt=0, description="Speed for travel times and ETAs.")
+    dispatch_battery_reserve: float = Field(0.2, ge=0, le=1, description="Charge a robot must keep.")
+    dispatch_battery_per_s: float = Field(0.0003, ge=0, description="Charge used per second of travel.")
+    dispatch_charge_release: float = Field(0.9, ge=0, le=1, description="Charge at which a charger is freed.")
+    planner_target: str | None = Field(None, description="host:port of the gRPC planner; unset: in-process.")
+    planner_timeout_s: float = Field(0.25, gt=0, description="Deadline of one planner call.")
+    planner_retries: int = Field(1, ge=0, le=5, description="Retries of a failed planner call (jittered).")
+    planner_failure_threshold: int = Field(3, ge=1, description="Consecutive failures that open the circuit.")
+    planner_cooldown_s: float = Field(10.0, ge=0, description="Open circuit: wait before a half-open probe.")
+    partitions: int | None = Field(
+        None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
+    )
+    commit_interval_s: float = Field(
+        0.2, gt=0, description="Checkpoint period: exactly-once decisions become visible at each checkpoint."
+    )
+
+    def dispatch_config(self) -> DispatchConfig:
+        return DispatchConfig(
+            nominal_speed_mps=self.dispatch_nominal_speed_mps,
+            battery_reserve=self.dispatch_battery_reserve,
+            battery_per_s=self.dispatch_battery_per_s,
+            charge_release=self.dispatch_charge_release,
+        )
+
+    def assigner(self) -> Assigner:
+        if not self.planner_target:
+            return greedy_assigner
+        breaker = CircuitBreaker(
+            f"planner:{self.planner_target}",
+            failure_threshold=self.planner_failure_threshold,
+            cooldown_s=self.planner_cooldown_s,
+        )
+        client = PlannerClient(
+            self.planner_target,
+            timeout_s=self.planner_timeout_s,
+            retries=self.planner_retries,
+            breaker=breaker,
+        )
+        return PlannerAssigner(client)
+
+
+def _partitions(settings: Settings, name: str) -> int:
+    return settings.partitions or catalog.topic(name).partitions
+
+
+def build(settings: Settings) -> ProcessorApp:
+    """The dispatch ProcessorApp, fully wired (not running)."""
+    registry = RegistryClient(**settings.registry_client_config())
+    papp = create_processor_app(settings, NAME, exactly_once=True, commit_interval=settings.commit_interval_s)
+
+    def codec(name: str) -> AvroCodec:
+        return AvroCodec.for_topic(registry, name, settings.topic_prefix)
+
+    app = papp.app
+    sdfs = [
+        app.dataframe(
+            papp.topic(
+                name, value_deserializer=AvroDeserializer(codec(name)), partitions=_partitions(settings, name)
+            )
+        )
+        for name in INPUTS
+    ]
+    decisions = build_dispatch(*sdfs, config=settings.dispatch_config(), assigner=settings.assigner())
+    out = papp.topic(
+        OUTPUT, value_serializer=AvroSerializer(codec(OUTPUT)), partitions=_partitions(settings, OUTPUT)
+    )
+    decisions.to_topic(out, key=decision_key)
+    return papp
+
+
+def run(settings: Settings) -> None:
+    build(settings).run()
