@@ -1,0 +1,102 @@
+"""Traffic topology: space-time reservations of robot routes, conflict detection and resolution per site.
+
+Consumes ``robot.status`` (key robot_id), ``task.events`` (key task_id) and ``site.maps`` (key site_id),
+concatenated and re-keyed by site with one ``group_by``; the three topics must have equal partition counts.
+Produces HOLD / RESUME / REROUTE Decisions to ``scheduler.decisions`` (key robot_id), Conflicts to
+``traffic.conflicts`` (key site_id) and CONFLICT_UNRESOLVED Alerts to ``alerts`` (key robot id), exactly
+once. Rejected records go to ``dlq.traffic``. See ``topologies.traffic``.
+"""
+
+from __future__ import annotations
+
+import logging
+from operator import itemgetter
+
+from pydantic import Field
+
+from pipelines.app import ProcessorApp, create_processor_app
+from pipelines.settings import CommonSettings
+from schemas import catalog
+from schemas.codec import AvroCodec
+from schemas.quix import AvroDeserializer, AvroSerializer
+from schemas.registry import RegistryClient
+from topologies.traffic import OUTPUT_KEY_FIELDS, OWNER, TrafficConfig, build_traffic
+
+__all__ = ["INPUTS", "Settings", "build", "run"]
+
+logger = logging.getLogger(__name__)
+
+INPUTS = ("robot.status", "site.maps", "task.events")
+
+
+class Settings(CommonSettings):
+    """Settings of the traffic processor (env prefix FLEET_)."""
+
+    traffic_node_margin_s: float = Field(
+        0.5, ge=0, description="A waypoint reserves its node this long either side."
+    )
+    traffic_dwell_s: float = Field(1.0, ge=0, description="How long a robot occupies a node it passes.")
+    traffic_min_headway_s: float = Field(
+        3.0, ge=0, description="Minimum gap between lane entries, same direction."
+    )
+    traffic_clear_s: float = Field(
+        1.0, ge=0, description="Hysteresis: the blocker must have cleared this long before a RESUME."
+    )
+    traffic_reroute_min_wait_s: float = Field(
+        5.0, ge=0, description="A detour is only searched when the expected wait is at least this long."
+    )
+    traffic_reroute_gain_s: float = Field(2.0, ge=0, description="A detour must arrive this much earlier.")
+    traffic_speed_mps: float = Field(1.0, gt=0, description="Nominal speed for timing detours.")
+    partitions: int | None = Field(
+        None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
+    )
+    commit_interval_s: float = Field(
+        0.2, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
+    )
+
+    def traffic_config(self) -> TrafficConfig:
+        return TrafficConfig(
+            node_margin_ms=round(self.traffic_node_margin_s * 1000),
+            dwell_ms=round(self.traffic_dwell_s * 1000),
+            min_headway_ms=round(self.traffic_min_headway_s * 1000),
+            clear_ms=round(self.traffic_clear_s * 1000),
+            reroute_min_wait_ms=round(self.traffic_reroute_min_wait_s * 1000),
+            reroute_gain_ms=round(self.traffic_reroute_gain_s * 1000),
+            speed_mps=self.traffic_speed_mps,
+        )
+
+
+def _partitions(settings: Settings, name: str) -> int:
+    return settings.partitions or catalog.topic(name).partitions
+
+
+def build(settings: Settings) -> ProcessorApp:
+    """The traffic ProcessorApp, fully wired (not running)."""
+    registry = RegistryClient(**settings.registry_client_config())
+    papp = create_processor_app(
+        settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
+    )
+
+    def codec(name: str) -> AvroCodec:
+        return AvroCodec.for_topic(registry, name, settings.topic_prefix)
+
+    app = papp.app
+    status, maps, tasks = (
+        app.dataframe(
+            papp.topic(
+                name, value_deserializer=AvroDeserializer(codec(name)), partitions=_partitions(settings, name)
+            )
+        )
+        for name in INPUTS
+    )
+    outputs = build_traffic(status, maps_sdf=maps, tasks_sdf=tasks, config=settings.traffic_config())
+    for name, sdf in outputs.items():
+        topic = papp.topic(
+            name, value_serializer=AvroSerializer(codec(name)), partitions=_partitions(settings, name)
+        )
+        sdf.to_topic(topic, key=itemgetter(OUTPUT_KEY_FIELDS[name]))
+    return papp
+
+
+def run(settings: Settings) -> None:
+    build(settings).run()

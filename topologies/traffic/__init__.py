@@ -1,0 +1,57 @@
+"""The traffic topology (key site_id): space-time reservations of planned routes, conflict detection
+(vertex, edge, following distance, no-go zones, deadlocks) and resolution (HOLD / RESUME / REROUTE).
+
+``machine.step`` is the pure per-site transition and ``builder.build_traffic`` its Quix adapter. Parts:
+``reservations`` (the indexed table), ``detect`` (clashes, zone hits, wait-for cycles), ``problems``
+(what to resolve, emitted once), ``resolve`` (who yields; HOLD at a safe node), ``detour`` (A* reroutes),
+``deadlock`` (cycle breaking), ``resume`` (RESUME with hysteresis), ``graph`` / ``geometry`` (site
+model, no-go polygons), ``state`` (the in-memory site), ``records`` (output builders).
+"""
+
+from topologies.traffic.builder import (
+    OUTPUT_KEY_FIELDS,
+    OUTPUT_TOPICS,
+    SiteCache,
+    TrafficStep,
+    build_traffic,
+)
+from topologies.traffic.config import OWNER, TrafficConfig
+from topologies.traffic.detect import Clash, ZoneHit, clash_between, clashes_of, find_cycle, zone_hits
+from topologies.traffic.graph import SiteModel
+from topologies.traffic.machine import classify, new_site, remove_robot, step
+from topologies.traffic.records import ALERTS, CONFLICTS, DECISIONS, Output, conflict_id
+from topologies.traffic.reservations import OPEN, Reservation, ReservationTable, plan_reservations
+from topologies.traffic.state import SiteState, effective_plan, full_plan
+
+__all__ = [
+    "ALERTS",
+    "CONFLICTS",
+    "DECISIONS",
+    "OPEN",
+    "OUTPUT_KEY_FIELDS",
+    "OUTPUT_TOPICS",
+    "OWNER",
+    "Clash",
+    "Output",
+    "Reservation",
+    "ReservationTable",
+    "SiteCache",
+    "SiteModel",
+    "SiteState",
+    "TrafficConfig",
+    "TrafficStep",
+    "ZoneHit",
+    "build_traffic",
+    "clash_between",
+    "clashes_of",
+    "classify",
+    "conflict_id",
+    "effective_plan",
+    "find_cycle",
+    "full_plan",
+    "new_site",
+    "plan_reservations",
+    "remove_robot",
+    "step",
+    "zone_hits",
+]

@@ -1,0 +1,57 @@
+"""Configuration of the traffic topology: plain values, built once by the processor from its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["OWNER", "TrafficConfig"]
+
+#: The processor that owns the traffic topology (its DLQ name and decision ``planner`` tag).
+OWNER = "traffic"
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficConfig:
+    """Margins and thresholds of the space-time reservation model. Durations are ms of event time.
+
+    :param node_margin_ms: a waypoint reserves its node for ``[eta - margin, eta + dwell + margin]``.
+    :param dwell_ms: how long a robot is expected to occupy a node it passes.
+    :param min_headway_ms: two robots entering one lane in the same direction must be this far apart.
+    :param clear_ms: hysteresis of a hold: the blocker's reservation on the contested node/lane must have
+        ended this long ago before the held robot is resumed.
+    :param reroute_min_wait_ms: a detour is only searched when the expected wait is at least this long.
+    :param reroute_gain_ms: a detour must arrive at least this much earlier than waiting would.
+    :param speed_mps: nominal speed used to time a detour (ETAs of a new route).
+    :param bucket_ms: width of the time bucket that goes into a conflict id (same conflict, same id).
+    :param conflict_ttl_ms: how long an emitted conflict id is remembered (emitted once within it).
+    :param deadlock_scan_ms: how often the whole wait-for graph is searched for cycles.
+    :param deadlock_max_robots: longest wait-for cycle searched for (bounds the search in a jam).
+    :param max_rounds: bound on resolution rounds per input (each round resolves one conflict).
+    """
+
+    node_margin_ms: int = 500
+    dwell_ms: int = 1_000
+    min_headway_ms: int = 3_000
+    clear_ms: int = 1_000
+    reroute_min_wait_ms: int = 5_000
+    reroute_gain_ms: int = 2_000
+    speed_mps: float = 1.0
+    bucket_ms: int = 10_000
+    conflict_ttl_ms: int = 300_000
+    deadlock_scan_ms: int = 2_000
+    deadlock_max_robots: int = 12
+    max_rounds: int = 64
+
+    def __post_init__(self) -> None:
+        for name in (
+            "node_margin_ms",
+            "dwell_ms",
+            "min_headway_ms",
+            "clear_ms",
+            "reroute_min_wait_ms",
+            "reroute_gain_ms",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.speed_mps <= 0 or self.bucket_ms <= 0 or self.conflict_ttl_ms <= 0 or self.max_rounds <= 0:
+            raise ValueError("speed_mps, bucket_ms, conflict_ttl_ms and max_rounds must be positive")

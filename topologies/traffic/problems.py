@@ -1,0 +1,102 @@
+"""The problems the resolver works on (a clash with another robot, a no-go entry) and emitting them.
+
+Each conflict is emitted once per ``conflict_id`` (remembered for ``conflict_ttl_ms``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from topologies.traffic import records
+from topologies.traffic.detect import clashes_of, zone_hits
+from topologies.traffic.records import Output
+from topologies.traffic.reservations import OPEN, Reservation
+from topologies.traffic.state import SiteState
+
+__all__ = ["Plan", "Problem", "emit_alert", "emit_conflict", "first_problem", "resource", "route_out"]
+
+Plan = list[tuple[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The earliest conflict of one robot: a clash with another robot, or a no-go-zone entry."""
+
+    cid: str
+    kind: str
+    mine: Reservation
+    other: Reservation | None
+    zone_id: str | None
+    start: int
+    end: int
+    members: tuple[str, ...] = ()
+
+    @property
+    def robots(self) -> list[str]:
+        if self.members:
+            return list(self.members)
+        return [self.mine.robot_id] + ([self.other.robot_id] if self.other is not None else [])
+
+
+def resource(res: Reservation) -> str:
+    return f"lane:{res.key}" if res.lane else f"node:{res.key}"
+
+
+def first_problem(state: SiteState, robot_id: str, skip: set[str]) -> Problem | None:
+    """The earliest unresolved problem of ``robot_id`` not in ``skip`` (ids already given up on)."""
+    bucket = state.config.bucket_ms
+    mine = state.table.of(robot_id)
+    for hit in zone_hits(mine, state.model):
+        cid = records.conflict_id("NO_GO_ZONE", [robot_id], f"zone:{hit.zone_id}", hit.res.start, bucket)
+        if cid not in skip:
+            return Problem(cid, "NO_GO_ZONE", hit.res, None, hit.zone_id, hit.res.start, hit.res.end)
+    for clash in clashes_of(state.table, robot_id, state.config):
+        robots = [robot_id, clash.other.robot_id]
+        cid = records.conflict_id(clash.kind, robots, resource(clash.mine), clash.start, bucket)
+        if cid not in skip:
+            return Problem(cid, clash.kind, clash.mine, clash.other, None, clash.start, clash.end)
+    return None
+
+
+def emit_conflict(
+    state: SiteState,
+    p: Problem,
+    resolution: str,
+    resolved: str | None,
+    now: int,
+    out: list[Output],
+    detail: str,
+) -> None:
+    if p.cid in state.emitted:
+        return
+    state.remember(p.cid, p.robots, now + state.config.conflict_ttl_ms)
+    res = p.mine
+    out.append(
+        records.conflict(
+            state.site,
+            cid=p.cid,
+            kind=p.kind,
+            robot_ids=p.robots,
+            window=(p.start, min(p.end, OPEN - 1)),
+            resolution=resolution,
+            resolved_robot_id=resolved,
+            occurred_at=now,
+            node_id=None if res.lane else res.key,
+            lane_id=res.key if res.lane else None,
+            zone_id=p.zone_id,
+            detail=detail,
+        )
+    )
+
+
+def emit_alert(state: SiteState, cid: str, subject: str, message: str, now: int, out: list[Output]) -> None:
+    key = f"alert:{cid}"
+    if key in state.emitted:
+        return
+    state.remember(key, [subject], now + state.config.conflict_ttl_ms)
+    out.append(records.alert(state.site, subject_id=subject, cid=cid, message=message, occurred_at=now))
+
+
+def route_out(plan: Plan, current: bool) -> Plan:
+    """A plan as a Decision route: the node the robot is at is not part of it (first entry = next node)."""
+    return plan[1:] if current else plan

@@ -1,0 +1,117 @@
+"""The space-time reservation table: who occupies which node or lane when, indexed by node and by lane.
+
+A robot's *plan* is a list of ``(node_id, eta_ms)``. Each waypoint reserves its node for
+``[eta - margin, eta + dwell + margin]``; each consecutive pair reserves the lane between them for the
+traversal ``[eta_from, eta_to]`` in that direction. A plan may end *open*: its last node is then held
+until further notice (a HOLD, an OFFLINE or ERROR robot), ``end = OPEN``.
+
+The table keeps one interval list per node and per lane plus each robot's own list, so replacing one
+robot's plan costs O(plan length x reservations on those nodes/lanes), independent of the fleet size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from topologies.traffic.config import TrafficConfig
+from topologies.traffic.graph import SiteModel
+
+__all__ = ["OPEN", "Plan", "Reservation", "ReservationTable", "plan_reservations"]
+
+#: End of an open reservation (a robot that stays where it is until told otherwise).
+OPEN = 1 << 62
+
+Plan = Sequence[tuple[str, int]]
+
+
+class Reservation:
+    """One robot's claim on a node (``lane`` False) or a lane driven ``frm`` → ``to`` over [start, end).
+
+    ``idx`` is the plan index of the node (of the lane's entry node). Compared by identity.
+    """
+
+    __slots__ = ("end", "frm", "idx", "key", "lane", "robot_id", "start", "to")
+
+    def __init__(
+        self, robot_id: str, key: str, lane: bool, start: int, end: int, frm: str, to: str, idx: int
+    ) -> None:
+        self.robot_id = robot_id
+        self.key = key
+        self.lane = lane
+        self.start = start
+        self.end = end
+        self.frm = frm
+        self.to = to
+        self.idx = idx
+
+    @property
+    def open(self) -> bool:
+        return self.end >= OPEN
+
+    def __repr__(self) -> str:
+        what = f"lane {self.key} {self.frm}->{self.to}" if self.lane else f"node {self.key}"
+        end = "open" if self.open else self.end
+        return f"Reservation({self.robot_id} {what} [{self.start}, {end}) #{self.idx})"
+
+
+def plan_reservations(
+    robot_id: str, plan: Plan, model: SiteModel | None, config: TrafficConfig, *, open_end: bool = False
+) -> list[Reservation]:
+    """The reservations of ``plan`` (lanes only where the site model knows a lane between the nodes)."""
+    out: list[Reservation] = []
+    margin, dwell = config.node_margin_ms, config.dwell_ms
+    last = len(plan) - 1
+    lane_of = model.lane_of if model is not None else {}
+    for i, (node, eta) in enumerate(plan):
+        end = OPEN if open_end and i == last else eta + dwell + margin
+        out.append(Reservation(robot_id, node, False, eta - margin, end, node, node, i))
+        if i < last:
+            nxt, nxt_eta = plan[i + 1]
+            lane_id = lane_of.get((node, nxt))
+            if lane_id is not None:
+                out.append(Reservation(robot_id, lane_id, True, eta, max(nxt_eta, eta + 1), node, nxt, i))
+    return out
+
+
+class ReservationTable:
+    """Reservations indexed by node, by lane and by robot."""
+
+    __slots__ = ("by_lane", "by_node", "by_robot")
+
+    def __init__(self) -> None:
+        self.by_node: dict[str, list[Reservation]] = {}
+        self.by_lane: dict[str, list[Reservation]] = {}
+        self.by_robot: dict[str, list[Reservation]] = {}
+
+    def at(self, res: Reservation) -> list[Reservation]:
+        """The reservations on the same node or lane as ``res`` (all robots, ``res`` included if stored)."""
+        return (self.by_lane if res.lane else self.by_node).get(res.key, [])
+
+    def on_node(self, node_id: str) -> list[Reservation]:
+        return self.by_node.get(node_id, [])
+
+    def of(self, robot_id: str) -> list[Reservation]:
+        return self.by_robot.get(robot_id, [])
+
+    def remove(self, robot_id: str) -> None:
+        for res in self.by_robot.pop(robot_id, ()):
+            index = self.by_lane if res.lane else self.by_node
+            bucket = index[res.key]
+            for i, other in enumerate(bucket):
+                if other is res:
+                    del bucket[i]
+                    break
+            if not bucket:
+                del index[res.key]
+
+    def replace(self, robot_id: str, reservations: Iterable[Reservation]) -> None:
+        self.remove(robot_id)
+        mine = list(reservations)
+        if not mine:
+            return
+        self.by_robot[robot_id] = mine
+        for res in mine:
+            (self.by_lane if res.lane else self.by_node).setdefault(res.key, []).append(res)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.by_robot.values())

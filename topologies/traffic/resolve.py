@@ -1,0 +1,222 @@
+"""Conflict resolution by priority: HOLD at a safe node, RESUME when clear, REROUTE when cheaper.
+
+Rules (all deterministic, no clock; ``now`` is the event time of the input being processed):
+
+- **Who yields.** A robot that occupies a node until further notice (held, OFFLINE, ERROR) never
+  yields: the moving robot does. In a FOLLOWING violation the follower (later lane entry) yields.
+  Otherwise the robot of lower task priority yields, ties to the larger robot_id.
+- **REROUTE** the yielding robot when the expected wait (blocker's window end + ``clear_ms`` minus its
+  own arrival) is at least ``reroute_min_wait_ms`` and a detour (A* on the site graph avoiding the
+  contested node/lane, no-go zones and stationary robots) arrives at least ``reroute_gain_ms`` earlier.
+- **HOLD** it otherwise, at the *safe node*: the last node of its plan before the contested node (for a
+  lane, at or before the lane's entry node) that no other robot reserves from the hold's start on; the
+  node the robot is at is the last resort. While held it reserves its prefix and then the hold node
+  with an open end; its waits are recorded ``[robot_id, "node"|"lane"|"zone", key]``.
+- **RESUME** (anti-flap): a hold sticks until every blocker's reservations on the contested node/lane
+  ended at least ``clear_ms`` ago *and* the pending plan, shifted to start now, has no conflict that the
+  held robot would lose. Otherwise the hold stays and its waits become the new blockers.
+- **DEADLOCK**: after every change of waits the wait-for graph is searched for a cycle through the
+  robot; one is broken by rerouting its lowest-ranked member that has a detour.
+- If the yielding robot can neither detour nor hold, the other robot is held instead; failing that the
+  conflict is emitted with resolution NONE and an Alert CONFLICT_UNRESOLVED is raised.
+Each conflict is emitted once per ``conflict_id`` (remembered for ``conflict_ttl_ms``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from topologies.traffic import records
+from topologies.traffic.deadlock import break_deadlock
+from topologies.traffic.detour import apply_reroute, detour
+from topologies.traffic.problems import (
+    Plan,
+    Problem,
+    emit_alert,
+    emit_conflict,
+    first_problem,
+    resource,
+    route_out,
+)
+from topologies.traffic.records import Output
+from topologies.traffic.reservations import OPEN, Reservation
+from topologies.traffic.state import SiteState, full_plan
+
+__all__ = ["settle"]
+
+logger = logging.getLogger(__name__)
+
+
+def _safe_index(state: SiteState, robot_id: str, plan: Plan, current: bool, limit: int) -> int | None:
+    """The last plan index <= ``limit`` whose node nobody else reserves from its arrival on."""
+    margin = state.config.node_margin_ms
+    nogo = state.model.nogo_nodes if state.model is not None else {}
+    for j in range(min(limit, len(plan) - 1), -1, -1):
+        node, eta = plan[j]
+        if j == 0 and current:  # where it stands, unless another robot means to stop there too
+            return 0 if not any(r.open for r in state.table.on_node(node) if r.robot_id != robot_id) else None
+        if node in nogo:
+            continue
+        if all(r.robot_id == robot_id or r.end <= eta - margin for r in state.table.on_node(node)):
+            return j
+    return None
+
+
+def _hold(
+    state: SiteState,
+    robot_id: str,
+    res: Reservation,
+    wait: list[str],
+    cid: str,
+    now: int,
+    out: list[Output],
+    reason: str,
+) -> list[str] | None:
+    """Hold ``robot_id`` before ``res``; returns the robots changed, or None when no safe node exists."""
+    entry = state.robots[robot_id]
+    if res.open or entry.get("status") in {"OFFLINE", "ERROR"}:
+        return None  # it already stands still there
+    plan, current = full_plan(entry)
+    j = _safe_index(state, robot_id, plan, current, res.idx if res.lane else res.idx - 1)
+    if j is None:
+        return None
+    prev = entry.get("hold")
+    waits = [list(w) for w in prev["waits"]] if prev else []
+    if wait not in waits:
+        waits.append(wait)
+    node = plan[j][0]
+    entry["hold"] = {
+        "node": node,
+        "since": prev["since"] if prev else now,
+        "current": current,
+        "prefix": [list(w) for w in plan[: j + 1]],
+        "pending": [list(w) for w in plan[j:]],
+        "waits": waits,
+        "conflict_id": cid,
+    }
+    state.reserve(robot_id)
+    state.touch(robot_id)
+    out.append(
+        records.decision(
+            entry,
+            kind="HOLD",
+            route=route_out(plan[: j + 1], current),
+            occurred_at=now,
+            conflict=cid,
+            reason=f"hold at {node}: {reason}",
+        )
+    )
+    return [robot_id, *break_deadlock(state, robot_id, now, out)]
+
+
+def _yielder(state: SiteState, c: Problem) -> tuple[Reservation, Reservation, bool]:
+    """``(yielding reservation, right-of-way reservation, forced)`` of a two-robot problem."""
+    a, b = c.mine, c.other
+    assert b is not None
+    if b.open != a.open:
+        return (a, b, True) if b.open else (b, a, True)
+    if c.kind == "FOLLOWING":
+        return (a, b, False) if (a.start, a.robot_id) > (b.start, b.robot_id) else (b, a, False)
+    return (b, a, False) if state.outranks(a.robot_id, b.robot_id) else (a, b, False)
+
+
+def _resolve(state: SiteState, p: Problem, now: int, out: list[Output]) -> list[str] | None:
+    """Resolve one problem; returns the robots whose plans changed, or None when it cannot be resolved."""
+    cfg = state.config
+    if p.other is None:  # NO_GO_ZONE
+        rid = p.mine.robot_id
+        found = detour(state, rid, set(), set(), OPEN, now)
+        if found is not None:
+            emit_conflict(state, p, "REROUTE", rid, now, out, f"route enters no-go zone {p.zone_id}; detour")
+            apply_reroute(state, rid, found, p.cid, now, out, f"avoid no-go zone {p.zone_id}")
+            return [rid]
+        changed = _hold(
+            state,
+            rid,
+            p.mine,
+            ["", "zone", p.zone_id or ""],
+            p.cid,
+            now,
+            out,
+            f"route enters no-go zone {p.zone_id}",
+        )
+        detail = f"route enters no-go zone {p.zone_id} and no detour exists"
+        emit_conflict(state, p, "HOLD" if changed else "NONE", rid if changed else None, now, out, detail)
+        emit_alert(state, p.cid, rid, f"robot {rid}: {detail}", now, out)
+        return changed
+    loser, winner, forced = _yielder(state, p)
+    what = f"{p.kind.lower()} conflict with {winner.robot_id} at {resource(p.mine)}"
+    wait_ms = OPEN if winner.open else winner.end + cfg.clear_ms - loser.start
+    if wait_ms >= cfg.reroute_min_wait_ms:
+        avoid_n = set() if loser.lane else {loser.key}
+        avoid_l = {loser.key} if loser.lane else set()
+        found = detour(state, loser.robot_id, avoid_n, avoid_l, wait_ms, now)
+        if found is not None:
+            emit_conflict(
+                state, p, "REROUTE", loser.robot_id, now, out, f"{what}; detour cheaper than waiting"
+            )
+            apply_reroute(state, loser.robot_id, found, p.cid, now, out, what)
+            return [loser.robot_id]
+    wait = [winner.robot_id, "lane" if winner.lane else "node", winner.key]
+    changed = _hold(state, loser.robot_id, loser, wait, p.cid, now, out, what)
+    if changed is not None:
+        emit_conflict(state, p, "HOLD", loser.robot_id, now, out, what)
+        return changed
+    if not forced:
+        wait = [loser.robot_id, "lane" if loser.lane else "node", loser.key]
+        swapped = (
+            f"{p.kind.lower()} conflict with {loser.robot_id} at {resource(p.mine)} (no safe node for it)"
+        )
+        changed = _hold(state, winner.robot_id, winner, wait, p.cid, now, out, swapped)
+        if changed is not None:
+            emit_conflict(state, p, "HOLD", winner.robot_id, now, out, swapped)
+            return changed
+    detail = f"{what}: {loser.robot_id} can neither detour nor hold"
+    emit_conflict(state, p, "NONE", None, now, out, detail)
+    emit_alert(state, p.cid, loser.robot_id, f"robot {loser.robot_id}: {detail}", now, out)
+    return None
+
+
+def settle(state: SiteState, robot_ids: list[str], now: int, out: list[Output]) -> None:
+    """Resolve the problems of the given robots, and of every robot a resolution changes, earliest first."""
+    queue = list(dict.fromkeys(robot_ids))
+    given_up: set[str] = set()
+    resolved: set[str] = set()
+    rounds = 0
+    limit = state.config.max_rounds * max(1, len(queue))
+    while queue:
+        rid = queue.pop(0)
+        if rid not in state.robots:
+            continue
+        while True:
+            problem = first_problem(state, rid, given_up)
+            if problem is None:
+                break
+            rounds += 1
+            if rounds > limit:
+                logger.warning(
+                    "traffic resolution did not settle in %d rounds at site %s", limit, state.site_id
+                )
+                emit_alert(
+                    state, problem.cid, rid, f"robot {rid}: conflict resolution did not settle", now, out
+                )
+                return
+            if problem.cid in resolved:  # it came back after being resolved: do not flap, give up
+                given_up.add(problem.cid)
+                emit_alert(
+                    state,
+                    problem.cid,
+                    rid,
+                    f"robot {rid}: {problem.kind.lower()} conflict persists after its resolution",
+                    now,
+                    out,
+                )
+                continue
+            changed = _resolve(state, problem, now, out)
+            resolved.add(problem.cid)
+            if not changed:
+                given_up.add(problem.cid)
+                continue
+            for other in changed:
+                if other != rid and other not in queue:
+                    queue.append(other)

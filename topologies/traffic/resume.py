@@ -1,0 +1,127 @@
+"""Resuming held robots: when their way is clear (with hysteresis), checked only when it may be."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Any
+
+from topologies.traffic import records
+from topologies.traffic.deadlock import break_deadlock, is_clear
+from topologies.traffic.detect import Clash, clashes_of, zone_hits
+from topologies.traffic.problems import Plan
+from topologies.traffic.records import Output
+from topologies.traffic.reservations import OPEN, plan_reservations
+from topologies.traffic.state import SiteState
+
+__all__ = ["check_holds"]
+
+
+def _blockers(state: SiteState, robot_id: str, plan: Plan) -> list[list[str]]:
+    """What would stop ``robot_id`` driving ``plan`` now: conflicts it would lose, no-go entries."""
+    mine = plan_reservations(robot_id, plan, state.model, state.config)
+    found: list[list[str]] = [["", "zone", h.zone_id] for h in zone_hits(mine, state.model)]
+    clash: Clash
+    for clash in clashes_of(state.table, robot_id, state.config, mine):
+        other = clash.other
+        if clash.kind == "FOLLOWING":
+            loses = other.open or clash.mine.start >= other.start
+        else:
+            loses = other.open or state.outranks(other.robot_id, robot_id)
+        wait = [other.robot_id, "lane" if other.lane else "node", other.key]
+        if loses and wait not in found:
+            found.append(wait)
+    return found
+
+
+def _schedule(state: SiteState, robot_id: str, now: int) -> None:
+    """Note when a held robot's waits could clear by time alone (waits on robots that stand still are
+    re-checked when those robots' plans change instead)."""
+    hold = state.robots[robot_id]["hold"]
+    horizon = now - state.config.clear_ms
+    due = 0
+    for robot, kind, key in hold["waits"]:
+        if kind == "zone":
+            continue
+        lane = kind == "lane"
+        for r in state.table.of(robot):
+            if r.key == key and r.lane == lane and r.end > horizon:
+                due = max(due, r.end + state.config.clear_ms)
+    if 0 < due < OPEN and state.check_at.get(robot_id) != due:
+        state.check_at[robot_id] = due
+        heapq.heappush(state.due, (due, robot_id))
+
+
+def _shift(state: SiteState, pending: Plan, now: int) -> Plan:
+    """The pending plan leaving the hold node now: the original gaps between waypoints are kept, but never
+    shorter than driving the lane at the nominal speed (the reported ETAs may be stale after a wait)."""
+    model, cfg = state.model, state.config
+    node, eta = pending[0]
+    t = max(now, eta)
+    shifted = [(node, t)]
+    for (a, ta), (b, tb) in itertools.pairwise(pending):
+        drive = model.length(a, b) / cfg.speed_mps * 1000 if model is not None and a in model.pos else 0.0
+        t += max(tb - ta, round(drive))
+        shifted.append((b, t))
+    return shifted
+
+
+def _due_holds(state: SiteState, now: int) -> set[str]:
+    candidates = state.recheck
+    state.recheck = set()
+    while state.due and state.due[0][0] <= now:
+        at, rid = heapq.heappop(state.due)
+        if state.check_at.get(rid) == at:
+            del state.check_at[rid]
+            candidates.add(rid)
+    return candidates & state.held
+
+
+def check_holds(state: SiteState, now: int, out: list[Output]) -> list[str]:
+    """RESUME every held robot whose way is clear; returns the robots resumed or rerouted.
+
+    Only holds that may have changed are looked at: those whose blockers changed plan since, and those
+    whose timed re-check (the blockers' window ends plus ``clear_ms``) is due.
+    """
+    changed: list[str] = []
+    candidates = _due_holds(state, now)
+    if not candidates:
+        return changed
+    # Highest rank first: a lower-ranked robot then sees the plans of those resumed before it.
+    for rid in state.by_rank(candidates, highest_first=True):
+        entry: dict[str, Any] = state.robots[rid]
+        hold = entry.get("hold")
+        if not hold:
+            continue
+        if not all(is_clear(state, w, now) for w in hold["waits"]):
+            _schedule(state, rid, now)
+            continue
+        pending = [(n, int(t)) for n, t in hold["pending"]]
+        shifted = _shift(state, pending, now)
+        blockers = _blockers(state, rid, shifted)
+        if blockers:
+            if blockers != hold["waits"]:
+                hold["waits"] = blockers
+                state.sync_waits(rid)
+                state.touch(rid)
+                changed.extend(break_deadlock(state, rid, now, out))
+            if state.robots[rid].get("hold"):
+                _schedule(state, rid, now)
+            continue
+        entry["node"], entry["seen"] = shifted[0]
+        entry["route"] = [list(w) for w in shifted[1:]]
+        entry["hold"] = None
+        state.reserve(rid)
+        state.touch(rid)
+        out.append(
+            records.decision(
+                entry,
+                kind="RESUME",
+                route=shifted[1:],
+                occurred_at=now,
+                conflict=hold["conflict_id"],
+                reason=f"way clear after {now - hold['since']} ms held at {hold['node']}",
+            )
+        )
+        changed.append(rid)
+    return changed

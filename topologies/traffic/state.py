@@ -1,0 +1,199 @@
+"""The in-memory model of one site: robot entries, task priorities, the site model and the reservations.
+
+Robot entries are plain JSON-serialisable dicts (one state sub-key each in the Quix adapter)::
+
+    robot_id, tenant_id, site_id, fleet_id, task_id    identity and task, from the latest RobotStatus
+    seq, seen, status                                   latest status seq, occurred_at, RobotState
+    node                                                pose.node_id (the node the robot is at), or None
+    route                                               [[node_id, eta], ...] the plan, next node first
+    hold                                                None, or the HOLD in force (see ``resolve``)
+    last_reroute                                        [conflict_id, nodes] of the last REROUTE emitted
+    conflicts                                           {conflict_id: remember_until} emitted about it
+
+Everything else (site model, reservation table, held set) is derived and rebuilt by :meth:`rebuild`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from topologies.traffic.config import TrafficConfig
+from topologies.traffic.graph import SiteModel
+from topologies.traffic.reservations import ReservationTable, plan_reservations
+
+__all__ = ["IDLE_PRIORITY", "STATIONARY", "PlanView", "SiteState", "effective_plan", "full_plan"]
+
+#: RobotStates of a robot that does not move whatever its route says: it occupies its node.
+STATIONARY = frozenset({"OFFLINE", "ERROR"})
+#: Priority of a robot without a task (below every task priority, 0..10).
+IDLE_PRIORITY = -1
+#: Priority of a robot whose task's priority is unknown (the TaskSpec default).
+DEFAULT_PRIORITY = 5
+
+PlanView = tuple[list[tuple[str, int]], bool]
+
+
+def full_plan(entry: dict[str, Any]) -> PlanView:
+    """The robot's whole intended plan and whether its first node is the node the robot is at.
+
+    A held robot's plan is its prefix up to the hold node followed by the pending rest.
+    """
+    hold = entry.get("hold")
+    if hold:
+        prefix = [(n, int(t)) for n, t in hold["prefix"]]
+        pending = [(n, int(t)) for n, t in hold["pending"]]
+        return prefix[:-1] + pending, bool(hold["current"])
+    plan = [(n, int(t)) for n, t in entry.get("route") or ()]
+    node = entry.get("node")
+    if node is None:
+        return plan, False
+    if not plan or plan[0][0] != node:
+        plan.insert(0, (node, int(entry["seen"])))
+    return plan, True
+
+
+def effective_plan(entry: dict[str, Any]) -> tuple[list[tuple[str, int]], bool, bool]:
+    """``(plan, first_is_current, open_end)``: what the robot will actually occupy.
+
+    A held robot occupies its prefix and then its hold node until resumed; an OFFLINE/ERROR robot its
+    node until further notice; any other robot its full plan.
+    """
+    if entry.get("status") in STATIONARY:
+        node = entry.get("node")
+        return ([(node, int(entry["seen"]))], True, True) if node else ([], False, False)
+    hold = entry.get("hold")
+    if hold:
+        return [(n, int(t)) for n, t in hold["prefix"]], bool(hold["current"]), True
+    plan, current = full_plan(entry)
+    return plan, current, False
+
+
+@dataclass(slots=True)
+class SiteState:
+    """One site: the durable part (``site_map``, ``robots``, ``tasks``, the clocks) and derived indices.
+
+    ``emitted`` (conflict id -> remember until) is derived from the robots' ``conflicts``, so that emitting
+    a conflict rewrites only the entries of the robots concerned. ``dirty_robots`` / ``dirty_tasks`` /
+    ``dirty_map`` name what changed since the adapter last stored it.
+    """
+
+    config: TrafficConfig
+    site_id: str = ""
+    tenant_id: str = ""
+    site_map: dict[str, Any] | None = None
+    robots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tasks: dict[str, int] = field(default_factory=dict)
+    emitted: dict[str, int] = field(default_factory=dict)
+    emitted_by: dict[str, list[str]] = field(default_factory=dict)
+    clock: int = 0
+    model: SiteModel | None = None
+    table: ReservationTable = field(default_factory=ReservationTable)
+    held: set[str] = field(default_factory=set)
+    dirty_robots: set[str] = field(default_factory=set)
+    dirty_tasks: set[str] = field(default_factory=set)
+    dirty_map: bool = False
+    next_prune: int = 0
+    next_scan: int = 0
+    waiters: dict[str, set[str]] = field(default_factory=dict)
+    waits_of: dict[str, set[str]] = field(default_factory=dict)
+    recheck: set[str] = field(default_factory=set)
+    due: list[tuple[int, str]] = field(default_factory=list)
+    check_at: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def site(self) -> dict[str, str]:
+        return {"tenant_id": self.tenant_id, "site_id": self.site_id}
+
+    def priority(self, robot_id: str) -> int:
+        entry = self.robots.get(robot_id)
+        task_id = entry.get("task_id") if entry else None
+        if not task_id:
+            return IDLE_PRIORITY
+        return self.tasks.get(task_id, DEFAULT_PRIORITY)
+
+    def outranks(self, a: str, b: str) -> bool:
+        """Whether robot ``a`` has right of way over ``b``: higher task priority, ties to the smaller id."""
+        pa, pb = self.priority(a), self.priority(b)
+        return pa > pb or (pa == pb and a < b)
+
+    def by_rank(self, robot_ids: Iterable[str], *, highest_first: bool) -> list[str]:
+        """Robots ordered by right of way (see :meth:`outranks`)."""
+        ordered = sorted(robot_ids, key=lambda rid: (-self.priority(rid), rid))
+        return ordered if highest_first else ordered[::-1]
+
+    def reserve(self, robot_id: str) -> None:
+        """Recompute one robot's reservations from its entry (O(its plan x local overlaps))."""
+        entry = self.robots.get(robot_id)
+        if entry is None:
+            self.table.remove(robot_id)
+            self.held.discard(robot_id)
+            return
+        plan, _current, open_end = effective_plan(entry)
+        self.table.replace(
+            robot_id, plan_reservations(robot_id, plan, self.model, self.config, open_end=open_end)
+        )
+        if entry.get("hold"):
+            self.held.add(robot_id)
+            self.recheck.add(robot_id)
+        else:
+            self.held.discard(robot_id)
+        self.sync_waits(robot_id)
+        # whoever waits on this robot may be free now
+        self.recheck.update(self.waiters.get(robot_id, ()))
+
+    def sync_waits(self, robot_id: str) -> None:
+        """Keep the reverse index blocker -> held robots waiting on it in step with the robot's hold."""
+        entry = self.robots.get(robot_id)
+        hold = entry.get("hold") if entry else None
+        new = {w[0] for w in hold["waits"] if w[0]} if hold else set()
+        old = self.waits_of.get(robot_id, set())
+        if new == old:
+            return
+        for blocker in old - new:
+            waiting = self.waiters.get(blocker)
+            if waiting is not None:
+                waiting.discard(robot_id)
+                if not waiting:
+                    del self.waiters[blocker]
+        for blocker in new - old:
+            self.waiters.setdefault(blocker, set()).add(robot_id)
+        if new:
+            self.waits_of[robot_id] = new
+        else:
+            self.waits_of.pop(robot_id, None)
+
+    def touch(self, robot_id: str) -> None:
+        self.dirty_robots.add(robot_id)
+
+    def remember(self, cid: str, robot_ids: list[str], until: int) -> None:
+        """Note a conflict (or alert) id as emitted, under each robot it concerns."""
+        self.emitted[cid] = until
+        self.emitted_by[cid] = list(robot_ids)
+        for rid in robot_ids:
+            entry = self.robots.get(rid)
+            if entry is not None:
+                entry.setdefault("conflicts", {})[cid] = until
+                self.touch(rid)
+
+    def forget(self, cid: str) -> None:
+        self.emitted.pop(cid, None)
+        for rid in self.emitted_by.pop(cid, ()):
+            entry = self.robots.get(rid)
+            if entry is not None and entry.get("conflicts", {}).pop(cid, None) is not None:
+                self.touch(rid)
+
+    def rebuild(self) -> None:
+        """Recompute the derived parts (model, reservations, held set) from the durable ones."""
+        self.model = SiteModel.from_map(self.site_map) if self.site_map else None
+        self.table = ReservationTable()
+        self.held = set()
+        self.waiters, self.waits_of, self.due, self.check_at = {}, {}, [], {}
+        self.emitted, self.emitted_by = {}, {}
+        for robot_id in sorted(self.robots):
+            self.reserve(robot_id)
+            for cid, until in (self.robots[robot_id].get("conflicts") or {}).items():
+                self.emitted[cid] = max(until, self.emitted.get(cid, 0))
+                self.emitted_by.setdefault(cid, []).append(robot_id)
+        self.recheck = set(self.held)
