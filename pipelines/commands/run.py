@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import pkgutil
+from pathlib import Path
 from types import ModuleType
 
 import pipelines.processors
@@ -27,7 +29,9 @@ def processor_module(name: str) -> ModuleType:
 
 
 def _summary(name: str) -> str:
-    doc = processor_module(name).__doc__ or ""
+    """First docstring line, read from the source: listing processors imports none of them."""
+    source = Path(pipelines.processors.__path__[0]) / f"{name}.py"
+    doc = ast.get_docstring(ast.parse(source.read_text())) or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 

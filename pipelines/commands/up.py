@@ -22,6 +22,7 @@ from pathlib import Path
 from pipelines.commands.run import processor_names
 from pipelines.commands.stack import SERVICES, STACK_SCRIPT
 from pipelines.logsetup import setup_logging
+from pipelines.settings import load_settings
 
 __all__ = ["add_parser"]
 
@@ -31,6 +32,8 @@ ROOT = STACK_SCRIPT.parents[2]
 LOCAL = Path(os.environ.get("FLEET_LOCAL_DIR", ROOT / ".local"))
 PIDFILE = LOCAL / "run" / "fleet-up.pid"
 METRICS_BASE_PORT = 9400
+# Processors that need something outside this machine's stack: started only when asked for.
+OPTIONAL = {"sink_rmf": "with_rmf"}
 
 
 @dataclass
@@ -87,7 +90,8 @@ def _children(args: argparse.Namespace) -> list[Child]:
     base_env = {**os.environ, "FLEET_LOG_FORMAT": os.environ.get("FLEET_LOG_FORMAT", "json")}
     logs = LOCAL / "logs"
     children = []
-    for i, name in enumerate(processor_names()):
+    names = [n for n in processor_names() if n not in OPTIONAL or getattr(args, OPTIONAL[n])]
+    for i, name in enumerate(names):
         env = {**base_env, "FLEET_METRICS_PORT": str(METRICS_BASE_PORT + i)}
         if name == "gateway":
             env["FLEET_HTTP_PORT"] = str(args.gateway_port)
@@ -137,7 +141,9 @@ def _dev_token(args: argparse.Namespace) -> str:
     from gateway.cli import mint_token
     from gateway.settings import GatewaySettings
 
-    return mint_token(GatewaySettings(), tenant=args.tenant, roles=["admin"], ttl_seconds=12 * 3600)
+    return mint_token(
+        load_settings(GatewaySettings), tenant=args.tenant, roles=["admin"], ttl_seconds=12 * 3600
+    )
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -254,6 +260,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="gateway port (default: 8080 or FLEET_HTTP_PORT)",
     )
     up.add_argument("--no-stack", action="store_true", help="do not start or stop the local services")
+    up.add_argument(
+        "--with-rmf",
+        action="store_true",
+        help="also run sink_rmf (needs an RMF API server: FLEET_RMF_API_URL and its token)",
+    )
     up.set_defaults(func=_up)
     down = sub.add_parser("down", help="stop a running `fleet up` and everything it started")
     down.set_defaults(func=_down)

@@ -14,8 +14,14 @@ from pipelines.dlq import DeadLetterQueue
 
 
 def _read_all(settings, topic: str, expect: int, timeout_s: float = 15) -> list:
-    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"probe-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    consumer = Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": f"probe-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
     consumer.subscribe([topic])
     out, deadline, eof = [], time.monotonic() + timeout_s, False
     while time.monotonic() < deadline and not (eof and len(out) >= expect):
@@ -31,10 +37,19 @@ def _read_all(settings, topic: str, expect: int, timeout_s: float = 15) -> list:
 
 
 def _replay_cli(settings) -> str:
-    env = {**os.environ, "FLEET_TOPIC_PREFIX": settings.topic_prefix,
-           "FLEET_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers}
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "dlq", "replay", "probe", "--idle-timeout", "3"],
-                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    env = {
+        **os.environ,
+        "FLEET_TOPIC_PREFIX": settings.topic_prefix,
+        "FLEET_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "dlq", "replay", "probe", "--idle-timeout", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -45,8 +60,15 @@ def test_replay_sends_each_dead_letter_back_exactly_once(prefixed_settings, crea
     dlq = DeadLetterQueue(s.kafka_client_config(), "probe", dlq_topic)
 
     def dead_letter(i: int) -> None:
-        dlq.send(key=f"robot-{i}".encode(), value=f"payload-{i}".encode(), headers=[("traceparent", b"00-abc-01")],
-                 error=ValueError(f"bad record {i}"), topic=origin, partition=0, offset=i)
+        dlq.send(
+            key=f"robot-{i}".encode(),
+            value=f"payload-{i}".encode(),
+            headers=[("traceparent", b"00-abc-01")],
+            error=ValueError(f"bad record {i}"),
+            topic=origin,
+            partition=0,
+            offset=i,
+        )
 
     for i in range(5):
         dead_letter(i)
@@ -65,6 +87,10 @@ def test_replay_sends_each_dead_letter_back_exactly_once(prefixed_settings, crea
     assert _replay_cli(s) == f"{dlq_topic}: read 0, replayed 0, skipped 0", "a second replay re-sends nothing"
     for i in (5, 6):
         dead_letter(i)
-    assert _replay_cli(s) == f"{dlq_topic}: read 2, replayed 2, skipped 0", "only new dead letters are replayed"
+    assert _replay_cli(s) == f"{dlq_topic}: read 2, replayed 2, skipped 0", (
+        "only new dead letters are replayed"
+    )
     final = _read_all(s, origin, expect=7)
-    assert sorted(m.key() for m in final) == sorted(f"robot-{i}".encode() for i in range(7)), "none lost, none twice"
+    assert sorted(m.key() for m in final) == sorted(f"robot-{i}".encode() for i in range(7)), (
+        "none lost, none twice"
+    )

@@ -33,7 +33,7 @@ def test_timers_fire_on_time_and_cancelled_ones_do_not(prefixed_settings, create
     registry = RegistryClient(**settings.registry_client_config())
     codec = AvroCodec.for_topic(registry, "timers", p)
     due_codec = AvroCodec.for_topic(registry, "timers.due.tasks", p)
-    producer = Producer(settings.kafka_client_config())
+    producer = Producer(settings.kafka_producer_config())
 
     def arm(timer_id: str, due_at: int) -> None:
         value = {
