@@ -247,6 +247,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up.add_argument("--site", default="demo", help="simulated site id (default: demo)")
+    up.add_argument("--tenant", default="acme", help="simulated tenant id (default: acme)")
     up.add_argument(
         "--robots", type=int, default=20, help="simulated robots; 0 runs no simulator (default: 20)"
     )

@@ -1,0 +1,39 @@
+"""`fleet up` (make run) builds the right children from its arguments, without starting anything."""
+
+from pipelines.cli import build_parser
+from pipelines.commands.up import _children
+
+
+def _args(*argv: str):
+    return build_parser().parse_args(["up", *argv])
+
+
+def test_every_processor_but_the_optional_ones_plus_the_simulator():
+    children = {c.name: c for c in _children(_args("--robots", "5", "--tenant", "t1", "--site", "s9"))}
+    assert {
+        "telemetry",
+        "tasks",
+        "dispatch",
+        "traffic",
+        "timers",
+        "sink_postgres",
+        "sink_influx",
+        "sink_redis",
+        "gateway",
+        "planner",
+        "simulator",
+    } <= set(children)
+    assert "sink_rmf" not in children, "sink_rmf needs an RMF server: only with --with-rmf"
+    sim = children["simulator"].argv
+    assert sim[sim.index("--tenant") + 1] == "t1"
+    assert sim[sim.index("--site") + 1] == "s9"
+    assert sim[sim.index("--robots") + 1] == "5"
+    assert children["gateway"].env["FLEET_HTTP_PORT"] == "8080"
+    ports = [c.env["FLEET_METRICS_PORT"] for n, c in children.items() if n not in ("gateway", "simulator")]
+    assert len(set(ports)) == len(ports), "each processor gets its own metrics port"
+
+
+def test_with_rmf_adds_the_rmf_sink_and_no_robots_means_no_simulator():
+    names = {c.name for c in _children(_args("--with-rmf", "--robots", "0"))}
+    assert "sink_rmf" in names
+    assert "simulator" not in names
