@@ -96,7 +96,10 @@ spawn() {  # spawn SERVICE CMD... : start in its own session, log to .local/logs
 
 apt_install() {  # apt_install PACKAGE... : installs Debian packages once
   local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  # a removed package keeps its config files and still answers `dpkg -s`: ask for the installed state
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
   ((${#missing[@]})) || return 0
   log "installing Debian packages: ${missing[*]} (once)"
   local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
