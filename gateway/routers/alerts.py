@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gateway.deps import Pg, Viewer
-from gateway.errors import ERROR_RESPONSES, cursor_error
+from gateway.errors import ERROR_RESPONSES
 from gateway.models import AlertPublic, Page
-from gateway.pagination import CursorError
 from gateway.params import Cursor, Limit, OptionalId, Since, Until
-from gateway.routers._time import as_time
+from gateway.routers._listing import list_page, values
 from schemas.models import AlertKind, Severity
 
 __all__ = ["router"]
@@ -32,23 +31,19 @@ async def list_alerts(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AlertPublic]:
-    try:
-        page = await pg.list(
-            "alerts",
-            principal.tenant_id,
-            filters={
-                "site_id": site_id,
-                "subject_id": subject_id,
-                "severity": [v.value for v in severity] if severity else None,
-                "kind": [k.value for k in kind] if kind else None,
-            },
-            since=as_time(since),
-            until=as_time(until),
-            cursor=cursor,
-            limit=limit,
-        )
-    except CursorError as exc:
-        raise cursor_error(exc) from None
-    return Page[AlertPublic](
-        items=[AlertPublic.model_validate(r) for r in page.items], next_cursor=page.next_cursor
+    return await list_page(
+        pg,
+        "alerts",
+        principal.tenant_id,
+        AlertPublic,
+        filters={
+            "site_id": site_id,
+            "subject_id": subject_id,
+            "severity": values(severity),
+            "kind": values(kind),
+        },
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
     )
