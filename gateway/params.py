@@ -14,7 +14,9 @@ PathId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
 OptionalId = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page.")]
-_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+# The latest instant every store can represent: InfluxDB keeps int64 nanoseconds (2262-04-11T23:47:16.854Z);
+# a later bound is a 422 here, not a 500 from the store.
+_MAX_MS = 9_223_372_036_854
 Since = Annotated[
     int | None, Query(alias="from", ge=0, le=_MAX_MS, description="Inclusive lower bound, epoch ms UTC.")
 ]
