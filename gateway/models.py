@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
 from schemas.models import (
     AlertKind,
@@ -161,6 +161,18 @@ class TaskSpecIn(BaseModel):
         default_factory=dict, max_length=32
     )
     payload: dict[str, Any] | None = Field(None, description="Opaque JSON payload handed to the robot.")
+
+    @field_validator("payload")
+    @classmethod
+    def _payload_is_portable_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        import orjson
+
+        if value is not None:
+            try:
+                orjson.dumps(value)
+            except TypeError as exc:  # e.g. integers beyond 64 bits
+                raise ValueError(f"not representable as portable JSON: {exc}") from None
+        return value
 
     def to_record(self) -> TaskSpec:
         import orjson
