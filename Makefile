@@ -20,10 +20,10 @@ export FLEET_POSTGRES_DSN ?= postgresql://fleet@127.0.0.1:$(FLEET_POSTGRES_PORT)
 export FLEET_REDIS_URL ?= redis://127.0.0.1:$(FLEET_REDIS_PORT)/0
 export FLEET_INFLUX_URL ?= http://127.0.0.1:$(FLEET_INFLUX_PORT)
 
-.PHONY: help install run test test-unit test-integration test-deploy bench lint helm helm-lint stack-up stack-down stack-status clean
+.PHONY: help install run test test-unit test-integration test-deploy bench lint helm helm-lint stack-up stack-up-influxdb2 stack-down stack-status clean
 
 help: ## this list
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,9 @@ install: $(STAMP) ## create .venv and install fleetstream with its dev tools
 stack-up: ## install (once) and start Kafka, the registry, Postgres, Redis, InfluxDB, Mosquitto
 	@$(STACK) up
 
+stack-up-influxdb2: ## build (once, ~15-20 min, cached in ~/.cache/fleetstream) and start InfluxDB 1.12 for the /api/v2/write tests
+	@$(STACK) up influxdb2
+
 stack-down: ## stop every local service and processor this checkout started
 	@-$(BIN)/fleet down 2>/dev/null || true
 	@$(STACK) down
@@ -46,14 +49,14 @@ stack-status: ## each local service, its port, and whether it answers
 run: install ## start the stack and the whole pipeline with a simulated warehouse (Ctrl-C stops it)
 	@$(BIN)/fleet up
 
-test: install stack-up ## install, start what the tests need, run every test
+test: install stack-up stack-up-influxdb2 ## install, start what the tests need, run every test
 	@$(BIN)/fleet schemas check
 	@$(BIN)/pytest -q -m "not bench" tests
 
 test-unit: install ## the tests that need nothing running
 	@$(BIN)/pytest -q -m "not integration and not bench" tests
 
-test-integration: install stack-up ## the tests that run against the real local stack
+test-integration: install stack-up stack-up-influxdb2 ## the tests that run against the real local stack
 	@$(BIN)/pytest -q -m "integration and not bench" tests
 
 bench: install stack-up ## benchmarks with ratios against raw baselines measured in the same run

@@ -12,6 +12,10 @@ batch overwrites itself. Writes go through the v1 ``/write`` API (InfluxDB 1.x, 
 selected by ``api="v2"``, through influxdb-client's ``/api/v2/write`` with the ``db/rp`` bucket form.
 An unreachable, timing-out or 5xx server raises ``SinkBackpressureError`` (the app pauses and retries
 the same records); a 4xx answer means we built a bad point, which is a bug: :class:`InfluxWriteError`.
+The one 4xx that is not a bug is a replay older than a retention policy: the server drops those points,
+writes the rest and says so (1.6: "points beyond retention policy", 1.8+: "points outside retention
+policy"); both writers log it and go on. Both paths are tested against real servers: v1 on InfluxDB
+1.6 and 1.12, v2 on 1.12 (``deploy/local/stack.sh up influxdb2``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import httpx
 from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
 
 from schemas.errors import FleetError
+from schemas.tracing import trace_ids
 
 __all__ = [
     "AGGREGATE_MEASUREMENT",
@@ -187,6 +192,11 @@ class LineWriter(Protocol):
     def close(self) -> None: ...
 
 
+def _dropped_for_retention(status: int | None, body: str) -> bool:
+    """Whether an answer says "some points were older than the retention policy" (the rest was written)."""
+    return status == 400 and ("beyond retention policy" in body or "outside retention policy" in body)
+
+
 def _backpressure(config: InfluxConfig, what: str) -> SinkBackpressureError:
     logger.warning("InfluxDB unavailable (%s); pausing for %.1f s", what, config.retry_after_s)
     return SinkBackpressureError(retry_after=config.retry_after_s)
@@ -240,7 +250,7 @@ class InfluxV1Writer:
         if self.config.username and not self.config.token:
             params.update(u=self.config.username, p=self.config.password or "")
         response = self._request("/write", params, "\n".join(lines).encode())
-        if response.status_code == 400 and "points beyond retention policy" in response.text:
+        if _dropped_for_retention(response.status_code, response.text):
             # A replay older than the policy: those points would already have expired. The rest is written.
             logger.warning(
                 "InfluxDB dropped points older than retention policy %s: %s", rp, response.text[:200]
@@ -258,8 +268,9 @@ class InfluxV1Writer:
 class InfluxV2Writer:
     """``/api/v2/write`` through influxdb-client, bucket ``"db/rp"`` (DBRP form; 1.8+, 2.x, 3.x).
 
-    Schema statements are not part of the v2 API: buckets/DBRP mappings must exist (``setup`` only logs).
-    Not exercised against a server in this repository (the local InfluxDB 1.6 has no /api/v2/write).
+    Schema statements are not part of the v2 API. ``setup`` creates the database and retention policies
+    through the v1 ``/query`` API where the server offers it (1.8+); where it refuses them (2.x, 3.x),
+    the buckets / DBRP mappings must exist, and ``setup`` logs which it expects.
     """
 
     def __init__(self, config: InfluxConfig) -> None:
@@ -274,13 +285,20 @@ class InfluxV2Writer:
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
 
     def setup(self) -> None:
-        logger.info(
-            "InfluxDB v2 API: expecting buckets %s/%s and %s/%s to exist",
-            self.config.database,
-            self.config.raw_rp,
-            self.config.database,
-            self.config.aggregate_rp,
-        )
+        schema = InfluxV1Writer(self.config)
+        try:
+            schema.setup()
+        except InfluxWriteError as exc:  # no InfluxQL schema statements here (2.x, 3.x)
+            logger.info(
+                "InfluxDB v2 API: no database created (%s); expecting buckets %s/%s and %s/%s to exist",
+                exc,
+                self.config.database,
+                self.config.raw_rp,
+                self.config.database,
+                self.config.aggregate_rp,
+            )
+        finally:
+            schema.close()
 
     def write(self, rp: str, lines: list[str]) -> None:
         from influxdb_client.client.write_api import WritePrecision
@@ -296,6 +314,11 @@ class InfluxV2Writer:
         except ApiException as exc:
             if exc.status is None or exc.status >= 500 or exc.status == 429:
                 raise _backpressure(self.config, f"HTTP {exc.status}: {exc.reason}") from exc
+            if _dropped_for_retention(exc.status, str(exc.body)):
+                logger.warning(
+                    "InfluxDB dropped points older than retention policy %s: %s", rp, str(exc.body)[:200]
+                )
+                return
             raise InfluxWriteError(
                 f"InfluxDB refused a write to {rp} (HTTP {exc.status}): {exc.body}"
             ) from exc
@@ -318,10 +341,13 @@ class InfluxSink(BatchingSink):
         config: InfluxConfig,
         writer: LineWriter | None = None,
         on_flush: Callable[[int, float], None] | None = None,
+        on_backpressure: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """:param on_flush: called with (points written, seconds) after every successful write (metrics)."""
+        """:param on_flush: called with (points written, seconds) after every successful write (metrics).
+        :param on_backpressure: called with the error when a flush fails and will be retried (metrics)."""
         super().__init__()
         self._on_flush = on_flush
+        self._on_backpressure = on_backpressure
         self.config = config
         self.writer: LineWriter = writer or (
             InfluxV2Writer(config) if config.api == "v2" else InfluxV1Writer(config)
@@ -373,6 +399,17 @@ class InfluxSink(BatchingSink):
         try:
             if self._batches:
                 self.write_records(item.value for batch in self._batches.values() for item in batch)
+                if logger.isEnabledFor(logging.DEBUG):
+                    items = [item for batch in self._batches.values() for item in batch]
+                    logger.debug(
+                        "flushed %d records",
+                        len(items),
+                        extra={"records": len(items), "trace_ids": trace_ids(i.headers for i in items)},
+                    )
+        except SinkBackpressureError as exc:
+            if self._on_backpressure is not None:
+                self._on_backpressure(exc)
+            raise
         finally:
             self._batches.clear()
 

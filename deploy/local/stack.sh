@@ -6,10 +6,14 @@
 #   deploy/local/stack.sh status               each service, its port, and whether it answers
 #   deploy/local/stack.sh env                  the FLEET_* variables that point clients at this stack
 #
-# SERVICE is any of: kafka registry postgres redis influxdb mosquitto (default: all).
+# SERVICE is any of: kafka registry postgres redis influxdb mosquitto (default: all), or influxdb2:
+# InfluxDB 1.12 with /api/v2/write for the sink's v2 tests, built from Go modules by install-influxd.sh
+# (once, ~15-20 min, cached in ~/.cache/fleetstream); only started when named (`make test` does), and
+# stopped and reported with the others.
 # Data, logs and pid files live under .local/ (git-ignored). Ports come from the environment:
 #   FLEET_KAFKA_PORT=19092 FLEET_KAFKA_CONTROLLER_PORT=19093 FLEET_REGISTRY_PORT=18081
 #   FLEET_POSTGRES_PORT=15432 FLEET_REDIS_PORT=16379 FLEET_INFLUX_PORT=18086 FLEET_MQTT_PORT=11883
+#   FLEET_INFLUXDB2_PORT=18087 FLEET_INFLUXDB2_RPC_PORT=18089
 # Non-standard defaults keep the stack clear of services a developer may already run.
 set -euo pipefail
 
@@ -31,8 +35,11 @@ REDIS_PORT="${FLEET_REDIS_PORT:-16379}"
 INFLUX_PORT="${FLEET_INFLUX_PORT:-18086}"
 INFLUX_RPC_PORT="${FLEET_INFLUX_RPC_PORT:-18088}"
 MQTT_PORT="${FLEET_MQTT_PORT:-11883}"
+INFLUX2_PORT="${FLEET_INFLUXDB2_PORT:-18087}"
+INFLUX2_RPC_PORT="${FLEET_INFLUXDB2_RPC_PORT:-18089}"
 
 ALL_SERVICES=(kafka registry postgres redis influxdb mosquitto)
+OPTIONAL_SERVICES=(influxdb2)  # started only when named; `down` and `status` include them
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -41,7 +48,8 @@ port_of() {
   case "$1" in
     kafka) echo "$KAFKA_PORT" ;; registry) echo "$REGISTRY_PORT" ;; postgres) echo "$POSTGRES_PORT" ;;
     redis) echo "$REDIS_PORT" ;; influxdb) echo "$INFLUX_PORT" ;; mosquitto) echo "$MQTT_PORT" ;;
-    *) die "unknown service '$1' (known: ${ALL_SERVICES[*]})" ;;
+    influxdb2) echo "$INFLUX2_PORT" ;;
+    *) die "unknown service '$1' (known: ${ALL_SERVICES[*]} ${OPTIONAL_SERVICES[*]})" ;;
   esac
 }
 
@@ -61,6 +69,7 @@ answers() {
     postgres) "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" ;;
     redis) [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == "PONG" ]] ;;
     influxdb) curl -sf -m 2 "http://127.0.0.1:$port/ping" >/dev/null ;;
+    influxdb2) curl -sf -m 2 "http://127.0.0.1:$port/ping" >/dev/null ;;
     mosquitto) port_open "$port" ;;
   esac
 }
@@ -280,6 +289,33 @@ EOF
   wait_until_answers influxdb 30
 }
 
+# ---------------------------------------------------------------- influxdb 1.12 (/api/v2/write)
+start_influxdb2() {
+  local bin dir="$LOCAL/influxdb2"
+  bin="$("$HERE/install-influxd.sh")" || die "could not build influxd 1.12 (see the messages above)"
+  mkdir -p "$dir"
+  cat >"$dir/influxdb.conf" <<EOF
+reporting-disabled = true
+bind-address = "127.0.0.1:$INFLUX2_RPC_PORT"
+[meta]
+  dir = "$dir/meta"
+[data]
+  dir = "$dir/data"
+  wal-dir = "$dir/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$INFLUX2_PORT"
+  log-enabled = false
+  max-body-size = 0
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+EOF
+  spawn influxdb2 "$bin" -config "$dir/influxdb.conf"
+  wait_until_answers influxdb2 30
+}
+
 # ---------------------------------------------------------------- mosquitto
 start_mosquitto() {
   command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || apt_install mosquitto mosquitto-clients
@@ -334,7 +370,7 @@ down_one() {
 status() {
   printf '%-10s %-7s %-8s %s\n' SERVICE PORT STATE PID
   local svc state pid
-  for svc in "${ALL_SERVICES[@]}"; do
+  for svc in "${ALL_SERVICES[@]}" "${OPTIONAL_SERVICES[@]}"; do
     pid="-"; pid_alive "$svc" && pid="$(cat "$RUN/$svc.pid")"
     if answers "$svc"; then state="up"; elif [[ "$pid" != "-" ]]; then state="starting"; else state="down"; fi
     printf '%-10s %-7s %-8s %s\n' "$svc" "$(port_of "$svc")" "$state" "$pid"
@@ -354,7 +390,11 @@ EOF
 
 main() {
   local cmd="${1:-}"; shift || true
-  local services=("$@"); ((${#services[@]})) || services=("${ALL_SERVICES[@]}")
+  local services=("$@")
+  if ((${#services[@]} == 0)); then
+    services=("${ALL_SERVICES[@]}")
+    [[ "$cmd" == down ]] && services+=("${OPTIONAL_SERVICES[@]}")
+  fi
   for s in "${services[@]}"; do port_of "$s" >/dev/null; done
   mkdir -p "$RUN" "$LOGS"
   case "$cmd" in
@@ -362,7 +402,7 @@ main() {
     down) local i; for ((i = ${#services[@]} - 1; i >= 0; i--)); do down_one "${services[i]}"; done ;;
     status) status ;;
     env) print_env ;;
-    -h|--help|help|"") sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+    -h|--help|help|"") sed -n '2,/^set -euo/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$cmd' (up, down, status, env)" ;;
   esac
 }

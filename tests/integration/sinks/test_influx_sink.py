@@ -1,19 +1,28 @@
-"""InfluxDB sink against the real local InfluxDB (v1 /write + /query)."""
+"""InfluxDB sink against real servers, through both write paths:
+
+- ``v1@1.6``: v1 ``/write`` on the stack's InfluxDB 1.6 (Debian);
+- ``v1@1.12`` and ``v2@1.12``: v1 ``/write`` and ``/api/v2/write`` (influxdb-client) on InfluxDB 1.12,
+  built from Go modules by ``deploy/local/install-influxd.sh`` (``deploy/local/stack.sh up influxdb2``;
+  ``make test`` starts it).
+
+Every case queries the points back through InfluxQL ``/query`` on the server that took them.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 from quixstreams.sinks import SinkBackpressureError
 
 from schemas.ids import now_ms
-from sinks.influx import InfluxConfig, InfluxSink, InfluxV1Writer, InfluxWriteError
+from sinks.influx import InfluxConfig, InfluxSink, InfluxV1Writer, InfluxV2Writer, InfluxWriteError
 
 T0 = (now_ms() - 3_600_000) // 60_000 * 60_000  # inside the 7-day policy, on a minute
 
@@ -36,13 +45,35 @@ def aggregate(start: int, count: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@pytest.fixture
-def influx_config(influx_url: str) -> Iterator[InfluxConfig]:
+@pytest.fixture(scope="session")
+def influx2_url() -> str:
+    """InfluxDB 1.12 (serves /api/v2/write); a test needing it fails if it is not running."""
+    url = f"http://127.0.0.1:{int(os.environ.get('FLEET_INFLUXDB2_PORT', 18087))}"
+    try:
+        version = httpx.get(f"{url}/ping", timeout=2).headers.get("X-Influxdb-Version", "")
+    except httpx.HTTPError:
+        version = ""
+    if not version.startswith("1.") or tuple(map(int, version.split(".")[:2])) < (1, 8):
+        pytest.fail(
+            f"InfluxDB 1.8+ for /api/v2/write not running at {url} (found {version or 'nothing'}): "
+            "run `deploy/local/stack.sh up influxdb2` (`make test` does)",
+            pytrace=False,
+        )
+    return url
+
+
+BACKENDS = ["v1@1.6", "v1@1.12", "v2@1.12"]
+
+
+@pytest.fixture(params=BACKENDS)
+def influx_config(request: pytest.FixtureRequest, influx_url: str) -> Iterator[InfluxConfig]:
+    api, server = request.param.split("@")
+    url = influx_url if server == "1.6" else request.getfixturevalue("influx2_url")
     config = InfluxConfig(
-        url=influx_url, database=f"test_{uuid.uuid4().hex[:10]}", timeout_s=5.0, retry_after_s=0.1
+        url=url, database=f"test_{uuid.uuid4().hex[:10]}", api=api, timeout_s=5.0, retry_after_s=0.1
     )
     yield config
-    httpx.post(f"{influx_url}/query", params={"q": f'DROP DATABASE "{config.database}"'}, timeout=10)
+    httpx.post(f"{url}/query", params={"q": f'DROP DATABASE "{config.database}"'}, timeout=10)
 
 
 def query(config: InfluxConfig, q: str) -> list[dict[str, Any]]:
@@ -66,6 +97,7 @@ def free_port() -> int:
 
 def test_setup_creates_the_database_and_retention_policies(influx_config: InfluxConfig):
     sink = InfluxSink(influx_config)
+    assert type(sink.writer) is (InfluxV2Writer if influx_config.api == "v2" else InfluxV1Writer)
     sink.setup()
     sink.setup()  # idempotent
     rps = {
@@ -123,12 +155,13 @@ def test_unreachable_influx_is_backpressure_then_the_real_one_works(influx_confi
     assert len(query(influx_config, 'SELECT * FROM "telemetry_7d"."robot_telemetry"')) == 1
 
 
-def test_a_server_that_never_answers_is_backpressure():
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_a_server_that_never_answers_is_backpressure(api: Literal["v1", "v2"]):
     with socket.socket() as listener:  # accepts connections into the backlog, never responds
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         config = InfluxConfig(
-            url=f"http://127.0.0.1:{listener.getsockname()[1]}", timeout_s=0.3, retry_after_s=0.1
+            url=f"http://127.0.0.1:{listener.getsockname()[1]}", api=api, timeout_s=0.3, retry_after_s=0.1
         )
         with pytest.raises(SinkBackpressureError):
             InfluxSink(config).write_records([telemetry(1, T0)])
@@ -156,7 +189,25 @@ def test_a_point_influx_refuses_is_a_bug_not_backpressure(influx_config: InfluxC
 
 
 def test_points_older_than_the_retention_policy_are_dropped_without_failing(influx_config: InfluxConfig):
+    # 1.6 says "points beyond retention policy", 1.8+ "points outside retention policy": both are fine.
     sink = InfluxSink(influx_config)
     old = T0 - 8 * 24 * 3_600_000
     assert sink.write_records([telemetry(1, old), telemetry(2, T0)]) == 2
     assert [r["seq"] for r in query(influx_config, 'SELECT * FROM "telemetry_7d"."robot_telemetry"')] == [2]
+
+
+def test_the_v2_path_really_writes_through_api_v2_write(influx_url: str, influx2_url: str):
+    """InfluxDB 1.6 has no /api/v2/write: the v2 writer is refused there (404) and works on 1.12."""
+    database = f"test_{uuid.uuid4().hex[:10]}"
+    try:
+        old = InfluxConfig(url=influx_url, database=database, api="v2", timeout_s=5.0)
+        InfluxV1Writer(old).setup()
+        with pytest.raises(InfluxWriteError, match="HTTP 404"):
+            InfluxV2Writer(old).write("telemetry_7d", [f"robot_telemetry,robot=r1 seq=1i {T0}"])
+        new = replace(old, url=influx2_url)
+        sink = InfluxSink(new)
+        assert sink.write_records([telemetry(7, T0)]) == 1
+        assert [r["seq"] for r in query(new, 'SELECT * FROM "telemetry_7d"."robot_telemetry"')] == [7]
+    finally:
+        for url in (influx_url, influx2_url):
+            httpx.post(f"{url}/query", params={"q": f'DROP DATABASE "{database}"'}, timeout=10)
