@@ -5,25 +5,41 @@
 - exactly-once for topology processors (their output feeds other topologies), at-least-once for sinks;
 - dead letters: a record whose bytes cannot be decoded, or that a topology rejects (``RecordError``) or
   fails on, goes to ``dlq.<processor>`` with its original bytes and the reason; the partition moves on.
-  Broker errors are never swallowed: the process stops and is restarted from its last checkpoint.
+  Broker errors are never swallowed: the process stops and is restarted from its last checkpoint;
+- trace context and metrics per record (:meth:`ProcessorApp.instrument`): while a record is processed its
+  :class:`schemas.tracing.Trace` is current, so log lines carry its trace id (``pipelines/logsetup.py``)
+  and every record produced to a topic made by :meth:`ProcessorApp.topic` carries ``traceparent`` with
+  the same trace id and this processor's span; ``fleet_records_in_total``, ``fleet_records_out_total``,
+  ``fleet_processing_latency_seconds``, ``fleet_consumer_lag`` and ``fleet_state_bytes`` are fed here.
+
+Quix Streams passes a record's headers on to what ``to_topic`` produces from it (and to sinks), but
+not a new span: this module replaces ``traceparent`` on the way out (the value serializer's
+``extra_headers``) and sets the current trace per record by wrapping the composed dataframes.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaException
+from confluent_kafka.error import SerializationError
 from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
-from quixstreams.models import Deserializer, SerializationContext, TopicConfig
+from quixstreams.models import Deserializer, SerializationContext, Serializer, TopicConfig
+from quixstreams.models.serializers import SERIALIZERS
 from quixstreams.models.topics import Topic
 
 from pipelines.dlq import DeadLetterQueue, dlq_topic_name
+from pipelines.metrics import PROCESSING_LATENCY, RECORDS_IN, RECORDS_OUT, STATE_BYTES, lag_stats_config
 from pipelines.settings import CommonSettings
+from schemas.tracing import TRACEPARENT, Trace, activate, current, set_current
 
-__all__ = ["CapturingDeserializer", "ProcessorApp", "create_processor_app"]
+__all__ = ["CapturingDeserializer", "ProcessorApp", "TracingSerializer", "create_processor_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +71,68 @@ class CapturingDeserializer(Deserializer):
         return self._inner(value, ctx)
 
 
+class TracingSerializer(Serializer):
+    """Wraps a value serializer: every record it serializes carries ``traceparent`` (the current trace's
+    span, or a new trace's) and is counted in ``fleet_records_out_total``."""
+
+    def __init__(self, inner: Serializer, processor: str, topic: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._topic = topic
+        self._out = RECORDS_OUT.labels(processor, topic)
+
+    @property
+    def inner(self) -> Serializer:
+        return self._inner
+
+    @property
+    def extra_headers(self) -> dict[str, Any]:
+        # Quix reads this once per record it serializes, just before serializing the value.
+        self._out.value += 1
+        trace = current()
+        header = trace.header if trace is not None else Trace().header
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("producing a record to %s", self._topic, extra={"output_topic": self._topic})
+        extra = self._inner.extra_headers
+        return {**extra, TRACEPARENT: header} if extra else {TRACEPARENT: header}
+
+    def __call__(self, value: Any, ctx: SerializationContext) -> str | bytes:
+        return self._inner(value, ctx)
+
+
+Composed = Callable[[Any, Any, int, Any], Any]
+
+
+def _instrumented(processor: str, topic: str, composed: Composed) -> Composed:
+    """``composed`` (what Quix runs per record of ``topic``, inside a fresh context) with the record's
+    trace made current, the record counted, and its event time to processed observed.
+
+    This runs once per record: it keeps references only (the trace is parsed when something asks for
+    it) and updates the lock-free metrics inline.
+    """
+    records_in = RECORDS_IN.labels(processor, topic)
+    latency = PROCESSING_LATENCY.labels(processor)
+    bounds, counts = latency.bounds, latency.counts
+    now = time.time
+    debug = logger.isEnabledFor(logging.DEBUG)
+
+    def run(value: Any, key: Any, timestamp: int, headers: Any) -> Any:
+        set_current(Trace(headers, value, topic))
+        records_in.value += 1
+        if debug:
+            logger.debug("processing a record")
+        result = composed(value, key, timestamp, headers)
+        occurred_at = value.get("occurred_at") if type(value) is dict else None
+        lag = now() - (occurred_at if type(occurred_at) is int else timestamp) / 1000
+        if lag < 0:
+            lag = 0.0
+        counts[bisect_left(bounds, lag)] += 1
+        latency.sum += lag
+        return result
+
+    return run
+
+
 def _key_bytes(key: Any) -> bytes | None:
     if key is None or isinstance(key, bytes):
         return key
@@ -81,14 +159,19 @@ class ProcessorApp:
         key_serializer: Any = "str",
         partitions: int | None = None,
     ) -> Topic:
-        """A catalog topic by its catalog name (the environment prefix is added here)."""
+        """A catalog topic by its catalog name (the environment prefix is added here). What is produced
+        to it carries ``traceparent`` and is counted (:class:`TracingSerializer`)."""
+        real = self.settings.topic(name)
         if isinstance(value_deserializer, Deserializer):
             value_deserializer = CapturingDeserializer(value_deserializer)
+        if isinstance(value_serializer, str):
+            value_serializer = SERIALIZERS[value_serializer]()
+        value_serializer = TracingSerializer(value_serializer, self.name, real)
         config: TopicConfig | None = None
         if partitions is not None:
             config = TopicConfig(num_partitions=partitions, replication_factor=1)
         return self.app.topic(
-            self.settings.topic(name),
+            real,
             value_deserializer=value_deserializer,
             value_serializer=value_serializer,
             key_deserializer=key_deserializer,
@@ -96,7 +179,32 @@ class ProcessorApp:
             config=config,
         )
 
+    def instrument(self) -> None:
+        """Wrap what Quix runs per record with :func:`_instrumented` (called by :meth:`run`; once).
+
+        Quix composes every root dataframe (inputs and ``group_by`` repartition topics) through its
+        dataframe registry when the app starts; wrapping ``compose_all`` is the one place that sees
+        every record with its headers, inside the per-record context Quix creates.
+        """
+        registry = getattr(self.app, "_dataframe_registry", None)
+        compose_all = getattr(registry, "compose_all", None)
+        if compose_all is None or getattr(compose_all, "_fleet_instrumented", False):
+            if compose_all is None:
+                logger.warning(
+                    "this Quix Streams version hides its dataframe registry: no per-record tracing"
+                )
+            return
+        name = self.name
+
+        def instrumented_compose_all(*args: Any, **kwargs: Any) -> dict[str, Composed]:
+            composed: dict[str, Composed] = compose_all(*args, **kwargs)
+            return {topic: _instrumented(name, topic, run) for topic, run in composed.items()}
+
+        instrumented_compose_all._fleet_instrumented = True  # type: ignore[attr-defined]
+        registry.compose_all = instrumented_compose_all  # type: ignore[union-attr]
+
     def run(self) -> None:
+        self.instrument()
         try:
             self.app.run()
         finally:
@@ -122,21 +230,27 @@ def create_processor_app(
     """
     kafka_cfg = settings.kafka_client_config()
     dlq = DeadLetterQueue(kafka_cfg, name, dlq_topic_name(name, settings.topic_prefix))
+    consumer_config = dict(consumer_extra_config or {})
+    if "stats_cb" not in consumer_config:  # fleet_consumer_lag from the consumer's statistics
+        consumer_config = {**lag_stats_config(name), **consumer_config}
 
     def on_consumer_error(exc: Exception, message: Any, log: logging.Logger) -> bool:
-        # Undecodable bytes arrive here with the raw message; broker errors arrive without one.
-        if message is None or isinstance(exc, KafkaException):
+        # Undecodable bytes arrive here with the raw message; broker errors arrive without one. Quix's own
+        # deserializers raise a SerializationError, which is a KafkaException but a bad record all the same.
+        if message is None or (isinstance(exc, KafkaException) and not isinstance(exc, SerializationError)):
             log.error("consumer error: %s", exc)
             return False
-        dlq.send(
-            key=message.key(),
-            value=message.value(),
-            headers=message.headers(),
-            error=exc,
-            topic=message.topic(),
-            partition=message.partition(),
-            offset=message.offset(),
-        )
+        RECORDS_IN.labels(name, message.topic()).value += 1  # never reaches the wrapped dataframe
+        with activate(Trace(message.headers(), topic=message.topic())):
+            dlq.send(
+                key=message.key(),
+                value=message.value(),
+                headers=message.headers(),
+                error=exc,
+                topic=message.topic(),
+                partition=message.partition(),
+                offset=message.offset(),
+            )
         return True
 
     def on_processing_error(exc: Exception, row: Any, log: logging.Logger) -> bool:
@@ -144,20 +258,22 @@ def create_processor_app(
             log.error("processing error without a record or from the broker: %s", exc)
             return False
         raw = _RAW.value if _RAW.topic == row.topic else None
-        if not hasattr(exc, "reason"):
-            log.exception(
-                "unexpected error processing a record; dead-lettering it",
-                extra={"topic": row.topic, "partition": row.partition, "offset": row.offset},
+        # Quix calls this outside the record's context: make its trace current again for the log lines.
+        with activate(Trace(row.headers, row.value, row.topic)):
+            if not hasattr(exc, "reason"):
+                log.exception(
+                    "unexpected error processing a record; dead-lettering it",
+                    extra={"topic": row.topic, "partition": row.partition, "offset": row.offset},
+                )
+            dlq.send(
+                key=_key_bytes(row.key),
+                value=raw,
+                headers=row.headers,
+                error=exc,
+                topic=row.topic,
+                partition=row.partition,
+                offset=row.offset,
             )
-        dlq.send(
-            key=_key_bytes(row.key),
-            value=raw,
-            headers=row.headers,
-            error=exc,
-            topic=row.topic,
-            partition=row.partition,
-            offset=row.offset,
-        )
         return True
 
     app = Application(
@@ -169,10 +285,11 @@ def create_processor_app(
         processing_guarantee="exactly-once" if exactly_once else "at-least-once",
         on_consumer_error=on_consumer_error,
         on_processing_error=on_processing_error,
-        consumer_extra_config=consumer_extra_config,
+        consumer_extra_config=consumer_config,
         producer_extra_config=producer_extra_config,
         consumer_poll_timeout=consumer_poll_timeout,
         loglevel=None,
         auto_create_topics=True,
     )
+    STATE_BYTES.track(name, settings.state_dir / name)
     return ProcessorApp(name=name, settings=settings, app=app, dlq=dlq)

@@ -8,6 +8,9 @@ once (see docs/records.md, "Timers").
 
 A partition's timers fire only once the partition has been read up to the high watermark seen at
 assignment, so a timer that a later record cancels is never fired while the table is being rebuilt.
+
+A fired timer carries the trace of the record that armed it: the ``traceparent`` of the ``timers``
+record, with a span of this service's own (a new trace when the timer had none).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from pipelines.metrics import RECORDS_IN, RECORDS_OUT
+from pipelines.metrics import RECORDS_IN, RECORDS_OUT, lag_stats_config
 from pipelines.settings import PRODUCER_DEFAULTS
+from schemas.tracing import TRACEPARENT, Trace, activate
 
 __all__ = ["TimerService", "TimerTable", "due_topic"]
 
@@ -42,16 +46,23 @@ class TimerTable:
 
     _timers: dict[str, dict[str, Any]] = field(default_factory=dict)
     _heap: list[tuple[int, str]] = field(default_factory=list)
+    _traces: dict[str, bytes] = field(default_factory=dict)  # timer_id -> traceparent of its record
 
     def __len__(self) -> int:
         return len(self._timers)
 
-    def upsert(self, timer: dict[str, Any]) -> None:
-        self._timers[timer["timer_id"]] = timer
-        heapq.heappush(self._heap, (int(timer["due_at"]), timer["timer_id"]))
+    def upsert(self, timer: dict[str, Any], traceparent: bytes | None = None) -> None:
+        timer_id = timer["timer_id"]
+        self._timers[timer_id] = timer
+        if traceparent is not None:
+            self._traces[timer_id] = traceparent
+        else:
+            self._traces.pop(timer_id, None)
+        heapq.heappush(self._heap, (int(timer["due_at"]), timer_id))
 
     def cancel(self, timer_id: str) -> None:
         self._timers.pop(timer_id, None)
+        self._traces.pop(timer_id, None)
 
     def next_due(self) -> int | None:
         while self._heap:
@@ -63,10 +74,14 @@ class TimerTable:
         return None
 
     def pop_due(self, now_ms: int) -> list[dict[str, Any]]:
+        return [timer for timer, _ in self.pop_due_traced(now_ms)]
+
+    def pop_due_traced(self, now_ms: int) -> list[tuple[dict[str, Any], bytes | None]]:
+        """The due timers in due order, each with the ``traceparent`` its record carried (or None)."""
         fired = []
         while (due := self.next_due()) is not None and due <= now_ms:
             _, timer_id = heapq.heappop(self._heap)
-            fired.append(self._timers.pop(timer_id))
+            fired.append((self._timers.pop(timer_id), self._traces.pop(timer_id, None)))
         return fired
 
 
@@ -106,6 +121,7 @@ class TimerService:
                 "isolation.level": "read_committed",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "enable.partition.eof": True,  # the end of a partition means its table is rebuilt
+                **lag_stats_config("timers"),  # fleet_consumer_lag
             }
         )
         self._producer = Producer({**kafka_config, **PRODUCER_DEFAULTS, "linger.ms": 1})
@@ -149,7 +165,11 @@ class TimerService:
                     exc,
                 )
                 return
-            table.upsert(timer)
+            traceparent = None
+            for name, value in msg.headers() or ():
+                if name == TRACEPARENT:
+                    traceparent = value
+            table.upsert(timer, traceparent)
         RECORDS_IN.labels("timers", self._timers_topic).inc()
         pending = self._catch_up.get(msg.partition())
         if pending is not None and msg.offset() + 1 >= pending:
@@ -164,16 +184,24 @@ class TimerService:
 
     def _fire_due(self) -> None:
         now = self._clock()
+        debug = logger.isEnabledFor(logging.DEBUG)
         for partition, table in self._tables.items():
             if partition in self._catch_up:
                 continue
-            for timer in table.pop_due(now):
+            for timer, traceparent in table.pop_due_traced(now):
                 topic = self._due_topic_for(timer["owner"])
+                trace = Trace(traceparent=traceparent, value=timer)
                 self._producer.produce(
-                    topic, key=timer["target_key"].encode(), value=self._encode(timer, topic)
+                    topic,
+                    key=timer["target_key"].encode(),
+                    value=self._encode(timer, topic),
+                    headers=[(TRACEPARENT, trace.header)],
                 )
                 RECORDS_OUT.labels("timers", topic).inc()
                 self.fired += 1
+                if debug:
+                    with activate(trace):
+                        logger.debug("fired timer %s to %s", timer["timer_id"], topic)
         self._producer.poll(0)
 
     def _next_wait(self) -> float:

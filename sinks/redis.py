@@ -27,6 +27,8 @@ import orjson
 import redis
 from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
 
+from schemas.tracing import trace_ids
+
 __all__ = [
     "RedisConfig",
     "RedisSink",
@@ -118,8 +120,10 @@ class RedisSink(BatchingSink):
         config: RedisConfig,
         client: redis.Redis | None = None,
         on_flush: Callable[[int, float], None] | None = None,
+        on_backpressure: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """:param on_flush: called with (keys written, seconds) after every successful flush (metrics)."""
+        """:param on_flush: called with (keys written, seconds) after every successful flush (metrics).
+        :param on_backpressure: called with the error when a flush fails and will be retried (metrics)."""
         super().__init__()
         self.config = config
         self.client = client or redis.Redis.from_url(
@@ -127,6 +131,7 @@ class RedisSink(BatchingSink):
         )
         self._script = self.client.register_script(_UPSERT_IF_NEWER)
         self._on_flush = on_flush
+        self._on_backpressure = on_backpressure
 
     def setup(self) -> None:
         try:
@@ -203,6 +208,8 @@ class RedisSink(BatchingSink):
             applied = sum(int(r) for r in pipe.execute())
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             logger.warning("Redis unavailable (%s); pausing for %.1f s", exc, self.config.retry_after_s)
+            if self._on_backpressure is not None:
+                self._on_backpressure(exc)
             raise SinkBackpressureError(retry_after=self.config.retry_after_s) from exc
         if self._on_flush:
             self._on_flush(len(writes), time.perf_counter() - started)
@@ -216,6 +223,13 @@ class RedisSink(BatchingSink):
         try:
             if self._batches:
                 self.write_records(item.value for batch in self._batches.values() for item in batch)
+                if logger.isEnabledFor(logging.DEBUG):
+                    items = [item for batch in self._batches.values() for item in batch]
+                    logger.debug(
+                        "flushed %d records",
+                        len(items),
+                        extra={"records": len(items), "trace_ids": trace_ids(i.headers for i in items)},
+                    )
         finally:
             self._batches.clear()
 

@@ -12,7 +12,7 @@ import logging
 from pydantic import Field
 
 from pipelines.app import create_processor_app
-from pipelines.metrics import SINK_BATCH_SIZE, SINK_WRITE_SECONDS
+from pipelines.metrics import sink_observers
 from pipelines.settings import CommonSettings
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer
@@ -51,17 +51,13 @@ class Settings(CommonSettings):
         )
 
 
-def _observe(keys: int, seconds: float) -> None:
-    SINK_BATCH_SIZE.labels("redis").observe(keys)
-    SINK_WRITE_SECONDS.labels("redis").observe(seconds)
-
-
 def run(settings: Settings) -> None:
     registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
-    sink = RedisSink(settings.redis_config(), on_flush=_observe)
+    on_flush, on_backpressure = sink_observers(NAME)
+    sink = RedisSink(settings.redis_config(), on_flush=on_flush, on_backpressure=on_backpressure)
     for name in TOPICS:
         codec = AvroCodec.for_topic(registry, name, settings.topic_prefix)
         papp.app.dataframe(papp.topic(name, value_deserializer=AvroDeserializer(codec))).sink(sink)

@@ -18,6 +18,7 @@ from quixstreams import State
 
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import PRODUCER_DEFAULTS, CommonSettings
+from schemas import tracing
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer
 from schemas.registry import RegistryClient
@@ -74,6 +75,7 @@ class _TaskStatePublisher:
             self.topic,
             key=key.encode(),
             value=orjson.dumps(message),
+            headers=tracing.outgoing_headers(),  # the trace of the task event being acted on
             on_delivery=lambda e, _m: errors.append(e),
         )
         if self._producer.flush(30) or (errors and errors[0] is not None):

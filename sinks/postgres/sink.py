@@ -30,6 +30,7 @@ from quixstreams.models import HeadersTuples
 from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
 
 from schemas.errors import FleetError
+from schemas.tracing import trace_ids
 from sinks.postgres.migrate import connect, migrate
 from sinks.postgres.rows import DEFERRED, rows_for, tenant_of
 from sinks.postgres.tables import TABLES, TENANTS, Row
@@ -42,8 +43,9 @@ logger = logging.getLogger(__name__)
 #: ``on_flush(rows_written, seconds)``; metrics are wired by the processor.
 FlushHook = Callable[[int, float], None]
 _TOMBSTONE = "robot_registry_tombstone"
-#: What ``add`` keeps of a record: its rows (table name, row) and its tenant (None for a tombstone).
-_Item = tuple[list[tuple[str, Any]], Row | None]
+#: What ``add`` keeps of a record: its rows (table name, row), its tenant (None for a tombstone) and its
+#: headers (for the trace ids of the flush's debug line; only a reference is kept).
+_Item = tuple[list[tuple[str, Any]], Row | None, HeadersTuples]
 _DEFERRED = "deferred:"
 _DEACTIVATE = (
     "UPDATE robots SET active = false, registered_at = to_timestamp(%s / 1000.0), registry_event_id = '' "
@@ -167,13 +169,17 @@ class PostgresSink(BatchingSink):
             if catalog != "robot.registry" or key is None:
                 return
             robot = key.decode() if isinstance(key, bytes) else str(key)
-            self._pending[(topic, partition, offset)] = ([(_TOMBSTONE, (timestamp, robot, timestamp))], None)
+            self._pending[(topic, partition, offset)] = (
+                [(_TOMBSTONE, (timestamp, robot, timestamp))],
+                None,
+                headers,
+            )
             return
         rows: list[tuple[str, Any]] = [(table.name, row) for table, row in rows_for(catalog, value)]
         deferred = DEFERRED.get(catalog)
         if deferred is not None and (deferred[1] is None or deferred[1](value)):
             rows.append((_DEFERRED + catalog, value))
-        self._pending[(topic, partition, offset)] = (rows, tenant_of(value))
+        self._pending[(topic, partition, offset)] = (rows, tenant_of(value), headers)
 
     def write(self, batch: SinkBatch) -> None:
         self._write([item.value for item in batch])
@@ -201,7 +207,7 @@ class PostgresSink(BatchingSink):
         grouped: dict[str, list[Any]] = {}
         tenants: dict[str, int] = {}
         count = len(items)
-        for rows, tenant in items:
+        for rows, tenant, _headers in items:
             for name, row in rows:
                 grouped.setdefault(name, []).append(row)
             if tenant is not None:
@@ -238,11 +244,20 @@ class PostgresSink(BatchingSink):
                     f"{self._max_retained}); stopping, to restart from the last committed offsets"
                 ) from exc
             raise SinkBackpressureError(retry_after=delay) from exc
+        elapsed = time.monotonic() - started
         if self._failures:
             logger.info("postgres is back after %d failed flushes", self._failures)
         self._failures = 0
         if self._on_flush is not None:
-            self._on_flush(written, time.monotonic() - started)
+            self._on_flush(written, elapsed)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "flushed %d records (%d rows) in %.3f s",
+                count,
+                written,
+                elapsed,
+                extra={"records": count, "trace_ids": trace_ids(item[2] for item in items)},
+            )
 
     def _write_rows(self, grouped: dict[str, list[Any]]) -> int:
         conn = self._connection()

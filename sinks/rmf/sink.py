@@ -29,6 +29,7 @@ from typing import Any
 
 from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
 
+from schemas import tracing
 from schemas.ids import now_ms
 from sinks.rmf import requests as rq
 from sinks.rmf.client import RmfApiClient, RmfRefused, RmfUnavailable
@@ -99,7 +100,9 @@ class RmfSink(BatchingSink):
     def write(self, batch: SinkBatch) -> None:
         try:
             for item in batch:
-                self.apply(item.value)
+                # RMF's answers published meanwhile (rmf.task_states) continue the task's trace.
+                with tracing.activate(tracing.Trace(item.headers, item.value)):
+                    self.apply(item.value)
         except RmfUnavailable as exc:
             logger.warning("RMF API server unavailable (%s); retrying in %.1f s", exc, self._retry_after)
             raise SinkBackpressureError(retry_after=self._retry_after) from exc

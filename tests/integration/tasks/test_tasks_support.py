@@ -4,28 +4,19 @@ processors as subprocesses (``fleet run tasks|timers|sink_postgres``) and read_c
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipelines.settings import CommonSettings
 from schemas.catalog import topics as catalog_topics
-from schemas.codec import AvroCodec
 from schemas.ids import now_ms, uuid7
 from schemas.registry import RegistryClient
+from tests.integration.processes import ProcessStack
 
-FLEET = Path(sys.executable).with_name("fleet")
 PARTITIONS = 2
 TOPICS = (
     "task.commands",
@@ -47,186 +38,55 @@ TOPICS = (
 )
 
 
-@dataclass
-class TaskStack:
-    """One test's slice of the stack: prefixed topics, codecs, a producer and processes."""
+class TaskStack(ProcessStack):
+    """One test's slice of the stack for the task-side processors (see :class:`ProcessStack`)."""
 
-    settings: CommonSettings
-    registry: RegistryClient
-    tmp: Path
-    admin: AdminClient
-    producer: Producer = field(init=False)
-    _codecs: dict[str, AvroCodec] = field(default_factory=dict)
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    def __init__(
+        self, settings: CommonSettings, registry: RegistryClient, tmp: Path, admin: AdminClient
+    ) -> None:
+        super().__init__(settings, registry, tmp, base_env={"FLEET_PARTITIONS": str(PARTITIONS)})
+        self.admin = admin
 
-    def __post_init__(self) -> None:
-        self.producer = Producer({**self.settings.kafka_producer_config(), "linger.ms": 5})
 
-    @property
-    def prefix(self) -> str:
-        return self.settings.topic_prefix
-
-    def codec(self, name: str) -> AvroCodec:
-        if name not in self._codecs:
-            self._codecs[name] = AvroCodec.for_topic(self.registry, name, self.prefix)
-        return self._codecs[name]
-
-    def produce(self, name: str, key: str, value: dict[str, Any] | bytes | None) -> None:
-        data = value if isinstance(value, bytes) or value is None else self.codec(name).encode(value)
-        while True:
-            try:
-                self.producer.produce(self.settings.topic(name), key=key.encode(), value=data)
-                break
-            except BufferError:
-                self.producer.poll(0.1)
-        self.producer.poll(0)
-
-    def flush(self) -> None:
-        assert self.producer.flush(30) == 0
-
-    def env(self, **extra: Any) -> dict[str, str]:
-        s = self.settings
-        env = {
-            **os.environ,
-            "FLEET_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
-            "FLEET_SCHEMA_REGISTRY_URL": s.schema_registry_url,
-            "FLEET_TOPIC_PREFIX": s.topic_prefix,
-            "FLEET_STATE_DIR": str(s.state_dir),
-            "FLEET_ENVIRONMENT": "test",
-            "FLEET_LOG_FORMAT": "json",
-            "FLEET_PARTITIONS": str(PARTITIONS),
-        }
-        env.update({f"FLEET_{k.upper()}": str(v) for k, v in extra.items()})
-        return env
-
-    def start(self, processor: str, **extra: Any) -> subprocess.Popen:
-        """Start ``fleet run <processor>``; its log goes to ``<tmp>/<processor>.log`` (appended)."""
-        log = open(self.tmp / f"{processor}.log", "ab")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen(
-            [str(FLEET), "run", processor],
-            env=self.env(**extra),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs[processor] = proc
-        return proc
-
-    def kill(self, processor: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(processor)
-        proc.send_signal(sig)
-        proc.wait(30)
-
-    def log(self, processor: str) -> str:
-        path = self.tmp / f"{processor}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def wait_started(self, processor: str, timeout: float = 60.0) -> None:
-        """Until the processor's application logs that it processes messages."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "is now processing incoming messages" in self.log(processor):
-                return
-            proc = self.procs.get(processor)
-            assert proc is None or proc.poll() is None, f"{processor} exited:\n{self.log(processor)[-3000:]}"
-            time.sleep(0.2)
-        raise AssertionError(f"{processor} did not start:\n{self.log(processor)[-3000:]}")
-
-    def reader(self, name: str) -> Consumer:
-        """A read_committed consumer of a whole topic (every partition, from the beginning)."""
-        consumer = Consumer(
-            {
-                **self.settings.kafka_client_config(),
-                "group.id": f"probe-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
-        topic = self.settings.topic(name)
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-        return consumer
-
-    def read(
-        self,
-        name: str,
-        until: Callable[[list[dict[str, Any]]], bool] = lambda _: False,
-        timeout: float = 30.0,
-        quiet: float = 1.0,
-    ) -> list[dict[str, Any]]:
-        """Every record of ``name`` once ``until(records)`` holds and nothing new came for ``quiet`` s."""
-        consumer = self.reader(name)
-        out: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        last = time.monotonic()
-        try:
-            while time.monotonic() < deadline:
-                msg = consumer.poll(0.2)
-                if msg is None or msg.error():
-                    if until(out) and time.monotonic() - last >= quiet:
-                        break
-                    continue
-                last = time.monotonic()
-                if msg.value() is not None:
-                    out.append(self.codec(name).decode(msg.value()))  # type: ignore[arg-type]
-        finally:
-            consumer.close()
-        return out
-
-    def read_raw(self, name: str, count: int, timeout: float = 20.0) -> list[Any]:
-        """The first ``count`` messages of ``name`` (undecoded: dead letters are bytes)."""
-        consumer = self.reader(name)
-        out: list[Any] = []
-        deadline = time.monotonic() + timeout
-        try:
-            while len(out) < count and time.monotonic() < deadline:
-                msg = consumer.poll(0.2)
-                if msg is not None and not msg.error():
-                    out.append(msg)
-        finally:
-            consumer.close()
-        return out
-
-    def stop(self, processor: str) -> None:
-        proc = self.procs.pop(processor, None)
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
+@contextlib.contextmanager
+def open_task_stack(
+    settings: CommonSettings, admin: AdminClient, tmp: Path, names: Iterable[str] = TOPICS
+) -> Iterator[TaskStack]:
+    """Catalog topics ``names`` plus the tasks inbox (2 partitions where keyed) under ``settings``' prefix,
+    and a :class:`TaskStack` over them. On exit its processes stop and every topic with the prefix in its
+    name (Quix's internal ones too) is deleted."""
+    prefix = settings.topic_prefix
+    specs = catalog_topics(
+        prefix,
+        partitions={"task": PARTITIONS, "robot": PARTITIONS, "site": PARTITIONS},
+        names=tuple(dict.fromkeys(names)),
+    )
+    new = [
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config()) for s in specs
+    ]
+    new.append(NewTopic(f"{prefix}tasks.inbox", num_partitions=PARTITIONS, replication_factor=1))
+    for fut in admin.create_topics(new).values():
+        fut.result(30)
+    registry = RegistryClient(**settings.registry_client_config())
+    stack = TaskStack(settings, registry, tmp, admin)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+        registry.close()
+        mine = [t for t in admin.list_topics(timeout=10).topics if prefix in t]
+        for fut in admin.delete_topics(mine).values() if mine else []:
+            with contextlib.suppress(Exception):
+                fut.result(30)
 
 
 @pytest.fixture
 def task_stack(
     prefixed_settings: CommonSettings, kafka_admin: AdminClient, tmp_path: Path
 ) -> Iterator[TaskStack]:
-    """The tasks pipeline's topics (2 partitions where keyed) under this test's prefix; every topic with the
-    prefix in its name (internal ones too) is deleted afterwards."""
-    prefix = prefixed_settings.topic_prefix
-    specs = catalog_topics(
-        prefix, partitions={"task": PARTITIONS, "robot": PARTITIONS, "site": PARTITIONS}, names=TOPICS
-    )
-    new = [
-        NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config()) for s in specs
-    ]
-    new.append(NewTopic(f"{prefix}tasks.inbox", num_partitions=PARTITIONS, replication_factor=1))
-    for fut in kafka_admin.create_topics(new).values():
-        fut.result(30)
-    registry = RegistryClient(**prefixed_settings.registry_client_config())
-    stack = TaskStack(prefixed_settings, registry, tmp_path, kafka_admin)
-    yield stack
-    stack.stop_all()
-    registry.close()
-    mine = [t for t in kafka_admin.list_topics(timeout=10).topics if prefix in t]
-    for fut in kafka_admin.delete_topics(mine).values() if mine else []:
-        with contextlib.suppress(Exception):
-            fut.result(30)
+    """The tasks pipeline's topics under this test's prefix (see :func:`open_task_stack`)."""
+    with open_task_stack(prefixed_settings, kafka_admin, tmp_path) as stack:
+        yield stack
 
 
 # ------------------------------------------------------------------------------------------- records

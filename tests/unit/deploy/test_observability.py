@@ -10,6 +10,8 @@ from prometheus_client.metrics import MetricWrapperBase
 
 import pipelines.metrics
 from gateway.middleware import GatewayMetrics
+from gateway.rmf_ws import RmfWsMetrics
+from pipelines.metrics import FleetCollector
 
 from .conftest import ROOT
 
@@ -19,7 +21,7 @@ CATALOGUE = ROOT / "docs" / "metrics.md"
 PROCESS_METRICS = {"process_resident_memory_bytes", "process_cpu_seconds_total"}
 
 
-def exposed_name(metric: MetricWrapperBase) -> str:
+def exposed_name(metric: MetricWrapperBase | FleetCollector) -> str:
     """The name a query uses: counters carry ``_total``; histograms are named by their base."""
     (family,) = metric.describe()
     return f"{family.name}_total" if family.type == "counter" else family.name
@@ -27,8 +29,11 @@ def exposed_name(metric: MetricWrapperBase) -> str:
 
 def code_metrics() -> dict[str, str]:
     """Every fleetstream metric in code -> its type."""
-    metrics = [m for m in vars(pipelines.metrics).values() if isinstance(m, MetricWrapperBase)]
+    metrics = [
+        m for m in vars(pipelines.metrics).values() if isinstance(m, MetricWrapperBase | FleetCollector)
+    ]
     metrics += [m for m in vars(GatewayMetrics()).values() if isinstance(m, MetricWrapperBase)]
+    metrics += [m for m in vars(RmfWsMetrics(registry=None)).values() if isinstance(m, MetricWrapperBase)]
     return {exposed_name(m): m.describe()[0].type for m in metrics}
 
 

@@ -22,9 +22,23 @@ def test_rearm_replaces_the_earlier_due_time():
     assert [t["due_at"] for t in table.pop_due(500)] == [500]
 
 
-def test_cancel_removes_a_pending_timer():
+def test_cancel_removes_a_pending_t():
     table = TimerTable()
     table.upsert(_t("x", 100))
     table.cancel("x")
     assert table.pop_due(10_000) == []
     assert table.next_due() is None
+
+
+def test_a_timer_keeps_the_trace_of_its_latest_record() -> None:
+    table = TimerTable()
+    table.upsert(_t("a", 100), b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01")
+    table.upsert(_t("b", 100), b"trace-b")
+    table.upsert(_t("b", 200))  # re-armed by a record without a trace
+    table.upsert(_t("c", 100), b"trace-c")
+    table.cancel("c")
+    assert table.pop_due_traced(300) == [
+        (_t("a", 100), b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"),
+        (_t("b", 200), None),
+    ]
+    assert table._traces == {}  # nothing left behind for fired or cancelled timers
