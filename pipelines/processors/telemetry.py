@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from operator import itemgetter
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from pydantic import Field
+from quixstreams.models import SerializationContext, Serializer
 
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import CommonSettings
@@ -24,14 +24,16 @@ from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer, AvroSerializer
 from schemas.registry import RegistryClient
 from topologies.telemetry import (
-    OUTPUT_KEY_FIELDS,
+    OUTPUT_TOPICS,
     OWNER,
+    Output,
     SiteMapIndex,
     TelemetryConfig,
     build_telemetry,
+    output_key,
 )
 
-__all__ = ["Settings", "SiteMapFeed", "build", "run"]
+__all__ = ["OutputSerializer", "Settings", "SiteMapFeed", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +196,21 @@ class SiteMapFeed:
             consumer.close()
 
 
+class OutputSerializer(Serializer):
+    """Serializes the record of a topology :class:`Output` (``out.value``) with ``inner``."""
+
+    def __init__(self, inner: Serializer) -> None:
+        super().__init__()
+        self._inner = inner
+
+    @property
+    def extra_headers(self) -> Any:
+        return self._inner.extra_headers
+
+    def __call__(self, value: Output, ctx: SerializationContext) -> Any:
+        return self._inner(value.value, ctx)
+
+
 def _partitions(settings: Settings, name: str) -> int:
     return settings.partitions or catalog.topic(name).partitions
 
@@ -228,11 +245,16 @@ def build(settings: Settings, site_maps: SiteMapIndex | None = None) -> Processo
         config=settings.telemetry_config(),
         site_bounds=site_maps.bounds if site_maps is not None else None,
     )
-    for name, sdf in outputs.items():
-        topic = papp.topic(
-            name, value_serializer=AvroSerializer(codec(name)), partitions=_partitions(settings, name)
+    topics = {
+        name: papp.topic(
+            name,
+            value_serializer=OutputSerializer(AvroSerializer(codec(name))),
+            partitions=_partitions(settings, name),
         )
-        sdf.to_topic(topic, key=itemgetter(OUTPUT_KEY_FIELDS[name]))
+        for name in OUTPUT_TOPICS
+    }
+    # One produce step choosing the topic per output (cheaper than a filtered branch per topic).
+    outputs.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=output_key)
     return papp
 
 

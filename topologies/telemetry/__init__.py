@@ -13,8 +13,10 @@ from topologies.telemetry.builder import (
     TELEMETRY,
     TIMER,
     BoundsLookup,
+    StateFlush,
     TelemetryStep,
     build_telemetry,
+    output_key,
 )
 from topologies.telemetry.config import OWNER, TelemetryConfig
 from topologies.telemetry.machine import classify_order, on_registration, on_telemetry, on_timer
@@ -38,6 +40,7 @@ __all__ = [
     "Output",
     "SiteBounds",
     "SiteMapIndex",
+    "StateFlush",
     "TelemetryConfig",
     "TelemetryStep",
     "bounds_of",
@@ -48,5 +51,6 @@ __all__ = [
     "on_registration",
     "on_telemetry",
     "on_timer",
+    "output_key",
     "validate_telemetry",
 ]

@@ -71,19 +71,6 @@ def on_registration(current: dict[str, Any] | None, record: dict[str, Any] | Non
     }
 
 
-def _fold(window: dict[str, Any], record: dict[str, Any], distance: float) -> None:
-    battery = record["battery"]
-    speed = record.get("speed", 0.0)
-    window["count"] += 1
-    window["bmin"] = min(window["bmin"], battery)
-    window["bmax"] = max(window["bmax"], battery)
-    window["bsum"] += battery
-    window["ssum"] += speed
-    window["smax"] = max(window["smax"], speed)
-    window["dist"] += distance
-    window["last_seq"] = record["seq"]
-
-
 def _open_window(start: int, record: dict[str, Any]) -> dict[str, Any]:
     battery = record["battery"]
     speed = record.get("speed", 0.0)
@@ -111,12 +98,6 @@ def _flush(
         window["emitted"] = window["count"]
 
 
-def _distance(previous: dict[str, Any] | None, pose: dict[str, Any]) -> float:
-    if previous is None or previous.get("map_name") != pose.get("map_name"):
-        return 0.0
-    return math.hypot(pose["x"] - previous["x"], pose["y"] - previous["y"])
-
-
 def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: TelemetryConfig) -> Step:
     """Apply one *valid* telemetry sample (see ``rules.validate_telemetry``).
 
@@ -125,33 +106,67 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
     node or planned route changed, else HEARTBEAT when none was emitted for ``heartbeat_ms``;
     BATTERY_LOW / BATTERY_OK once per crossing; the offline timer armed if none is pending; the sample
     folded into its 1-minute window (the previous window is emitted when a later one opens).
+
+    This runs once per record of the busiest topic, so it is written for speed (locals, no helper
+    calls on the common path); ``tests/unit/topologies/test_telemetry_machine.py`` pins its behaviour.
     """
-    if classify_order(robot, record) != "new":
-        return robot, []
-    if robot is not None and robot["tenant_id"] != record["tenant_id"]:
-        robot = None  # the robot id moved to another tenant: start over
+    prev: RobotRuntime | None = robot
+    if prev is not None:
+        if prev["tenant_id"] != record["tenant_id"]:
+            prev = None  # the robot id moved to another tenant: start over
+        elif record["seq"] <= prev["seq"]:
+            return robot, []  # a duplicate or a stale sample
     occurred_at = record["occurred_at"]
-    out: list[Output] = []
+    get = record.get
+    battery = record["battery"]
+    speed = get("speed", 0.0)
+    pose = record["pose"]
+    task_id = get("task_id")
+    route = get("route") or []
     new_status = derive_status(record, config)
-    prev = robot or {}
-    previous_status: str | None = prev.get("status")
+    out: list[Output] = []
+    if prev is None:
+        previous_status: str | None = None
+        last_seen = occurred_at
+        last_emit: int | None = None
+        battery_low = False
+        timer_due: int | None = None
+        window: dict[str, Any] | None = None
+        prev_pose: dict[str, Any] | None = None
+        changed = True
+    else:
+        previous_status = prev.get("status")
+        seen = prev.get("last_seen", occurred_at)
+        last_seen = occurred_at if occurred_at > seen else seen
+        last_emit = prev.get("last_emit")
+        battery_low = prev.get("battery_low", False)
+        timer_due = prev.get("timer_due")
+        window = prev.get("window")
+        prev_pose = prev.get("pose")
+        prev_route = prev.get("route")
+        changed = (
+            new_status != previous_status
+            or task_id != prev.get("task_id")
+            or pose.get("node_id") != (prev_pose or {}).get("node_id")
+            or bool((route or prev_route) and _route_nodes(route) != _route_nodes(prev_route))
+        )
     state: RobotRuntime = {
         "tenant_id": record["tenant_id"],
         "site_id": record["site_id"],
         "robot_id": record["robot_id"],
         "fleet_id": record["fleet_id"],
         "seq": record["seq"],
-        "last_seen": max(occurred_at, prev.get("last_seen", occurred_at)),
+        "last_seen": last_seen,
         "status": new_status,
-        "battery": record["battery"],
-        "pose": record["pose"],
-        "speed": record.get("speed", 0.0),
-        "task_id": record.get("task_id"),
-        "route": record.get("route") or [],
-        "last_emit": prev.get("last_emit"),
-        "battery_low": prev.get("battery_low", False),
-        "timer_due": prev.get("timer_due"),
-        "window": dict(prev["window"]) if prev.get("window") else None,
+        "battery": battery,
+        "pose": pose,
+        "speed": speed,
+        "task_id": task_id,
+        "route": route,
+        "last_emit": last_emit,
+        "battery_low": battery_low,
+        "timer_due": timer_due,
+        "window": window,
     }
 
     if previous_status == "OFFLINE":
@@ -168,14 +183,7 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
             )
         )
 
-    changed = (
-        robot is None
-        or new_status != previous_status
-        or state["task_id"] != prev.get("task_id")
-        or state["pose"].get("node_id") != (prev.get("pose") or {}).get("node_id")
-        or _route_nodes(state["route"]) != _route_nodes(prev.get("route"))
-    )
-    if changed:
+    if changed or last_emit is None or occurred_at - last_emit >= config.heartbeat_ms:
         out.append(
             Output(
                 records.STATUS,
@@ -183,43 +191,29 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
                     state,
                     status_value=new_status,
                     previous=previous_status,
-                    reason="CHANGE",
-                    occurred_at=occurred_at,
-                ),
-            )
-        )
-        state["last_emit"] = occurred_at
-    elif state["last_emit"] is None or occurred_at - state["last_emit"] >= config.heartbeat_ms:
-        out.append(
-            Output(
-                records.STATUS,
-                records.status(
-                    state,
-                    status_value=new_status,
-                    previous=previous_status,
-                    reason="HEARTBEAT",
+                    reason="CHANGE" if changed else "HEARTBEAT",
                     occurred_at=occurred_at,
                 ),
             )
         )
         state["last_emit"] = occurred_at
 
-    battery = state["battery"]
-    if not state["battery_low"] and battery < config.battery_low:
-        state["battery_low"] = True
-        out.append(
-            Output(
-                records.ALERTS,
-                records.alert(
-                    state,
-                    kind="BATTERY_LOW",
-                    severity="WARNING",
-                    occurred_at=occurred_at,
-                    message=f"robot {state['robot_id']} battery {battery:.0%} below {config.battery_low:.0%}",
-                ),
+    if not battery_low:
+        if battery < config.battery_low:
+            state["battery_low"] = True
+            out.append(
+                Output(
+                    records.ALERTS,
+                    records.alert(
+                        state,
+                        kind="BATTERY_LOW",
+                        severity="WARNING",
+                        occurred_at=occurred_at,
+                        message=f"robot {state['robot_id']} battery {battery:.0%} below {config.battery_low:.0%}",
+                    ),
+                )
             )
-        )
-    elif state["battery_low"] and battery >= config.battery_low + config.battery_margin:
+    elif battery >= config.battery_low + config.battery_margin:
         state["battery_low"] = False
         out.append(
             Output(
@@ -234,19 +228,35 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
             )
         )
 
-    if state["timer_due"] is None:
-        due = state["last_seen"] + config.offline_timeout_ms
+    if timer_due is None:
+        due = last_seen + config.offline_timeout_ms
         state["timer_due"] = due
         out.append(Output(records.TIMERS, records.offline_timer(state, due_at=due, occurred_at=occurred_at)))
 
     start = occurred_at - occurred_at % config.window_ms
-    window = state["window"]
     if window is None or start > window["start"]:
-        _flush(state, window, config, out)
-        window = state["window"] = _open_window(start, record)
+        _flush(state, dict(window) if window is not None else None, config, out)
+        window = _open_window(start, record)
+    elif start == window["start"]:
+        window = dict(window)  # the previous state stays as it was
     if start == window["start"]:
-        _fold(window, record, _distance(prev.get("pose"), state["pose"]))
+        # the sample folded into its window (inline: this is the hot path)
+        distance = 0.0
+        if prev_pose is not None and prev_pose.get("map_name") == pose.get("map_name"):
+            distance = math.hypot(pose["x"] - prev_pose["x"], pose["y"] - prev_pose["y"])
+        window["count"] += 1
+        if battery < window["bmin"]:
+            window["bmin"] = battery
+        if battery > window["bmax"]:
+            window["bmax"] = battery
+        window["bsum"] += battery
+        window["ssum"] += speed
+        if speed > window["smax"]:
+            window["smax"] = speed
+        window["dist"] += distance
+        window["last_seq"] = record["seq"]
     # else: a sample of an already emitted window (older event time, newer seq): not aggregated.
+    state["window"] = window
     return state, out
 
 
