@@ -42,8 +42,8 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from fastapi import APIRouter, FastAPI, Response, WebSocket, WebSocketDisconnect
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 from schemas import rmf
 
@@ -330,15 +330,17 @@ async def rmf_internal_path(websocket: WebSocket, path_token: str) -> None:
 def create_rmf_app(
     kafka_config: dict[str, Any],
     topic_prefix: str,
-    token: str,
+    token: str | None,
     *,
     linger_ms: int = 5,
     max_in_flight: int = 1000,
     registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """A standalone app serving only ``/_internal`` with a producer of its own (the gateway's
-    ``rmf_ws_port``: RMF traffic kept off the REST port)."""
-    metrics = RmfWsMetrics(registry or CollectorRegistry())
+    ``rmf_ws_port``: RMF traffic kept off the REST port), plus ``/healthz`` and ``/metrics`` (its own
+    counters, see :class:`RmfWsMetrics`). ``token`` None refuses every client."""
+    registry = registry or CollectorRegistry()
+    metrics = RmfWsMetrics(registry)
     holder: dict[str, RmfIngest] = {}
 
     @contextlib.asynccontextmanager
@@ -357,8 +359,16 @@ def create_rmf_app(
         finally:
             await producer.stop()
 
-    app = FastAPI(title="fleetstream RMF ingress", lifespan=lifespan)
+    app = FastAPI(title="fleetstream RMF ingress", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.rmf_metrics = metrics
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     def ingest_of(_ws: WebSocket) -> RmfIngest:
         return holder["ingest"]

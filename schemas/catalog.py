@@ -43,6 +43,7 @@ DLQ_PROCESSORS = (
     "sink-influx",
     "sink-redis",
     "sink-rmf",
+    "rmf-ingest",
     "gateway",
 )
 

@@ -69,6 +69,8 @@ class FleetAdapterSim:
     _latest_fleet: str | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
+    _ws: Any = None
+    _closing: asyncio.Future[None] | None = None
 
     # --------------------------------------------------------------- what the adapter publishes
     def publish(self, message: dict[str, Any] | str) -> None:
@@ -98,6 +100,13 @@ class FleetAdapterSim:
         self._stopping = True
         self._wake.set()
 
+    def reconnect(self) -> None:
+        """Drop the connection (a network blip): the client reconnects after ``reconnect_s`` and re-sends
+        its latest states. Call it from the client's event loop."""
+        if self._ws is not None:
+            self._closing = asyncio.ensure_future(self._ws.close())
+            self._wake.set()
+
     # ------------------------------------------------------------------------------- transport
     def _on_connect(self) -> list[str]:
         frames = [self._latest_fleet] if self._latest_fleet else []
@@ -107,6 +116,7 @@ class FleetAdapterSim:
         while not self._stopping:
             try:
                 async with websockets.connect(self.server_uri, open_timeout=2, compression=None) as ws:
+                    self._ws = ws
                     self.connections += 1
                     for frame in self._on_connect():
                         await ws.send(frame)
@@ -117,6 +127,8 @@ class FleetAdapterSim:
                             await self._wake.wait()
                             continue
                         frame = self.buffer[0]
+                        if ws.close_code is not None:  # dropped: the frame stays buffered
+                            raise websockets.ConnectionClosedOK(None, None)
                         await ws.send(frame)
                         self.buffer.popleft()
                         self.sent += 1

@@ -13,7 +13,9 @@ REST, JWT bearer (HS256 with ``jwt_secret``):
 
 Like RMF's dispatcher, it pushes the states of accepted tasks over a websocket to ``push_uri`` (our
 ``/_internal``): dispatch ``queued`` -> ``selected`` -> ``dispatched``, status ``queued`` -> ``underway``
--> ``completed``, one step every ``step_s``; ``fail_categories`` end in ``failed`` instead.
+-> ``completed``, one step every ``step_s``; ``fail_categories`` end in ``failed`` instead,
+``hold_categories`` stay ``underway`` until cancelled. With ``places`` set, a task naming another place is
+refused (400, category "Invalid task description").
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ class RmfServerConfig:
     cancel_timeout_s: float = 1.0
     dispatch_delay_s: float = 0.0  # answer this late (an accepted task may outlive the client's timeout)
     fail_categories: tuple[str, ...] = ()
+    # Places the fleets know (None: any); a delivery or patrol elsewhere is refused, as RMF's dispatcher
+    # refuses a task no fleet can reach.
+    places: tuple[str, ...] | None = None
+    # Categories whose tasks stay underway until cancelled (e.g. an endless patrol).
+    hold_categories: tuple[str, ...] = ()
 
 
 @dataclass
@@ -75,12 +82,14 @@ def _refuse(errors: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"success": False, "errors": errors}, status_code=400)
 
 
-def _check_description(category: str, description: Any) -> str | None:
+def _check_description(category: str, description: Any, known: tuple[str, ...] | None) -> str | None:
+    places: Any = []
     if category == "delivery":
         for role in ("pickup", "dropoff"):
             part = description.get(role) if isinstance(description, dict) else None
             if not isinstance(part, dict) or not part.get("place"):
                 return f"delivery needs {role}.place"
+            places.append(part["place"])
     elif category == "patrol":
         places = description.get("places") if isinstance(description, dict) else None
         if not isinstance(places, list) or not places:
@@ -90,6 +99,9 @@ def _check_description(category: str, description: Any) -> str | None:
             return "compose needs phases"
     else:
         return f"no fleet supports task category {category!r}"
+    unknown = [str(p) for p in places if known is not None and p not in known]
+    if unknown:
+        return f"no fleet can reach place [{unknown[0]}]"
     return None
 
 
@@ -130,16 +142,18 @@ def create_rmf_server_app(config: RmfServerConfig) -> FastAPI:
                 "status": "queued",
                 "assigned_to": {"group": fleet, "name": robot},
             },
-            {"status": "underway", "unix_millis_start_time": int(time.time() * 1000)},
+            {"status": "underway", "unix_millis_start_time": 0},
         ]
-        final = "failed" if state["category"] in config.fail_categories else "completed"
-        steps.append({"status": final, "unix_millis_finish_time": int(time.time() * 1000)})
+        if state["category"] not in config.hold_categories:
+            final = "failed" if state["category"] in config.fail_categories else "completed"
+            steps.append({"status": final, "unix_millis_finish_time": 0})
         for change in steps:
             await asyncio.sleep(config.step_s)
             state = sim.tasks[task_id]
             if state.get("status") in _TERMINAL:
                 return
-            push({**state, **change})
+            now = int(time.time() * 1000)  # stamp the change when it happens
+            push({**state, **{k: now if k.startswith("unix_millis") else v for k, v in change.items()}})
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -182,7 +196,7 @@ def create_rmf_server_app(config: RmfServerConfig) -> FastAPI:
         fleet = req.get("fleet_name")
         if fleet is not None and fleet not in config.fleets:
             return _refuse([_error(2, "Unknown fleet", f"no fleet named [{fleet}]")])
-        problem = _check_description(req["category"], req["description"])
+        problem = _check_description(req["category"], req["description"], config.places)
         if problem:
             return _refuse([_error(3, "Invalid task description", problem)])
         if config.dispatch_delay_s:
@@ -249,17 +263,21 @@ def _free_port() -> int:
 
 
 class ThreadedServer:
-    """An ASGI app served by uvicorn in a background thread on 127.0.0.1 (tests, benches, simulators)."""
+    """An ASGI app served by uvicorn in a background thread (tests, benches, simulators, and the gateway's
+    RMF ingress on a port of its own); ``host`` defaults to 127.0.0.1."""
 
-    def __init__(self, app: Any, port: int | None = None, name: str = "asgi") -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, name: str = "asgi", host: str = "127.0.0.1"
+    ) -> None:
         self.app = app
+        self.host = host
         self.port = port or _free_port()
         self._name = name
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self, timeout_s: float = 10.0) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False)
+        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_config=None, access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=self._name, daemon=True)
         self._thread.start()

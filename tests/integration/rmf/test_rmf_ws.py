@@ -6,8 +6,10 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import websockets
@@ -186,3 +188,35 @@ def test_adapters_reconnect_and_resend(
     keys = [m.key() for m in records]
     assert {b"fleet0", b"fleet1", b"fleet2"} == set(keys)
     assert len(read_all(prefixed_settings, "dlq.gateway", 2)) == 2
+
+
+def test_upstream_samples_replay_through_the_websocket(
+    ingress: tuple[ThreadedServer, CollectorRegistry], prefixed_settings: CommonSettings
+) -> None:
+    """The upstream samples of ../shared/rmf_api_msgs, sent as RMF sends them, land unchanged on their
+    topics under their keys."""
+    server, registry = ingress
+    shared = Path(__file__).resolve().parents[4] / "shared" / "rmf_api_msgs" / "samples"
+    samples = shared if shared.is_dir() else Path(rmf.RMF_SCHEMA_DIR).parent / "samples"
+    state = orjson.loads((samples / "task_state" / "multi_dropoff_delivery.json").read_bytes())
+    log = orjson.loads((samples / "task_log" / "multi_dropoff_delivery.json").read_bytes())
+    frames = [
+        orjson.dumps({"type": "task_state_update", "data": state}),
+        orjson.dumps({"type": "task_log_update", "data": log}),
+    ]
+
+    async def replay() -> None:
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/_internal?token={TOKEN}") as ws:
+            for frame in frames:
+                await ws.send(frame.decode())
+
+    asyncio.run(replay())
+    [got_state] = read_all(prefixed_settings, "rmf.task_states", 1)
+    assert (got_state.key(), got_state.value()) == (state["booking"]["id"].encode(), frames[0])
+    [got_log] = read_all(prefixed_settings, "rmf.logs", 1)
+    assert (got_log.key(), got_log.value()) == (log["task_id"].encode(), frames[1])
+    assert sample(registry, "fleet_gateway_rmf_frames_total", type="task_log_update", outcome="produced") == 1
+    assert read_all(prefixed_settings, "dlq.gateway", 0, timeout_s=1) == []
+    scraped = httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=5)  # the ingress's own port
+    assert 'fleet_gateway_rmf_frames_total{outcome="produced",type="task_state_update"} 1.0' in scraped.text
+    assert httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5).json() == {"status": "ok"}

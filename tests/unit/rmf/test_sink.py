@@ -115,7 +115,9 @@ def test_refusal_fails_the_task_with_rmf_errors(server: RmfServerSim) -> None:
         "status": "failed_to_assign",
         "errors": [{"code": 2, "category": "Unknown fleet", "detail": "no fleet named [ghost]"}],
     }
-    assert from_rmf(message, 0)[0]["observed"] == "FAILED"
+    [failed] = from_rmf(message, 0)
+    assert failed["observed"] == "FAILED"
+    assert failed["reason"] == "RMF failed_to_assign: Unknown fleet: no fleet named [ghost] (2)"
     sink.write(batch(assigned("task-c", fleet="ghost")))
     assert len(dispatches(server)) == 1  # a refusal is final for this attempt
 

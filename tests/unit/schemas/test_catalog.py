@@ -58,6 +58,7 @@ def test_dlq_topic_per_processor() -> None:
         "sink-influx",
         "sink-redis",
         "sink-rmf",
+        "rmf-ingest",
         "gateway",
     }
     for processor in DLQ_PROCESSORS:

@@ -13,7 +13,10 @@ from schemas import rmf
 from schemas.errors import SchemaDecodeError, SchemaEncodeError
 
 VENDORED = Path(rmf.__file__).parent / "rmf_api_msgs"
-SAMPLES = VENDORED / "samples"
+#: The upstream copy the project shares (``../shared/rmf_api_msgs``), else the vendored one (identical).
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "rmf_api_msgs"
+UPSTREAM = SHARED if SHARED.is_dir() else VENDORED
+SAMPLES = UPSTREAM / "samples"
 
 
 def _sample(kind: str) -> dict[str, Any]:
@@ -56,12 +59,11 @@ def test_vendored_copy_is_complete_with_license() -> None:
     assert len(rmf.schema_names()) == 49
     assert "Apache License" in (VENDORED / "LICENSE.md").read_text()
     assert "7915f6a9ea5440c5dd47f59ca40d2b3a4007df6a" in (VENDORED / "README.md").read_text()
-    shared = Path("/work/shared/rmf_api_msgs/schemas")
-    if shared.is_dir():  # byte-for-byte identical to the project's vendored data
-        for name in rmf.schema_names():
-            assert (VENDORED / "schemas" / f"{name}.json").read_bytes() == (
-                shared / f"{name}.json"
-            ).read_bytes()
+    if SHARED.is_dir():  # byte-for-byte identical to the project's shared upstream copy, samples included
+        upstream = sorted(p.relative_to(SHARED) for p in SHARED.rglob("*.json"))
+        assert upstream == sorted(p.relative_to(VENDORED) for p in VENDORED.rglob("*.json"))
+        for rel in upstream:
+            assert (VENDORED / rel).read_bytes() == (SHARED / rel).read_bytes(), rel
 
 
 @pytest.mark.parametrize("name", rmf.schema_names())
@@ -75,6 +77,23 @@ def test_upstream_samples_validate() -> None:
     assert rmf.errors(_sample("task_log"), "task_log") == []
     assert rmf.validate({"type": "task_state_update", "data": _sample("task_state")}) == "task_state_update"
     assert rmf.validate({"type": "task_log_update", "data": _sample("task_log")}) == "task_log_update"
+
+
+def test_upstream_samples_replay_through_our_readers() -> None:
+    """What the tasks topology makes of RMF's own sample: a task state without a status moves nothing;
+    with one, it maps by the status table onto the task named by booking.id."""
+    from gateway.rmf_ws import frame_key
+    from topologies.tasks import from_rmf
+
+    state = _sample("task_state")
+    assert frame_key("task_state_update", state) == "delivery_2021:11:08:23:50"
+    assert frame_key("task_log_update", _sample("task_log")) == _sample("task_log")["task_id"]
+    assert from_rmf({"type": "task_state_update", "data": state}, 1) == []
+    [observed] = from_rmf({"type": "task_state_update", "data": {**state, "status": "underway"}}, 1)
+    assert (observed["task_id"], observed["observed"]) == ("delivery_2021:11:08:23:50", "EXECUTING")
+    codec = rmf.RmfJsonCodec("rmf.task_states")
+    message = {"type": "task_state_update", "data": state}
+    assert codec.decode(codec.encode(message)) == message
 
 
 @pytest.mark.parametrize("message", [FLEET_STATE, DISPATCH, CANCEL, FLEET_LOG], ids=lambda m: m["type"])

@@ -1,0 +1,109 @@
+"""RMF ingest: Open-RMF fleet states (rmf.fleet_states) -> RobotStatus records on robot.status.
+
+Consumes ``rmf.fleet_states`` (the ``fleet_state_update`` frames the gateway's ``/_internal`` websocket
+received from RMF fleet adapters, key fleet name, validated again against the vendored rmf_api_msgs
+schemas) and produces one RobotStatus per robot state that changed, exactly once, so RMF robots appear on
+``robot.status`` like ours (dispatch, traffic, the Postgres and Redis sinks, SSE). Duplicates re-sent on
+reconnect are dropped. Undecodable or mis-keyed records go to ``dlq.rmf-ingest``. See ``topologies.rmf``.
+"""
+
+from __future__ import annotations
+
+import logging
+from operator import itemgetter
+from typing import Any
+
+from pydantic import Field
+from quixstreams.models import Deserializer, SerializationContext
+
+from pipelines.app import ProcessorApp, create_processor_app
+from pipelines.settings import CommonSettings
+from schemas import catalog
+from schemas.codec import AvroCodec
+from schemas.quix import AvroSerializer
+from schemas.registry import RegistryClient
+from schemas.rmf import RmfJsonCodec
+from topologies.rmf import OUTPUT_KEY_FIELD, OUTPUT_TOPIC, OWNER, RmfIngestConfig, build_rmf_ingest
+
+__all__ = ["INPUT", "Settings", "build", "run"]
+
+logger = logging.getLogger(__name__)
+
+INPUT = "rmf.fleet_states"
+
+
+class Settings(CommonSettings):
+    """Settings of the RMF ingest processor (env prefix FLEET_)."""
+
+    rmf_tenant_id: str = Field(
+        min_length=1, description="Tenant the RMF robots belong to (one tenant per deployment)."
+    )
+    rmf_site_id: str = Field(min_length=1, description="Site of RMF fleets not in rmf_fleet_sites.")
+    rmf_fleet_sites: dict[str, str] = Field(
+        default_factory=dict, description='RMF fleet name -> site id, as JSON: {"tinyRobot": "s1"}.'
+    )
+    rmf_heartbeat_s: float = Field(
+        30.0, gt=0, description="A robot's status is re-emitted after this long without changes."
+    )
+    rmf_min_interval_s: float = Field(
+        1.0, ge=0, description="Pose or battery changes alone are emitted at most this often per robot."
+    )
+    partitions: int | None = Field(
+        None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
+    )
+    commit_interval_s: float = Field(
+        0.5, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
+    )
+
+    def ingest_config(self) -> RmfIngestConfig:
+        return RmfIngestConfig(
+            tenant_id=self.rmf_tenant_id,
+            site_id=self.rmf_site_id,
+            fleet_sites=dict(self.rmf_fleet_sites),
+            heartbeat_ms=round(self.rmf_heartbeat_s * 1000),
+            min_interval_ms=round(self.rmf_min_interval_s * 1000),
+        )
+
+
+class _FleetStateDeserializer(Deserializer):
+    """``rmf.fleet_states`` JSON, validated against the vendored rmf_api_msgs schemas."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._codec = RmfJsonCodec(INPUT)
+
+    def __call__(self, value: bytes, ctx: SerializationContext) -> Any:
+        return self._codec.decode(value)
+
+
+def _partitions(settings: Settings, name: str) -> int:
+    return settings.partitions or catalog.topic(name).partitions
+
+
+def build(settings: Settings) -> ProcessorApp:
+    """The RMF ingest ProcessorApp, fully wired (not running)."""
+    registry = RegistryClient(**settings.registry_client_config())
+    papp = create_processor_app(
+        settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
+    )
+    fleet_states = papp.topic(
+        INPUT, value_deserializer=_FleetStateDeserializer(), partitions=_partitions(settings, INPUT)
+    )
+    statuses = build_rmf_ingest(papp.app.dataframe(fleet_states), config=settings.ingest_config())
+    output = papp.topic(
+        OUTPUT_TOPIC,
+        value_serializer=AvroSerializer(AvroCodec.for_topic(registry, OUTPUT_TOPIC, settings.topic_prefix)),
+        partitions=_partitions(settings, OUTPUT_TOPIC),
+    )
+    statuses.to_topic(output, key=itemgetter(OUTPUT_KEY_FIELD))
+    return papp
+
+
+def run(settings: Settings) -> None:
+    logger.info(
+        "RMF fleet states of tenant %s -> %s (default site %s)",
+        settings.rmf_tenant_id,
+        settings.topic(OUTPUT_TOPIC),
+        settings.rmf_site_id,
+    )
+    build(settings).run()
