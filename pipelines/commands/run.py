@@ -12,7 +12,7 @@ from types import ModuleType
 import pipelines.processors
 from pipelines.logsetup import setup_logging
 from pipelines.metrics import start_metrics_server
-from pipelines.settings import load_settings
+from pipelines.settings import ConfigError, load_settings
 
 __all__ = ["add_parser", "processor_module", "processor_names"]
 
@@ -37,7 +37,12 @@ def _summary(name: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     module = processor_module(args.processor)
-    settings = load_settings(module.Settings)
+    overrides: dict[str, int] = {}
+    if args.workers is not None:
+        if "http_workers" not in module.Settings.model_fields:
+            raise ConfigError(f"--workers is for the gateway; {args.processor} scales by replicas")
+        overrides["http_workers"] = args.workers
+    settings = load_settings(module.Settings, **overrides)
     setup_logging(settings.log_level, settings.log_format, processor=args.processor)
     start_metrics_server(settings.metrics_port)
     module.run(settings)
@@ -56,4 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("processor", choices=names, metavar="PROCESSOR", help="one of: " + ", ".join(names))
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="gateway only: uvicorn worker processes (overrides FLEET_HTTP_WORKERS; see docs/operations.md)",
+    )
     p.set_defaults(func=_run)

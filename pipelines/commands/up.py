@@ -33,7 +33,9 @@ LOCAL = Path(os.environ.get("FLEET_LOCAL_DIR", ROOT / ".local"))
 PIDFILE = LOCAL / "run" / "fleet-up.pid"
 METRICS_BASE_PORT = 9400
 # Processors that need something outside this machine's stack: started only when asked for.
-OPTIONAL = {"sink_rmf": "with_rmf"}
+OPTIONAL = {"sink_rmf": "with_rmf", "rmf_ingest": "with_rmf"}
+# The /_internal token of `--with-rmf` when FLEET_RMF_WS_TOKEN is unset (development only).
+DEV_RMF_WS_TOKEN = "fleetstream-dev-rmf-token"
 
 
 @dataclass
@@ -96,6 +98,11 @@ def _children(args: argparse.Namespace) -> list[Child]:
         if name == "gateway":
             env["FLEET_HTTP_PORT"] = str(args.gateway_port)
             env["FLEET_METRICS_PORT"] = "0"  # the gateway serves /metrics itself
+            if args.with_rmf:
+                env.setdefault("FLEET_RMF_WS_TOKEN", DEV_RMF_WS_TOKEN)
+        if name == "rmf_ingest":  # RMF robots join the simulated tenant and site unless told otherwise
+            env.setdefault("FLEET_RMF_TENANT_ID", args.tenant)
+            env.setdefault("FLEET_RMF_SITE_ID", args.site)
         children.append(Child(name, _fleet("run", name), env, logs / f"{name}.log"))
     if args.robots > 0 and (ROOT / "pipelines" / "commands" / "simulate.py").exists():
         sim = _fleet(
@@ -109,6 +116,8 @@ def _children(args: argparse.Namespace) -> list[Child]:
             "--rate",
             str(args.rate),
         )
+        if args.tasks_per_minute > 0:  # the closed loop: robots do what dispatch and traffic decide
+            sim += ["--follow", "--tasks-per-minute", str(args.tasks_per_minute)]
         children.append(Child("simulator", sim, base_env, logs / "simulator.log"))
     return children
 
@@ -121,6 +130,9 @@ def _banner(children: list[Child], args: argparse.Namespace) -> str:
             f"  API docs       http://127.0.0.1:{args.gateway_port}/docs",
             f"  live stream    http://127.0.0.1:{args.gateway_port}/v1/stream",
         ]
+        if args.with_rmf:
+            token = os.environ.get("FLEET_RMF_WS_TOKEN", DEV_RMF_WS_TOKEN)
+            lines.append(f"  RMF server_uri ws://127.0.0.1:{args.gateway_port}/_internal?token={token}")
     for c in children:
         port = c.env.get("FLEET_METRICS_PORT", "0")
         metrics = f"  metrics :{port}/metrics" if port != "0" else ""
@@ -255,6 +267,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--rate", type=float, default=2.0, help="telemetry records per robot per second (default: 2)"
     )
     up.add_argument(
+        "--tasks-per-minute",
+        type=float,
+        default=2.0,
+        help="delivery tasks the simulator creates per minute; the robots then follow scheduler.decisions "
+        "(dispatch and traffic; above ~2/min traffic on the demo warehouse jams, docs/traffic.md); "
+        "0: robots wander on their own and no task is created (default: 2)",
+    )
+    up.add_argument(
         "--gateway-port",
         type=int,
         default=int(os.environ.get("FLEET_HTTP_PORT", 8080)),
@@ -264,7 +284,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--with-rmf",
         action="store_true",
-        help="also run sink_rmf (needs an RMF API server: FLEET_RMF_API_URL and its token)",
+        help="also run the Open-RMF processors: rmf_ingest (RMF robots -> robot.status, in --tenant/--site) "
+        "and sink_rmf (needs an RMF API server: FLEET_RMF_API_URL, FLEET_RMF_API_TOKEN, FLEET_RMF_FLEETS); "
+        "the gateway's /_internal takes FLEET_RMF_WS_TOKEN (default: a development token)",
     )
     up.set_defaults(func=_up)
     down = sub.add_parser("down", help="stop a running `fleet up` and everything it started")

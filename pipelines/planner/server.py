@@ -17,6 +17,8 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import HealthServicer
 
 from pipelines.planner.convert import robot_from_pb, task_from_pb
 from schemas.proto import planner_pb2 as pb
@@ -106,6 +108,11 @@ def serve(host: str = "127.0.0.1", port: int = 0, *, max_workers: int = 4) -> tu
     """Start a planner server; returns it (already started) and the bound port (``port=0``: a free one)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
     pb_grpc.add_PlannerServicer_to_server(PlannerService(), server)
+    # grpc.health.v1 for Kubernetes' gRPC probes: SERVING for the server ("") and the Planner service.
+    health = HealthServicer()
+    for service in ("", pb.DESCRIPTOR.services_by_name["Planner"].full_name):
+        health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"planner: cannot bind {host}:{port}")

@@ -3,8 +3,9 @@
 Consumes ``robot.status``, ``task.events``, ``site.maps`` and ``robot.registry`` (each re-keyed to
 ``site_id`` with ``group_by``; the four topics must have equal partition counts) and produces Decisions to
 ``scheduler.decisions`` (key task_id, else robot_id) exactly once. Rejected records go to
-``dlq.dispatch``. With ``FLEET_PLANNER_TARGET`` set, batches go to the gRPC planner behind a deadline,
-retries and a circuit breaker, and fall back to the in-process greedy policy.
+``dlq.dispatch``. With ``FLEET_PLANNER_TARGET`` set, every matching with a choice (more than one robot or
+task) goes to the gRPC planner behind a deadline, retries and a circuit breaker, and falls back to the
+in-process greedy policy; each Decision's ``planner`` field says which one decided.
 """
 
 from __future__ import annotations

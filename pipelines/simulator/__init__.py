@@ -3,12 +3,14 @@
 Pure parts (no clock, no I/O): `demo_site` (the SiteMap), `SiteGraph` (routes), `FleetSim` (robots
 on the graph, stepped with an injected time), `FaultInjector` (drop-outs, duplicates, reordering,
 malformed payloads) and `GroundTruth` (node occupancy and collisions). `run_simulation` wires them to
-Kafka; `fleet simulate` is its command line.
+Kafka, with `DecisionFeed` (follow scheduler.decisions) and `TaskFeeder` (create tasks) to close the
+loop; `fleet simulate` is its command line.
 """
 
 from .decisions import apply_decision
 from .faults import FaultConfig, FaultInjector, FaultStats, MalformedKind, Outgoing, malformed_payload
 from .fleet import FleetConfig, FleetSim, RobotView
+from .follow import DecisionFeed, FollowStats, TaskFeeder
 from .graph import Edge, NoRouteError, SiteGraph
 from .groundtruth import Collision, GroundTruth, Occupancy
 from .ids import SeededUuid7
@@ -18,12 +20,14 @@ from .warehouse import DEMO_EPOCH_MS, demo_site
 __all__ = [
     "DEMO_EPOCH_MS",
     "Collision",
+    "DecisionFeed",
     "Edge",
     "FaultConfig",
     "FaultInjector",
     "FaultStats",
     "FleetConfig",
     "FleetSim",
+    "FollowStats",
     "GroundTruth",
     "MalformedKind",
     "NoRouteError",
@@ -34,6 +38,7 @@ __all__ = [
     "SimConfig",
     "SimStats",
     "SiteGraph",
+    "TaskFeeder",
     "TickHook",
     "apply_decision",
     "demo_site",

@@ -19,14 +19,18 @@ DESCRIPTION = """\
 Drive a simulated fleet of warehouse robots on the demo warehouse (190 nodes: aisles, cross-aisles,
 docks, chargers, parking). Publishes the site map to site.maps, one registration per robot to
 robot.registry, then one RobotTelemetry record per robot per tick to robot.telemetry (Avro in
-Confluent framing, key robot_id). Robots wander between aisles and docks and recharge themselves.
-Faults can be injected deterministically from --seed to exercise the telemetry topology."""
+Confluent framing, key robot_id). Robots wander between aisles and docks and recharge themselves,
+or, with --follow, do what the scheduler decides (scheduler.decisions: ASSIGN, UNASSIGN, CHARGE,
+HOLD, RESUME, REROUTE) and report their task's phase, which closes the loop through dispatch, traffic
+and the tasks topology. --tasks-per-minute creates delivery tasks on task.commands. Faults can be
+injected deterministically from --seed to exercise the telemetry topology."""
 
 EPILOG = """\
 examples:
   fleet simulate --site demo --robots 50 --rate 2
   fleet simulate --robots 20 --duration 60 --drop-prob 0.001 --duplicate-prob 0.01 --malformed 5
   fleet simulate --robots 100 --rate 5 --max-rate --ticks 2000      # throughput run
+  fleet simulate --robots 20 --follow --tasks-per-minute 30          # closed loop with dispatch/traffic
 
 Kafka, the registry and the topic prefix come from FLEET_KAFKA_BOOTSTRAP_SERVERS,
 FLEET_SCHEMA_REGISTRY_URL and FLEET_TOPIC_PREFIX. Topics must exist (`fleet topics apply`)."""
@@ -72,6 +76,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="autonomous",
         action="store_false",
         help="robots stay idle unless told what to do (they still go charging)",
+    )
+
+    loop = parser.add_argument_group("closed loop")
+    loop.add_argument(
+        "--follow",
+        action="store_true",
+        help="carry out scheduler.decisions; robots then neither wander nor charge on their own",
+    )
+    loop.add_argument(
+        "--tasks-per-minute",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="create N delivery tasks per simulated minute on task.commands (default: 0, none)",
+    )
+    loop.add_argument(
+        "--task-limit", type=_positive(int), default=None, metavar="N", help="create at most N tasks"
+    )
+    loop.add_argument(
+        "--speed-scale",
+        type=_positive(float),
+        default=1.0,
+        metavar="X",
+        help="robots drive X times faster than real ones (1.2 m/s, lane limits), for short test runs",
+    )
+    loop.add_argument(
+        "--work-time",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="seconds a robot works at a task's destination (default: 3)",
+    )
+    loop.add_argument(
+        "--start-delay",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="with --follow: a standing robot given a new route sets off S seconds later, so that a traffic "
+        "HOLD can still keep it where it stands (default: 3; keep it above the pipeline's latency)",
+    )
+    loop.add_argument(
+        "--return-home",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --follow: an idle robot drives back to its parking spot after S seconds (default: 0, at "
+        "once, so that docks are left free)",
     )
 
     pace = parser.add_argument_group("pace")
@@ -158,6 +209,13 @@ def config_from_args(args: argparse.Namespace, **connection: object) -> SimConfi
         max_rate=args.max_rate,
         faults=faults,
         autonomous=args.autonomous,
+        follow_decisions=args.follow,
+        tasks_per_minute=args.tasks_per_minute,
+        task_limit=args.task_limit,
+        speed_scale=args.speed_scale,
+        work_ms=round(args.work_time * 1000),
+        start_delay_ms=round(args.start_delay * 1000) if args.follow else 0,
+        return_home_ms=round(args.return_home * 1000),
         progress_interval_s=0.0 if args.quiet else 1.0,
         **connection,  # type: ignore[arg-type]
     )

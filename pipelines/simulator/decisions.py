@@ -26,12 +26,19 @@ def apply_decision(sim: FleetSim, decision: Mapping[str, Any]) -> bool:
     """Carry out one decision; False when it is not for this fleet or cannot be carried out.
 
     ASSIGN drives the route then works at its end; UNASSIGN drops the task; CHARGE drives to the
-    route's last node (or the nearest free charger) and charges; HOLD stops at the route's first node
-    (or the next node); RESUME drives on; REROUTE replaces the remaining route.
+    route's last node (or the nearest free charger) and charges; RESUME drives on; REROUTE replaces the
+    remaining route and ends a hold.
+
+    HOLD, as the traffic topology sends it: its route is the robot's way up to the node where it must
+    wait (next node first, the hold node last); an empty route means "where you stand". The robot
+    stops at the hold node if it has not passed it yet, else where it stands (or, on a lane, at the
+    lane's end), and keeps holding through new routes until RESUME or REROUTE.
     """
     robot_id = decision.get("robot_id")
     if decision.get("site_id") not in (None, sim.site_id) or robot_id not in sim.robot_ids:
         return False
+    if not sim.view(robot_id).powered:
+        return False  # a robot switched off hears nothing
     kind = decision.get("kind")
     nodes = _route_nodes(decision)
     try:
@@ -42,7 +49,7 @@ def apply_decision(sim: FleetSim, decision: Mapping[str, Any]) -> bool:
         elif kind == "CHARGE":
             return sim.send_to_charger(robot_id, nodes[-1] if nodes else None)
         elif kind == "HOLD":
-            sim.hold(robot_id, nodes[0] if nodes else None)
+            sim.hold(robot_id, nodes[-1] if nodes else None, nodes)
         elif kind == "RESUME":
             sim.resume(robot_id)
         elif kind == "REROUTE":

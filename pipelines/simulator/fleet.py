@@ -6,7 +6,11 @@ map, start time and sequence of calls give the same records, event ids included.
 
 Robots either wander on their own (autonomous: random destinations, self-charging below the
 threshold) or follow what they are told through `assign`, `hold`, `resume`, `reroute`,
-`send_to_charger` and `unassign`, the hooks that scheduler decisions will drive.
+`send_to_charger` and `unassign`, the hooks that scheduler decisions drive. Told nothing, a robot that
+follows decisions goes back to its parking spot once it has stood idle for `return_home_ms`.
+
+A HOLD is a layer over the route: a held robot stops at its hold node (or where it stands, or at the end
+of the lane it is on) and stays there until `resume` or `reroute`, whatever route it is given meanwhile.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class FleetConfig:
     robots: int = 10
     seed: int = 0
     max_speed: float = 1.2
+    speed_scale: float = 1.0  # drive this many times faster than a real robot (max_speed and lane limits)
     drain_moving_per_s: float = 0.0002  # 0.02 %/s
     drain_idle_per_s: float = 0.00002
     charge_per_s: float = 0.01  # 1 %/s
@@ -54,6 +59,10 @@ class FleetConfig:
     start_dwell_ms: int = 3000  # robots leave parking staggered over this period
     work_ms: int = 3000  # time spent WORKING at the end of a task's route
     autonomous: bool = True  # idle robots without a task pick random destinations
+    return_home_ms: int | None = None  # not autonomous: an idle robot drives back to its parking spot
+    # after standing this long (None: it stays where its last task left it)
+    start_delay_ms: int = 0  # a standing robot given a new route (a task, a charger, home) sets off this
+    # much later (preparing to move); its route then starts with the node it stands on, timed at departure
     self_charge: bool = True  # robots below charge_below go to the nearest free charger on their own
     footprint_m: float = 0.6
     record_history: bool = False  # keep every occupancy interval and collision (memory grows)
@@ -66,6 +75,12 @@ class FleetConfig:
             raise ValueError("robots must be >= 0")
         if not 0.0 <= self.charge_below < self.charge_until <= 1.0:
             raise ValueError("need 0 <= charge_below < charge_until <= 1")
+        if self.speed_scale <= 0:
+            raise ValueError("speed_scale must be > 0")
+        if self.return_home_ms is not None and self.return_home_ms < 0:
+            raise ValueError("return_home_ms must be >= 0")
+        if self.start_delay_ms < 0:
+            raise ValueError("start_delay_ms must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +100,7 @@ class RobotView:
     task_id: str | None
     charger: str | None
     seq: int
+    powered: bool
 
 
 class FleetSim:
@@ -106,7 +122,12 @@ class FleetSim:
         self.ground_truth = GroundTruth(record_history=config.record_history)
         self._ids: IdFactory = ids or SeededUuid7(f"fleet:{config.seed}:{self.site_id}")
         self._now = start_ms
-        self._motion = Motion(config.max_speed, config.footprint_m, config.drain_moving_per_s / 1000.0)
+        self._motion = Motion(
+            config.max_speed * config.speed_scale,
+            config.footprint_m,
+            config.drain_moving_per_s / 1000.0 * config.speed_scale,  # same energy per metre
+            config.speed_scale,
+        )
         self._charger_nodes = sorted(self.graph.chargers)
         self._wander_targets = sorted(self.graph.nodes_of_kind(*_WANDER_KINDS))
         self._robots: dict[str, Robot] = {}
@@ -147,6 +168,7 @@ class FleetSim:
                 y=y,
                 battery=round(rng.uniform(*cfg.initial_battery), 4),
                 seq=seq0,
+                home=node,
             )
             robot.until_ms = start_ms + robot.rng.uniform(0, cfg.start_dwell_ms)
             self._robots[robot_id] = robot
@@ -178,6 +200,7 @@ class FleetSim:
             task_id=r.task_id,
             charger=r.charger,
             seq=r.seq,
+            powered=r.powered,
         )
 
     def registrations(self, now_ms: int | None = None) -> list[dict[str, Any]]:
@@ -211,9 +234,11 @@ class FleetSim:
         for robot in self._robots.values():
             self._advance(robot, float(t0), float(now_ms), events)
         self.ground_truth.apply(events)
-        return [self._telemetry(robot, now_ms) for robot in self._robots.values()]
+        return [self._telemetry(robot, now_ms) for robot in self._robots.values() if robot.powered]
 
     def _advance(self, r: Robot, t: float, t_end: float, events: list[MotionEvent]) -> None:
+        if not r.powered:
+            return
         cfg = self.config
         idle_drain = cfg.drain_idle_per_s / 1000.0
         if r.purpose is Purpose.WANDER and self._wants_charge(r):
@@ -227,7 +252,12 @@ class FleetSim:
                 elif r.edge is None and r.stopped():  # held here
                     r.battery = max(r.battery - idle_drain * (t_end - t), 0.0)
                     t = t_end
+                elif r.edge is None and r.depart_at is not None and r.depart_at > t:  # about to set off
+                    wait_end = min(r.depart_at, t_end)
+                    r.battery = max(r.battery - idle_drain * (wait_end - t), 0.0)
+                    t = wait_end
                 else:
+                    r.depart_at = None
                     t = r.move(self.graph, self._motion, t, t_end, events)
             elif r.activity is Activity.CHARGING:
                 rate = cfg.charge_per_s / 1000.0
@@ -256,7 +286,8 @@ class FleetSim:
         return self.config.self_charge and r.battery < self.config.charge_below and r.charger is None
 
     def _decide(self, r: Robot, t: float) -> bool:
-        """An idle robot at a node with nothing to wait for: charge, wander, or stay. True if it changed."""
+        """An idle robot at a node with nothing to wait for: charge, wander, go home, or stay. True if it
+        changed."""
         r.until_ms = None
         if r.held:
             return False
@@ -267,7 +298,9 @@ class FleetSim:
                 r.until_ms = t + _NO_CHARGER_RETRY_MS
                 return True
             return False
-        if not self.config.autonomous or not self._wander_targets:
+        if not self.config.autonomous:
+            return self.config.return_home_ms is not None and self._go_home(r, t)
+        if not self._wander_targets:
             return False
         here = r.anchor
         targets = [n for n in self._wander_targets if n != here]
@@ -280,6 +313,25 @@ class FleetSim:
             r.activity, r.purpose = Activity.TRAVEL, Purpose.WANDER
             return True
         return False  # pragma: no cover - the demo map is strongly connected
+
+    def _go_home(self, r: Robot, t: float) -> bool:
+        """Back to the parking spot once it has stood idle for ``return_home_ms`` (a robot left standing
+        at a drop-off blocks it for the next delivery)."""
+        if r.node is None or r.node == r.home:
+            r.home_at = None
+            return False
+        if r.home_at is None:
+            r.home_at = t + (self.config.return_home_ms or 0)
+        if t < r.home_at:
+            r.until_ms = r.home_at
+            return True
+        r.home_at = None
+        try:
+            self._set_route(r, [r.home], t)
+        except NoRouteError:  # pragma: no cover - the demo map is strongly connected
+            return False
+        r.activity, r.purpose = Activity.TRAVEL, Purpose.HOME
+        return True
 
     def _arrived(self, r: Robot, t: float) -> None:
         if r.purpose is Purpose.TASK:
@@ -306,28 +358,38 @@ class FleetSim:
                 return False
             charger_node = best[0]
         self._release_charger(r)
-        self._set_route(r, [charger_node])
+        self._set_route(r, [charger_node], float(self._now))
         r.charger, r.purpose, r.activity, r.until_ms = charger_node, Purpose.CHARGE, Activity.TRAVEL, None
         return True
 
     def _release_charger(self, r: Robot) -> None:
         r.charger = None
 
-    def _set_route(self, r: Robot, waypoints: Sequence[str]) -> None:
-        """Replace the robot's path; a robot on a lane finishes that lane first."""
+    def _set_route(self, r: Robot, waypoints: Sequence[str], start_at: float | None = None) -> None:
+        """Replace the robot's path; a robot on a lane finishes that lane first. A hold stays in force:
+        at its node if the new path passes it, else where the robot stands (or at the lane's end).
+
+        With ``start_at`` (a new task, charger or trip home) a robot that stood still sets off
+        ``start_delay_ms`` after it.
+        """
         anchor = r.anchor
+        standing = r.edge is None and (r.activity is not Activity.TRAVEL or not r.path)
+        if start_at is not None and standing and self.config.start_delay_ms:
+            r.depart_at = start_at + self.config.start_delay_ms
         path = self.graph.expand(anchor, waypoints)
         r.path = [anchor, *path] if r.edge is not None else path
+        r.home_at = None
+        if r.held:
+            r.place_hold(r.hold_at)
 
     # -- hooks for decisions ------------------------------------------------------------------------------
     def assign(self, robot_id: str, task_id: str, route_nodes: Sequence[str]) -> None:
         """Give the robot a task: drive through route_nodes (gaps filled by shortest paths), then work."""
         r = self._robot(robot_id)
-        self._set_route(r, route_nodes)
+        self._set_route(r, route_nodes, float(self._now))
         self._release_charger(r)
         r.task_id, r.task_phase = task_id, "STARTED"
         r.activity, r.purpose, r.until_ms = Activity.TRAVEL, Purpose.TASK, None
-        r.held, r.hold_at = False, None
 
     def unassign(self, robot_id: str) -> None:
         """Take the task away: the robot stops at its next node and forgets the task."""
@@ -337,31 +399,65 @@ class FleetSim:
         if r.activity in (Activity.TRAVEL, Activity.WORK):
             r.activity = Activity.TRAVEL if r.edge is not None else Activity.IDLE
         r.purpose, r.until_ms = Purpose.NONE, None
+        if r.held:
+            r.place_hold(r.hold_at)
 
-    def hold(self, robot_id: str, at_node: str | None = None) -> None:
-        """Stop at at_node if it is on the remaining path, else at the next node, until `resume`."""
+    def hold(self, robot_id: str, at_node: str | None = None, route: Sequence[str] | None = None) -> None:
+        """Stop at at_node if it is still on the remaining path, else where the robot stands (or at the
+        end of the lane it is on), until `resume` or `reroute`.
+
+        ``route`` is the way to ``at_node`` (next node first, ``at_node`` last) as the sender planned it;
+        it picks the right visit of a node the path passes twice (a HOLD's route, see `apply_decision`).
+        """
         r = self._robot(robot_id)
-        r.held, r.hold_at = True, at_node
+        r.held = True
+        r.place_hold(at_node, list(route) if route is not None else None)
 
     def resume(self, robot_id: str) -> None:
         r = self._robot(robot_id)
-        r.held, r.hold_at = False, None
+        r.held, r.hold_at, r.hold_left = False, None, None
 
     def reroute(self, robot_id: str, nodes: Sequence[str]) -> None:
-        """Replace the remaining route (the current lane is finished first); task and purpose are kept."""
+        """Replace the remaining route (the current lane is finished first) and drive it: a REROUTE ends a
+        hold. Task and purpose are kept."""
         r = self._robot(robot_id)
-        self._set_route(r, nodes)
+        r.held, r.hold_at, r.hold_left = False, None, None
+        self._set_route(r, self._not_yet_driven(r, nodes))
         if r.activity in (Activity.IDLE, Activity.CHARGING):
             self._release_charger(r)
             r.activity, r.until_ms = Activity.TRAVEL, None
             if r.purpose is Purpose.NONE:
                 r.purpose = Purpose.GOTO
 
+    @staticmethod
+    def _not_yet_driven(r: Robot, nodes: Sequence[str]) -> list[str]:
+        """A route sent a moment ago may start with nodes the robot has passed since: drop them (up to the
+        node it is at or driving to), so that it does not turn back for them."""
+        route = list(nodes)
+        anchor = r.anchor
+        if anchor in route:
+            i = route.index(anchor)
+            ahead = set(r.path)
+            if not any(n in ahead for n in route[:i]):
+                return route[i + 1 :]
+        return route
+
     def send_to_charger(self, robot_id: str, charger_node: str | None = None) -> bool:
         """Send the robot to a charger (default: the nearest free one). False if none is free."""
         r = self._robot(robot_id)
         r.task_id, r.task_phase = (None, "NONE") if r.task_id is None else (r.task_id, "FAILED")
         return self._go_charge(r, charger_node)
+
+    def power_off(self, robot_id: str) -> None:
+        """Switch the robot off: it stops where it is (on a lane too) and sends no more telemetry."""
+        self._robot(robot_id).powered = False
+
+    def power_on(self, robot_id: str) -> None:
+        """Switch it on again: it reports and moves on from where it stopped, task forgotten."""
+        r = self._robot(robot_id)
+        r.powered = True
+        if r.task_id is not None:
+            self.unassign(robot_id)
 
     def _robot(self, robot_id: str) -> Robot:
         try:

@@ -65,8 +65,11 @@ class GroundTruth:
     """Applies motion events in time order; counts collisions online.
 
     With `record_history` it also keeps every closed occupancy interval and every collision (memory
-    grows with the run); without it, only the counters and the current occupancy are kept.
+    grows with the run); without it, the counters, the current occupancy and the first
+    `KEEP_COLLISIONS` collisions (what went wrong, in a run meant to have none) are kept.
     """
+
+    KEEP_COLLISIONS = 1000
 
     def __init__(self, *, record_history: bool = False) -> None:
         self.record_history = record_history
@@ -89,7 +92,7 @@ class GroundTruth:
             for other in sorted(here):
                 if other != ev.robot_id:
                     self.vertex_collisions += 1
-                    if self.record_history:
+                    if self._keep():
                         self.collisions.append(
                             Collision("VERTEX", (other, ev.robot_id), at, node_id=ev.node_id)
                         )
@@ -103,12 +106,15 @@ class GroundTruth:
             assert ev.from_node is not None and ev.to_node is not None
             for other in sorted(self._on_lane.get((ev.to_node, ev.from_node), ())):
                 self.edge_collisions += 1
-                if self.record_history:
+                if self._keep():
                     self.collisions.append(Collision("EDGE", (other, ev.robot_id), at, lane_id=ev.lane_id))
             self._on_lane.setdefault((ev.from_node, ev.to_node), set()).add(ev.robot_id)
         else:
             assert ev.from_node is not None and ev.to_node is not None
             self._on_lane.get((ev.from_node, ev.to_node), set()).discard(ev.robot_id)
+
+    def _keep(self) -> bool:
+        return self.record_history or len(self.collisions) < self.KEEP_COLLISIONS
 
     # -- queries -------------------------------------------------------------------------------------------
     def occupants(self, node_id: str) -> frozenset[str]:

@@ -32,6 +32,7 @@ class Purpose(StrEnum):
     TASK = "TASK"  # an assigned task: work at the route's end
     CHARGE = "CHARGE"  # to a reserved charger
     GOTO = "GOTO"  # a route given without a task (reroute of an idle robot)
+    HOME = "HOME"  # back to its home node (parking) after standing idle, when following decisions
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class Motion:
     max_speed: float
     footprint_m: float
     drain_moving_per_ms: float
+    speed_scale: float = 1.0  # lane speed limits scale with it (a fast-forwarded fleet)
 
 
 @dataclass(slots=True)
@@ -65,12 +67,17 @@ class Robot:
     left_from: bool = False  # released the edge's start node
     reached_to: bool = False  # occupies the edge's end node
     held: bool = False
-    hold_at: str | None = None
+    hold_at: str | None = None  # the node a HOLD stops at (None: the node it is at, or the next one)
+    hold_left: int | None = None  # it stops where this many nodes of its path remain (None: next node)
     until_ms: float | None = None  # end of a dwell (IDLE) or of the work (WORK)
     task_id: str | None = None
     task_phase: str = "NONE"
     charger: str | None = None  # reserved charger node
     error_code: str | None = None
+    powered: bool = True  # a robot switched off stands where it is and reports nothing
+    depart_at: float | None = None  # a standing robot given a new route sets off then
+    home: str = ""  # its parking spot (where it started): it returns there when idle, following decisions
+    home_at: float | None = None  # when an idle robot leaves for home
 
     # -- where the robot is -------------------------------------------------------------------------------
     @property
@@ -98,13 +105,35 @@ class Robot:
             return False
         if not self.path:
             return True
-        return self.held and (
-            self.hold_at is None or self.hold_at == self.node or self.hold_at not in self.path
-        )
+        return self.held and (self.hold_left is None or len(self.path) <= self.hold_left)
+
+    def place_hold(self, at_node: str | None, route: list[str] | None = None) -> None:
+        """Where a HOLD stops the robot: at ``at_node`` if it is still ahead, else at the node it is at
+        (or, on a lane, at the lane's end).
+
+        ``route`` is the way to ``at_node`` as the sender saw it (next node first, ``at_node`` last): it
+        tells which visit of ``at_node`` is meant when the path passes it twice, even when the robot has
+        gone on a few nodes since. Without it, or when the path no longer follows it, the first visit.
+        """
+        self.hold_at = at_node
+        self.hold_left = None
+        if at_node is None:
+            return
+        path = self.path
+        if route and route[-1] == at_node:
+            m = len(route)
+            for s in range(m):  # the robot has passed s nodes of the route since it was sent
+                if path[: m - s] == route[s:]:
+                    self.hold_left = len(path) - (m - s)
+                    return
+        if at_node in path:
+            self.hold_left = len(path) - path.index(at_node) - 1
 
     # -- motion -------------------------------------------------------------------------------------------
     def speed_on(self, edge: Edge, motion: Motion) -> float:
-        return min(motion.max_speed, edge.speed_limit) if edge.speed_limit else motion.max_speed
+        if edge.speed_limit:
+            return min(motion.max_speed, edge.speed_limit * motion.speed_scale)
+        return motion.max_speed
 
     def move(
         self, graph: SiteGraph, motion: Motion, t: float, t_end: float, events: list[MotionEvent]
@@ -212,6 +241,9 @@ class Robot:
         t = float(now_ms)
         out: list[dict[str, object]] = []
         prev: str | None
+        if self.edge is None and self.depart_at is not None and self.depart_at > t:
+            t = self.depart_at  # standing, about to set off: from here, at that time
+            out.append({"node_id": self.node, "eta": math.ceil(t)})
         if self.edge is not None:
             t += (self.edge.length - self.progress) / self.speed_on(self.edge, motion) * 1000.0
             out.append({"node_id": self.edge.to_node, "eta": math.ceil(t)})
@@ -231,4 +263,4 @@ class Robot:
             return 0.0
         if self.edge is not None:
             return self.speed_on(self.edge, motion)
-        return 0.0 if self.stopped() else motion.max_speed
+        return 0.0 if self.stopped() or self.depart_at is not None else motion.max_speed

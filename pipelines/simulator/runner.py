@@ -29,6 +29,7 @@ from schemas.registry import RegistryClient
 
 from .faults import FaultConfig, FaultInjector, Outgoing, malformed_payload
 from .fleet import FleetConfig, FleetSim
+from .follow import TASK_COMMANDS_TOPIC, DecisionFeed, FollowStats, TaskFeeder
 from .warehouse import demo_site
 
 __all__ = ["SimConfig", "SimStats", "TickHook", "run_simulation"]
@@ -60,6 +61,14 @@ class SimConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     start_ms: int | None = None  # simulated start; None: now (set back when running ahead, see module doc)
     autonomous: bool = True
+    follow_decisions: bool = False  # carry out scheduler.decisions; robots then do nothing on their own
+    tasks_per_minute: float = 0.0  # create delivery tasks on task.commands at this simulated rate
+    task_limit: int | None = None  # at most this many tasks (None: no limit)
+    speed_scale: float = 1.0  # robots drive this many times faster than real ones (lane limits too)
+    work_ms: int = 3000  # time spent working at a task's destination
+    return_home_ms: int | None = 5000  # following decisions: an idle robot goes back to its parking spot
+    # after standing this long (None: it stays where its last task ended)
+    start_delay_ms: int = 0  # a standing robot given a new route sets off this much later
     record_history: bool = False
     publish_site: bool = True
     publish_registrations: bool = True
@@ -81,6 +90,10 @@ class SimConfig:
             raise ValueError(f"robots must be >= 1, got {self.robots}")
         if self.duration_s is not None and self.duration_s <= 0:
             raise ValueError(f"duration_s must be > 0, got {self.duration_s}")
+        if self.tasks_per_minute < 0:
+            raise ValueError(f"tasks_per_minute must be >= 0, got {self.tasks_per_minute}")
+        if self.speed_scale <= 0:
+            raise ValueError(f"speed_scale must be > 0, got {self.speed_scale}")
 
     @property
     def tick_ms(self) -> float:
@@ -92,7 +105,13 @@ class SimConfig:
             fleet_id=self.fleet_id,
             robots=self.robots,
             seed=self.seed,
-            autonomous=self.autonomous,
+            # Following decisions, the scheduler moves the robots: no wandering, no charging on their own.
+            autonomous=self.autonomous and not self.follow_decisions,
+            self_charge=not self.follow_decisions,
+            speed_scale=self.speed_scale,
+            work_ms=self.work_ms,
+            return_home_ms=self.return_home_ms if self.follow_decisions else None,
+            start_delay_ms=self.start_delay_ms,
             record_history=self.record_history,
         )
 
@@ -115,6 +134,11 @@ class SimStats:
     delivery_errors: int = 0
     vertex_collisions: int = 0
     edge_collisions: int = 0
+    decisions: int = 0
+    decisions_applied: int = 0
+    decisions_by_kind: dict[str, int] = field(default_factory=dict)
+    traffic_latency_ms: list[int] = field(default_factory=list)  # per traffic decision applied
+    tasks_created: int = 0
     start_ms: int = 0
     end_ms: int = 0
     elapsed_s: float = 0.0
@@ -129,8 +153,15 @@ class SimStats:
     def records_per_s(self) -> float:
         return self.produced / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    def latency_ms(self, q: float) -> int:
+        """The ``q`` quantile (0..1) of the traffic decisions' latency (0 when none was applied)."""
+        ordered = sorted(self.traffic_latency_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "produced": self.produced, "records_per_s": round(self.records_per_s, 1)}
+        out = {**asdict(self), "produced": self.produced, "records_per_s": round(self.records_per_s, 1)}
+        out["traffic_latency_ms"] = [self.latency_ms(0.5), self.latency_ms(0.99), self.latency_ms(1.0)]
+        return out
 
 
 class _Publisher:
@@ -140,7 +171,10 @@ class _Publisher:
         self._stats = stats
         registry = RegistryClient(**dict(config.registry_config))
         prefix = config.topic_prefix
-        self.topics = {name: f"{prefix}{name}" for name in (SITE_TOPIC, REGISTRY_TOPIC, TELEMETRY_TOPIC)}
+        names = [SITE_TOPIC, REGISTRY_TOPIC, TELEMETRY_TOPIC]
+        if config.tasks_per_minute > 0:
+            names.append(TASK_COMMANDS_TOPIC)
+        self.topics = {name: f"{prefix}{name}" for name in names}
         self.codecs = {
             name: AvroCodec.for_topic(registry, name, prefix, auto_register=config.auto_register)
             for name in self.topics
@@ -220,6 +254,24 @@ def run_simulation(
     site_map = demo_site(config.site_id, config.tenant_id, config.seed, occurred_at=start_ms)
     sim = FleetSim(site_map, config.fleet_config(), start_ms)
     faults = FaultInjector(config.faults, start_ms)
+    follow = FollowStats()
+    feed: DecisionFeed | None = None
+    if config.follow_decisions:
+        # Positioned before the robots exist, so the first decisions about them are not missed.
+        feed = DecisionFeed(
+            site_id=config.site_id,
+            tenant_id=config.tenant_id,
+            kafka_config=config.kafka_config,
+            registry_config=config.registry_config,
+            topic_prefix=config.topic_prefix,
+            stats=follow,
+        )
+        feed.start()
+    feeder = (
+        TaskFeeder(sim, per_minute=config.tasks_per_minute, limit=config.task_limit, seed=config.seed)
+        if config.tasks_per_minute > 0
+        else None
+    )
 
     if config.publish_site:
         pub.send_record(SITE_TOPIC, config.site_id, site_map)
@@ -252,8 +304,14 @@ def run_simulation(
                 if delay > 0 and stop.wait(delay):
                     break
             now = start_ms + round(tick * config.tick_ms)
+            if feed is not None:
+                feed.apply_to(sim)
             if on_tick is not None:
                 on_tick(sim, now)
+            if feeder is not None:
+                for key, command in feeder.due(now):
+                    pub.send_record(TASK_COMMANDS_TOPIC, key, command)
+                    follow.tasks_created += 1
             for out in faults.apply(sim.step(now), now):
                 pub.send_telemetry(out)
                 if out.fault != "malformed":
@@ -261,14 +319,16 @@ def run_simulation(
             pub.producer.poll(0)
             tick += 1
             stats.ticks, stats.end_ms = tick, now
-            _collect(stats, faults, sim)
+            _collect(stats, faults, sim, follow)
             progress.maybe_log(stats)
     finally:
+        if feed is not None:
+            feed.close()
         for out in faults.flush():
             pub.send_telemetry(out)
             if out.fault != "malformed":
                 stats.telemetry += 1
-        _collect(stats, faults, sim)
+        _collect(stats, faults, sim, follow)
         remaining = pub.flush(30.0)
         stats.elapsed_s = time.monotonic() - wall_start
         if remaining:
@@ -277,7 +337,11 @@ def run_simulation(
     return stats
 
 
-def _collect(stats: SimStats, faults: FaultInjector, sim: FleetSim) -> None:
+def _collect(stats: SimStats, faults: FaultInjector, sim: FleetSim, follow: FollowStats) -> None:
+    stats.decisions, stats.decisions_applied = follow.decisions, follow.applied
+    stats.decisions_by_kind = dict(follow.applied_by_kind)
+    stats.traffic_latency_ms = list(follow.traffic_latency_ms)
+    stats.tasks_created = follow.tasks_created
     f = faults.stats
     stats.malformed, stats.duplicates, stats.reordered = f.malformed, f.duplicates, f.reordered
     stats.dropped, stats.dropouts = f.dropped, f.dropouts
@@ -300,7 +364,7 @@ class _Progress:
         self._last_t, self._last_n = now, stats.produced
         logger.info(
             "robots=%d sent=%d (%.0f records/s) delivered=%d faults: dropped=%d dropouts=%d duplicates=%d "
-            "reordered=%d malformed=%d collisions: vertex=%d edge=%d",
+            "reordered=%d malformed=%d collisions: vertex=%d edge=%d decisions=%d/%d tasks=%d",
             stats.robots,
             stats.produced,
             rate,
@@ -312,4 +376,7 @@ class _Progress:
             stats.malformed,
             stats.vertex_collisions,
             stats.edge_collisions,
+            stats.decisions_applied,
+            stats.decisions,
+            stats.tasks_created,
         )

@@ -341,8 +341,10 @@ def _solve(
         [robot_view(state.robots[r]) for r in sorted(robot_ids)],
         [state.task_view(t) for t in task_ids],
     )
+    # The configured assigner decides whenever there is a choice (one robot freed with tasks queued is the
+    # common case); a single robot-task pair needs no solver.
     assignments, planner = (
-        assigner(table) if len(table.robots) > 1 and len(table.tasks) > 1 else greedy_assigner(table)
+        assigner(table) if len(table.robots) * len(table.tasks) > 1 else greedy_assigner(table)
     )
     for a in assignments:
         robot, task = state.robots.get(a.robot_id), state.tasks.get(a.task_id)

@@ -21,6 +21,9 @@ status canceled / killed, dispatch canceled_in_flight  CANCELLED
 status skipped                                         (ignored)       a phase was skipped
 =====================================================  ==============  =================================
 
+The reason of the resulting event reads ``RMF <status>[ on <fleet>/<robot>][: <RMF's dispatch errors>]``,
+so a refusal fails the task with RMF's own words.
+
 Which task: the ``booking.labels`` entry ``fleetstream_task_id=<id>`` (the RMF sink sets it when it
 submits), else ``booking.id`` itself; ``booking.id`` is kept as the event's ``external_id``.
 """
@@ -232,6 +235,17 @@ def rmf_observed(state: dict[str, Any]) -> str | None:
     return from_dispatch or mapped
 
 
+def rmf_errors(state: dict[str, Any]) -> str:
+    """RMF's ``dispatch.errors`` of a task_state as one line, ``category: detail (code); ...`` ("" if none)."""
+    errors = _object(state, "dispatch").get("errors")
+    parts = []
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, dict):
+            text = ": ".join(str(error[k]) for k in ("category", "detail") if error.get(k))
+            parts.append(f"{text} ({error['code']})" if "code" in error else text)
+    return "; ".join(p for p in parts if p)[:1000]
+
+
 def from_rmf(message: dict[str, Any], timestamp_ms: int) -> list[dict[str, Any]]:
     """An RMF ``task_state_update`` (or a bare task_state) -> ``observe``. RMF has no event time: the
     Kafka timestamp stands in."""
@@ -248,6 +262,9 @@ def from_rmf(message: dict[str, Any], timestamp_ms: int) -> list[dict[str, Any]]
     detail = f"RMF {state.get('status') or _object(state, 'dispatch').get('status')}"
     if assigned.get("name"):
         detail += f" on {assigned.get('group')}/{assigned['name']}"
+    errors = rmf_errors(state)
+    if errors:
+        detail += f": {errors}"
     return [
         {
             "task_id": task_id,

@@ -24,16 +24,27 @@ def test_every_processor_but_the_optional_ones_plus_the_simulator():
         "simulator",
     } <= set(children)
     assert "sink_rmf" not in children, "sink_rmf needs an RMF server: only with --with-rmf"
+    assert "rmf_ingest" not in children, "the RMF processors run only with --with-rmf"
     sim = children["simulator"].argv
     assert sim[sim.index("--tenant") + 1] == "t1"
     assert sim[sim.index("--site") + 1] == "s9"
     assert sim[sim.index("--robots") + 1] == "5"
+    assert "--follow" in sim, "by default the simulated robots follow dispatch and traffic"
+    assert float(sim[sim.index("--tasks-per-minute") + 1]) > 0
     assert children["gateway"].env["FLEET_HTTP_PORT"] == "8080"
     ports = [c.env["FLEET_METRICS_PORT"] for n, c in children.items() if n not in ("gateway", "simulator")]
     assert len(set(ports)) == len(ports), "each processor gets its own metrics port"
 
 
+def test_no_tasks_means_robots_wander_on_their_own():
+    sim = {c.name: c for c in _children(_args("--tasks-per-minute", "0"))}["simulator"].argv
+    assert "--follow" not in sim and "--tasks-per-minute" not in sim
+
+
 def test_with_rmf_adds_the_rmf_sink_and_no_robots_means_no_simulator():
-    names = {c.name for c in _children(_args("--with-rmf", "--robots", "0"))}
-    assert "sink_rmf" in names
-    assert "simulator" not in names
+    children = {c.name: c for c in _children(_args("--with-rmf", "--robots", "0", "--tenant", "t1"))}
+    assert {"sink_rmf", "rmf_ingest"} <= set(children)
+    assert "simulator" not in children
+    assert children["rmf_ingest"].env["FLEET_RMF_TENANT_ID"] == "t1"
+    assert children["rmf_ingest"].env["FLEET_RMF_SITE_ID"] == "demo"
+    assert children["gateway"].env["FLEET_RMF_WS_TOKEN"]

@@ -135,3 +135,17 @@ def test_cost_model_is_shared_by_both_sides(planner: tuple[grpc.Server, int]) ->
         task = next(t for t in tasks if t.task_id == tid)
         assert cost == pytest.approx(model.pair(robot, task))
     client.close()
+
+
+def test_health_service_reports_serving(planner: tuple[grpc.Server, int]) -> None:
+    """Kubernetes' gRPC probes call grpc.health.v1.Health/Check: the server and the Planner are SERVING."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{planner[1]}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "fleetstream.planner.v1.Planner"):
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=5)
+        assert err.value.code() is grpc.StatusCode.NOT_FOUND
