@@ -47,6 +47,17 @@ class Settings(CommonSettings):
     )
     traffic_reroute_gain_s: float = Field(2.0, ge=0, description="A detour must arrive this much earlier.")
     traffic_speed_mps: float = Field(1.0, gt=0, description="Nominal speed for timing detours.")
+    traffic_stand_s: float = Field(
+        15.0,
+        ge=0,
+        description="How long a robot is expected to stand at the end of its route before it leaves again.",
+    )
+    traffic_latency_s: float = Field(
+        1.0,
+        ge=0,
+        description="How long a decision may take to reach the robot after the status that caused it "
+        "(robots drive on meanwhile: a HOLD only stops a robot at a node it reaches after that).",
+    )
     partitions: int | None = Field(
         None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
     )
@@ -63,6 +74,8 @@ class Settings(CommonSettings):
             reroute_min_wait_ms=round(self.traffic_reroute_min_wait_s * 1000),
             reroute_gain_ms=round(self.traffic_reroute_gain_s * 1000),
             speed_mps=self.traffic_speed_mps,
+            latency_ms=round(self.traffic_latency_s * 1000),
+            stand_ms=round(self.traffic_stand_s * 1000),
         )
 
 

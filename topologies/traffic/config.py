@@ -22,6 +22,12 @@ class TrafficConfig:
     :param reroute_min_wait_ms: a detour is only searched when the expected wait is at least this long.
     :param reroute_gain_ms: a detour must arrive at least this much earlier than waiting would.
     :param speed_mps: nominal speed used to time a detour (ETAs of a new route).
+    :param latency_ms: how long after the event time of an input its decisions may reach the robot (the
+        pipeline's latency: telemetry to status, status to traffic, decision to robot). Robots drive on
+        meanwhile: a HOLD only stops a robot at a node it reaches after that, a REROUTE turns off its
+        route there at the earliest, and a RESUMEd robot is taken to start any time within it.
+    :param stand_ms: how long a robot that waits for one standing still (at the end of its route, or held)
+        is expected to wait: the node it waits at must be free of other robots for that long.
     :param bucket_ms: width of the time bucket that goes into a conflict id (same conflict, same id).
     :param conflict_ttl_ms: how long an emitted conflict id is remembered (emitted once within it).
     :param deadlock_scan_ms: how often the whole wait-for graph is searched for cycles.
@@ -36,6 +42,8 @@ class TrafficConfig:
     reroute_min_wait_ms: int = 5_000
     reroute_gain_ms: int = 2_000
     speed_mps: float = 1.0
+    latency_ms: int = 1_000
+    stand_ms: int = 15_000
     bucket_ms: int = 10_000
     conflict_ttl_ms: int = 300_000
     deadlock_scan_ms: int = 2_000
@@ -50,6 +58,8 @@ class TrafficConfig:
             "clear_ms",
             "reroute_min_wait_ms",
             "reroute_gain_ms",
+            "latency_ms",
+            "stand_ms",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")

@@ -58,17 +58,31 @@ def clash_between(a: Reservation, b: Reservation, config: TrafficConfig) -> Clas
 
 
 def clashes_of(
-    table: ReservationTable, robot_id: str, config: TrafficConfig, mine: Iterable[Reservation] | None = None
+    table: ReservationTable,
+    robot_id: str,
+    config: TrafficConfig,
+    mine: Iterable[Reservation] | None = None,
+    *,
+    bookings: Callable[[str], bool] | None = None,
 ) -> list[Clash]:
-    """Conflicts of ``robot_id``'s reservations (or of candidate ``mine``) with other robots', by time."""
+    """Conflicts of ``robot_id``'s reservations (or of candidate ``mine``) with other robots', by time;
+    also with the ways that held robots have booked, of those robots for which ``bookings`` is true."""
     found: list[Clash] = []
     for res in table.of(robot_id) if mine is None else mine:
+        if res.booking:
+            continue
         for other in table.at(res):
             if other.robot_id == robot_id:
                 continue
             clash = clash_between(res, other, config)
             if clash is not None:
                 found.append(clash)
+        if bookings is not None and not res.lane:
+            for other in table.booked_on(res.key):
+                if other.robot_id != robot_id and bookings(other.robot_id):
+                    clash = clash_between(res, other, config)
+                    if clash is not None:
+                        found.append(clash)
     found.sort(key=lambda c: (c.start, c.other.robot_id, c.mine.idx))
     return found
 

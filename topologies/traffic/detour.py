@@ -6,12 +6,26 @@ import itertools
 import math
 
 from topologies.traffic import records
+from topologies.traffic.graph import SiteModel
 from topologies.traffic.problems import Plan, route_out
 from topologies.traffic.records import Output
 from topologies.traffic.reservations import OPEN
-from topologies.traffic.state import SiteState, full_plan
+from topologies.traffic.state import SiteState, full_plan, set_plan
 
 __all__ = ["apply_reroute", "detour"]
+
+
+def _rejoin(model: SiteModel, nodes: list[str], avoid_nodes: set[str], avoid_lanes: set[str]) -> int:
+    """The index of the node where a detour rejoins the plan: just past the last node or lane to avoid."""
+    g = 0
+    for i, node in enumerate(nodes):
+        if i and (node in avoid_nodes or node in model.nogo_nodes):
+            g = i + 1
+        if i:
+            lane = model.lane_of.get((nodes[i - 1], node))
+            if lane is not None and (lane in avoid_lanes or lane in model.nogo_lanes):
+                g = max(g, i)
+    return g
 
 
 def detour(
@@ -24,58 +38,82 @@ def detour(
     *,
     goal_may_be_occupied: bool = False,
 ) -> tuple[Plan, bool, float] | None:
-    """A plan from where the robot is to its goal avoiding the given nodes/lanes, if it saves time.
+    """The robot's plan with a way round the given nodes/lanes (and no-go zones), if it saves time.
 
-    The robot is taken to be at the last node of its plan it should have reached by ``now`` (or on its
-    way to its first node). Nodes where other robots stand still are avoided too; with
-    ``goal_may_be_occupied`` (breaking a deadlock) the goal is allowed even so: the robot then holds
-    before it until its occupant leaves. The detour must arrive ``reroute_gain_ms`` before waiting would.
+    The robot drives on until the decision reaches it (``latency_ms``): the detour leaves its plan at the
+    first node it reaches after that (or where it is held, or stands until later), and the plan up to
+    there is kept. It rejoins the plan right after the last node or lane to avoid, and the rest of the
+    plan is kept too (shifted in time), so no stop on it is skipped; a detour that would skip a stop in
+    between (the end of a spur: a pickup) is not taken. Nodes where other robots stand still are
+    avoided; the rejoin node may be one only with ``goal_may_be_occupied`` (breaking a deadlock: the
+    robot then waits at its door). The detour must arrive ``reroute_gain_ms`` before waiting would.
     """
     model = state.model
     entry = state.robots[robot_id]
     if model is None or entry.get("status") in {"OFFLINE", "ERROR"}:
         return None
     plan, current = full_plan(entry)
+    cfg = state.config
+    horizon = now + cfg.latency_ms
     at, last = 0, len(entry["hold"]["prefix"]) - 1 if entry.get("hold") else len(plan) - 1
-    while at < last and plan[at + 1][1] <= now:
+    while at < last and plan[at][1] < horizon:
         at += 1
-    if at:
-        plan, current = plan[at:], True
+    kept, plan = plan[:at], plan[at:]
     if len(plan) < 2:
         return None
-    (start, t0), (goal, t_goal) = plan[0], plan[-1]
-    cfg = state.config
+    nodes = [n for n, _ in plan]
+    g = _rejoin(model, nodes, avoid_nodes, avoid_lanes)
+    if g == 0 or g >= len(nodes) or any(n in model.tips for n in nodes[1:g]):
+        return None  # nothing to avoid ahead, or a stop on the way would be skipped
+    # where to rejoin: any node from g on up to the next stop; the one that gets to the goal first
+    last = next((k for k in range(g, len(nodes)) if nodes[k] in model.tips), len(nodes) - 1)
+    start, t0 = plan[0]
+    t_goal = plan[-1][1]
     budget_ms = math.inf if wait_ms >= OPEN else max(0, t_goal - t0) + wait_ms - cfg.reroute_gain_ms
     if budget_ms <= 0:
         return None
     on_node = state.table.on_node
+    seen: dict[str, bool] = {}
 
     def occupied(node: str) -> bool:  # another robot stands there until further notice
-        return any(r.open and r.robot_id != robot_id for r in on_node(node))
+        hit = seen.get(node)
+        if hit is None:
+            hit = seen[node] = any(r.open and not r.booking and r.robot_id != robot_id for r in on_node(node))
+        return hit
 
-    if not goal_may_be_occupied and occupied(goal):
-        return None
-    found = model.shortest_path(
+    index = {nodes[k]: k for k in range(last, g - 1, -1)}  # the first visit of each candidate
+    targets = set(index) if goal_may_be_occupied else {n for n in index if not occupied(n)}
+    best: tuple[float, int, list[str], float] | None = None
+    for target, path, length in model.reach(
         start,
-        goal,
-        avoid_nodes=avoid_nodes - {start},
+        targets,
+        avoid_nodes=(avoid_nodes - {start}) | (model.tips - targets),
         avoid_lanes=avoid_lanes,
         max_length=budget_ms / 1000 * cfg.speed_mps,
         blocked=occupied,
-    )
-    if found is None:
+    ):
+        if best is not None and length / cfg.speed_mps * 1000 >= best[0]:
+            break  # nearest first: no farther rejoin node can arrive earlier
+        k = index[target]
+        drive = sum(model.drive_ms(a, b, cfg.speed_mps) for a, b in itertools.pairwise(path))
+        arrive = drive + (t_goal - plan[k][1])
+        if best is None or arrive < best[0]:
+            best = (arrive, k, path, length)
+    if best is None:
         return None
-    path, length = found
-    if path == [n for n, _ in plan]:
+    _arrive, k, path, length = best
+    if path == nodes[: k + 1]:
         return None  # nothing to avoid on the way: not a detour
     t0 = max(t0, now)
-    new: Plan = [(start, t0)]
+    new: Plan = [*kept, (start, t0)]
     t = float(t0)
     for a, b in itertools.pairwise(path):
-        t += model.length(a, b) / cfg.speed_mps * 1000 + cfg.dwell_ms
+        t += model.drive_ms(a, b, cfg.speed_mps)
         new.append((b, round(t)))
-    if t - t0 > budget_ms:
-        return None  # the dwell at each node made it slower than waiting
+    if t - t0 + t_goal - plan[k][1] > budget_ms:
+        return None
+    shift = round(t) - plan[k][1]
+    new.extend((n, eta + shift) for n, eta in plan[k + 1 :])
     return new, current, length
 
 
@@ -90,11 +128,11 @@ def apply_reroute(
 ) -> None:
     plan, current, length = found
     entry = state.robots[robot_id]
-    if current:
-        entry["node"] = plan[0][0]
-        entry["seen"] = plan[0][1]
-    entry["route"] = [list(w) for w in route_out(plan, current)] if current else [list(w) for w in plan]
+    if entry.get("hold"):  # it stands (or will) at its hold node: the new plan starts there
+        entry["passed"] = None
     entry["hold"] = None
+    set_plan(entry, plan, current)
+    entry["go_by"] = now + state.config.latency_ms  # a held robot starts when the REROUTE reaches it
     nodes = [n for n, _ in plan]
     if entry.get("last_reroute") != [cid, nodes]:
         entry["last_reroute"] = [cid, nodes]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-__all__ = ["Point", "point_in_polygon", "segment_hits_polygon"]
+__all__ = ["Point", "distance_to_segment", "point_in_polygon", "segment_hits_polygon"]
 
 Point = tuple[float, float]
 
@@ -60,3 +61,12 @@ def segment_hits_polygon(a: Point, b: Point, polygon: Sequence[Point]) -> bool:
         return True
     n = len(polygon)
     return any(_segments_intersect(a, b, polygon[i], polygon[(i + 1) % n]) for i in range(n))
+
+
+def distance_to_segment(p: Point, a: Point, b: Point) -> float:
+    """The distance from ``p`` to the segment ``a``-``b``."""
+    ax, ay = a
+    dx, dy = b[0] - ax, b[1] - ay
+    length2 = dx * dx + dy * dy
+    t = 0.0 if length2 == 0 else max(0.0, min(1.0, ((p[0] - ax) * dx + (p[1] - ay) * dy) / length2))
+    return math.hypot(p[0] - (ax + t * dx), p[1] - (ay + t * dy))

@@ -12,14 +12,17 @@ it reads no clock, broker or environment, so the same inputs always give the sam
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from topologies.traffic.config import TrafficConfig
 from topologies.traffic.deadlock import scan_deadlocks
+from topologies.traffic.geometry import distance_to_segment
+from topologies.traffic.graph import SiteModel
 from topologies.traffic.records import Output
 from topologies.traffic.resolve import settle
 from topologies.traffic.resume import check_holds
-from topologies.traffic.state import STATIONARY, SiteState, full_plan
+from topologies.traffic.state import SiteState, full_plan
 
 __all__ = ["TERMINAL_TASK_STATES", "classify", "new_site", "remove_robot", "step"]
 
@@ -54,11 +57,85 @@ def _identify(state: SiteState, record: dict[str, Any]) -> None:
         state.tenant_id = record["tenant_id"]
 
 
+#: How far from a lane a pose may be and still count as on it (localisation noise, rounding).
+_ON_LANE_M = 0.25
+
+
+def _passed(model: SiteModel | None, record: dict[str, Any]) -> list[Any] | None:
+    """``[node, at]``: the node a moving robot is driving away from and when it was there, from its pose
+    and speed, while it is on the lane from that node to the first of its route (or still leaving it)."""
+    speed = float(record.get("speed") or 0.0)
+    route = record.get("route") or ()
+    pose = record.get("pose") or {}
+    if model is None or speed <= 0.0 or not route or pose.get("x") is None:
+        return None
+    nxt = route[0]["node_id"]
+    here = (float(pose["x"]), float(pose["y"]))
+    node = pose.get("node_id")
+    if node == nxt:
+        return None  # arriving at the route's first node
+    if node is None:  # on a lane: the one into the route's first node that passes where it is
+        ends = [u for (u, v) in model.lane_of if v == nxt and u in model.pos]
+        if not ends:
+            return None
+        node = min(ends, key=lambda u: (distance_to_segment(here, model.pos[u], model.pos[nxt]), u))
+    elif node not in model.pos or (node, nxt) not in model.lane_of:
+        return None
+    if distance_to_segment(here, model.pos[node], model.pos[nxt]) > _ON_LANE_M:
+        return None  # the pose is not on that lane: nothing to tell from it
+    at = int(record["occurred_at"]) - round(math.dist(here, model.pos[node]) / speed * 1000)
+    return [node, at]
+
+
+def _starter(
+    model: SiteModel | None, prev: dict[str, Any] | None, record: dict[str, Any], moving: bool
+) -> bool:
+    """Whether the robot has a route it has not set off on yet, from the end of a dead end (a parking
+    spot, a dock, a charger: out of everybody's way): it reports a departure (its route starts with the
+    node it stands on), or it did and has not moved since."""
+    node = (record.get("pose") or {}).get("node_id")
+    route = record.get("route") or ()
+    if moving or node is None or not route or model is None or node not in model.tips:
+        return False
+    if route[0]["node_id"] == node:
+        return True
+    return bool(prev and prev.get("starter") and prev.get("node") == node and not prev.get("moving"))
+
+
+def _carry_hold(entry: dict[str, Any], hold: dict[str, Any], route: list[Any]) -> dict[str, Any] | None:
+    """The hold in force over the robot's new status: where a held robot stops (as the robot does).
+
+    At the hold node while it is ahead on the same way (the same pending tail), else at the first visit
+    of the hold node on a new route, else where it stands now: the node it is at, or the end of the lane
+    it is on (also when it is just leaving a node).
+    """
+    plan, current = full_plan(entry)
+    if not plan:
+        return None  # nowhere known: nothing to hold it at
+    nodes = [n for n, _ in plan]
+    tail = [n for n, _ in hold["pending"]]
+    if tail and nodes[len(nodes) - len(tail) :] == tail:
+        j = len(nodes) - len(tail)
+    elif hold["node"] in nodes:
+        j = nodes.index(hold["node"])
+    else:  # it stops where it is, or at the end of the lane it is on
+        j = 1 if entry.get("passed") and len(plan) > 1 else 0
+    return {
+        **hold,
+        "node": plan[j][0],
+        "current": current,
+        "prefix": [list(w) for w in plan[: j + 1]],
+        "pending": [list(w) for w in plan[j:]],
+    }
+
+
 def _on_status(state: SiteState, record: dict[str, Any]) -> list[str]:
     rid = record["robot_id"]
     prev = state.robots.get(rid)
     if prev is not None and record["seq"] <= prev["seq"]:
         return []
+    moving = float(record.get("speed") or 0.0) > 0.0
+    go_by = prev.get("go_by") if prev else None
     entry: dict[str, Any] = {
         "robot_id": rid,
         "tenant_id": record["tenant_id"],
@@ -69,28 +146,27 @@ def _on_status(state: SiteState, record: dict[str, Any]) -> list[str]:
         "seen": record["occurred_at"],
         "status": record.get("status"),
         "node": (record.get("pose") or {}).get("node_id"),
+        "moving": moving,
+        "passed": _passed(state.model, record),
+        "starter": _starter(state.model, prev, record, moving),
         "route": [[w["node_id"], int(w["eta"])] for w in record.get("route") or ()],
         "hold": None,
+        # told to go, not moving yet: the decision may still be on its way
+        "go_by": go_by if go_by is not None and not moving and record["occurred_at"] < go_by else None,
         "last_reroute": prev.get("last_reroute") if prev else None,
         "conflicts": prev.get("conflicts", {}) if prev else {},
     }
     hold = prev.get("hold") if prev else None
-    if hold and entry["status"] not in STATIONARY:
-        plan, current = full_plan(entry)
-        nodes = [n for n, _ in plan]
-        if hold["node"] in nodes:  # still on its way to (or at) the hold node: keep holding there
-            j = nodes.index(hold["node"])
-            entry["hold"] = {
-                **hold,
-                "current": current,
-                "prefix": [list(w) for w in plan[: j + 1]],
-                "pending": [list(w) for w in plan[j:]],
-            }
-        else:
+    if hold:
+        # A hold lasts until RESUME or REROUTE, whatever route the robot is given meanwhile (an OFFLINE
+        # robot keeps it too: it is resumed once it is back).
+        entry["hold"] = _carry_hold(entry, hold, entry["route"])
+        if entry["hold"] is not None and entry["hold"]["node"] != hold["node"]:
             logger.info(
-                "robot %s left its hold node %s; hold dropped",
+                "robot %s is past its hold node %s: it holds at %s",
                 rid,
                 hold["node"],
+                entry["hold"]["node"],
                 extra={"robot_id": rid, "site_id": state.site_id},
             )
     state.robots[rid] = entry

@@ -50,7 +50,7 @@ def first_problem(state: SiteState, robot_id: str, skip: set[str]) -> Problem | 
         cid = records.conflict_id("NO_GO_ZONE", [robot_id], f"zone:{hit.zone_id}", hit.res.start, bucket)
         if cid not in skip:
             return Problem(cid, "NO_GO_ZONE", hit.res, None, hit.zone_id, hit.res.start, hit.res.end)
-    for clash in clashes_of(state.table, robot_id, state.config):
+    for clash in clashes_of(state.table, robot_id, state.config, bookings=state.bookings_of(robot_id)):
         robots = [robot_id, clash.other.robot_id]
         cid = records.conflict_id(clash.kind, robots, resource(clash.mine), clash.start, bucket)
         if cid not in skip:

@@ -3,7 +3,9 @@
 A robot's *plan* is a list of ``(node_id, eta_ms)``. Each waypoint reserves its node for
 ``[eta - margin, eta + dwell + margin]``; each consecutive pair reserves the lane between them for the
 traversal ``[eta_from, eta_to]`` in that direction. A plan may end *open*: its last node is then held
-until further notice (a HOLD, an OFFLINE or ERROR robot), ``end = OPEN``.
+until further notice (the end of a route, where a robot stands until it gets a new one; a HOLD; an
+OFFLINE or ERROR robot), ``end = OPEN``. A plan whose start time is uncertain (a robot told to RESUME
+starts when the decision reaches it) is reserved with a ``spread``: every window is that much longer.
 
 The table keeps one interval list per node and per lane plus each robot's own list, so replacing one
 robot's plan costs O(plan length x reservations on those nodes/lanes), independent of the fleet size.
@@ -27,13 +29,24 @@ Plan = Sequence[tuple[str, int]]
 class Reservation:
     """One robot's claim on a node (``lane`` False) or a lane driven ``frm`` → ``to`` over [start, end).
 
-    ``idx`` is the plan index of the node (of the lane's entry node). Compared by identity.
+    ``idx`` is the plan index of the node (of the lane's entry node). Compared by identity. A ``booking``
+    is a node on the rest of the way of a robot held on its way: only robots that have not set off yet
+    take it into account, so that they do not keep it waiting by taking its way (or its goal) meanwhile.
     """
 
-    __slots__ = ("end", "frm", "idx", "key", "lane", "robot_id", "start", "to")
+    __slots__ = ("booking", "end", "frm", "idx", "key", "lane", "robot_id", "start", "to")
 
     def __init__(
-        self, robot_id: str, key: str, lane: bool, start: int, end: int, frm: str, to: str, idx: int
+        self,
+        robot_id: str,
+        key: str,
+        lane: bool,
+        start: int,
+        end: int,
+        frm: str,
+        to: str,
+        idx: int,
+        booking: bool = False,
     ) -> None:
         self.robot_id = robot_id
         self.key = key
@@ -43,6 +56,7 @@ class Reservation:
         self.frm = frm
         self.to = to
         self.idx = idx
+        self.booking = booking
 
     @property
     def open(self) -> bool:
@@ -55,33 +69,54 @@ class Reservation:
 
 
 def plan_reservations(
-    robot_id: str, plan: Plan, model: SiteModel | None, config: TrafficConfig, *, open_end: bool = False
+    robot_id: str,
+    plan: Plan,
+    model: SiteModel | None,
+    config: TrafficConfig,
+    *,
+    open_end: bool = False,
+    spread: int = 0,
+    stay: int = 0,
 ) -> list[Reservation]:
-    """The reservations of ``plan`` (lanes only where the site model knows a lane between the nodes)."""
+    """The reservations of ``plan`` (lanes only where the site model knows a lane between the nodes);
+    with ``spread`` every window ends that much later (the plan may start up to ``spread`` ms late); the
+    last node is held ``stay`` ms longer (or until further notice with ``open_end``)."""
     out: list[Reservation] = []
     margin, dwell = config.node_margin_ms, config.dwell_ms
     last = len(plan) - 1
     lane_of = model.lane_of if model is not None else {}
     for i, (node, eta) in enumerate(plan):
-        end = OPEN if open_end and i == last else eta + dwell + margin
+        end = eta + dwell + margin + spread
+        if i == last:
+            end = OPEN if open_end else end + stay
         out.append(Reservation(robot_id, node, False, eta - margin, end, node, node, i))
         if i < last:
             nxt, nxt_eta = plan[i + 1]
             lane_id = lane_of.get((node, nxt))
             if lane_id is not None:
-                out.append(Reservation(robot_id, lane_id, True, eta, max(nxt_eta, eta + 1), node, nxt, i))
+                lane_end = max(nxt_eta, eta + 1) + spread
+                out.append(Reservation(robot_id, lane_id, True, eta, lane_end, node, nxt, i))
     return out
 
 
 class ReservationTable:
-    """Reservations indexed by node, by lane and by robot."""
+    """Reservations indexed by node, by lane and by robot; bookings in an index of their own (only
+    robots that have not set off look at them)."""
 
-    __slots__ = ("by_lane", "by_node", "by_robot")
+    __slots__ = ("booked", "by_lane", "by_node", "by_robot")
 
     def __init__(self) -> None:
         self.by_node: dict[str, list[Reservation]] = {}
         self.by_lane: dict[str, list[Reservation]] = {}
         self.by_robot: dict[str, list[Reservation]] = {}
+        self.booked: dict[str, list[Reservation]] = {}
+
+    def _index(self, res: Reservation) -> dict[str, list[Reservation]]:
+        return self.booked if res.booking else self.by_lane if res.lane else self.by_node
+
+    def booked_on(self, node_id: str) -> list[Reservation]:
+        """The bookings of a node (``Reservation.booking``)."""
+        return self.booked.get(node_id, [])
 
     def at(self, res: Reservation) -> list[Reservation]:
         """The reservations on the same node or lane as ``res`` (all robots, ``res`` included if stored)."""
@@ -95,7 +130,7 @@ class ReservationTable:
 
     def remove(self, robot_id: str) -> None:
         for res in self.by_robot.pop(robot_id, ()):
-            index = self.by_lane if res.lane else self.by_node
+            index = self._index(res)
             bucket = index[res.key]
             for i, other in enumerate(bucket):
                 if other is res:
@@ -111,7 +146,7 @@ class ReservationTable:
             return
         self.by_robot[robot_id] = mine
         for res in mine:
-            (self.by_lane if res.lane else self.by_node).setdefault(res.key, []).append(res)
+            self._index(res).setdefault(res.key, []).append(res)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_robot.values())

@@ -8,10 +8,12 @@ Rules (all deterministic, no clock; ``now`` is the event time of the input being
 - **REROUTE** the yielding robot when the expected wait (blocker's window end + ``clear_ms`` minus its
   own arrival) is at least ``reroute_min_wait_ms`` and a detour (A* on the site graph avoiding the
   contested node/lane, no-go zones and stationary robots) arrives at least ``reroute_gain_ms`` earlier.
-- **HOLD** it otherwise, at the *safe node*: the last node of its plan before the contested node (for a
-  lane, at or before the lane's entry node) that no other robot reserves from the hold's start on; the
-  node the robot is at is the last resort. While held it reserves its prefix and then the hold node
-  with an open end; its waits are recorded ``[robot_id, "node"|"lane"|"zone", key]``.
+- **HOLD** it otherwise, at the *safe node* (``placement``): the last node of its plan before the
+  contested node (for a lane, at or before the lane's entry node) that it reaches no earlier than
+  ``latency_ms`` from now (it drives on until the decision reaches it), that the robot it waits for does
+  not pass afterwards and that nobody else passes while it waits. While held it reserves its prefix and
+  then the hold node with an open end; its waits are recorded ``[robot_id, "node"|"lane"|"zone", key]``.
+  The HOLD's route is the way to the hold node, which is its last entry (empty: stay where you are).
 - **RESUME** (anti-flap): a hold sticks until every blocker's reservations on the contested node/lane
   ended at least ``clear_ms`` ago *and* the pending plan, shifted to start now, has no conflict that the
   held robot would lose. Otherwise the hold stays and its waits become the new blockers.
@@ -27,10 +29,10 @@ from __future__ import annotations
 import logging
 
 from topologies.traffic import records
-from topologies.traffic.deadlock import break_deadlock
+from topologies.traffic.deadlock import BOOKED, break_deadlock
 from topologies.traffic.detour import apply_reroute, detour
+from topologies.traffic.placement import hold_index, yielder
 from topologies.traffic.problems import (
-    Plan,
     Problem,
     emit_alert,
     emit_conflict,
@@ -47,39 +49,24 @@ __all__ = ["settle"]
 logger = logging.getLogger(__name__)
 
 
-def _safe_index(state: SiteState, robot_id: str, plan: Plan, current: bool, limit: int) -> int | None:
-    """The last plan index <= ``limit`` whose node nobody else reserves from its arrival on."""
-    margin = state.config.node_margin_ms
-    nogo = state.model.nogo_nodes if state.model is not None else {}
-    for j in range(min(limit, len(plan) - 1), -1, -1):
-        node, eta = plan[j]
-        if j == 0 and current:  # where it stands, unless another robot means to stop there too
-            return 0 if not any(r.open for r in state.table.on_node(node) if r.robot_id != robot_id) else None
-        if node in nogo:
-            continue
-        if all(r.robot_id == robot_id or r.end <= eta - margin for r in state.table.on_node(node)):
-            return j
-    return None
-
-
 def _hold(
     state: SiteState,
     robot_id: str,
     res: Reservation,
+    blocker: Reservation | None,
     wait: list[str],
     cid: str,
     now: int,
     out: list[Output],
     reason: str,
 ) -> list[str] | None:
-    """Hold ``robot_id`` before ``res``; returns the robots changed, or None when no safe node exists."""
+    """Hold ``robot_id`` before ``res`` to let ``blocker`` pass (None: a no-go zone); returns the robots
+    changed, or None when it has nowhere to wait."""
     entry = state.robots[robot_id]
-    if res.open or entry.get("status") in {"OFFLINE", "ERROR"}:
-        return None  # it already stands still there
-    plan, current = full_plan(entry)
-    j = _safe_index(state, robot_id, plan, current, res.idx if res.lane else res.idx - 1)
+    j = hold_index(state, robot_id, res, blocker, now)
     if j is None:
         return None
+    plan, current = full_plan(entry)
     prev = entry.get("hold")
     waits = [list(w) for w in prev["waits"]] if prev else []
     if wait not in waits:
@@ -109,15 +96,9 @@ def _hold(
     return [robot_id, *break_deadlock(state, robot_id, now, out)]
 
 
-def _yielder(state: SiteState, c: Problem) -> tuple[Reservation, Reservation, bool]:
-    """``(yielding reservation, right-of-way reservation, forced)`` of a two-robot problem."""
-    a, b = c.mine, c.other
-    assert b is not None
-    if b.open != a.open:
-        return (a, b, True) if b.open else (b, a, True)
-    if c.kind == "FOLLOWING":
-        return (a, b, False) if (a.start, a.robot_id) > (b.start, b.robot_id) else (b, a, False)
-    return (b, a, False) if state.outranks(a.robot_id, b.robot_id) else (a, b, False)
+def _kind(res: Reservation) -> str:
+    """The kind of a wait on ``res``."""
+    return BOOKED if res.booking else "lane" if res.lane else "node"
 
 
 def _resolve(state: SiteState, p: Problem, now: int, out: list[Output]) -> list[str] | None:
@@ -134,6 +115,7 @@ def _resolve(state: SiteState, p: Problem, now: int, out: list[Output]) -> list[
             state,
             rid,
             p.mine,
+            None,
             ["", "zone", p.zone_id or ""],
             p.cid,
             now,
@@ -144,7 +126,7 @@ def _resolve(state: SiteState, p: Problem, now: int, out: list[Output]) -> list[
         emit_conflict(state, p, "HOLD" if changed else "NONE", rid if changed else None, now, out, detail)
         emit_alert(state, p.cid, rid, f"robot {rid}: {detail}", now, out)
         return changed
-    loser, winner, forced = _yielder(state, p)
+    loser, winner, forced = yielder(state, p)
     what = f"{p.kind.lower()} conflict with {winner.robot_id} at {resource(p.mine)}"
     wait_ms = OPEN if winner.open else winner.end + cfg.clear_ms - loser.start
     if wait_ms >= cfg.reroute_min_wait_ms:
@@ -157,17 +139,17 @@ def _resolve(state: SiteState, p: Problem, now: int, out: list[Output]) -> list[
             )
             apply_reroute(state, loser.robot_id, found, p.cid, now, out, what)
             return [loser.robot_id]
-    wait = [winner.robot_id, "lane" if winner.lane else "node", winner.key]
-    changed = _hold(state, loser.robot_id, loser, wait, p.cid, now, out, what)
+    wait = [winner.robot_id, _kind(winner), winner.key]
+    changed = _hold(state, loser.robot_id, loser, winner, wait, p.cid, now, out, what)
     if changed is not None:
         emit_conflict(state, p, "HOLD", loser.robot_id, now, out, what)
         return changed
     if not forced:
-        wait = [loser.robot_id, "lane" if loser.lane else "node", loser.key]
+        wait = [loser.robot_id, _kind(loser), loser.key]
         swapped = (
             f"{p.kind.lower()} conflict with {loser.robot_id} at {resource(p.mine)} (no safe node for it)"
         )
-        changed = _hold(state, winner.robot_id, winner, wait, p.cid, now, out, swapped)
+        changed = _hold(state, winner.robot_id, winner, loser, wait, p.cid, now, out, swapped)
         if changed is not None:
             emit_conflict(state, p, "HOLD", winner.robot_id, now, out, swapped)
             return changed

@@ -4,33 +4,50 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Collection
 from typing import Any
 
 from topologies.traffic import records
-from topologies.traffic.deadlock import break_deadlock, is_clear
+from topologies.traffic.deadlock import AFTER, BOOKED, break_deadlock, is_clear, waited_on
 from topologies.traffic.detect import Clash, clashes_of, zone_hits
+from topologies.traffic.placement import hold_index
 from topologies.traffic.problems import Plan
 from topologies.traffic.records import Output
 from topologies.traffic.reservations import OPEN, plan_reservations
-from topologies.traffic.state import SiteState
+from topologies.traffic.state import STATIONARY, SiteState, waiting_to_start
 
 __all__ = ["check_holds"]
 
 
-def _blockers(state: SiteState, robot_id: str, plan: Plan) -> list[list[str]]:
-    """What would stop ``robot_id`` driving ``plan`` now: conflicts it would lose, no-go entries."""
-    mine = plan_reservations(robot_id, plan, state.model, state.config)
+def _blockers(
+    state: SiteState, robot_id: str, plan: Plan, now: int, yield_to: Collection[str] = ()
+) -> list[list[str]]:
+    """What would stop ``robot_id`` driving ``plan`` now (starting within ``latency_ms``, then standing at
+    its end): conflicts it would lose (all those with ``yield_to``), no-go entries."""
+    cfg = state.config
+    mine = plan_reservations(robot_id, plan, state.model, cfg, spread=cfg.latency_ms, stay=cfg.stand_ms)
+    starting = waiting_to_start(state.robots[robot_id])
+    wanted = starting and state.wanted(robot_id)
     found: list[list[str]] = [["", "zone", h.zone_id] for h in zone_hits(mine, state.model)]
     clash: Clash
-    for clash in clashes_of(state.table, robot_id, state.config, mine):
+    for clash in clashes_of(state.table, robot_id, state.config, mine, bookings=state.bookings_of(robot_id)):
         other = clash.other
-        if clash.kind == "FOLLOWING":
+        if other.robot_id in yield_to or (
+            starting and not wanted and not waiting_to_start(state.robots[other.robot_id])
+        ):
+            loses = True
+        elif clash.kind == "FOLLOWING":
             loses = other.open or clash.mine.start >= other.start
         else:
             loses = other.open or state.outranks(other.robot_id, robot_id)
-        wait = [other.robot_id, "lane" if other.lane else "node", other.key]
-        if loses and wait not in found:
-            found.append(wait)
+        if not loses and not other.booking and not other.open:
+            # it would have the right of way, but the other can no longer be stopped before the node
+            # or lane (it is past its last node to wait at): going now would leave the conflict unresolved
+            loses = hold_index(state, other.robot_id, other, clash.mine, now) is None
+        wait = [other.robot_id, BOOKED if other.booking else "lane" if other.lane else "node", other.key]
+        if not loses or wait in found:
+            continue
+        found.append(wait)
     return found
 
 
@@ -40,12 +57,11 @@ def _schedule(state: SiteState, robot_id: str, now: int) -> None:
     hold = state.robots[robot_id]["hold"]
     horizon = now - state.config.clear_ms
     due = 0
-    for robot, kind, key in hold["waits"]:
-        if kind == "zone":
+    for wait in hold["waits"]:
+        if wait[1] in ("zone", AFTER):
             continue
-        lane = kind == "lane"
-        for r in state.table.of(robot):
-            if r.key == key and r.lane == lane and r.end > horizon:
+        for r in waited_on(state, wait):
+            if r.end > horizon:
                 due = max(due, r.end + state.config.clear_ms)
     if 0 < due < OPEN and state.check_at.get(robot_id) != due:
         state.check_at[robot_id] = due
@@ -91,14 +107,14 @@ def check_holds(state: SiteState, now: int, out: list[Output]) -> list[str]:
     for rid in state.by_rank(candidates, highest_first=True):
         entry: dict[str, Any] = state.robots[rid]
         hold = entry.get("hold")
-        if not hold:
-            continue
+        if not hold or entry.get("status") in STATIONARY:
+            continue  # an OFFLINE robot hears nothing: it is resumed once it is back
         if not all(is_clear(state, w, now) for w in hold["waits"]):
             _schedule(state, rid, now)
             continue
         pending = [(n, int(t)) for n, t in hold["pending"]]
         shifted = _shift(state, pending, now)
-        blockers = _blockers(state, rid, shifted)
+        blockers = _blockers(state, rid, shifted, now, hold.get("yield_to") or ())
         if blockers:
             if blockers != hold["waits"]:
                 hold["waits"] = blockers
@@ -110,7 +126,8 @@ def check_holds(state: SiteState, now: int, out: list[Output]) -> list[str]:
             continue
         entry["node"], entry["seen"] = shifted[0]
         entry["route"] = [list(w) for w in shifted[1:]]
-        entry["hold"] = None
+        entry["hold"], entry["passed"] = None, None
+        entry["go_by"] = now + state.config.latency_ms  # it starts when the RESUME reaches it
         state.reserve(rid)
         state.touch(rid)
         out.append(

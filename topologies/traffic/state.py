@@ -5,8 +5,13 @@ Robot entries are plain JSON-serialisable dicts (one state sub-key each in the Q
     robot_id, tenant_id, site_id, fleet_id, task_id    identity and task, from the latest RobotStatus
     seq, seen, status                                   latest status seq, occurred_at, RobotState
     node                                                pose.node_id (the node the robot is at), or None
+    moving                                              its reported speed was above zero
+    passed                                              [node_id, at] the node it is driving away from and
+                                                        when it was there (on a lane, or leaving a node)
     route                                               [[node_id, eta], ...] the plan, next node first
     hold                                                None, or the HOLD in force (see ``resolve``)
+    go_by                                               after a RESUME / REROUTE of a standing robot: the
+                                                        time by which it will have started (None: known)
     last_reroute                                        [conflict_id, nodes] of the last REROUTE emitted
     conflicts                                           {conflict_id: remember_until} emitted about it
 
@@ -15,15 +20,26 @@ Everything else (site model, reservation table, held set) is derived and rebuilt
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from topologies.traffic.config import TrafficConfig
 from topologies.traffic.graph import SiteModel
-from topologies.traffic.reservations import ReservationTable, plan_reservations
+from topologies.traffic.reservations import OPEN, Reservation, ReservationTable, plan_reservations
 
-__all__ = ["IDLE_PRIORITY", "STATIONARY", "PlanView", "SiteState", "effective_plan", "full_plan"]
+__all__ = [
+    "IDLE_PRIORITY",
+    "STATIONARY",
+    "PlanView",
+    "SiteState",
+    "comes_for",
+    "effective_plan",
+    "full_plan",
+    "set_plan",
+    "spread_of",
+    "waiting_to_start",
+]
 
 #: RobotStates of a robot that does not move whatever its route says: it occupies its node.
 STATIONARY = frozenset({"OFFLINE", "ERROR"})
@@ -36,7 +52,8 @@ PlanView = tuple[list[tuple[str, int]], bool]
 
 
 def full_plan(entry: dict[str, Any]) -> PlanView:
-    """The robot's whole intended plan and whether its first node is the node the robot is at.
+    """The robot's whole intended plan and whether its first node is one the robot is at (or has just
+    passed: it is on the lane from it to the next one).
 
     A held robot's plan is its prefix up to the hold node followed by the pending rest.
     """
@@ -46,6 +63,9 @@ def full_plan(entry: dict[str, Any]) -> PlanView:
         pending = [(n, int(t)) for n, t in hold["pending"]]
         return prefix[:-1] + pending, bool(hold["current"])
     plan = [(n, int(t)) for n, t in entry.get("route") or ()]
+    passed = entry.get("passed")
+    if passed:
+        return [(passed[0], int(passed[1])), *plan], True
     node = entry.get("node")
     if node is None:
         return plan, False
@@ -58,7 +78,9 @@ def effective_plan(entry: dict[str, Any]) -> tuple[list[tuple[str, int]], bool, 
     """``(plan, first_is_current, open_end)``: what the robot will actually occupy.
 
     A held robot occupies its prefix and then its hold node until resumed; an OFFLINE/ERROR robot its
-    node until further notice; any other robot its full plan.
+    node until further notice, and so does a robot that stands without a route; any other robot its full
+    plan, and then the end of its route for ``stand_ms`` (where it stands until it is given a new one:
+    until further notice once it is there).
     """
     if entry.get("status") in STATIONARY:
         node = entry.get("node")
@@ -67,7 +89,44 @@ def effective_plan(entry: dict[str, Any]) -> tuple[list[tuple[str, int]], bool, 
     if hold:
         return [(n, int(t)) for n, t in hold["prefix"]], bool(hold["current"]), True
     plan, current = full_plan(entry)
-    return plan, current, False
+    return plan, current, len(plan) == 1 and current
+
+
+def waiting_to_start(entry: dict[str, Any]) -> bool:
+    """Whether the robot stands where it was given its route and has not set off yet (``starter``: it
+    reported a departure, its route starting with the node it stands on, and has not moved since)."""
+    if not entry.get("starter") or entry.get("node") is None or entry.get("moving") or entry.get("passed"):
+        return False
+    hold = entry.get("hold")
+    return not hold or len(hold["prefix"]) == 1
+
+
+def comes_for(entry: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether ``entry``'s robot is on its way to where ``other``'s robot stands (its goal): it must wait
+    for that one to leave, so that one never waits for it."""
+    node = other.get("node")
+    if node is None:
+        return False
+    plan, _current = full_plan(entry)
+    return len(plan) > 1 and plan[-1][0] == node
+
+
+def set_plan(entry: dict[str, Any], plan: list[tuple[str, int]], current: bool) -> None:
+    """Write a (new) plan back into a robot's entry, as :func:`full_plan` reads it."""
+    if not current:
+        entry["route"] = [list(w) for w in plan]
+        return
+    if entry.get("passed"):
+        entry["passed"] = list(plan[0])
+    else:
+        entry["node"], entry["seen"] = plan[0]
+    entry["route"] = [list(w) for w in plan[1:]]
+
+
+def spread_of(entry: dict[str, Any]) -> int:
+    """How late the robot may start its plan: after a RESUME, until the decision has reached it."""
+    go_by = entry.get("go_by")
+    return max(0, int(go_by) - int(entry["seen"])) if go_by is not None and not entry.get("hold") else 0
 
 
 @dataclass(slots=True)
@@ -129,11 +188,35 @@ class SiteState:
         if entry is None:
             self.table.remove(robot_id)
             self.held.discard(robot_id)
+            self.sync_waits(robot_id)
+            self.recheck.update(self.waiters.get(robot_id, ()))  # whoever waited on it may go now
             return
         plan, _current, open_end = effective_plan(entry)
-        self.table.replace(
-            robot_id, plan_reservations(robot_id, plan, self.model, self.config, open_end=open_end)
+        reservations = plan_reservations(
+            robot_id,
+            plan,
+            self.model,
+            self.config,
+            open_end=open_end,
+            spread=spread_of(entry),
+            stay=self.config.stand_ms,
         )
+        hold = entry.get("hold")
+        if (
+            hold
+            and len(hold["pending"]) > 1
+            and entry.get("status") not in STATIONARY
+            and not waiting_to_start(entry)
+        ):
+            # held on its way: the rest of its way stays booked, from when it could get there if it went
+            # now, against robots that have not set off yet (``bookings_of``)
+            t_hold = int(hold["pending"][0][1])
+            shift = max(0, self.clock - t_hold) - self.config.node_margin_ms
+            reservations.extend(
+                Reservation(robot_id, n, False, int(t) + shift, OPEN, n, n, -1, booking=True)
+                for n, t in hold["pending"][1:]
+            )
+        self.table.replace(robot_id, reservations)
         if entry.get("hold"):
             self.held.add(robot_id)
             self.recheck.add(robot_id)
@@ -163,6 +246,34 @@ class SiteState:
             self.waits_of[robot_id] = new
         else:
             self.waits_of.pop(robot_id, None)
+
+    def wanted(self, robot_id: str) -> bool:
+        """Whether another robot is on its way to where ``robot_id`` stands (and waits for it to leave)."""
+        entry = self.robots.get(robot_id)
+        if entry is None or entry.get("node") is None:
+            return False
+        node = entry["node"]
+        return any(
+            r.robot_id != robot_id and not r.lane and r.idx > 0 and comes_for(self.robots[r.robot_id], entry)
+            for r in self.table.on_node(node)
+        )
+
+    def bookings_of(self, robot_id: str) -> Callable[[str], bool] | None:
+        """Whose booked ways ``robot_id`` must keep clear of: none once it is on its way; before it sets
+        off, those of the robots held on their way, except those that wait for it to leave where it is."""
+        entry = self.robots.get(robot_id)
+        if entry is None or not waiting_to_start(entry):
+            return None
+        here = entry.get("node")
+
+        def binds(other_id: str) -> bool:
+            other = self.robots.get(other_id)
+            theirs = other.get("hold") if other else None
+            if not theirs:
+                return False
+            return bool(theirs["pending"][-1][0] != here)  # (not one waiting for it to leave)
+
+        return binds
 
     def touch(self, robot_id: str) -> None:
         self.dirty_robots.add(robot_id)

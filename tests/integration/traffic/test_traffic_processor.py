@@ -81,7 +81,8 @@ def test_head_on_in_a_corridor_holds_then_resumes_and_dead_letters_garbage(stack
     stack.produce("robot.status", "r2", NOT_AVRO)
     stack.produce("robot.status", "r2", _at(status("r2", "ES", WEST, task_id="t-lo"), t0))
     stack.flush()
-    stack.start("traffic", commit_interval_s=0.2)
+    # the crafted statuses stand for robots that obey at once (see test_traffic_support.INSTANT)
+    stack.start("traffic", commit_interval_s=0.2, traffic_latency_s=0)
 
     def log() -> str:
         return stack.log("traffic")[-4000:]

@@ -195,27 +195,58 @@ class TestIntersection:
         assert resume["robot_id"] == "r2"
         assert state.held == set()
 
-    def test_swapping_ends_of_one_lane_with_no_way_round_is_an_unresolved_deadlock(self) -> None:
+    def test_swapping_ends_of_one_lane_without_a_way_round_one_steps_aside(self) -> None:
         state = fresh(CROSS)
         feed(state, status("r1", "W1", [("C", 2), ("N1", 4)], task_id="a"))
         out = feed(state, status("r2", "C", [("W1", 2), ("W2", 4)], task_id="b"))
         assert [c["kind"] for c in conflicts(out)] == ["EDGE", "VERTEX"]  # r2 waits on C, r1 before C
         assert state.held == {"r1", "r2"} and alerts(out) == []
-        # Once r1 has left the lane, r2 would go but r1 stands on W1: now both wait on each other for good.
+        # Once r1 has left the lane, r2 would go but r1 stands on W1: both wait on each other for good,
+        # and there is no way round. r2 (lower rank) makes room: into the free arm E1 and back once r1 passed.
+        out = feed(state, None, at=T0 + 5 * S)
+        [dead] = conflicts(out)
+        assert (dead["kind"], dead["robot_ids"], dead["resolution"]) == ("DEADLOCK", ["r1", "r2"], "REROUTE")
+        assert dead["resolved_robot_id"] == "r2" and "steps aside to E1" in dead["detail"]
+        [reroute] = decisions(out, "REROUTE")
+        assert [w["node_id"] for w in reroute["route"]] == ["E1", "C", "W1", "W2"]
+        [hold] = decisions(out, "HOLD")
+        assert (hold["robot_id"], [w["node_id"] for w in hold["route"]]) == ("r2", ["E1"])
+        assert alerts(out) == []
+        [first] = decisions(feed(state, None, at=T0 + 10 * S), "RESUME")
+        [second] = decisions(feed(state, None, at=T0 + 15 * S), "RESUME")
+        assert (first["robot_id"], second["robot_id"]) == ("r1", "r2")
+        assert state.held == set()
+        assert active_clashes(state, include_held=True) == []
+
+    def test_head_on_in_a_corridor_without_a_pocket_is_an_unresolved_deadlock(self) -> None:
+        # Each waits where it stands for the other; in a corridor there is no room to step aside.
+        line = site_map(
+            {"a": (0, 0), "b": (2, 0), "c": (4, 0), "d": (6, 0)}, [("a", "b"), ("b", "c"), ("c", "d")]
+        )
+        state = fresh(line)
+        feed(state, status("r1", "a", [("b", 2), ("c", 4), ("d", 6)], task_id="x"))
+        out = feed(state, status("r2", "d", [("c", 2), ("b", 4), ("a", 6)], task_id="y"))
+        assert {d["robot_id"] for d in decisions(out, "HOLD")} == {"r1", "r2"} and alerts(out) == []
         out = feed(state, None, at=T0 + 5 * S)
         [dead] = conflicts(out)
         assert (dead["kind"], dead["robot_ids"], dead["resolution"]) == ("DEADLOCK", ["r1", "r2"], "NONE")
         assert [a["kind"] for a in alerts(out)] == ["CONFLICT_UNRESOLVED"]
 
-    def test_swapping_places_through_a_junction_without_a_pocket_is_an_unresolved_deadlock(self) -> None:
-        # r1 wants E1 where r2 waits, r2 wants W1 where r1 comes from: no way round on a tree.
+    def test_swapping_places_through_a_junction_one_backs_into_a_spur(self) -> None:
+        # r1 wants E1 where r2 stands, r2 wants W1 where r1 stands: no way round on a tree. Both wait,
+        # then r2 (lower rank) backs into the free spur E2 to let r1 through.
         state = fresh(CROSS)
         feed(state, status("r1", "W1", [("C", 2), ("E1", 4)], task_id="a"))
         out = feed(state, status("r2", "E1", [("C", 2), ("W1", 4)], task_id="b"))
-        kinds = [c["kind"] for c in conflicts(out)]
-        assert kinds[0] == "VERTEX" and "DEADLOCK" in kinds
-        [alert] = alerts(out)
-        assert alert["kind"] == "CONFLICT_UNRESOLVED"
+        assert [c["kind"] for c in conflicts(out)] == ["VERTEX", "VERTEX"] and state.held == {"r1", "r2"}
+        out = feed(state, None, at=T0 + S)
+        [dead] = conflicts(out)
+        assert (dead["kind"], dead["resolution"], dead["resolved_robot_id"]) == ("DEADLOCK", "REROUTE", "r2")
+        [reroute] = decisions(out, "REROUTE")
+        assert [w["node_id"] for w in reroute["route"]] == ["E2", "E1", "C", "W1"]
+        [hold] = decisions(out, "HOLD")
+        assert (hold["robot_id"], [w["node_id"] for w in hold["route"]]) == ("r2", ["E2"])
+        assert alerts(out) == []
 
 
 # Deadlock: A (prio 1) yields to C at N and waits at a0; B must pass a0 so waits at b0; C must pass b0
@@ -277,7 +308,7 @@ class TestDeadlock:
         assert self.state.held == set()
         assert active_clashes(self.state, include_held=True) == []
 
-    def test_without_a_way_round_the_deadlock_raises_an_alert(self) -> None:
+    def test_without_a_way_round_a_member_steps_aside(self) -> None:
         closed = site_map(
             {n["id"]: (n["x"], n["y"]) for n in RING["nodes"]},
             [(lane["from_node"], lane["to_node"]) for lane in RING["lanes"] if "X" not in lane["id"]],
@@ -290,10 +321,14 @@ class TestDeadlock:
             status("C", "c0", [("N", 4), ("b0", 6), ("gC", 8)], task_id="tc"),
             status("B", "b0", [("a0", 2), ("gB", 4)], task_id="tb"),
         )
+        # A, the lowest-ranked, makes room for B: into the free spur c0 and back. (C, on its way out of
+        # c0 into N, then blocks A's way back: that second cycle has no member with room to move.)
         [dead] = [c for c in conflicts(out) if c["kind"] == "DEADLOCK"]
-        assert dead["resolution"] == "NONE"
-        [alert] = alerts(out)
-        assert alert["kind"] == "CONFLICT_UNRESOLVED" and alert["severity"] == "CRITICAL"
+        assert (dead["resolution"], dead["resolved_robot_id"]) == ("REROUTE", "A")
+        assert "A steps aside to c0" in dead["detail"]
+        [reroute] = decisions(out, "REROUTE")
+        assert [w["node_id"] for w in reroute["route"]] == ["N", "c0", "N", "gA"]
+        assert alerts(out) == []
 
 
 # A 3 x 3 grid (2 m) with a NO_GO square around the middle node m.

@@ -8,6 +8,7 @@ from typing import Any
 from topologies.traffic import Output, SiteState, TrafficConfig, new_site, step
 
 __all__ = [
+    "INSTANT",
     "SITE",
     "T0",
     "TENANT",
@@ -91,7 +92,7 @@ def status(
         "previous_status": None,
         "battery": 0.9,
         "pose": {"x": 0.0, "y": 0.0, "yaw": 0.0, "node_id": node, "map_name": "L1"},
-        "speed": 1.0,
+        "speed": 0.0,  # standing at `node` until its route starts (a moving robot: see test_traffic_latency)
         "task_id": task_id,
         "route": [{"node_id": n, "eta": at + round(sec * S)} for n, sec in route],
         "seq": seq,
@@ -116,8 +117,12 @@ def task(
     }
 
 
+#: The crafted scenarios assume decisions reach the robots at once (latency has tests of its own).
+INSTANT = TrafficConfig(latency_ms=0)
+
+
 def fresh(site: dict[str, Any], config: TrafficConfig | None = None) -> SiteState:
-    state, _ = step(new_site(config or TrafficConfig()), site, T0)
+    state, _ = step(new_site(config or INSTANT), site, T0)
     return state
 
 
@@ -148,7 +153,9 @@ def alerts(out: Iterable[Output]) -> list[dict[str, Any]]:
 def active_clashes(state: SiteState, *, include_held: bool = False) -> list[tuple[str, str, str, str]]:
     """Every pair of conflicting reservations in the table, as ``(kind, robot_a, robot_b, key)``.
 
-    Without ``include_held`` only robots that are not held count (the "active" reservations).
+    Without ``include_held`` only robots that are not held count (the "active" reservations). Booked
+    ways of held robots (``Reservation.booking``) bind only robots that have not set off: a clash with
+    one counts only for such a robot.
     """
     from topologies.traffic import clash_between
 
@@ -158,8 +165,13 @@ def active_clashes(state: SiteState, *, include_held: bool = False) -> list[tupl
             live = [r for r in reservations if include_held or r.robot_id not in state.held]
             for i, a in enumerate(live):
                 for b in live[i + 1 :]:
-                    if a.robot_id == b.robot_id:
+                    if a.robot_id == b.robot_id or (a.booking and b.booking):
                         continue
+                    booked, other = (a, b) if a.booking else (b, a) if b.booking else (None, None)
+                    if booked is not None and other is not None:
+                        binds = state.bookings_of(other.robot_id)
+                        if binds is None or not binds(booked.robot_id):
+                            continue
                     clash = clash_between(a, b, state.config)
                     if clash is not None:
                         first, second = sorted((a.robot_id, b.robot_id))
