@@ -62,7 +62,16 @@ def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+# Every dependency here is ``async def`` and the graph of the write path is shallow: FastAPI runs a
+# plain ``def`` dependency in its thread pool, and resolves each dependency node anew on every request.
+# Both cost CPU on every call (together about a fifth of a POST /v1/tasks; pipelines/bench/gateway.py).
+
+
+async def _services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def _unauthorized(reason: str, error: str = "invalid_token") -> ApiError:
@@ -71,13 +80,15 @@ def _unauthorized(reason: str, error: str = "invalid_token") -> ApiError:
     return ApiError(401, f"not authenticated: {reason}", headers={"WWW-Authenticate": value})
 
 
-async def _authenticate(request: Request, services: Services, token: str | None) -> Principal:
+async def _authenticate(request: Request, token: str | None, role: str) -> Principal:
+    """The verified caller (401), counted against its tenant's rate limit (429), with ``role`` (403)."""
     if not token:
         raise ApiError(
             401,
             "not authenticated: send Authorization: Bearer <token>",
             headers={"WWW-Authenticate": _REALM},
         )
+    services = get_services(request)
     try:
         principal = await services.verifier.verify(token)
     except AuthError as exc:
@@ -90,43 +101,40 @@ async def _authenticate(request: Request, services: Services, token: str | None)
             f"rate limit of {decision.limit} requests per {services.limiter.window} s reached for this tenant",
             headers={"Retry-After": str(decision.retry_after)},
         )
+    if role_rank(principal.role) < role_rank(role):
+        raise ApiError(
+            403,
+            f"forbidden: this call needs role {role} or higher; the token has {', '.join(principal.roles)}",
+            headers={"WWW-Authenticate": f'{_REALM}, error="insufficient_scope", scope="{role}"'},
+        )
     return principal
 
 
-async def current_principal(
-    request: Request,
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The verified caller (401 otherwise), counted against its tenant's rate limit (429)."""
-    return await _authenticate(request, services, credentials.credentials if credentials else None)
-
-
-async def stream_principal(
-    request: Request,
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    access_token: Annotated[
-        str | None,
-        Query(description="Token for clients that cannot set headers (EventSource); /v1/stream only."),
-    ] = None,
-) -> Principal:
-    token = credentials.credentials if credentials else access_token
-    return await _authenticate(request, services, token)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def require_role(role: str, *, streaming: bool = False):
-    """Dependency: the caller, who must have ``role`` or a higher one (403 otherwise)."""
-    source = stream_principal if streaming else current_principal
+    """Dependency: the verified caller (401), within its tenant's rate limit (429), who must have
+    ``role`` or a higher one (403). ``streaming`` also accepts the token as query ``access_token``."""
+    if streaming:
 
-    async def dependency(principal: Principal = Depends(source)) -> Principal:
-        if role_rank(principal.role) < role_rank(role):
-            raise ApiError(
-                403,
-                f"forbidden: this call needs role {role} or higher; the token has {', '.join(principal.roles)}",
-                headers={"WWW-Authenticate": f'{_REALM}, error="insufficient_scope", scope="{role}"'},
-            )
-        return principal
+        async def dependency(
+            request: Request,
+            credentials: Credentials,
+            access_token: Annotated[
+                str | None,
+                Query(
+                    description="Token for clients that cannot set headers (EventSource); /v1/stream only."
+                ),
+            ] = None,
+        ) -> Principal:
+            token = credentials.credentials if credentials else access_token
+            return await _authenticate(request, token, role)
+
+    else:
+
+        async def dependency(request: Request, credentials: Credentials) -> Principal:  # type: ignore[misc]
+            return await _authenticate(request, credentials.credentials if credentials else None, role)
 
     dependency.__name__ = f"require_{role}"
     return dependency
@@ -138,31 +146,31 @@ Admin = Annotated[Principal, Depends(require_role("admin"))]
 StreamViewer = Annotated[Principal, Depends(require_role("viewer", streaming=True))]
 
 
-def _settings(s: ServicesDep) -> GatewaySettings:
+async def _settings(s: ServicesDep) -> GatewaySettings:
     return s.settings
 
 
-def _producer(s: ServicesDep) -> EventProducer:
-    return s.producer
+async def _producer(request: Request) -> EventProducer:
+    return get_services(request).producer
 
 
-def _pg(s: ServicesDep) -> PgReader:
+async def _pg(s: ServicesDep) -> PgReader:
     return s.pg
 
 
-def _hot(s: ServicesDep) -> HotViews:
+async def _hot(s: ServicesDep) -> HotViews:
     return s.hot
 
 
-def _influx(s: ServicesDep) -> InfluxReader:
+async def _influx(s: ServicesDep) -> InfluxReader:
     return s.influx
 
 
-def _hub(s: ServicesDep) -> StreamHub:
+async def _hub(s: ServicesDep) -> StreamHub:
     return s.hub
 
 
-def _schedules(s: ServicesDep) -> CompactedView:
+async def _schedules(s: ServicesDep) -> CompactedView:
     return s.schedules
 
 

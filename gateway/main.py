@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -141,6 +142,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(services.hub.stop)
         await services.schedules.start()
         stack.push_async_callback(services.schedules.stop)
+        # What start-up built (schemas, models, routes, codecs: ~100k objects) lives as long as the
+        # process: move it out of the collector's reach. Full collections then scan only what requests
+        # allocate, not all of it: they took up to 170 ms, stalling every request in flight.
+        gc.collect()
+        gc.freeze()
         logger.info("gateway ready")
         yield
     logger.info("gateway stopped")

@@ -1,4 +1,9 @@
-"""The edge of every request (pure ASGI, one layer): request id, Prometheus metrics and the audit.
+"""The edge of every request (pure ASGI, one layer): request id, trace context, Prometheus metrics, audit.
+
+Trace context: a request's ``traceparent`` header (W3C) is joined, or a new trace starts; the request's
+:class:`schemas.tracing.Trace` is current while it is handled, so every record it produces carries its
+``traceparent`` and its log lines its ``trace_id``. Answers of requests that produced or logged with it
+carry ``traceresponse: 00-<trace id>-<the gateway's span id>-<flags>``.
 
 Audit: every mutating call (POST/PUT/PATCH/DELETE under /v1) by an authenticated caller produces an
 AuditEvent to ``audit.log`` once its answer is sent, successful or not: actor, role, action,
@@ -19,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.ids import uuid7
 from schemas.models import AuditEvent
+from schemas.tracing import Trace, reset_current, set_current
 
 __all__ = ["AUDITED", "EdgeMiddleware", "GatewayMetrics"]
 
@@ -81,16 +87,37 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
         request_id = None
+        traceparent = None
         declared = 0
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
                 request_id = value.decode("latin-1")[:128]
             elif name == b"content-length" and value.isdigit():
                 declared = int(value)
+            elif name == b"traceparent":
+                traceparent = value
         request_id = request_id or uuid7()
         scope.setdefault("state", {})["request_id"] = request_id
+        # The request's trace: what it produces carries it (gateway.producer), its log lines its id.
+        trace = Trace(traceparent=traceparent)
+        token = set_current(trace)
+        try:
+            await self._handle(scope, receive, send, start, request_id, declared, trace)
+        finally:
+            reset_current(token)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        start: float,
+        request_id: str,
+        declared: int,
+        trace: Trace,
+    ) -> None:
+        status = 500
         if declared > self.max_body_bytes:
             await self._too_large(send, request_id)
             self.metrics.requests.labels("<too-large>", scope["method"], "413").observe(
@@ -115,6 +142,8 @@ class EdgeMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
+                if trace.started:  # W3C trace-context level 2: the trace this request joined or started
+                    headers.append((b"traceresponse", trace.header))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from schemas.codec import AvroCodec
 from schemas.registry import RegistryClient
+from schemas.tracing import TRACEPARENT, current_header
 
 __all__ = ["OUTPUT_TOPICS", "EventProducer"]
 
@@ -82,9 +83,22 @@ class EventProducer:
         return f"{self._prefix}{name}"
 
     async def send(self, topic: str, key: str, record: BaseModel) -> None:
-        """Produce ``record`` to catalog topic ``topic`` with ``key`` and wait until the broker has it."""
+        """Produce ``record`` to catalog topic ``topic`` with ``key`` and wait until the broker has it.
+
+        The record carries ``traceparent``: the request's trace (``gateway.middleware``), or a new one.
+        """
         value = self._codecs[topic].encode(record)
-        await self.client.send_and_wait(self.topic(topic), value=value, key=key.encode())
+        headers = [(TRACEPARENT, current_header())]
+        await self.client.send_and_wait(self.topic(topic), value=value, key=key.encode(), headers=headers)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "produced a record to %s",
+                topic,
+                extra={
+                    "output_topic": topic,
+                    **{f: getattr(record, f, None) for f in ("tenant_id", "site_id", "robot_id", "task_id")},
+                },
+            )
 
     async def ping(self) -> None:
         """Raise unless a broker answers a metadata request."""

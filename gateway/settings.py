@@ -20,7 +20,14 @@ class GatewaySettings(CommonSettings):
     # HTTP
     http_host: str = Field("127.0.0.1", description="Interface uvicorn binds to.")
     http_port: int = Field(8080, ge=0, le=65535, description="Port uvicorn listens on.")
-    http_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    http_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="uvicorn worker processes sharing the port (`fleet run gateway --workers N`); about one "
+        "per core on a single host. Rate limits are shared (Redis); the SSE cap, caches and /metrics are "
+        "per worker (docs/operations.md).",
+    )
     dashboard_enabled: bool = Field(True, description="Serve the live fleet dashboard at /.")
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Larger request bodies are refused (413)."
@@ -74,7 +81,9 @@ class GatewaySettings(CommonSettings):
     # SSE
     sse_heartbeat_seconds: float = Field(15.0, gt=0)
     sse_client_queue: int = Field(1000, ge=1, description="Events buffered per client before it is dropped.")
-    sse_max_clients_per_tenant: int = Field(2000, ge=1)
+    sse_max_clients_per_tenant: int = Field(
+        2000, ge=1, description="Open streams per tenant, per gateway process (worker or replica)."
+    )
     sse_ring_size: int = Field(10000, ge=1, description="Events kept per topic-partition for resume.")
     sse_max_replay: int = Field(50000, ge=1, description="Most events replayed on one resume.")
 
