@@ -3,14 +3,17 @@
 A record that can never succeed is written to the dead-letter topic with its original key, value
 bytes and headers, plus headers that say why and where it came from; the partition then moves on.
 The write is flushed before the callback returns, so no offset is committed past a record that was
-not written anywhere. (A crash between the DLQ write and the next commit re-sends it: DLQ readers
-deduplicate on ``fleet-dlq-topic``/``-partition``/``-offset``.)
+not written anywhere. A record the same process reads again (a sink's backpressure or an aborted
+transaction seeks the partition back to its committed offset) is not dead-lettered twice: the queue
+remembers the source positions it wrote. Only a crash between the DLQ write and the next commit can
+re-send one; DLQ readers deduplicate on ``fleet-dlq-topic``/``-partition``/``-offset``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,12 +44,16 @@ def dlq_topic_name(processor: str, prefix: str = "") -> str:
 
 
 class DeadLetterQueue:
-    """Writes dead letters synchronously with an idempotent producer."""
+    """Writes dead letters synchronously with an idempotent producer, each source position once."""
+
+    #: source positions remembered; far more than any partition re-reads after a seek back
+    REMEMBERED = 65_536
 
     def __init__(self, kafka_config: dict[str, Any], processor: str, topic: str, flush_timeout: float = 30.0):
         self.processor = processor
         self.topic = topic
         self._flush_timeout = flush_timeout
+        self._sent: OrderedDict[tuple[str, int, int], None] = OrderedDict()
         self._producer = Producer(
             {
                 **kafka_config,
@@ -68,6 +75,14 @@ class DeadLetterQueue:
         offset: int | None,
     ) -> None:
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+        position: tuple[str, int, int] | None = None
+        if topic and partition is not None and offset is not None and offset >= 0:
+            position = (topic, partition, offset)
+        if position is not None and position in self._sent:
+            logger.debug(
+                "already dead-lettered %s[%s]@%s; the partition was read again", topic, partition, offset
+            )
+            return
         error_type = type(error).__name__ if isinstance(error, BaseException) else "Rejected"
         out_headers: list[tuple[str, bytes]] = [
             (k, v if isinstance(v, bytes) else (v or "").encode())
@@ -96,6 +111,10 @@ class DeadLetterQueue:
             # The record is not safe anywhere: stop rather than commit past it.
             raise KafkaException(delivery[0] if delivery else "dead-letter write timed out")
         DLQ_RECORDS.labels(self.processor, error_type).inc()
+        if position is not None:
+            self._sent[position] = None
+            if len(self._sent) > self.REMEMBERED:
+                self._sent.popitem(last=False)
         logger.warning(
             "dead-lettered record: %s",
             reason,

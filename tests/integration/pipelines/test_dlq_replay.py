@@ -94,3 +94,29 @@ def test_replay_sends_each_dead_letter_back_exactly_once(prefixed_settings, crea
     assert sorted(m.key() for m in final) == sorted(f"robot-{i}".encode() for i in range(7)), (
         "none lost, none twice"
     )
+
+
+def test_a_record_read_again_is_dead_lettered_once(prefixed_settings, create_topics):
+    """A sink's backpressure seeks back to the committed offset: the re-read bad record is not re-sent."""
+    s = prefixed_settings
+    origin, dlq_topic = create_topics([s.topic("probe.input"), s.topic("dlq.probe")])
+    dlq = DeadLetterQueue(s.kafka_client_config(), "probe", dlq_topic)
+    for _ in range(3):  # the same two positions, read three times
+        for offset in (7, 8):
+            dlq.send(key=b"k", value=b"not avro", headers=None, error=ValueError("bad"),
+                     topic=origin, partition=0, offset=offset)  # fmt: skip
+    dlq.send(
+        key=b"k",
+        value=b"not avro",
+        headers=None,
+        error=ValueError("bad"),
+        topic=origin,
+        partition=1,
+        offset=7,
+    )
+    dlq.close()
+    dead = _read_all(s, dlq_topic, expect=3)
+    positions = sorted(
+        (dict(m.headers())["fleet-dlq-partition"], dict(m.headers())["fleet-dlq-offset"]) for m in dead
+    )
+    assert positions == [(b"0", b"7"), (b"0", b"8"), (b"1", b"7")]
