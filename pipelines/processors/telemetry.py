@@ -58,6 +58,12 @@ class Settings(CommonSettings):
         2.0, ge=0, description="Poses may lie this far outside the site map's bounds."
     )
     moving_speed: float = Field(0.05, ge=0, description="m/s above which an idle-reporting robot is MOVING.")
+    restart_gap_s: float = Field(
+        2.0,
+        gt=0,
+        description="A sample with a seq not above the last one, stamped this long after the last sample, is a "
+        "robot that restarted (its seq began again); closer, it is a duplicate or stale and dropped.",
+    )
     partitions: int | None = Field(
         None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
     )
@@ -94,6 +100,7 @@ class Settings(CommonSettings):
             future_skew_ms=round(self.future_skew_s * 1000),
             map_margin_m=self.map_margin_m,
             moving_speed=self.moving_speed,
+            restart_gap_ms=round(self.restart_gap_s * 1000),
         )
 
 

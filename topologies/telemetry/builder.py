@@ -203,7 +203,7 @@ class TelemetryStep:
             if new is robot:  # a duplicate or a stale sample: nothing changes, nothing to store
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
-                        "dropped %s telemetry seq %s (last %s)", machine.classify_order(robot, value),
+                        "dropped %s telemetry seq %s (last %s)", machine.classify_order(robot, value, self.config),
                         value["seq"], robot["seq"] if robot else None,
                         extra={"robot_id": value["robot_id"], "tenant_id": value["tenant_id"]},
                     )  # fmt: skip

@@ -22,6 +22,8 @@ class TelemetryConfig:
     :param window_ms: length of the tumbling aggregate windows.
     :param moving_speed: speed (m/s) above which a robot that reports IDLE/UNKNOWN counts as MOVING.
     :param map_margin_m: a pose may lie this far outside the bounding box of its site map.
+    :param restart_gap_ms: a sample whose seq is not above the last accepted one, stamped at least this
+        long after the last sample, is a robot that restarted (its seq began again), not a stale one.
     """
 
     offline_timeout_ms: int = 10_000
@@ -32,9 +34,10 @@ class TelemetryConfig:
     window_ms: int = 60_000
     moving_speed: float = 0.05
     map_margin_m: float = 2.0
+    restart_gap_ms: int = 2_000
 
     def __post_init__(self) -> None:
-        for name in ("offline_timeout_ms", "heartbeat_ms", "window_ms"):
+        for name in ("offline_timeout_ms", "heartbeat_ms", "window_ms", "restart_gap_ms"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.future_skew_ms < 0 or self.map_margin_m < 0 or self.battery_margin < 0:

@@ -8,6 +8,9 @@ Runtime state of one robot (JSON-serialisable, one state sub-key)::
 
     tenant_id, site_id, robot_id, fleet_id   identity, from the latest sample
     seq, last_seen                            highest seq accepted, latest occurred_at (event time, ms)
+    seq_base, session_at                      after a restart of the robot (its seq began again): what is
+                                              added to its seq, and when the restart was seen (absent
+                                              until the first restart)
     status, battery, pose, speed, task_id, route   the last derived status and sample values
     last_emit                                 occurred_at of the last RobotStatus emitted (heartbeat)
     battery_low                               inside a BATTERY_LOW episode (hysteresis)
@@ -47,13 +50,17 @@ def _route_nodes(route: list[dict[str, Any]] | None) -> list[str]:
     return [w["node_id"] for w in route or ()]
 
 
-def classify_order(robot: RobotRuntime | None, record: dict[str, Any]) -> str:
-    """``"new"``, ``"duplicate"`` (same seq as the last accepted) or ``"stale"`` (an older seq)."""
+def classify_order(robot: RobotRuntime | None, record: dict[str, Any], config: TelemetryConfig) -> str:
+    """``"new"``, ``"duplicate"`` (same seq as the last accepted), ``"stale"`` (an older seq, or a sample
+    from before the robot restarted) or ``"restart"`` (the robot's seq began again: see ``on_telemetry``)."""
     if robot is None or robot["tenant_id"] != record["tenant_id"]:
         return "new"
-    if record["seq"] == robot["seq"]:
-        return "duplicate"
-    return "stale" if record["seq"] < robot["seq"] else "new"
+    base = robot.get("seq_base", 0)
+    if record["seq"] + base > robot["seq"]:
+        return "stale" if base and record["occurred_at"] < robot["session_at"] else "new"
+    if record["occurred_at"] - robot["last_seen"] >= config.restart_gap_ms:
+        return "restart"
+    return "duplicate" if record["seq"] + base == robot["seq"] else "stale"
 
 
 def on_registration(current: dict[str, Any] | None, record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -71,7 +78,7 @@ def on_registration(current: dict[str, Any] | None, record: dict[str, Any] | Non
     }
 
 
-def _open_window(start: int, record: dict[str, Any]) -> dict[str, Any]:
+def _open_window(start: int, record: dict[str, Any], seq: int) -> dict[str, Any]:
     battery = record["battery"]
     speed = record.get("speed", 0.0)
     return {
@@ -79,7 +86,7 @@ def _open_window(start: int, record: dict[str, Any]) -> dict[str, Any]:
         "site_id": record["site_id"],
         "count": 0,
         "emitted": 0,
-        "last_seq": record["seq"],
+        "last_seq": seq,
         "bmin": battery,
         "bmax": battery,
         "bsum": 0.0,
@@ -102,6 +109,10 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
     """Apply one *valid* telemetry sample (see ``rules.validate_telemetry``).
 
     Duplicates and stale samples (seq not above the last accepted) change nothing and emit nothing.
+    A robot that restarts begins its seq again: a sample whose seq is not above the last accepted one but
+    that is stamped ``restart_gap_ms`` or more after the last sample starts a new session, whose seqs are
+    counted on from the last accepted one (the ``seq`` of statuses stays monotonic for every consumer);
+    a sample stamped before that restart is stale from then on.
     Otherwise: ROBOT_ONLINE when the robot was OFFLINE; RobotStatus CHANGE when status, task, current
     node or planned route changed, else HEARTBEAT when none was emitted for ``heartbeat_ms``;
     BATTERY_LOW / BATTERY_OK once per crossing; the offline timer armed if none is pending; the sample
@@ -111,12 +122,25 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
     calls on the common path); ``tests/unit/topologies/test_telemetry_machine.py`` pins its behaviour.
     """
     prev: RobotRuntime | None = robot
+    occurred_at = record["occurred_at"]
+    seq = record["seq"]
+    base = 0
+    session_at = 0
     if prev is not None:
         if prev["tenant_id"] != record["tenant_id"]:
             prev = None  # the robot id moved to another tenant: start over
-        elif record["seq"] <= prev["seq"]:
-            return robot, []  # a duplicate or a stale sample
-    occurred_at = record["occurred_at"]
+        else:
+            base = prev.get("seq_base", 0)
+            if seq + base <= prev["seq"]:
+                if occurred_at - prev["last_seen"] < config.restart_gap_ms:
+                    return robot, []  # a duplicate or a stale sample
+                base = prev["seq"] + 1  # the robot restarted: its seq began again
+                session_at = occurred_at
+            elif base:
+                session_at = prev["session_at"]
+                if occurred_at < session_at:
+                    return robot, []  # sent before the robot restarted
+            seq += base
     get = record.get
     battery = record["battery"]
     speed = get("speed", 0.0)
@@ -155,7 +179,7 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
         "site_id": record["site_id"],
         "robot_id": record["robot_id"],
         "fleet_id": record["fleet_id"],
-        "seq": record["seq"],
+        "seq": seq,
         "last_seen": last_seen,
         "status": new_status,
         "battery": battery,
@@ -168,6 +192,9 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
         "timer_due": timer_due,
         "window": window,
     }
+    if base:
+        state["seq_base"] = base
+        state["session_at"] = session_at
 
     if previous_status == "OFFLINE":
         out.append(
@@ -236,7 +263,7 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
     start = occurred_at - occurred_at % config.window_ms
     if window is None or start > window["start"]:
         _flush(state, dict(window) if window is not None else None, config, out)
-        window = _open_window(start, record)
+        window = _open_window(start, record, seq)
     elif start == window["start"]:
         window = dict(window)  # the previous state stays as it was
     if start == window["start"]:
@@ -254,7 +281,7 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
         if speed > window["smax"]:
             window["smax"] = speed
         window["dist"] += distance
-        window["last_seq"] = record["seq"]
+        window["last_seq"] = seq
     # else: a sample of an already emitted window (older event time, newer seq): not aggregated.
     state["window"] = window
     return state, out

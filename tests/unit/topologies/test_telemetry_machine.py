@@ -137,6 +137,41 @@ def test_stale_out_of_order_seq_is_dropped():
     assert robot.state is state and state["status"] == "IDLE"
 
 
+def test_a_robot_that_restarts_with_a_lower_seq_is_followed_and_its_status_seq_stays_monotonic():
+    robot = Robot()
+    robot.send(500, T0)
+    robot.send(501, T0 + 500)
+    out = robot.send(1, T0 + 5_000, mode="WORKING")  # rebooted: its seq began again
+    assert [s["seq"] for s in of(out, STATUS)] == [503] and of(out, STATUS)[0]["status"] == "WORKING"
+    assert robot.state is not None and robot.state["session_at"] == T0 + 5_000
+    out = robot.send(2, T0 + 5_500, mode="MOVING", speed=1.0)
+    assert [s["seq"] for s in of(out, STATUS)] == [504]
+    assert robot.send(2, T0 + 5_500) == []  # a duplicate of the new session
+    assert robot.send(501, T0 + 500) == []  # a re-sent sample from before the restart
+    assert robot.send(900, T0 + 4_900, mode="ERROR") == []  # late, from before the restart
+    assert robot.state["status"] == "MOVING" and robot.state["seq"] == 504
+
+
+def test_a_lower_seq_within_the_restart_gap_is_stale_not_a_restart():
+    robot = Robot(TelemetryConfig(restart_gap_ms=2_000))
+    robot.send(5, T0)
+    state = robot.state
+    assert robot.send(4, T0 + 1_999, mode="ERROR") == []
+    assert robot.state is state
+    assert (
+        of(robot.send(4, T0 + 2_000, mode="ERROR"), STATUS)[0]["seq"] == 10
+    )  # the gap passed: counted on from 5
+
+
+def test_an_offline_robot_back_with_its_seq_reset_comes_online():
+    robot = Robot()
+    robot.send(40, T0, mode="WORKING")
+    robot.fire(T0 + 10_000)
+    out = robot.send(1, T0 + 60_000, mode="IDLE")
+    assert kinds(out) == [(ALERTS, "ROBOT_ONLINE"), (STATUS, "CHANGE:IDLE"), (TIMERS, "")]
+    assert of(out, STATUS)[0]["seq"] == 42
+
+
 # ------------------------------------------------------------------------------ status and heartbeat
 
 
