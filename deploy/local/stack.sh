@@ -262,14 +262,14 @@ start_redis() {
   wait_until_answers redis 15
 }
 
-# ---------------------------------------------------------------- influxdb 1.x
-start_influxdb() {
-  command -v influxd >/dev/null || apt_install influxdb influxdb-client
-  local dir="$LOCAL/influxdb"
+# ---------------------------------------------------------------- influxdb 1.x and 1.12
+# write_influx_config DIR HTTP_PORT RPC_PORT: one influxd's config, all state under DIR.
+write_influx_config() {
+  local dir="$1"
   mkdir -p "$dir"
   cat >"$dir/influxdb.conf" <<EOF
 reporting-disabled = true
-bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
+bind-address = "127.0.0.1:$3"
 [meta]
   dir = "$dir/meta"
 [data]
@@ -277,7 +277,7 @@ bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
   wal-dir = "$dir/wal"
   query-log-enabled = false
 [http]
-  bind-address = "127.0.0.1:$INFLUX_PORT"
+  bind-address = "127.0.0.1:$2"
   log-enabled = false
   max-body-size = 0
 [monitor]
@@ -285,34 +285,21 @@ bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
 [continuous_queries]
   enabled = false
 EOF
-  spawn influxdb influxd -config "$dir/influxdb.conf"
+}
+
+start_influxdb() {
+  command -v influxd >/dev/null || apt_install influxdb influxdb-client
+  write_influx_config "$LOCAL/influxdb" "$INFLUX_PORT" "$INFLUX_RPC_PORT"
+  spawn influxdb influxd -config "$LOCAL/influxdb/influxdb.conf"
   wait_until_answers influxdb 30
 }
 
-# ---------------------------------------------------------------- influxdb 1.12 (/api/v2/write)
+# influxd 1.12 serves /api/v2/write; Debian has 1.6 only, so it is built from Go modules (once).
 start_influxdb2() {
-  local bin dir="$LOCAL/influxdb2"
+  local bin
   bin="$("$HERE/install-influxd.sh")" || die "could not build influxd 1.12 (see the messages above)"
-  mkdir -p "$dir"
-  cat >"$dir/influxdb.conf" <<EOF
-reporting-disabled = true
-bind-address = "127.0.0.1:$INFLUX2_RPC_PORT"
-[meta]
-  dir = "$dir/meta"
-[data]
-  dir = "$dir/data"
-  wal-dir = "$dir/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$INFLUX2_PORT"
-  log-enabled = false
-  max-body-size = 0
-[monitor]
-  store-enabled = false
-[continuous_queries]
-  enabled = false
-EOF
-  spawn influxdb2 "$bin" -config "$dir/influxdb.conf"
+  write_influx_config "$LOCAL/influxdb2" "$INFLUX2_PORT" "$INFLUX2_RPC_PORT"
+  spawn influxdb2 "$bin" -config "$LOCAL/influxdb2/influxdb.conf"
   wait_until_answers influxdb2 30
 }
 

@@ -190,7 +190,7 @@ class _Bench:
             command = [str(Path(sys.executable).with_name("fleet")), "run", "telemetry"]
             if os.environ.get("FLEET_BENCH_PROFILE"):  # a pyinstrument report of the processor (hot spots)
                 report = f"{os.environ['FLEET_BENCH_PROFILE']}.{n}"
-                command = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", report, "-m", "pipelines.cli",
+                command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o", report, "-m", "pipelines.cli",
                            "run", "telemetry"]  # fmt: skip
             self.procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
 
