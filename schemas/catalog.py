@@ -144,6 +144,16 @@ CATALOG: tuple[TopicSpec, ...] = (
     _t("timers", "timer_id", "Timer", "compact", None, None, "pending timers (tombstone cancels)", 6),
     _t("timers.due.telemetry", "robot_id", "Timer", "delete", 1, "robot", "due timers of telemetry"),
     _t("timers.due.tasks", "task_id", "Timer", "delete", 1, "task", "due timers of tasks"),
+    _t(
+        "timers.due.rmf-ingest",
+        "fleet name",
+        "Timer",
+        "delete",
+        1,
+        None,
+        "due timers of rmf-ingest (as many partitions as rmf.fleet_states)",
+        OTHER_PARTITIONS,
+    ),
     *(
         _t(f"dlq.{p}", "original key", BYTES, "delete", 30, None, f"dead letters of {p}")
         for p in DLQ_PROCESSORS

@@ -27,8 +27,21 @@ When a robot state yields a record:
 - for a pose or battery change, at most once every ``min_interval_ms`` (event time);
 - otherwise as a heartbeat when nothing was emitted for ``heartbeat_ms``.
 
+Offline detection (``robot_timer``, pure): a robot from which no state arrives for ``offline_timeout_ms``
+becomes OFFLINE, even when the whole RMF side is silent, through the timer service. A robot's first
+accepted state arms one offline timer (a Timer on ``timers``, owner :data:`OWNER`, target key the fleet
+name, so it comes back on ``timers.due.rmf-ingest`` to the fleet key's partition and state); later states
+only note when they arrived (``seen``: the record's Kafka timestamp, i.e. when the gateway received it, so
+RMF's own clock does not matter). When the timer fires, a robot seen since is re-armed for the remainder;
+otherwise it gets one RobotStatus OFFLINE (``previous_status`` its last status, ``reason = OFFLINE`` as the
+telemetry topology's, ``occurred_at`` = its last state's time + the timeout, ``seq`` and ``last_seen_at``
+its last state's time) and the timer is disarmed. Its next state is emitted at once (the status changed)
+and arms a timer again. A robot that RMF itself reports offline is not reported again.
+
 State: per fleet key, one sub-key ``robot:<robot_id>`` per robot (:data:`STATE_ROBOT_PREFIX`; renaming it
-orphans the stored state) holding the last state seen and the last record emitted.
+orphans the stored state) holding the last state seen, the last record emitted and the armed timer.
+Outputs are :class:`~topologies.telemetry.records.Output` values (topic + record): RobotStatus records
+for :data:`OUTPUT_TOPIC` and Timers for :data:`TIMERS_TOPIC`, keyed by :func:`output_key`.
 """
 
 from __future__ import annotations
@@ -39,23 +52,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from quixstreams import State
 from quixstreams.dataframe import StreamingDataFrame
 
 from schemas.errors import RejectedRecord
 from schemas.ids import det_uuid7
+from topologies.telemetry.records import Output
 
 __all__ = [
     "OUTPUT_KEY_FIELD",
+    "OUTPUT_KEY_FIELDS",
     "OUTPUT_TOPIC",
+    "OUTPUT_TOPICS",
     "OWNER",
     "RMF_ROBOT_STATUS",
     "STATE_ROBOT_PREFIX",
+    "TIMERS_TOPIC",
+    "Output",
     "RmfIngestConfig",
     "RmfIngestStep",
     "build_rmf_ingest",
+    "fleet_outputs",
     "fleet_statuses",
+    "offline_timer_id",
+    "output_key",
     "robot_step",
+    "robot_timer",
+    "timer_outputs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,6 +89,10 @@ OWNER = "rmf-ingest"
 #: Catalog name of the output, and the field of each output record that is its Kafka key.
 OUTPUT_TOPIC = "robot.status"
 OUTPUT_KEY_FIELD = "robot_id"
+#: Catalog name of the timer requests (the timer service hands them back on ``timers.due.rmf-ingest``).
+TIMERS_TOPIC = "timers"
+OUTPUT_TOPICS = (OUTPUT_TOPIC, TIMERS_TOPIC)
+OUTPUT_KEY_FIELDS = {OUTPUT_TOPIC: OUTPUT_KEY_FIELD, TIMERS_TOPIC: "timer_id"}
 #: State sub-key prefix of a robot (``robot:<robot_id>``) within its fleet's key.
 STATE_ROBOT_PREFIX = "robot:"
 
@@ -80,7 +108,9 @@ RMF_ROBOT_STATUS: dict[str, str] = {
 }
 
 #: What a robot's state sub-key holds: ``at`` (last unix_millis_time seen), ``pose``, ``battery`` (last
-#: seen), ``emitted`` (fingerprint of the last record), ``status`` (its status), ``emitted_at``.
+#: seen), ``emitted`` (fingerprint of the last record), ``status`` (its status), ``emitted_at``; ``seen``
+#: (Kafka timestamp of the last state accepted), ``timer_due`` (due_at of the armed offline timer, None
+#: when none is armed), ``offline_at`` (occurred_at of the OFFLINE record, until a later state is emitted).
 RobotMemory = dict[str, Any]
 
 
@@ -93,6 +123,8 @@ class RmfIngestConfig:
     :param fleet_sites: RMF fleet name -> site id.
     :param heartbeat_ms: a record is emitted when none was for this long, even if nothing changed.
     :param min_interval_ms: pose or battery changes alone are emitted at most this often per robot.
+    :param offline_timeout_ms: a robot from which no state arrived for this long (wall clock: the Kafka
+        timestamps of its states, against the timer service's clock) becomes OFFLINE.
     """
 
     tenant_id: str
@@ -100,12 +132,15 @@ class RmfIngestConfig:
     fleet_sites: Mapping[str, str] = field(default_factory=dict)
     heartbeat_ms: int = 30_000
     min_interval_ms: int = 1_000
+    offline_timeout_ms: int = 10_000
 
     def __post_init__(self) -> None:
         if not self.tenant_id or not self.site_id:
             raise ValueError("tenant_id and site_id must not be empty")
         if self.heartbeat_ms <= 0 or self.min_interval_ms < 0:
             raise ValueError("heartbeat_ms must be positive and min_interval_ms not negative")
+        if self.offline_timeout_ms <= 0:
+            raise ValueError("offline_timeout_ms must be positive")
 
     def site_of(self, fleet: str) -> str:
         return self.fleet_sites.get(fleet, self.site_id)
@@ -115,6 +150,32 @@ def _number(value: Any, default: float) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
+def offline_timer_id(tenant_id: str, fleet: str, robot_id: str) -> str:
+    """One offline timer per robot: re-arming overwrites it on the compacted ``timers`` topic."""
+    return f"{OWNER}:offline:{tenant_id}:{fleet}:{robot_id}"
+
+
+def _offline_timer(
+    config: RmfIngestConfig, fleet: str, robot_id: str, *, due_at: int, occurred_at: int
+) -> Output:
+    """A Timer asking the timer service to hand ``due_at`` back to the fleet's key (where the robot's
+    state lives) on ``timers.due.rmf-ingest``; the payload names the robot."""
+    return Output(
+        TIMERS_TOPIC,
+        {
+            "event_id": det_uuid7(occurred_at, config.tenant_id, fleet, robot_id, "timer", due_at),
+            "tenant_id": config.tenant_id,
+            "site_id": config.site_of(fleet),
+            "occurred_at": occurred_at,
+            "timer_id": offline_timer_id(config.tenant_id, fleet, robot_id),
+            "owner": OWNER,
+            "target_key": fleet,
+            "due_at": due_at,
+            "payload_json": orjson.dumps({"kind": "offline", "robot_id": robot_id}).decode(),
+        },
+    )
+
+
 def robot_step(
     memory: RobotMemory | None,
     fleet: str,
@@ -122,15 +183,16 @@ def robot_step(
     robot: Mapping[str, Any],
     config: RmfIngestConfig,
     received_ms: int,
-) -> tuple[RobotMemory | None, dict[str, Any] | None]:
-    """One RMF ``robot_state`` of ``robot_id`` in ``fleet`` -> (new memory, the RobotStatus dict or None).
+) -> tuple[RobotMemory | None, list[Output]]:
+    """One RMF ``robot_state`` of ``robot_id`` in ``fleet``, received (Kafka timestamp) at ``received_ms``
+    -> (new memory, outputs: the RobotStatus and/or the offline Timer to arm, possibly none).
 
     Returns ``memory`` itself (the same object) when the state is a duplicate or older than the last one.
     """
     raw_at = robot.get("unix_millis_time")
     at = int(raw_at) if isinstance(raw_at, int) and not isinstance(raw_at, bool) else int(received_ms)
     if memory is not None and at <= memory["at"]:
-        return memory, None
+        return memory, []
     last_pose: dict[str, Any] = (memory or {}).get("pose") or {
         "x": 0.0, "y": 0.0, "yaw": 0.0, "node_id": None, "map_name": None,
     }  # fmt: skip
@@ -155,57 +217,149 @@ def robot_step(
         speed = round(distance / ((at - memory["at"]) / 1000.0), 3)
     fingerprint = [status, task_id, pose["map_name"], round(pose["x"], 3), round(pose["y"], 3),
                    round(pose["yaw"], 3), round(battery, 4)]  # fmt: skip
-    new: RobotMemory = {**(memory or {}), "at": at, "pose": pose, "battery": battery}
+    seen = max(int(received_ms), (memory or {}).get("seen", 0))
+    new: RobotMemory = {**(memory or {}), "at": at, "pose": pose, "battery": battery, "seen": seen}
+    out: list[Output] = []
+    if new.get("timer_due") is None:  # arm once; a fired timer re-arms itself while states keep coming
+        due = seen + config.offline_timeout_ms
+        new["timer_due"] = due
+        out.append(_offline_timer(config, fleet, robot_id, due_at=due, occurred_at=seen))
     last = (memory or {}).get("emitted")
     since = at - (memory or {}).get("emitted_at", at)
+    offline_at = new.get("offline_at")
     if last is None or last[:3] != fingerprint[:3]:
-        emit = True  # first state, or status, task or map changed
+        emit = True  # first state, or status, task or map changed (back from OFFLINE too)
+    elif offline_at is not None and at > offline_at:
+        # The first state stamped after the OFFLINE record: consumers that order by occurred_at kept the
+        # OFFLINE over the older states an adapter may have buffered and sent after it.
+        emit = True
     elif last != fingerprint:
         emit = since >= config.min_interval_ms  # moved or (dis)charged
     else:
         emit = since >= config.heartbeat_ms
     if not emit:
-        return new, None
+        return new, out
     previous = (memory or {}).get("status")
     new.update(emitted=fingerprint, status=status, emitted_at=at)
+    if offline_at is not None and at > offline_at:
+        del new["offline_at"]
+    out.insert(
+        0,
+        Output(
+            OUTPUT_TOPIC,
+            {
+                "event_id": det_uuid7(at, config.tenant_id, fleet, robot_id, at),
+                "tenant_id": config.tenant_id,
+                "site_id": config.site_of(fleet),
+                "occurred_at": at,
+                "robot_id": robot_id,
+                "fleet_id": fleet,
+                "status": status,
+                "previous_status": previous,
+                "battery": battery,
+                "pose": pose,
+                "speed": speed,
+                "task_id": task_id,
+                "route": [],
+                "seq": at,
+                "last_seen_at": at,
+                "reason": "RMF",
+            },
+        ),
+    )
+    return new, out
+
+
+def robot_timer(
+    memory: RobotMemory | None, fleet: str, robot_id: str, timer: Mapping[str, Any], config: RmfIngestConfig
+) -> tuple[RobotMemory | None, list[Output]]:
+    """A due offline timer of ``robot_id`` in ``fleet`` (from ``timers.due.rmf-ingest``) -> (new memory,
+    outputs).
+
+    A timer that is not the one armed in the memory (re-armed since, or fired twice) changes nothing and
+    returns ``memory`` itself. A robot seen since the timer was armed gets a timer for the remainder.
+    Otherwise the timer is disarmed and, unless the robot is OFFLINE already, one RobotStatus OFFLINE is
+    emitted (see the module docstring for its fields).
+    """
+    due_at = timer.get("due_at")
+    if memory is None or due_at is None or due_at != memory.get("timer_due"):
+        return memory, []
+    new: RobotMemory = dict(memory)
+    expected = memory.get("seen", 0) + config.offline_timeout_ms
+    if expected > due_at:
+        new["timer_due"] = expected
+        return new, [_offline_timer(config, fleet, robot_id, due_at=expected, occurred_at=due_at)]
+    new["timer_due"] = None
+    previous = memory.get("status")
+    if previous == "OFFLINE":
+        return new, []
+    last_at = memory["at"]
+    offline_at = last_at + config.offline_timeout_ms
+    emitted = memory.get("emitted") or [None, None]
+    task_id = emitted[1]
+    new.update(status="OFFLINE", emitted=["OFFLINE", *emitted[1:]], offline_at=offline_at)
     record: dict[str, Any] = {
-        "event_id": det_uuid7(at, config.tenant_id, fleet, robot_id, at),
+        "event_id": det_uuid7(offline_at, config.tenant_id, fleet, robot_id, "offline", last_at),
         "tenant_id": config.tenant_id,
         "site_id": config.site_of(fleet),
-        "occurred_at": at,
+        "occurred_at": offline_at,
         "robot_id": robot_id,
         "fleet_id": fleet,
-        "status": status,
+        "status": "OFFLINE",
         "previous_status": previous,
-        "battery": battery,
-        "pose": pose,
-        "speed": speed,
+        "battery": memory.get("battery", 0.0),
+        "pose": memory["pose"],
+        "speed": 0.0,
         "task_id": task_id,
         "route": [],
-        "seq": at,
-        "last_seen_at": at,
-        "reason": "RMF",
+        "seq": last_at,
+        "last_seen_at": last_at,
+        "reason": "OFFLINE",
     }
-    return new, record
+    return new, [Output(OUTPUT_TOPIC, record)]
+
+
+def fleet_outputs(
+    memories: dict[str, RobotMemory], message: Mapping[str, Any], config: RmfIngestConfig, received_ms: int
+) -> list[Output]:
+    """Every output a ``fleet_state_update`` means, updating ``memories`` (robot id -> memory) in place.
+
+    The pure counterpart of :class:`RmfIngestStep` for tests and tools that keep memories in a dict.
+    """
+    out: list[Output] = []
+    for robot_id, robot in _robots(message):
+        memory, outputs = robot_step(
+            memories.get(robot_id), _fleet(message), robot_id, robot, config, received_ms
+        )
+        if memory is not None:
+            memories[robot_id] = memory
+        out.extend(outputs)
+    return out
 
 
 def fleet_statuses(
     memories: dict[str, RobotMemory], message: Mapping[str, Any], config: RmfIngestConfig, received_ms: int
 ) -> list[dict[str, Any]]:
-    """Every record a ``fleet_state_update`` means, updating ``memories`` (robot id -> memory) in place.
+    """The RobotStatus records of :func:`fleet_outputs` (the timers it arms left out)."""
+    return [o.value for o in fleet_outputs(memories, message, config, received_ms) if o.topic == OUTPUT_TOPIC]
 
-    The pure counterpart of :class:`RmfIngestStep` for tests and tools that keep memories in a dict.
-    """
-    out: list[dict[str, Any]] = []
-    for robot_id, robot in _robots(message):
-        memory, record = robot_step(
-            memories.get(robot_id), _fleet(message), robot_id, robot, config, received_ms
-        )
-        if memory is not None:
-            memories[robot_id] = memory
-        if record is not None:
-            out.append(record)
+
+def timer_outputs(
+    memories: dict[str, RobotMemory], fleet: str, timer: Mapping[str, Any], config: RmfIngestConfig
+) -> list[Output]:
+    """What a due timer of ``fleet`` means, updating ``memories`` in place (see :func:`fleet_outputs`)."""
+    robot_id = _timer_robot(timer)
+    if robot_id is None:
+        return []
+    memory, out = robot_timer(memories.get(robot_id), fleet, robot_id, timer, config)
+    if memory is not None:
+        memories[robot_id] = memory
     return out
+
+
+def output_key(out: Output) -> str:
+    """The Kafka key of an output: the field :data:`OUTPUT_KEY_FIELDS` names for its topic."""
+    return str(out.value[OUTPUT_KEY_FIELDS[out.topic]])
 
 
 def _fleet(message: Mapping[str, Any]) -> str:
@@ -228,43 +382,92 @@ def _robots(message: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     return out
 
 
+def _timer_robot(timer: Mapping[str, Any]) -> str | None:
+    """The robot of an offline timer of ours (None: not ours, or not an offline timer)."""
+    if timer.get("owner") != OWNER:
+        return None
+    try:
+        payload = orjson.loads(timer.get("payload_json") or "{}")
+    except orjson.JSONDecodeError:
+        return None
+    robot_id = payload.get("robot_id") if isinstance(payload, dict) else None
+    if payload.get("kind") != "offline" or not isinstance(robot_id, str) or not robot_id:
+        return None
+    return robot_id
+
+
+def _is_timer(value: Mapping[str, Any]) -> bool:
+    return "timer_id" in value and "due_at" in value
+
+
 class RmfIngestStep:
-    """The Quix callback: one ``fleet_state_update`` of the fleet ``key`` -> RobotStatus records.
+    """The Quix callback: one ``fleet_state_update`` of the fleet ``key``, or a due offline timer of one of
+    its robots (a Timer dict, from ``timers.due.rmf-ingest`` keyed by the fleet) -> outputs.
 
     Each robot's memory is its own state sub-key, so a message costs one read and at most one write per
-    robot it reports.
+    robot it reports, and a timer one read and at most one write.
     """
 
     def __init__(self, config: RmfIngestConfig) -> None:
         self.config = config
 
-    def __call__(
-        self, value: Any, key: Any, timestamp: int, _headers: Any, state: State
-    ) -> list[dict[str, Any]]:
-        if not isinstance(value, Mapping) or value.get("type") != "fleet_state_update":
+    def __call__(self, value: Any, key: Any, timestamp: int, _headers: Any, state: State) -> list[Output]:
+        if not isinstance(value, Mapping):
+            return []
+        if _is_timer(value):
+            return self._timer(value, key, state)
+        if value.get("type") != "fleet_state_update":
             return []
         fleet = _fleet(value)
         if not fleet:
             raise RejectedRecord("fleet_state_update without data.name (the fleet)")
         if key != fleet:
             raise RejectedRecord(f"record key {key!r} does not match the fleet name {fleet!r}")
-        out: list[dict[str, Any]] = []
+        out: list[Output] = []
         for robot_id, robot in _robots(value):
             sub_key = STATE_ROBOT_PREFIX + robot_id
             memory = state.get(sub_key)
-            new, record = robot_step(memory, fleet, robot_id, robot, self.config, timestamp)
+            new, outputs = robot_step(memory, fleet, robot_id, robot, self.config, timestamp)
             if new is not memory and new is not None:
                 state.set(sub_key, new)
-            if record is not None:
-                out.append(record)
+            out.extend(outputs)
+        return out
+
+    def _timer(self, timer: Mapping[str, Any], key: Any, state: State) -> list[Output]:
+        robot_id = _timer_robot(timer)
+        if robot_id is None or timer.get("tenant_id") != self.config.tenant_id or not isinstance(key, str):
+            logger.debug("ignored timer %s on key %r", timer.get("timer_id"), key)
+            return []
+        sub_key = STATE_ROBOT_PREFIX + robot_id
+        memory = state.get(sub_key)
+        new, out = robot_timer(memory, key, robot_id, timer, self.config)
+        if new is not memory and new is not None:
+            state.set(sub_key, new)
+        if out and out[0].topic == OUTPUT_TOPIC:
+            logger.info(
+                "RMF robot %s of fleet %s sent no state for %g s: OFFLINE",
+                robot_id, key, self.config.offline_timeout_ms / 1000,
+                extra={"robot_id": robot_id, "tenant_id": self.config.tenant_id},
+            )  # fmt: skip
         return out
 
 
-def build_rmf_ingest(sdf: StreamingDataFrame, *, config: RmfIngestConfig) -> StreamingDataFrame:
-    """Wire the topology on ``rmf.fleet_states`` (decoded ``fleet_state_update`` dicts, key fleet name).
+def build_rmf_ingest(
+    sdf: StreamingDataFrame,
+    *,
+    config: RmfIngestConfig,
+    timers_due_sdf: StreamingDataFrame | None = None,
+) -> StreamingDataFrame:
+    """Wire the topology.
 
-    :returns: a dataframe of RobotStatus dicts; produce it to :data:`OUTPUT_TOPIC` with key
-        ``record[OUTPUT_KEY_FIELD]``.
+    :param sdf: ``rmf.fleet_states`` (decoded ``fleet_state_update`` dicts, key fleet name).
+    :param timers_due_sdf: ``timers.due.rmf-ingest`` (Timer dicts, key fleet name; co-partitioned with
+        ``sdf``: equal partition counts). Without it no RMF robot is ever marked OFFLINE by silence. With it
+        the state store belongs to the concatenated stream (its name derives from both topic names).
+    :returns: a dataframe of :class:`Output` values; produce each to its catalog topic ``out.topic`` (one
+        of :data:`OUTPUT_TOPICS`) with key :func:`output_key`.
     """
     keyed = sdf.filter(lambda _value, key, _ts, _headers: key is not None, metadata=True)
+    if timers_due_sdf is not None:
+        keyed = keyed.concat(timers_due_sdf)
     return keyed.apply(RmfIngestStep(config), stateful=True, metadata=True, expand=True)

@@ -2,34 +2,39 @@
 
 Consumes ``rmf.fleet_states`` (the ``fleet_state_update`` frames the gateway's ``/_internal`` websocket
 received from RMF fleet adapters, key fleet name, validated again against the vendored rmf_api_msgs
-schemas) and produces one RobotStatus per robot state that changed, exactly once, so RMF robots appear on
-``robot.status`` like ours (dispatch, traffic, the Postgres and Redis sinks, SSE). Duplicates re-sent on
-reconnect are dropped. Undecodable or mis-keyed records go to ``dlq.rmf-ingest``. See ``topologies.rmf``.
+schemas) and ``timers.due.rmf-ingest`` (its offline timers, key fleet name, co-partitioned), and produces
+one RobotStatus per robot state that changed, and OFFLINE for a robot silent for ``rmf_offline_timeout_s``,
+exactly once, so RMF robots appear on ``robot.status`` like ours (dispatch, traffic, the Postgres and Redis
+sinks, SSE); its offline timers go to ``timers`` (the ``timers`` processor must run for them to fire).
+Duplicates re-sent on reconnect are dropped. Undecodable or mis-keyed records go to ``dlq.rmf-ingest``.
+See ``topologies.rmf``.
 """
 
 from __future__ import annotations
 
 import logging
-from operator import itemgetter
 from typing import Any
 
 from pydantic import Field
 from quixstreams.models import Deserializer, SerializationContext
 
 from pipelines.app import ProcessorApp, create_processor_app
+from pipelines.processors.telemetry import OutputSerializer
 from pipelines.settings import CommonSettings
 from schemas import catalog
 from schemas.codec import AvroCodec
-from schemas.quix import AvroSerializer
+from schemas.quix import AvroDeserializer, AvroSerializer
 from schemas.registry import RegistryClient
 from schemas.rmf import RmfJsonCodec
-from topologies.rmf import OUTPUT_KEY_FIELD, OUTPUT_TOPIC, OWNER, RmfIngestConfig, build_rmf_ingest
+from topologies.rmf import OUTPUT_TOPIC, OUTPUT_TOPICS, OWNER, RmfIngestConfig, build_rmf_ingest, output_key
 
-__all__ = ["INPUT", "Settings", "build", "run"]
+__all__ = ["INPUT", "TIMERS_DUE", "Settings", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
 INPUT = "rmf.fleet_states"
+#: This processor's due timers (key fleet name, co-partitioned with INPUT).
+TIMERS_DUE = f"timers.due.{OWNER}"
 
 
 class Settings(CommonSettings):
@@ -48,6 +53,12 @@ class Settings(CommonSettings):
     rmf_min_interval_s: float = Field(
         1.0, ge=0, description="Pose or battery changes alone are emitted at most this often per robot."
     )
+    rmf_offline_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="An RMF robot from which no state arrived for this long becomes OFFLINE (needs the "
+        "timers processor).",
+    )
     partitions: int | None = Field(
         None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
     )
@@ -62,6 +73,7 @@ class Settings(CommonSettings):
             fleet_sites=dict(self.rmf_fleet_sites),
             heartbeat_ms=round(self.rmf_heartbeat_s * 1000),
             min_interval_ms=round(self.rmf_min_interval_s * 1000),
+            offline_timeout_ms=round(self.rmf_offline_timeout_s * 1000),
         )
 
 
@@ -86,24 +98,42 @@ def build(settings: Settings) -> ProcessorApp:
     papp = create_processor_app(
         settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
     )
+
+    def codec(name: str) -> AvroCodec:
+        return AvroCodec.for_topic(registry, name, settings.topic_prefix)
+
     fleet_states = papp.topic(
         INPUT, value_deserializer=_FleetStateDeserializer(), partitions=_partitions(settings, INPUT)
     )
-    statuses = build_rmf_ingest(papp.app.dataframe(fleet_states), config=settings.ingest_config())
-    output = papp.topic(
-        OUTPUT_TOPIC,
-        value_serializer=AvroSerializer(AvroCodec.for_topic(registry, OUTPUT_TOPIC, settings.topic_prefix)),
-        partitions=_partitions(settings, OUTPUT_TOPIC),
+    # Created with INPUT's real partition count: a robot's timer must come back to the partition of its
+    # fleet's state (Quix refuses to start when the two differ).
+    timers_due = papp.topic(
+        TIMERS_DUE,
+        value_deserializer=AvroDeserializer(codec(TIMERS_DUE)),
+        partitions=fleet_states.broker_config.num_partitions,
     )
-    statuses.to_topic(output, key=itemgetter(OUTPUT_KEY_FIELD))
+    app = papp.app
+    outputs = build_rmf_ingest(
+        app.dataframe(fleet_states), config=settings.ingest_config(), timers_due_sdf=app.dataframe(timers_due)
+    )
+    topics = {
+        name: papp.topic(
+            name,
+            value_serializer=OutputSerializer(AvroSerializer(codec(name))),
+            partitions=_partitions(settings, name),
+        )
+        for name in OUTPUT_TOPICS
+    }
+    outputs.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=output_key)
     return papp
 
 
 def run(settings: Settings) -> None:
     logger.info(
-        "RMF fleet states of tenant %s -> %s (default site %s)",
+        "RMF fleet states of tenant %s -> %s (default site %s, OFFLINE after %g s without a state)",
         settings.rmf_tenant_id,
         settings.topic(OUTPUT_TOPIC),
         settings.rmf_site_id,
+        settings.rmf_offline_timeout_s,
     )
     build(settings).run()

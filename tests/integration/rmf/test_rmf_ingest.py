@@ -1,6 +1,7 @@
 """`fleet run rmf_ingest` against the real stack: RMF fleet states on rmf.fleet_states become RobotStatus
 records on robot.status, once each (re-sends, Kafka re-deliveries and a restart emit nothing new); bad
-records go to dlq.rmf-ingest."""
+records go to dlq.rmf-ingest; with `fleet run timers`, the robots of an adapter that falls silent become
+OFFLINE once, and come back with their new status."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka.admin import NewTopic
 
 from pipelines.rmf import fleet_state, robot_state
-from schemas import rmf
+from schemas import catalog, rmf
 from schemas.models import RobotStatus
 from tests.integration.tasks.test_tasks_support import TaskStack
 
@@ -115,3 +117,90 @@ def test_fleet_states_become_robot_statuses_once(rmf_stack: TaskStack) -> None:
     assert len({r["event_id"] for r in records}) == 5
     assert s.procs["rmf_ingest"].poll() is None
     s.kill("rmf_ingest", signal.SIGTERM)
+
+
+OFFLINE_TIMEOUT_S = 3.0
+
+
+def create_due_topic(s: TaskStack) -> None:
+    """``timers.due.rmf-ingest`` as ``fleet topics apply`` creates it, with as many partitions as the
+    catalog's ``rmf.fleet_states`` (the timers processor may produce to it before rmf_ingest creates it)."""
+    spec = catalog.topic("timers.due.rmf-ingest", s.prefix)
+    partitions = catalog.topic("rmf.fleet_states").partitions  # as open_task_stack created it
+    new = NewTopic(spec.name, num_partitions=partitions, replication_factor=1, config=spec.config())
+    for fut in s.admin.create_topics([new]).values():
+        fut.result(30)
+
+
+def status_messages(s: TaskStack, until: Any, timeout: float = 60) -> list[tuple[int, dict[str, Any]]]:
+    """(Kafka timestamp, RobotStatus) of every record on robot.status, once ``until(records)`` holds."""
+    codec = s.codec("robot.status")
+    out: list[tuple[int, dict[str, Any]]] = []
+    for msg in s.read("robot.status", until=lambda ms: until([codec.decode(m.value()) for m in ms]),
+                      timeout=timeout, quiet=1.0, raw=True):  # fmt: skip
+        record = codec.decode(msg.value())
+        RobotStatus.model_validate(record)
+        out.append((msg.timestamp()[1], record))
+    return out
+
+
+def test_robots_of_a_silent_adapter_become_offline_once_and_come_back(rmf_stack: TaskStack) -> None:
+    s = rmf_stack
+    create_due_topic(s)
+    s.start("timers")
+    env = {
+        "rmf_tenant_id": "acme",
+        "rmf_site_id": "s1",
+        "rmf_min_interval_s": 3600,  # a record only when a status changes
+        "rmf_heartbeat_s": 3600,
+        "rmf_offline_timeout_s": OFFLINE_TIMEOUT_S,
+        "commit_interval_s": 0.2,
+    }
+    s.start("rmf_ingest", **env)
+    wait_started(s)
+
+    def report(fleets: dict[str, tuple[str, ...]], seconds: float) -> float:
+        """Every fleet's state twice a second for ``seconds``; returns when the last one was sent."""
+        end = time.time() + seconds
+        while True:
+            now = time.time()
+            for fleet, robots in fleets.items():
+                send(s, fleet_state(fleet, {r: robot_state(r, now) for r in robots}))
+            s.flush()
+            if now >= end:
+                return now
+            time.sleep(0.5)
+
+    # Both adapters report for longer than the timeout: their first timers fire and are re-armed.
+    f1_last = report({"f1": ("r1", "r2"), "f2": ("r3",)}, OFFLINE_TIMEOUT_S + 2)
+    # f1's adapter dies; f2's keeps reporting, well past f1's timeout and a second one.
+    report({"f2": ("r3",)}, 3 * OFFLINE_TIMEOUT_S)
+
+    def offline(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in records if r["status"] == "OFFLINE"]
+
+    messages = status_messages(s, until=lambda rs: len(offline(rs)) >= 2)
+    records = [r for _, r in messages]
+    went_offline = [(ts, r) for ts, r in messages if r["status"] == "OFFLINE"]
+    assert sorted(r["robot_id"] for _, r in went_offline) == ["r1", "r2"], records  # once each; r3 never
+    for ts, record in went_offline:
+        assert (record["previous_status"], record["reason"], record["fleet_id"]) == ("IDLE", "OFFLINE", "f1")
+        assert ts - f1_last * 1000 <= (OFFLINE_TIMEOUT_S + 4) * 1000, (ts, f1_last)
+        assert ts - f1_last * 1000 >= OFFLINE_TIMEOUT_S * 1000 - 1000  # not before the timeout
+    assert sorted((r["robot_id"], r["status"]) for r in records if r["status"] != "OFFLINE") == [
+        ("r1", "IDLE"), ("r2", "IDLE"), ("r3", "IDLE"),
+    ]  # fmt: skip
+
+    # f1 comes back: its robots report their new status, from OFFLINE.
+    now = time.time()
+    send(
+        s, fleet_state("f1", {"r1": robot_state("r1", now, status="charging"), "r2": robot_state("r2", now)})
+    )
+    s.flush()
+    since = int(now * 1000)
+    messages = status_messages(s, until=lambda rs: len([r for r in rs if r["occurred_at"] >= since]) >= 2)
+    back = sorted(
+        (r["robot_id"], r["status"], r["previous_status"]) for _, r in messages if r["occurred_at"] >= since
+    )
+    assert back == [("r1", "CHARGING", "OFFLINE"), ("r2", "IDLE", "OFFLINE")]
+    assert s.procs["rmf_ingest"].poll() is None and s.procs["timers"].poll() is None

@@ -143,7 +143,9 @@ def test_quix_step_keeps_one_sub_key_per_robot_and_writes_only_what_changed() ->
     state: Any = MemoryState()  # the State surface the step uses
     message = fleet_state("f", {"r1": robot_state("r1", T), "r2": robot_state("r2", T)})
     out = step(message, "f", 0, None, state)
-    assert [r["robot_id"] for r in out] == ["r1", "r2"]
+    assert [(o.topic, o.value.get("robot_id")) for o in out] == [
+        ("robot.status", "r1"), ("timers", None), ("robot.status", "r2"), ("timers", None),
+    ]  # fmt: skip
     assert set(state.data) == {STATE_ROBOT_PREFIX + "r1", STATE_ROBOT_PREFIX + "r2"}
     writes = state.writes
     assert step(message, "f", 0, None, state) == []  # a duplicate costs reads, no writes
@@ -160,3 +162,5 @@ def test_config_refuses_empty_tenant_or_site() -> None:
         RmfIngestConfig(tenant_id="", site_id="s1")
     with pytest.raises(ValueError, match="heartbeat_ms"):
         RmfIngestConfig(tenant_id="t", site_id="s", heartbeat_ms=0)
+    with pytest.raises(ValueError, match="offline_timeout_ms"):
+        RmfIngestConfig(tenant_id="t", site_id="s", offline_timeout_ms=0)

@@ -34,6 +34,7 @@ DESIGN_TOPICS = {
     "timers": ("Timer", "compact", None),
     "timers.due.telemetry": ("Timer", "delete", 1),
     "timers.due.tasks": ("Timer", "delete", 1),
+    "timers.due.rmf-ingest": ("Timer", "delete", 1),
 }
 DAY = 86_400_000
 
@@ -85,6 +86,12 @@ def test_keyed_topics_default_to_six_partitions_and_groups_are_equal() -> None:
     assert {"robot.telemetry", "robot.registry", "robot.status", "timers.due.telemetry"} <= robot
     task = {t.name for t in CATALOG if t.copartition == "task"}
     assert {"task.commands", "task.events", "timers.due.tasks", "rmf.task_states"} <= task
+
+
+def test_rmf_ingest_inputs_have_equal_partitions() -> None:
+    """rmf_ingest concatenates its due timers with the fleet states by fleet name: same partition count."""
+    assert topic("timers.due.rmf-ingest").partitions == topic("rmf.fleet_states").partitions
+    assert topic("timers.due.rmf-ingest").key == topic("rmf.fleet_states").key == "fleet name"
 
 
 def test_prefix_applies_to_names_and_subjects() -> None:
