@@ -7,6 +7,8 @@ RocksDB (changelogged), emits statuses/alerts/aggregates/timers and commits tran
 
 - throughput: records/s of one processor (``FLEET_BENCH_INSTANCES`` processes in one group) to catch up a backlog of ``FLEET_BENCH_RECORDS`` records (topology: from the
   first produce to its committed offsets reaching the end; raw: first consumed to last delivered).
+- CPU per record during that catch-up: the processor's user + system time (``/proc``), the raw loop's
+  process time; steadier than records/s on a noisy machine, since it does not count waiting for a core.
 - latency: produce -> visible (read_committed) output, p50/p99, at ``FLEET_BENCH_RATE`` records/s offered
   for ``FLEET_BENCH_SECONDS``; topology outputs are the RobotStatus changes/heartbeats.
 
@@ -116,6 +118,7 @@ def _raw_loop(
     decode, encode, produce = reader.decode, writer.encode, producer.produce
     done = 0
     first = 0.0
+    cpu0 = 0.0
     while count == 0 or done < count:
         batch = consumer.consume(num_messages=1000, timeout=0.005)
         for msg in batch:
@@ -123,11 +126,12 @@ def _raw_loop(
                 continue
             if not first:
                 first = time.time()
+                cpu0 = time.process_time()
             produce(out_topic, key=msg.key(), value=encode(decode(msg.value())))
             done += 1
         producer.poll(0)
     producer.flush(60)
-    result.put((first, time.time(), done))
+    result.put((first, time.time(), done, time.process_time() - cpu0))
     consumer.close()
 
 
@@ -193,6 +197,15 @@ class _Bench:
                 command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o", report, "-m", "pipelines.cli",
                            "run", "telemetry"]  # fmt: skip
             self.procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    def processor_cpu_s(self) -> float:
+        """CPU seconds (user + system) the processor processes have used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for proc in self.procs:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        return total
 
     def processor_died(self) -> bool:
         return any(p.poll() is not None for p in self.procs)
@@ -346,6 +359,7 @@ def run() -> list[dict[str, Any]]:
         backlog = make_stream(robots, 3, samples, base)
         codec = bench.codec("robot.telemetry")
         encoded = [(r["robot_id"].encode(), codec.encode(r)) for r in backlog]
+        cpu0 = bench.processor_cpu_s()
         t0 = time.time()
         for key, data in encoded:
             bench.producer.produce(telemetry_topic, key=key, value=data)
@@ -360,6 +374,7 @@ def run() -> list[dict[str, Any]]:
                 raise RuntimeError(f"telemetry processor died; see {bench.tmp}")
             time.sleep(0.05)
         topo_rate = len(backlog) / (time.time() - t0)
+        topo_cpu_us = (bench.processor_cpu_s() - cpu0) / len(backlog) * 1e6
         logger.info(
             "topology: %d records in %.2fs (produced in %.2fs)",
             len(backlog),
@@ -373,9 +388,10 @@ def run() -> list[dict[str, Any]]:
             bench.kafka, settings.registry_client_config(), telemetry_topic, subject_name(bench.raw_topics[0]),
             bench.raw_topics[0], f"{prefix}raw-{uuid.uuid4().hex[:6]}", len(warm) + len(backlog), queue))  # fmt: skip
         raw.start()
-        first, last, done = queue.get(timeout=600)
+        first, last, done, raw_cpu_s = queue.get(timeout=600)
         raw.join(30)
         raw_rate = done / (last - first)
+        raw_cpu_us = raw_cpu_s / done * 1e6
         logger.info("raw loop: %d records in %.2fs", done, last - first)
 
         # Latency at a fixed offered load: the topology first, then the raw loop on fresh records.
@@ -408,6 +424,13 @@ def run() -> list[dict[str, Any]]:
     suffix = f"[{instances} processes]" if instances > 1 else ""
     return [
         _row(f"telemetry.throughput{suffix}", topo_rate, "records/s", raw_rate, goal),
+        _row(
+            f"telemetry.cpu_per_record{suffix}",
+            topo_cpu_us,
+            "us",
+            raw_cpu_us,
+            "report: processor CPU (user+system) per record, less noisy than records/s",
+        ),
         _row(f"telemetry.latency_p50@{rate}/s", p50, "ms", raw50, "report (raw loop as baseline)"),
         _row(f"telemetry.latency_p99@{rate}/s", p99, "ms", raw99, "report (raw loop as baseline)"),
     ]
