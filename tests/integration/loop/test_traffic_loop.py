@@ -4,11 +4,15 @@ timers, tasks, dispatch, traffic, sink_postgres) run, and the simulator's ground
 collision. Robots drive twice as fast as real ones (speed_scale 2) to keep the test short; they set off
 3 s after they are given a route (so that a HOLD can still keep them where they stand) and go home as
 soon as they are idle. Tasks: 6 deliveries in the first minute, from random pickups to random docks.
+
+``FLEET_TRAFFIC_LOOP_MINUTES=30`` makes it the long run of the traffic issue instead: real speed, a
+delivery every 30 s for that many minutes, the same checks (about as long in wall time).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -32,7 +36,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["pg_schema"]  # fixture, imported for pytest
 
 TENANT, SITE = "acme", "traffic-loop"
-ROBOTS, TASKS, SPEED_SCALE = 30, 6, 2.0
+ROBOTS = 30
+MINUTES = float(os.environ.get("FLEET_TRAFFIC_LOOP_MINUTES", "0"))  # 0: the short run
+if MINUTES:
+    TASKS, TASKS_PER_MINUTE, SPEED_SCALE = round(2 * MINUTES), 2.0, 1.0
+else:
+    TASKS, TASKS_PER_MINUTE, SPEED_SCALE = 6, 6.0, 2.0
 
 
 @pytest.fixture
@@ -70,7 +79,7 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
         rate_hz=4.0,
         seed=3,
         follow_decisions=True,
-        tasks_per_minute=6.0,
+        tasks_per_minute=TASKS_PER_MINUTE,
         task_limit=TASKS,
         speed_scale=SPEED_SCALE,
         work_ms=1500,
@@ -90,7 +99,7 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
 
     sim_thread = threading.Thread(target=_run, name="simulator", daemon=True)
     sim_thread.start()
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + (MINUTES * 60 + 120 if MINUTES else 150)
     counts: dict[str, int] = {}
     try:
         while time.monotonic() < deadline:
@@ -100,7 +109,7 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
             for name, proc in s.procs.items():
                 assert proc.poll() is None, f"{name} exited:\n{s.log(name)[-3000:]}"
             assert sim_thread.is_alive(), f"the simulator stopped: {result}"
-            time.sleep(2.0)
+            time.sleep(10.0 if MINUTES else 2.0)
         time.sleep(5.0)  # robots drive home; their conflicts are resolved (or not) meanwhile
     finally:
         stop.set()
@@ -114,6 +123,8 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
     # Tasks complete under traffic control (a robot that waits long at its start for a clear way may
     # still be on its way when the test ends: none failed, most succeeded).
     assert counts.get("SUCCEEDED", 0) >= TASKS - 2, (counts, summary)
+    if MINUTES:
+        logger.info("long run: %.0f minutes, %d tasks: %s", MINUTES, TASKS, counts)
     assert set(counts) <= {"SUCCEEDED", "ASSIGNED", "DISPATCHED", "EXECUTING", "QUEUED"}, counts
 
     conflicts = _rows(pg_dsn, pg_schema, "SELECT kind, resolution, resolved_robot_id FROM conflicts")
