@@ -57,6 +57,7 @@ def _rows(pg_dsn: str, schema: str, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
+@pytest.mark.timeout(MINUTES * 60 + 600 if MINUTES else 300)
 def test_thirty_robots_under_traffic_control_do_not_collide(
     traffic_stack: TaskStack, pg_schema: str, pg_dsn: str
 ) -> None:
