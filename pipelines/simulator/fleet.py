@@ -453,9 +453,11 @@ class FleetSim:
         self._robot(robot_id).powered = False
 
     def power_on(self, robot_id: str) -> None:
-        """Switch it on again: it reports and moves on from where it stopped, task forgotten."""
+        """Switch it on again: it reports and moves on from where it stopped, task forgotten, its telemetry
+        seq begun again from 1 as a rebooted robot's (the telemetry topology follows such a restart)."""
         r = self._robot(robot_id)
         r.powered = True
+        r.seq = 1
         if r.task_id is not None:
             self.unassign(robot_id)
 

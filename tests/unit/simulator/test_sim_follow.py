@@ -52,7 +52,8 @@ def test_a_robot_switched_off_stops_reports_nothing_and_ignores_decisions() -> N
     assert not apply_decision(sim, {"site_id": "s1", "kind": "RESUME", "robot_id": rid, "route": []})
     sim.power_on(rid)
     assert sim.view(rid).task_id is None, "a robot switched back on has forgotten its task"
-    assert rid in {r["robot_id"] for r in sim.step(T0 + 10_500)}
+    after = [r for r in sim.step(T0 + 10_500) if r["robot_id"] == rid]
+    assert [r["seq"] for r in after] == [1], "a rebooted robot counts its seq from 1 again"
 
 
 def test_speed_scale_makes_the_same_trip_faster_for_the_same_energy() -> None:
