@@ -89,13 +89,13 @@ def test_telemetry_processor_end_to_end(stack: Stack):
 
     statuses = stack.read("robot.status", until=r1_offline, timeout=45)
     assert r1_offline(statuses), stack.log("telemetry")[-3000:]
-    # r1 comes back once, then falls silent again.
-    stack.produce("robot.telemetry", "r1", sample("r1", 7, now_ms(), mode="IDLE", battery=0.3))
+    # r1 comes back once, rebooted (its seq begins again), then falls silent again.
+    stack.produce("robot.telemetry", "r1", sample("r1", 1, now_ms(), mode="IDLE", battery=0.3))
     stack.flush()
 
     def done(statuses: list[dict[str, Any]]) -> bool:
         r1 = of(statuses, "r1")
-        return bool(r1) and r1[-1]["seq"] == 7 and r1[-1]["status"] == "OFFLINE"
+        return bool(r1) and r1[-1]["seq"] == 8 and r1[-1]["status"] == "OFFLINE"
 
     statuses = stack.read("robot.status", until=done, timeout=30)
     assert done(statuses), stack.log("telemetry")[-3000:]
@@ -105,8 +105,8 @@ def test_telemetry_processor_end_to_end(stack: Stack):
         ("IDLE", None, "CHANGE", 1),
         ("MOVING", "IDLE", "CHANGE", 3),
         ("OFFLINE", "MOVING", "OFFLINE", 6),
-        ("IDLE", "OFFLINE", "CHANGE", 7),
-        ("OFFLINE", "IDLE", "OFFLINE", 7),
+        ("IDLE", "OFFLINE", "CHANGE", 8),  # seq 1 after the reboot, counted on from 6
+        ("OFFLINE", "IDLE", "OFFLINE", 8),
     ]
     assert [(s["status"], s["reason"]) for s in of(statuses, "r2")] == [
         ("IDLE", "CHANGE"),
