@@ -199,13 +199,19 @@ def test_state_survives_json_across_a_long_run(step: TelemetryStep, clock: FakeC
 
 
 def test_the_quix_callback_takes_the_kind_from_the_topic(clock: FakeClock):
+    from contextvars import copy_context
+
     from quixstreams.context import set_message_context
     from quixstreams.models import MessageContext
 
     step = TelemetryStep(TelemetryConfig(), lambda t, s: None, clock, {"p.robot.registry": "registration"})
     state = JsonState()
-    set_message_context(MessageContext(topic="p.robot.registry", partition=0, offset=0, size=0))
-    assert step(registration(), "r1", 0, None, state) == []
+
+    def in_a_record_context() -> list:  # as Quix runs each record: in a copy, so nothing leaks to later tests
+        set_message_context(MessageContext(topic="p.robot.registry", partition=0, offset=0, size=0))
+        return step(registration(), "r1", 0, None, state)
+
+    assert copy_context().run(in_a_record_context) == []
     assert state.get(STATE_ROBOT)["registration"]["tenant_id"] == "acme"
 
 
