@@ -52,6 +52,12 @@ class Settings(CommonSettings):
         ge=0,
         description="How long a robot is expected to stand at the end of its route before it leaves again.",
     )
+    traffic_deadlock_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description="A wait-for cycle no member can break yet is retried this long (each member held) before "
+        "it is reported unresolved with an alert.",
+    )
     traffic_latency_s: float = Field(
         1.0,
         ge=0,
@@ -76,6 +82,7 @@ class Settings(CommonSettings):
             speed_mps=self.traffic_speed_mps,
             latency_ms=round(self.traffic_latency_s * 1000),
             stand_ms=round(self.traffic_stand_s * 1000),
+            deadlock_grace_ms=round(self.traffic_deadlock_grace_s * 1000),
         )
 
 

@@ -115,6 +115,7 @@ class LoopReport:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     rejected: int = 0
     holds: int = 0
+    reholds: int = 0  # HOLDs of a robot already held (its hold node moved): not a new hold to release
     longest_hold_ms: int = 0
     held_at_end: list[str] = field(default_factory=list)
     traffic_held_at_end: list[str] = field(default_factory=list)
@@ -142,6 +143,7 @@ class LoopReport:
             "decisions": dict(self.decisions),
             "applied": dict(self.applied),
             "holds": self.holds,
+            "reholds": self.reholds,
             "longest_hold_s": round(self.longest_hold_ms / 1000, 1),
             "alerts": len(self.alerts),
             "held_at_end": len(self.held_at_end) + len(self.traffic_held_at_end),
@@ -304,6 +306,8 @@ class _Loop:
                 self.report.latencies_ms.append(now - int(decision["occurred_at"]))
             if kind == "HOLD":
                 self.report.holds += 1
+                if rid in self.hold_since:
+                    self.report.reholds += 1
                 self.hold_since.setdefault(rid, now)
             elif kind in _RELEASES and rid in self.hold_since:
                 held = now - self.hold_since.pop(rid)

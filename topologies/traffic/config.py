@@ -28,6 +28,8 @@ class TrafficConfig:
         route there at the earliest, and a RESUMEd robot is taken to start any time within it.
     :param stand_ms: how long a robot that waits for one standing still (at the end of its route, or held)
         is expected to wait: the node it waits at must be free of other robots for that long.
+    :param deadlock_grace_ms: a wait-for cycle that no member can break yet is tried again at every scan;
+        it is reported unresolved (NONE, alert) once each of its members has been held this long.
     :param bucket_ms: width of the time bucket that goes into a conflict id (same conflict, same id).
     :param conflict_ttl_ms: how long an emitted conflict id is remembered (emitted once within it).
     :param deadlock_scan_ms: how often the whole wait-for graph is searched for cycles.
@@ -48,6 +50,7 @@ class TrafficConfig:
     conflict_ttl_ms: int = 300_000
     deadlock_scan_ms: int = 2_000
     deadlock_max_robots: int = 12
+    deadlock_grace_ms: int = 30_000
     max_rounds: int = 64
 
     def __post_init__(self) -> None:
@@ -60,6 +63,7 @@ class TrafficConfig:
             "reroute_gain_ms",
             "latency_ms",
             "stand_ms",
+            "deadlock_grace_ms",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")

@@ -55,14 +55,19 @@ def _blocks_indefinitely(state: SiteState, wait: list[str], now: int) -> bool:
 
 
 def _waits_on(state: SiteState, now: int) -> Callable[[str], list[str]]:
-    """The wait-for edges, evaluated lazily: the robots a held robot waits on indefinitely."""
+    """The wait-for edges, evaluated lazily: the robots a held robot waits on indefinitely. Each robot's
+    edges are computed once: make a new one after the state changed."""
+    known: dict[str, list[str]] = {}
 
     def edges(rid: str) -> list[str]:
-        entry = state.robots.get(rid)
-        hold = entry.get("hold") if entry else None
-        if not hold:
-            return []
-        return [w[0] for w in hold["waits"] if _blocks_indefinitely(state, w, now)]
+        found = known.get(rid)
+        if found is None:
+            entry = state.robots.get(rid)
+            hold = entry.get("hold") if entry else None
+            found = known[rid] = (
+                [w[0] for w in hold["waits"] if _blocks_indefinitely(state, w, now)] if hold else []
+            )
+        return found
 
     return edges
 
@@ -83,6 +88,7 @@ def scan_deadlocks(state: SiteState, now: int, out: list[Output]) -> list[str]:
         if cycle is not None:
             seen.update(cycle)
             changed.extend(_break_cycle(state, cycle, rid, now, out))
+            edges = _waits_on(state, now)  # breaking it changed the graph
     return changed
 
 
@@ -130,6 +136,8 @@ def _break_cycle(state: SiteState, cycle: list[str], robot_id: str, now: int, ou
         apply_reroute(state, victim, (plan, current, 0.0), cid, now, out, f"deadlock broken: {detail}")
         hold_at(state, victim, x, waits, cid, now, out, f"let {', '.join(w[0] for w in waits)} pass")
         return [victim]
+    if any(now - int(state.robots[rid]["hold"]["since"]) < state.config.deadlock_grace_ms for rid in cycle):
+        return []  # tried again at the next scan: a member may have a way out by then
     detail = f"wait-for cycle {ring}; no member has a detour"
     emit_conflict(state, problem, "NONE", None, now, out, detail)
     emit_alert(state, cid, robot_id, f"deadlock at site {state.site_id}: {detail}", now, out)

@@ -6,13 +6,14 @@ import itertools
 import math
 
 from topologies.traffic import records
+from topologies.traffic.detect import clashes_of
 from topologies.traffic.graph import SiteModel
 from topologies.traffic.problems import Plan, route_out
 from topologies.traffic.records import Output
-from topologies.traffic.reservations import OPEN
+from topologies.traffic.reservations import OPEN, plan_reservations
 from topologies.traffic.state import SiteState, full_plan, set_plan
 
-__all__ = ["apply_reroute", "detour"]
+__all__ = ["apply_reroute", "clear_of_others", "detour"]
 
 
 def _rejoin(model: SiteModel, nodes: list[str], avoid_nodes: set[str], avoid_lanes: set[str]) -> int:
@@ -115,6 +116,15 @@ def detour(
     shift = round(t) - plan[k][1]
     new.extend((n, eta + shift) for n, eta in plan[k + 1 :])
     return new, current, length
+
+
+def clear_of_others(state: SiteState, robot_id: str, found: tuple[Plan, bool, float]) -> bool:
+    """Whether a detour's plan, started within ``latency_ms`` and stood at its end, clashes with no other
+    robot's reservations (a detour that only trades one conflict for another is not taken)."""
+    cfg = state.config
+    plan, _current, _length = found
+    mine = plan_reservations(robot_id, plan, state.model, cfg, spread=cfg.latency_ms, stay=cfg.stand_ms)
+    return not clashes_of(state.table, robot_id, cfg, mine)
 
 
 def apply_reroute(

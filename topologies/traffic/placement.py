@@ -13,7 +13,8 @@ A HOLD stops a robot at a node of its plan before the contested node or lane. Th
   yield to it in their turn;
 - not in a no-go zone.
 
-The latest such node is taken. The node the robot stands at is the last resort (unless another robot
+The latest such node is taken. When there is none, the resolver may accept one that robots reach only
+well after it (``later``): they meet it standing there and give way in their turn. The node the robot stands at is the last resort (unless another robot
 means to stop there). A robot that has not set off yet (``state.waiting_to_start``) waits where it
 stands, at the end of a dead end, out of everybody's way.
 """
@@ -89,8 +90,12 @@ def safe_index(
     release: int | None,
     avoid: Collection[str] = (),
     held_at: int = -1,
+    later: int | None = None,
 ) -> int | None:
-    """The last index <= ``limit`` of ``plan`` where ``robot_id`` can wait for ``blocker`` (module doc)."""
+    """The last index <= ``limit`` of ``plan`` where ``robot_id`` can wait for ``blocker`` (module doc).
+
+    With ``later``, robots that reach the node ``later`` ms or more after it do not rule it out: they
+    will meet it standing there and give way in their turn (the fallback when no node is free)."""
     cfg = state.config
     margin = cfg.node_margin_ms
     horizon = now + cfg.latency_ms
@@ -106,6 +111,8 @@ def safe_index(
             continue
         arrive = eta - margin
         until = (release if release is not None else eta + cfg.stand_ms) + cfg.dwell_ms + margin
+        if later is not None:
+            until = min(until, arrive + later)
         if all(
             r.robot_id == robot_id
             or r.booking
@@ -118,10 +125,16 @@ def safe_index(
 
 
 def hold_index(
-    state: SiteState, robot_id: str, res: Reservation, blocker: Reservation | None, now: int
+    state: SiteState,
+    robot_id: str,
+    res: Reservation,
+    blocker: Reservation | None,
+    now: int,
+    *,
+    later: int | None = None,
 ) -> int | None:
     """Where ``robot_id`` would be held before its reservation ``res`` to let ``blocker`` pass (None:
-    nowhere). ``blocker`` None is a wait for a no-go zone to go."""
+    nowhere). ``blocker`` None is a wait for a no-go zone to go. ``later``: see :func:`safe_index`."""
     entry = state.robots[robot_id]
     if entry.get("status") in {"OFFLINE", "ERROR"}:
         return None  # it stands still where it is
@@ -141,4 +154,5 @@ def hold_index(
         release=release_of(state, blocker) if blocker is not None else None,
         avoid=keep_clear(state, blocker) if blocker is not None else (),
         held_at=len(hold["prefix"]) - 1 if hold else -1,
+        later=later,
     )

@@ -7,7 +7,8 @@ Rules (all deterministic, no clock; ``now`` is the event time of the input being
   Otherwise the robot of lower task priority yields, ties to the larger robot_id.
 - **REROUTE** the yielding robot when the expected wait (blocker's window end + ``clear_ms`` minus its
   own arrival) is at least ``reroute_min_wait_ms`` and a detour (A* on the site graph avoiding the
-  contested node/lane, no-go zones and stationary robots) arrives at least ``reroute_gain_ms`` earlier.
+  contested node/lane, no-go zones and stationary robots) arrives at least ``reroute_gain_ms`` earlier
+  and clashes with no other robot.
 - **HOLD** it otherwise, at the *safe node* (``placement``): the last node of its plan before the
   contested node (for a lane, at or before the lane's entry node) that it reaches no earlier than
   ``latency_ms`` from now (it drives on until the decision reaches it), that the robot it waits for does
@@ -16,11 +17,14 @@ Rules (all deterministic, no clock; ``now`` is the event time of the input being
   The HOLD's route is the way to the hold node, which is its last entry (empty: stay where you are).
 - **RESUME** (anti-flap): a hold sticks until every blocker's reservations on the contested node/lane
   ended at least ``clear_ms`` ago *and* the pending plan, shifted to start now, has no conflict that the
-  held robot would lose. Otherwise the hold stays and its waits become the new blockers.
+  held robot would lose. Otherwise the hold stays and its waits become the new blockers. A robot that
+  has not set off skips the first condition: it goes as soon as its way is clear (``resume``).
 - **DEADLOCK**: after every change of waits the wait-for graph is searched for a cycle through the
   robot; one is broken by rerouting its lowest-ranked member that has a detour.
-- If the yielding robot can neither detour nor hold, the other robot is held instead; failing that the
-  conflict is emitted with resolution NONE and an Alert CONFLICT_UNRESOLVED is raised.
+- If the yielding robot can neither detour nor hold, the other robot is held instead; failing that, both
+  are tried again at a node that other robots reach only ``latency_ms + reroute_min_wait_ms`` or more
+  after it (they meet it standing there and give way in their turn); failing that the conflict is
+  emitted with resolution NONE and an Alert CONFLICT_UNRESOLVED is raised.
 Each conflict is emitted once per ``conflict_id`` (remembered for ``conflict_ttl_ms``).
 """
 
@@ -30,7 +34,7 @@ import logging
 
 from topologies.traffic import records
 from topologies.traffic.deadlock import BOOKED, break_deadlock
-from topologies.traffic.detour import apply_reroute, detour
+from topologies.traffic.detour import apply_reroute, clear_of_others, detour
 from topologies.traffic.placement import hold_index, yielder
 from topologies.traffic.problems import (
     Problem,
@@ -59,11 +63,13 @@ def _hold(
     now: int,
     out: list[Output],
     reason: str,
+    *,
+    later: int | None = None,
 ) -> list[str] | None:
     """Hold ``robot_id`` before ``res`` to let ``blocker`` pass (None: a no-go zone); returns the robots
-    changed, or None when it has nowhere to wait."""
+    changed, or None when it has nowhere to wait (``later``: see ``placement.safe_index``)."""
     entry = state.robots[robot_id]
-    j = hold_index(state, robot_id, res, blocker, now)
+    j = hold_index(state, robot_id, res, blocker, now, later=later)
     if j is None:
         return None
     plan, current = full_plan(entry)
@@ -133,26 +139,29 @@ def _resolve(state: SiteState, p: Problem, now: int, out: list[Output]) -> list[
         avoid_n = set() if loser.lane else {loser.key}
         avoid_l = {loser.key} if loser.lane else set()
         found = detour(state, loser.robot_id, avoid_n, avoid_l, wait_ms, now)
-        if found is not None:
+        if found is not None and clear_of_others(state, loser.robot_id, found):
             emit_conflict(
                 state, p, "REROUTE", loser.robot_id, now, out, f"{what}; detour cheaper than waiting"
             )
             apply_reroute(state, loser.robot_id, found, p.cid, now, out, what)
             return [loser.robot_id]
     wait = [winner.robot_id, _kind(winner), winner.key]
-    changed = _hold(state, loser.robot_id, loser, winner, wait, p.cid, now, out, what)
-    if changed is not None:
-        emit_conflict(state, p, "HOLD", loser.robot_id, now, out, what)
-        return changed
-    if not forced:
-        wait = [loser.robot_id, _kind(loser), loser.key]
-        swapped = (
-            f"{p.kind.lower()} conflict with {loser.robot_id} at {resource(p.mine)} (no safe node for it)"
-        )
-        changed = _hold(state, winner.robot_id, winner, loser, wait, p.cid, now, out, swapped)
+    wait_swapped = [loser.robot_id, _kind(loser), loser.key]
+    swapped = f"{p.kind.lower()} conflict with {loser.robot_id} at {resource(p.mine)} (no safe node for it)"
+    # First a node nobody else needs meanwhile; failing that, one that robots coming later than
+    # latency + reroute_min_wait after it need: they meet it standing there and give way in their turn.
+    for later in (None, cfg.latency_ms + cfg.reroute_min_wait_ms):
+        changed = _hold(state, loser.robot_id, loser, winner, wait, p.cid, now, out, what, later=later)
         if changed is not None:
-            emit_conflict(state, p, "HOLD", winner.robot_id, now, out, swapped)
+            emit_conflict(state, p, "HOLD", loser.robot_id, now, out, what)
             return changed
+        if not forced:
+            changed = _hold(
+                state, winner.robot_id, winner, loser, wait_swapped, p.cid, now, out, swapped, later=later
+            )
+            if changed is not None:
+                emit_conflict(state, p, "HOLD", winner.robot_id, now, out, swapped)
+                return changed
     detail = f"{what}: {loser.robot_id} can neither detour nor hold"
     emit_conflict(state, p, "NONE", None, now, out, detail)
     emit_alert(state, p.cid, loser.robot_id, f"robot {loser.robot_id}: {detail}", now, out)

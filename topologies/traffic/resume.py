@@ -11,10 +11,10 @@ from topologies.traffic import records
 from topologies.traffic.deadlock import AFTER, BOOKED, break_deadlock, is_clear, waited_on
 from topologies.traffic.detect import Clash, clashes_of, zone_hits
 from topologies.traffic.placement import hold_index
-from topologies.traffic.problems import Plan
+from topologies.traffic.problems import Plan, route_out
 from topologies.traffic.records import Output
 from topologies.traffic.reservations import OPEN, plan_reservations
-from topologies.traffic.state import STATIONARY, SiteState, waiting_to_start
+from topologies.traffic.state import STATIONARY, SiteState, set_plan, waiting_to_start
 
 __all__ = ["check_holds"]
 
@@ -26,7 +26,7 @@ def _blockers(
     its end): conflicts it would lose (all those with ``yield_to``), no-go entries."""
     cfg = state.config
     mine = plan_reservations(robot_id, plan, state.model, cfg, spread=cfg.latency_ms, stay=cfg.stand_ms)
-    starting = waiting_to_start(state.robots[robot_id])
+    starting = waiting_to_start(state.robots[robot_id], released=True)
     wanted = starting and state.wanted(robot_id)
     found: list[list[str]] = [["", "zone", h.zone_id] for h in zone_hits(mine, state.model)]
     clash: Clash
@@ -53,16 +53,19 @@ def _blockers(
 
 def _schedule(state: SiteState, robot_id: str, now: int) -> None:
     """Note when a held robot's waits could clear by time alone (waits on robots that stand still are
-    re-checked when those robots' plans change instead)."""
-    hold = state.robots[robot_id]["hold"]
+    re-checked when those robots' plans change instead): when the last of them ends, or for one that has
+    not set off (see ``check_holds``) the first."""
+    entry = state.robots[robot_id]
+    hold = entry["hold"]
     horizon = now - state.config.clear_ms
-    due = 0
-    for wait in hold["waits"]:
-        if wait[1] in ("zone", AFTER):
-            continue
-        for r in waited_on(state, wait):
-            if r.end > horizon:
-                due = max(due, r.end + state.config.clear_ms)
+    ends = [
+        r.end + state.config.clear_ms
+        for wait in hold["waits"]
+        if wait[1] not in ("zone", AFTER)
+        for r in waited_on(state, wait)
+        if r.end > horizon
+    ]
+    due = (min(ends) if waiting_to_start(entry) else max(ends)) if ends else 0
     if 0 < due < OPEN and state.check_at.get(robot_id) != due:
         state.check_at[robot_id] = due
         heapq.heappush(state.due, (due, robot_id))
@@ -109,12 +112,25 @@ def check_holds(state: SiteState, now: int, out: list[Output]) -> list[str]:
         hold = entry.get("hold")
         if not hold or entry.get("status") in STATIONARY:
             continue  # an OFFLINE robot hears nothing: it is resumed once it is back
-        if not all(is_clear(state, w, now) for w in hold["waits"]):
+        # one that has not set off (it waits out of everybody's way) goes as soon as its way is clear,
+        # following those on it, not only once they have passed: it does not starve where it stands
+        starting = waiting_to_start(entry)
+        if not starting and not all(is_clear(state, w, now) for w in hold["waits"]):
             _schedule(state, rid, now)
             continue
         pending = [(n, int(t)) for n, t in hold["pending"]]
+        prefix = [(n, int(t)) for n, t in hold["prefix"]]
         shifted = _shift(state, pending, now)
-        blockers = _blockers(state, rid, shifted, now, hold.get("yield_to") or ())
+        # held ahead, not there yet: it drives on from where it is, the way there included (from now,
+        # if it stands: it sets off when the RESUME reaches it)
+        ahead = len(prefix) > 1 and prefix[-1][1] > now
+        if not ahead:
+            plan = shifted
+        elif entry.get("moving"):
+            plan = [*prefix[:-1], *shifted]
+        else:
+            plan = _shift(state, prefix[:-1] + pending, now)
+        blockers = _blockers(state, rid, plan, now, hold.get("yield_to") or ())
         if blockers:
             if blockers != hold["waits"]:
                 hold["waits"] = blockers
@@ -124,17 +140,24 @@ def check_holds(state: SiteState, now: int, out: list[Output]) -> list[str]:
             if state.robots[rid].get("hold"):
                 _schedule(state, rid, now)
             continue
-        entry["node"], entry["seen"] = shifted[0]
-        entry["route"] = [list(w) for w in shifted[1:]]
-        entry["hold"], entry["passed"] = None, None
-        entry["go_by"] = now + state.config.latency_ms  # it starts when the RESUME reaches it
+        if ahead:
+            current = bool(hold["current"])
+            entry["hold"] = None
+            set_plan(entry, plan, current)
+        else:  # it stands at its hold node: it sets off from there
+            current = True
+            entry["node"], entry["seen"] = plan[0]
+            entry["route"] = [list(w) for w in plan[1:]]
+            entry["hold"], entry["passed"] = None, None
+        # a standing robot starts when the RESUME reaches it (one still on its way just drives on)
+        entry["go_by"] = None if entry.get("moving") else now + state.config.latency_ms
         state.reserve(rid)
         state.touch(rid)
         out.append(
             records.decision(
                 entry,
                 kind="RESUME",
-                route=shifted[1:],
+                route=route_out(plan, current),
                 occurred_at=now,
                 conflict=hold["conflict_id"],
                 reason=f"way clear after {now - hold['since']} ms held at {hold['node']}",

@@ -92,13 +92,14 @@ def effective_plan(entry: dict[str, Any]) -> tuple[list[tuple[str, int]], bool, 
     return plan, current, len(plan) == 1 and current
 
 
-def waiting_to_start(entry: dict[str, Any]) -> bool:
+def waiting_to_start(entry: dict[str, Any], *, released: bool = False) -> bool:
     """Whether the robot stands where it was given its route and has not set off yet (``starter``: it
-    reported a departure, its route starting with the node it stands on, and has not moved since)."""
+    reported a departure, its route starting with the node it stands on, and has not moved since); if
+    held, held there. ``released``: whether it would be once its hold ends."""
     if not entry.get("starter") or entry.get("node") is None or entry.get("moving") or entry.get("passed"):
         return False
     hold = entry.get("hold")
-    return not hold or len(hold["prefix"]) == 1
+    return released or not hold or len(hold["prefix"]) == 1
 
 
 def comes_for(entry: dict[str, Any], other: dict[str, Any]) -> bool:
@@ -260,9 +261,12 @@ class SiteState:
 
     def bookings_of(self, robot_id: str) -> Callable[[str], bool] | None:
         """Whose booked ways ``robot_id`` must keep clear of: none once it is on its way; before it sets
-        off, those of the robots held on their way, except those that wait for it to leave where it is."""
+        off, those of the robots held on their way, except those that wait for it to leave where it is;
+        none once it has been told to go (RESUME, REROUTE: it may be on its way before a HOLD reaches it)."""
         entry = self.robots.get(robot_id)
         if entry is None or not waiting_to_start(entry):
+            return None
+        if entry.get("go_by") is not None and not entry.get("hold"):
             return None
         here = entry.get("node")
 

@@ -227,7 +227,11 @@ class TestIntersection:
         feed(state, status("r1", "a", [("b", 2), ("c", 4), ("d", 6)], task_id="x"))
         out = feed(state, status("r2", "d", [("c", 2), ("b", 4), ("a", 6)], task_id="y"))
         assert {d["robot_id"] for d in decisions(out, "HOLD")} == {"r1", "r2"} and alerts(out) == []
+        # no member can break the cycle: it is tried again at every scan, and reported once both robots
+        # have been held deadlock_grace_ms
         out = feed(state, None, at=T0 + 5 * S)
+        assert conflicts(out) == [] and alerts(out) == []
+        out = feed(state, None, at=T0 + 31 * S)
         [dead] = conflicts(out)
         assert (dead["kind"], dead["robot_ids"], dead["resolution"]) == ("DEADLOCK", ["r1", "r2"], "NONE")
         assert [a["kind"] for a in alerts(out)] == ["CONFLICT_UNRESOLVED"]
