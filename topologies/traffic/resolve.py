@@ -194,14 +194,22 @@ def settle(state: SiteState, robot_ids: list[str], now: int, out: list[Output]) 
                 return
             if problem.cid in resolved:  # it came back after being resolved: do not flap, give up
                 given_up.add(problem.cid)
-                emit_alert(
-                    state,
-                    problem.cid,
-                    rid,
-                    f"robot {rid}: {problem.kind.lower()} conflict persists after its resolution",
-                    now,
-                    out,
-                )
+                if problem.start - now <= state.config.latency_ms:
+                    # too close for a decision of a later input to reach the robot in time
+                    emit_alert(
+                        state,
+                        problem.cid,
+                        rid,
+                        f"robot {rid}: {problem.kind.lower()} conflict persists after its resolution",
+                        now,
+                        out,
+                    )
+                else:  # the next input (statuses keep coming while robots move) resolves it afresh
+                    logger.debug(
+                        "conflict %s of %s persists after its resolution; left to the next input",
+                        problem.cid,
+                        rid,
+                    )
                 continue
             changed = _resolve(state, problem, now, out)
             resolved.add(problem.cid)
