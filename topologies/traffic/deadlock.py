@@ -10,7 +10,7 @@ from collections.abc import Callable
 from topologies.traffic import records
 from topologies.traffic.detect import find_cycle
 from topologies.traffic.detour import apply_reroute, detour
-from topologies.traffic.problems import Plan, Problem, emit_alert, emit_conflict, route_out
+from topologies.traffic.problems import Plan, Problem, emit_alert, emit_conflict, place_hold
 from topologies.traffic.records import Output
 from topologies.traffic.reservations import OPEN, Reservation
 from topologies.traffic.state import STATIONARY, SiteState, full_plan, waiting_to_start
@@ -248,25 +248,5 @@ def hold_at(
     entry = state.robots[robot_id]
     plan, current = full_plan(entry)
     j = next(i for i, (n, _) in enumerate(plan) if n == node and i > 0)
-    entry["hold"] = {
-        "node": node,
-        "since": now,
-        "current": current,
-        "prefix": [list(w) for w in plan[: j + 1]],
-        "pending": [list(w) for w in plan[j:]],
-        "waits": waits,
-        "yield_to": sorted({w[0] for w in waits}),
-        "conflict_id": cid,
-    }
-    state.reserve(robot_id)
-    state.touch(robot_id)
-    out.append(
-        records.decision(
-            entry,
-            kind="HOLD",
-            route=route_out(plan[: j + 1], current),
-            occurred_at=now,
-            conflict=cid,
-            reason=f"hold at {node}: {reason}",
-        )
-    )
+    hold = {"since": now, "waits": waits, "yield_to": sorted({w[0] for w in waits})}
+    place_hold(state, robot_id, plan, current, j, hold, cid, now, out, reason)

@@ -97,6 +97,44 @@ def emit_alert(state: SiteState, cid: str, subject: str, message: str, now: int,
     out.append(records.alert(state.site, subject_id=subject, cid=cid, message=message, occurred_at=now))
 
 
+def place_hold(
+    state: SiteState,
+    robot_id: str,
+    plan: Plan,
+    current: bool,
+    j: int,
+    hold: dict[str, object],
+    cid: str,
+    now: int,
+    out: list[Output],
+    reason: str,
+) -> None:
+    """Hold ``robot_id`` at ``plan[j]``: its hold entry (``hold`` adds what the caller keeps: since, waits,
+    ...), its reservations, and the HOLD decision with its way there."""
+    entry = state.robots[robot_id]
+    node = plan[j][0]
+    entry["hold"] = {
+        "node": node,
+        "current": current,
+        "prefix": [list(w) for w in plan[: j + 1]],
+        "pending": [list(w) for w in plan[j:]],
+        "conflict_id": cid,
+        **hold,
+    }
+    state.reserve(robot_id)
+    state.touch(robot_id)
+    out.append(
+        records.decision(
+            entry,
+            kind="HOLD",
+            route=route_out(plan[: j + 1], current),
+            occurred_at=now,
+            conflict=cid,
+            reason=f"hold at {node}: {reason}",
+        )
+    )
+
+
 def route_out(plan: Plan, current: bool) -> Plan:
     """A plan as a Decision route: the node the robot is at is not part of it (first entry = next node)."""
     return plan[1:] if current else plan

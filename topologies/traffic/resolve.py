@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 
-from topologies.traffic import records
 from topologies.traffic.deadlock import BOOKED, break_deadlock
 from topologies.traffic.detour import apply_reroute, clear_of_others, detour
 from topologies.traffic.placement import hold_index, yielder
@@ -41,8 +40,8 @@ from topologies.traffic.problems import (
     emit_alert,
     emit_conflict,
     first_problem,
+    place_hold,
     resource,
-    route_out,
 )
 from topologies.traffic.records import Output
 from topologies.traffic.reservations import OPEN, Reservation
@@ -77,28 +76,8 @@ def _hold(
     waits = [list(w) for w in prev["waits"]] if prev else []
     if wait not in waits:
         waits.append(wait)
-    node = plan[j][0]
-    entry["hold"] = {
-        "node": node,
-        "since": prev["since"] if prev else now,
-        "current": current,
-        "prefix": [list(w) for w in plan[: j + 1]],
-        "pending": [list(w) for w in plan[j:]],
-        "waits": waits,
-        "conflict_id": cid,
-    }
-    state.reserve(robot_id)
-    state.touch(robot_id)
-    out.append(
-        records.decision(
-            entry,
-            kind="HOLD",
-            route=route_out(plan[: j + 1], current),
-            occurred_at=now,
-            conflict=cid,
-            reason=f"hold at {node}: {reason}",
-        )
-    )
+    hold = {"since": prev["since"] if prev else now, "waits": waits}
+    place_hold(state, robot_id, plan, current, j, hold, cid, now, out, reason)
     return [robot_id, *break_deadlock(state, robot_id, now, out)]
 
 
