@@ -22,13 +22,14 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.error import SerializationError
 from quixstreams import Application
+from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import Deserializer, SerializationContext, Serializer, TopicConfig
 from quixstreams.models.serializers import SERIALIZERS
@@ -39,7 +40,13 @@ from pipelines.metrics import PROCESSING_LATENCY, RECORDS_IN, RECORDS_OUT, STATE
 from pipelines.settings import CommonSettings
 from schemas.tracing import TRACEPARENT, Trace, activate, current, set_current
 
-__all__ = ["CapturingDeserializer", "ProcessorApp", "TracingSerializer", "create_processor_app"]
+__all__ = [
+    "CapturingDeserializer",
+    "OutputSerializer",
+    "ProcessorApp",
+    "TracingSerializer",
+    "create_processor_app",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +105,22 @@ class TracingSerializer(Serializer):
 
     def __call__(self, value: Any, ctx: SerializationContext) -> str | bytes:
         return self._inner(value, ctx)
+
+
+class OutputSerializer(Serializer):
+    """Serializes the record of a topology output (``out.value``, the ``Output`` of the telemetry and RMF
+    topologies: topic + record) with ``inner``."""
+
+    def __init__(self, inner: Serializer) -> None:
+        super().__init__()
+        self._inner = inner
+
+    @property
+    def extra_headers(self) -> Any:
+        return self._inner.extra_headers
+
+    def __call__(self, value: Any, ctx: SerializationContext) -> Any:
+        return self._inner(value.value, ctx)
 
 
 Composed = Callable[[Any, Any, int, Any], Any]
@@ -178,6 +201,25 @@ class ProcessorApp:
             key_serializer=key_serializer,
             config=config,
         )
+
+    def produce_outputs(
+        self,
+        outputs: StreamingDataFrame,
+        names: Iterable[str],
+        serializer: Callable[[str], Serializer],
+        partitions: Callable[[str], int],
+        key: Callable[[Any], Any],
+    ) -> None:
+        """Produce a stream of topology outputs (each with ``.topic``, a catalog name in ``names``, and
+        ``.value``, its record) to their topics, in one produce step that chooses the topic per output
+        (cheaper than a filtered branch per topic). ``serializer(name)`` serializes a record of ``name``."""
+        topics = {
+            name: self.topic(
+                name, value_serializer=OutputSerializer(serializer(name)), partitions=partitions(name)
+            )
+            for name in names
+        }
+        outputs.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key)
 
     def instrument(self) -> None:
         """Wrap what Quix runs per record with :func:`_instrumented` (called by :meth:`run`; once).

@@ -19,7 +19,6 @@ from pydantic import Field
 from quixstreams.models import Deserializer, SerializationContext
 
 from pipelines.app import ProcessorApp, create_processor_app
-from pipelines.processors.telemetry import OutputSerializer
 from pipelines.settings import CommonSettings
 from schemas import catalog
 from schemas.codec import AvroCodec
@@ -116,15 +115,10 @@ def build(settings: Settings) -> ProcessorApp:
     outputs = build_rmf_ingest(
         app.dataframe(fleet_states), config=settings.ingest_config(), timers_due_sdf=app.dataframe(timers_due)
     )
-    topics = {
-        name: papp.topic(
-            name,
-            value_serializer=OutputSerializer(AvroSerializer(codec(name))),
-            partitions=_partitions(settings, name),
-        )
-        for name in OUTPUT_TOPICS
-    }
-    outputs.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=output_key)
+    papp.produce_outputs(
+        outputs, OUTPUT_TOPICS, lambda name: AvroSerializer(codec(name)), lambda name: _partitions(settings, name),
+        output_key,
+    )  # fmt: skip
     return papp
 
 

@@ -15,9 +15,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from pydantic import Field
-from quixstreams.models import SerializationContext, Serializer
 
-from pipelines.app import ProcessorApp, create_processor_app
+from pipelines.app import OutputSerializer, ProcessorApp, create_processor_app
 from pipelines.settings import CommonSettings
 from schemas import catalog
 from schemas.codec import AvroCodec
@@ -26,7 +25,6 @@ from schemas.registry import RegistryClient
 from topologies.telemetry import (
     OUTPUT_TOPICS,
     OWNER,
-    Output,
     SiteMapIndex,
     TelemetryConfig,
     build_telemetry,
@@ -203,21 +201,6 @@ class SiteMapFeed:
             consumer.close()
 
 
-class OutputSerializer(Serializer):
-    """Serializes the record of a topology :class:`Output` (``out.value``) with ``inner``."""
-
-    def __init__(self, inner: Serializer) -> None:
-        super().__init__()
-        self._inner = inner
-
-    @property
-    def extra_headers(self) -> Any:
-        return self._inner.extra_headers
-
-    def __call__(self, value: Output, ctx: SerializationContext) -> Any:
-        return self._inner(value.value, ctx)
-
-
 def _partitions(settings: Settings, name: str) -> int:
     return settings.partitions or catalog.topic(name).partitions
 
@@ -252,16 +235,10 @@ def build(settings: Settings, site_maps: SiteMapIndex | None = None) -> Processo
         config=settings.telemetry_config(),
         site_bounds=site_maps.bounds if site_maps is not None else None,
     )
-    topics = {
-        name: papp.topic(
-            name,
-            value_serializer=OutputSerializer(AvroSerializer(codec(name))),
-            partitions=_partitions(settings, name),
-        )
-        for name in OUTPUT_TOPICS
-    }
-    # One produce step choosing the topic per output (cheaper than a filtered branch per topic).
-    outputs.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=output_key)
+    papp.produce_outputs(
+        outputs, OUTPUT_TOPICS, lambda name: AvroSerializer(codec(name)), lambda name: _partitions(settings, name),
+        output_key,
+    )  # fmt: skip
     return papp
 
 
