@@ -5,8 +5,12 @@ must do: confluent-kafka consume (batches) -> codec decode -> codec encode -> pr
 state, no transactions, one output per input. The topology validates, dedupes, keeps per-robot state in
 RocksDB (changelogged), emits statuses/alerts/aggregates/timers and commits transactions.
 
-- throughput: records/s of one processor (``FLEET_BENCH_INSTANCES`` processes in one group) to catch up a backlog of ``FLEET_BENCH_RECORDS`` records (topology: from the
-  first produce to its committed offsets reaching the end; raw: first consumed to last delivered).
+- throughput: records/s of one processor (``FLEET_BENCH_INSTANCES`` processes in one group) to catch up
+  a backlog of ``FLEET_BENCH_RECORDS`` records, and of the raw loop on the same records, in
+  ``FLEET_BENCH_ROUNDS`` interleaved rounds (topology, raw, topology, raw, ...), so both see the same
+  machine; the medians are reported. Both are timed on a backlog already in Kafka: the processor (warm,
+  state loaded) is paused (SIGSTOP) while the backlog is produced and timed from its resume until its
+  committed offsets reach the end; the raw loop from its first consumed record to its last delivered one.
 - CPU per record during that catch-up: the processor's user + system time (``/proc``), the raw loop's
   process time; steadier than records/s on a noisy machine, since it does not count waiting for a core.
 - latency: produce -> visible (read_committed) output, p50/p99, at ``FLEET_BENCH_RATE`` records/s offered
@@ -22,6 +26,7 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +40,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from pipelines.bench import process_cpu_s
 from pipelines.settings import CommonSettings, load_settings
 from schemas.avsc import load_schema
 from schemas.catalog import subject_name, topics
@@ -111,7 +117,7 @@ def _raw_loop(
     writer = AvroCodec(registry, out_subject, load_schema("RobotTelemetry"))
     writer.prepare()
     consumer = Consumer(
-        {**kafka, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": True}
+        {**kafka, "group.id": group, "auto.offset.reset": offset_reset, "enable.auto.commit": True}
     )
     producer = Producer({**kafka, "linger.ms": 5, "enable.idempotence": True})
     consumer.subscribe([in_topic])
@@ -200,12 +206,17 @@ class _Bench:
 
     def processor_cpu_s(self) -> float:
         """CPU seconds (user + system) the processor processes have used so far."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0.0
+        return sum(process_cpu_s(proc.pid) for proc in self.procs)
+
+    def pause_processor(self) -> None:
+        """Stop the processor processes (SIGSTOP) until :meth:`resume_processor`: a backlog produced
+        meanwhile is waiting in Kafka when they resume, as it is for the raw loop."""
         for proc in self.procs:
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-        return total
+            proc.send_signal(signal.SIGSTOP)
+
+    def resume_processor(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGCONT)
 
     def processor_died(self) -> bool:
         return any(p.poll() is not None for p in self.procs)
@@ -315,6 +326,45 @@ def _latency_run(
     return latencies
 
 
+def _topology_round(bench: _Bench, backlog: list[dict[str, Any]], topic: str) -> tuple[float, float]:
+    """(records/s, CPU us per record) of the processor catching up ``backlog``, produced while it was
+    paused, from its resume until its committed offsets reach the end of ``topic``."""
+    codec = bench.codec("robot.telemetry")
+    encoded = [(r["robot_id"].encode(), codec.encode(r)) for r in backlog]
+    bench.pause_processor()
+    try:
+        for key, data in encoded:
+            bench.producer.produce(topic, key=key, value=data)
+            bench.producer.poll(0)
+        bench.producer.flush(60)
+    finally:
+        bench.resume_processor()
+    cpu0 = bench.processor_cpu_s()
+    t0 = time.time()
+    while True:
+        committed, end = bench.committed(topic)
+        if committed >= end:
+            break
+        if bench.processor_died():
+            raise RuntimeError(f"telemetry processor died; see {bench.tmp}")
+        time.sleep(0.05)
+    elapsed = time.time() - t0
+    return len(backlog) / elapsed, (bench.processor_cpu_s() - cpu0) / len(backlog) * 1e6
+
+
+def _raw_round(bench: _Bench, ctx: Any, topic: str, count: int, group: str) -> tuple[float, float]:
+    """(records/s, CPU us per record) of the raw loop, in its own process, over the first ``count``
+    records of ``topic`` (a new consumer group reads from the start)."""
+    queue = ctx.Queue()
+    raw = ctx.Process(target=_raw_loop, args=(
+        bench.kafka, bench.settings.registry_client_config(), topic, subject_name(bench.raw_topics[0]),
+        bench.raw_topics[0], group, count, queue))  # fmt: skip
+    raw.start()
+    first, last, done, cpu_s = queue.get(timeout=600)
+    raw.join(30)
+    return done / (last - first), cpu_s / done * 1e6
+
+
 def _row(name: str, value: float, unit: str, baseline: float | None, goal: str) -> dict[str, Any]:
     ratio = round(value / baseline, 3) if baseline else None
     return {"name": name, "value": round(value, 1), "unit": unit, "baseline": round(baseline, 1) if baseline else None,
@@ -354,48 +404,32 @@ def run() -> list[dict[str, Any]]:
                 raise RuntimeError(f"telemetry processor did not start; see {bench.tmp}")
             time.sleep(0.2)
 
-        # Throughput: a backlog the processor catches up with.
+        # Throughput: interleaved rounds of a backlog the processor catches up with, then the raw loop.
+        rounds = max(1, _env_int("FLEET_BENCH_ROUNDS", 3))
         samples = max(1, total // robots)
-        backlog = make_stream(robots, 3, samples, base)
-        codec = bench.codec("robot.telemetry")
-        encoded = [(r["robot_id"].encode(), codec.encode(r)) for r in backlog]
-        cpu0 = bench.processor_cpu_s()
-        t0 = time.time()
-        for key, data in encoded:
-            bench.producer.produce(telemetry_topic, key=key, value=data)
-            bench.producer.poll(0)
-        bench.producer.flush(60)
-        produced_in = time.time() - t0
-        while True:
-            committed, end = bench.committed(telemetry_topic)
-            if committed >= end:
-                break
-            if bench.processor_died():
-                raise RuntimeError(f"telemetry processor died; see {bench.tmp}")
-            time.sleep(0.05)
-        topo_rate = len(backlog) / (time.time() - t0)
-        topo_cpu_us = (bench.processor_cpu_s() - cpu0) / len(backlog) * 1e6
-        logger.info(
-            "topology: %d records in %.2fs (produced in %.2fs)",
-            len(backlog),
-            len(backlog) / topo_rate,
-            produced_in,
-        )
-
-        # Raw loop over the same records (warm-up + backlog), in its own process.
-        queue = ctx.Queue()
-        raw = ctx.Process(target=_raw_loop, args=(
-            bench.kafka, settings.registry_client_config(), telemetry_topic, subject_name(bench.raw_topics[0]),
-            bench.raw_topics[0], f"{prefix}raw-{uuid.uuid4().hex[:6]}", len(warm) + len(backlog), queue))  # fmt: skip
-        raw.start()
-        first, last, done, raw_cpu_s = queue.get(timeout=600)
-        raw.join(30)
-        raw_rate = done / (last - first)
-        raw_cpu_us = raw_cpu_s / done * 1e6
-        logger.info("raw loop: %d records in %.2fs", done, last - first)
+        seq = 3
+        in_topic = len(warm)
+        topo_rates, topo_cpus, raw_rates, raw_cpus = [], [], [], []
+        for n in range(rounds):
+            backlog = make_stream(robots, seq, samples, base)
+            seq += samples
+            rate_n, cpu_n = _topology_round(bench, backlog, telemetry_topic)
+            in_topic += len(backlog)
+            raw_n, raw_cpu_n = _raw_round(bench, ctx, telemetry_topic, in_topic, f"{prefix}raw-{n}")
+            logger.info(
+                "round %d/%d: topology %.0f records/s (%.0f us CPU each), raw loop %.0f/s over %d records "
+                "(%.0f us CPU each): %.1f%%",
+                n + 1, rounds, rate_n, cpu_n, raw_n, in_topic, raw_cpu_n, 100 * rate_n / raw_n,
+            )  # fmt: skip
+            topo_rates.append(rate_n)
+            topo_cpus.append(cpu_n)
+            raw_rates.append(raw_n)
+            raw_cpus.append(raw_cpu_n)
+        topo_rate, raw_rate = statistics.median(topo_rates), statistics.median(raw_rates)
+        topo_cpu_us, raw_cpu_us = statistics.median(topo_cpus), statistics.median(raw_cpus)
 
         # Latency at a fixed offered load: the topology first, then the raw loop on fresh records.
-        live = make_stream(robots, 3 + samples, max(1, rate * seconds // robots), base)
+        live = make_stream(robots, seq, max(1, rate * seconds // robots), base)
         status_codec = bench.codec("robot.status")
         topo_lat = _latency_run(bench, live, rate, settings.topic("robot.status"), status_codec.decode)
         raw = ctx.Process(target=_raw_loop, args=(
@@ -404,7 +438,7 @@ def run() -> list[dict[str, Any]]:
         raw.start()
         time.sleep(5)  # joined its group (it reads from the end)
         raw_reader = AvroCodec.for_record(bench.registry, "RobotTelemetry", subject_name(bench.raw_topics[1]))
-        more = make_stream(robots, 3 + samples + len(live) // robots, max(1, rate * seconds // robots), base)
+        more = make_stream(robots, seq + len(live) // robots, max(1, rate * seconds // robots), base)
         raw_lat = _latency_run(bench, more, rate, bench.raw_topics[1], raw_reader.decode)
         raw.kill()
         raw.join(10)
