@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import FleetError
 
-__all__ = ["PRODUCER_DEFAULTS", "CommonSettings", "ConfigError", "load_settings"]
+__all__ = ["PRODUCER_DEFAULTS", "CommonSettings", "ConfigError", "TopologySettings", "load_settings"]
 
 S = TypeVar("S", bound="CommonSettings")
 
@@ -144,6 +144,18 @@ class CommonSettings(BaseSettings):
             if self.schema_registry_ca_location
             else None,
         }
+
+
+class TopologySettings(CommonSettings):
+    """What every exactly-once topology processor adds: its checkpoint period and the partitions of the
+    topics it creates. A processor whose decisions must be seen sooner declares a shorter default."""
+
+    partitions: int | None = Field(
+        None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
+    )
+    commit_interval_s: float = Field(
+        0.5, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
+    )
 
 
 def load_settings(cls: type[S], **overrides: Any) -> S:

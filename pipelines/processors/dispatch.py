@@ -16,7 +16,7 @@ from pydantic import Field
 
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.planner import CircuitBreaker, PlannerAssigner, PlannerClient
-from pipelines.settings import CommonSettings
+from pipelines.settings import TopologySettings
 from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer, AvroSerializer
@@ -34,7 +34,7 @@ INPUTS = ("robot.status", "task.events", "site.maps", "robot.registry")
 OUTPUT = "scheduler.decisions"
 
 
-class Settings(CommonSettings):
+class Settings(TopologySettings):
     """Settings of the dispatch processor (env prefix FLEET_)."""
 
     dispatch_nominal_speed_mps: float = Field(1.0, gt=0, description="Speed for travel times and ETAs.")
@@ -46,9 +46,6 @@ class Settings(CommonSettings):
     planner_retries: int = Field(1, ge=0, le=5, description="Retries of a failed planner call (jittered).")
     planner_failure_threshold: int = Field(3, ge=1, description="Consecutive failures that open the circuit.")
     planner_cooldown_s: float = Field(10.0, ge=0, description="Open circuit: wait before a half-open probe.")
-    partitions: int | None = Field(
-        None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
-    )
     commit_interval_s: float = Field(
         0.2, gt=0, description="Checkpoint period: exactly-once decisions become visible at each checkpoint."
     )

@@ -19,7 +19,7 @@ from pydantic import Field
 from quixstreams.models import Deserializer, SerializationContext
 
 from pipelines.app import ProcessorApp, create_processor_app
-from pipelines.settings import CommonSettings
+from pipelines.settings import TopologySettings
 from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer, AvroSerializer
@@ -36,7 +36,7 @@ INPUT = "rmf.fleet_states"
 TIMERS_DUE = f"timers.due.{OWNER}"
 
 
-class Settings(CommonSettings):
+class Settings(TopologySettings):
     """Settings of the RMF ingest processor (env prefix FLEET_)."""
 
     rmf_tenant_id: str = Field(
@@ -57,12 +57,6 @@ class Settings(CommonSettings):
         gt=0,
         description="An RMF robot from which no state arrived for this long becomes OFFLINE (needs the "
         "timers processor).",
-    )
-    partitions: int | None = Field(
-        None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
-    )
-    commit_interval_s: float = Field(
-        0.5, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
     )
 
     def ingest_config(self) -> RmfIngestConfig:

@@ -17,7 +17,7 @@ from quixstreams.models import Deserializer, SerializationContext
 from quixstreams.models.serializers import JSONDeserializer, JSONSerializer
 
 from pipelines.app import ProcessorApp, create_processor_app
-from pipelines.settings import CommonSettings
+from pipelines.settings import TopologySettings
 from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.ids import now_ms
@@ -51,7 +51,7 @@ INPUTS = (
 )
 
 
-class Settings(CommonSettings):
+class Settings(TopologySettings):
     """Settings of the tasks processor (env prefix FLEET_)."""
 
     default_task_timeout_s: float | None = Field(
@@ -66,9 +66,6 @@ class Settings(CommonSettings):
     )
     tasks_from_telemetry: bool = Field(True, description="Consume robot.telemetry for task progress.")
     tasks_from_rmf: bool = Field(True, description="Consume rmf.task_states for task progress.")
-    partitions: int | None = Field(
-        None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
-    )
     commit_interval_s: float = Field(
         0.2, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
     )

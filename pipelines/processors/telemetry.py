@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from pydantic import Field
 
 from pipelines.app import OutputSerializer, ProcessorApp, create_processor_app
-from pipelines.settings import CommonSettings
+from pipelines.settings import TopologySettings
 from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer, AvroSerializer
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 INPUTS = ("robot.telemetry", "robot.registry", f"timers.due.{OWNER}")
 
 
-class Settings(CommonSettings):
+class Settings(TopologySettings):
     """Settings of the telemetry processor (env prefix FLEET_)."""
 
     offline_timeout_s: float = Field(
@@ -61,12 +61,6 @@ class Settings(CommonSettings):
         gt=0,
         description="A sample with a seq not above the last one, stamped this long after the last sample, is a "
         "robot that restarted (its seq began again); closer, it is a duplicate or stale and dropped.",
-    )
-    partitions: int | None = Field(
-        None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
-    )
-    commit_interval_s: float = Field(
-        0.5, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
     )
     site_maps_wait_s: float = Field(
         30.0, ge=0, description="Start-up wait for site.maps to be read to its end."

@@ -15,7 +15,7 @@ from operator import itemgetter
 from pydantic import Field
 
 from pipelines.app import ProcessorApp, create_processor_app
-from pipelines.settings import CommonSettings
+from pipelines.settings import TopologySettings
 from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer, AvroSerializer
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 INPUTS = ("robot.status", "site.maps", "task.events")
 
 
-class Settings(CommonSettings):
+class Settings(TopologySettings):
     """Settings of the traffic processor (env prefix FLEET_)."""
 
     traffic_node_margin_s: float = Field(
@@ -63,9 +63,6 @@ class Settings(CommonSettings):
         ge=0,
         description="How long a decision may take to reach the robot after the status that caused it "
         "(robots drive on meanwhile: a HOLD only stops a robot at a node it reaches after that).",
-    )
-    partitions: int | None = Field(
-        None, ge=1, description="Partitions when this processor must create a topic (default: the catalog's)."
     )
     commit_interval_s: float = Field(
         0.2, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
