@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
 import httpx
-from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
+from quixstreams.sinks import SinkBackpressureError
 
 from schemas.errors import FleetError
-from schemas.tracing import trace_ids
+from sinks.batching import FlushAllSink
 
 __all__ = [
     "AGGREGATE_MEASUREMENT",
@@ -332,9 +332,10 @@ class InfluxV2Writer:
 # --------------------------------------------------------------------------------------------- sink
 
 
-class InfluxSink(BatchingSink):
+class InfluxSink(FlushAllSink):
     """Quix sink for ``robot.telemetry`` and ``robot.telemetry.1m``: one POST per retention policy per
-    flush (chunked at ``max_points_per_request``). Never commits; the application does after flush."""
+    flush of all partitions' batches (chunked at ``max_points_per_request``). Never commits; the
+    application does after flush."""
 
     def __init__(
         self,
@@ -345,9 +346,7 @@ class InfluxSink(BatchingSink):
     ) -> None:
         """:param on_flush: called with (points written, seconds) after every successful write (metrics).
         :param on_backpressure: called with the error when a flush fails and will be retried (metrics)."""
-        super().__init__()
-        self._on_flush = on_flush
-        self._on_backpressure = on_backpressure
+        super().__init__(on_flush, on_backpressure)
         self.config = config
         self.writer: LineWriter = writer or (
             InfluxV2Writer(config) if config.api == "v2" else InfluxV1Writer(config)
@@ -390,28 +389,6 @@ class InfluxSink(BatchingSink):
             self._on_flush(written, elapsed)
         logger.debug("wrote %d points in %.3f s", written, elapsed)
         return written
-
-    def write(self, batch: SinkBatch) -> None:
-        self.write_records(item.value for item in batch)
-
-    def flush(self) -> None:
-        """All partitions' batches in one go (one request per retention policy), then drop them."""
-        try:
-            if self._batches:
-                self.write_records(item.value for batch in self._batches.values() for item in batch)
-                if logger.isEnabledFor(logging.DEBUG):
-                    items = [item for batch in self._batches.values() for item in batch]
-                    logger.debug(
-                        "flushed %d records",
-                        len(items),
-                        extra={"records": len(items), "trace_ids": trace_ids(i.headers for i in items)},
-                    )
-        except SinkBackpressureError as exc:
-            if self._on_backpressure is not None:
-                self._on_backpressure(exc)
-            raise
-        finally:
-            self._batches.clear()
 
     def close(self) -> None:
         self.writer.close()

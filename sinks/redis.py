@@ -25,9 +25,9 @@ from typing import Any
 
 import orjson
 import redis
-from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
+from quixstreams.sinks import SinkBackpressureError
 
-from schemas.tracing import trace_ids
+from sinks.batching import FlushAllSink
 
 __all__ = [
     "RedisConfig",
@@ -109,7 +109,7 @@ def task_view(event: Mapping[str, Any]) -> dict[str, Any]:
 _Write = tuple[str, str, bytes, int, int, int, str, int, int, str]
 
 
-class RedisSink(BatchingSink):
+class RedisSink(FlushAllSink):
     """Quix sink for ``robot.status`` (RobotStatus) and ``task.events`` (TaskEvent) into Redis views.
 
     A TaskEvent that is not a TRANSITION (REJECTED, DUPLICATE refusals) does not change the view.
@@ -124,14 +124,12 @@ class RedisSink(BatchingSink):
     ) -> None:
         """:param on_flush: called with (keys written, seconds) after every successful flush (metrics).
         :param on_backpressure: called with the error when a flush fails and will be retried (metrics)."""
-        super().__init__()
+        super().__init__(on_flush, on_backpressure)
         self.config = config
         self.client = client or redis.Redis.from_url(
             config.url, socket_timeout=config.socket_timeout_s, socket_connect_timeout=config.socket_timeout_s
         )
         self._script = self.client.register_script(_UPSERT_IF_NEWER)
-        self._on_flush = on_flush
-        self._on_backpressure = on_backpressure
 
     def setup(self) -> None:
         try:
@@ -208,30 +206,10 @@ class RedisSink(BatchingSink):
             applied = sum(int(r) for r in pipe.execute())
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             logger.warning("Redis unavailable (%s); pausing for %.1f s", exc, self.config.retry_after_s)
-            if self._on_backpressure is not None:
-                self._on_backpressure(exc)
             raise SinkBackpressureError(retry_after=self.config.retry_after_s) from exc
         if self._on_flush:
             self._on_flush(len(writes), time.perf_counter() - started)
         return applied
-
-    def write(self, batch: SinkBatch) -> None:
-        self.write_records(item.value for item in batch)
-
-    def flush(self) -> None:
-        """Every partition's batch in one pipeline, then drop them."""
-        try:
-            if self._batches:
-                self.write_records(item.value for batch in self._batches.values() for item in batch)
-                if logger.isEnabledFor(logging.DEBUG):
-                    items = [item for batch in self._batches.values() for item in batch]
-                    logger.debug(
-                        "flushed %d records",
-                        len(items),
-                        extra={"records": len(items), "trace_ids": trace_ids(i.headers for i in items)},
-                    )
-        finally:
-            self._batches.clear()
 
     def close(self) -> None:
         self.client.close()
