@@ -99,7 +99,9 @@ def _raw_kafka_loop(
                     continue
                 if not first:
                     first, cpu0 = time.time(), time.process_time()
-                pending.append(decode(msg.value()))
+                record = decode(msg.value())
+                assert record is not None  # every bench record has a value
+                pending.append(record)
             if len(pending) >= step or (pending and done + len(pending) >= count):
                 for rp, lines in to_lines(pending, config).items():
                     response = client.post(
@@ -159,10 +161,11 @@ def _processor_rate(
         group = f"{prefix}fleet-sink-influx"
         offsets = Consumer({**kafka, "group.id": group, "enable.auto.commit": False})
         topic = f"{prefix}robot.telemetry"
-        tps = [TopicPartition(topic, p) for p in range(2)]
+        partitions = next(s.partitions for s in specs if s.name == topic)
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
         deadline = time.monotonic() + 60
         inputs = sum(s.partitions for s in specs if "dlq." not in s.name)  # what the sink reads
-        while not _joined(admin, group, inputs):  # the sink has joined its group and committed its position
+        while not _joined(admin, group, inputs):  # the sink has joined its group, every input assigned
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"sink_influx did not join its group; see {tmp}")
             time.sleep(0.2)
@@ -191,7 +194,9 @@ def _processor_rate(
         proc.terminate()
         proc.wait(30)
         raw_db = f"bench_rawk_{uuid.uuid4().hex[:8]}"
-        InfluxSink(InfluxConfig(url=url, database=raw_db)).setup()
+        schema = InfluxSink(InfluxConfig(url=url, database=raw_db))
+        schema.setup()
+        schema.close()
         queue = mp.get_context("fork").Queue()
         raw = mp.get_context("fork").Process(
             target=_raw_kafka_loop,
