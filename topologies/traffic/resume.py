@@ -142,13 +142,11 @@ def check_holds(state: SiteState, now: int, out: list[Output]) -> list[str]:
             continue
         if ahead:
             current = bool(hold["current"])
-            entry["hold"] = None
-            set_plan(entry, plan, current)
         else:  # it stands at its hold node: it sets off from there
             current = True
-            entry["node"], entry["seen"] = plan[0]
-            entry["route"] = [list(w) for w in plan[1:]]
-            entry["hold"], entry["passed"] = None, None
+            entry["passed"] = None
+        entry["hold"] = None
+        set_plan(entry, plan, current)
         # a standing robot starts when the RESUME reaches it (one still on its way just drives on)
         entry["go_by"] = None if entry.get("moving") else now + state.config.latency_ms
         state.reserve(rid)
