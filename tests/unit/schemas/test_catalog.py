@@ -35,6 +35,13 @@ DESIGN_TOPICS = {
     "timers.due.telemetry": ("Timer", "delete", 1),
     "timers.due.tasks": ("Timer", "delete", 1),
     "timers.due.rmf-ingest": ("Timer", "delete", 1),
+    "robot.telemetry.accepted": ("RobotTelemetry", "delete", 7),
+}
+INBOXES = {
+    "telemetry.inbox": "robot",
+    "tasks.inbox": "task",
+    "dispatch.inbox": "site",
+    "traffic.inbox": "site",
 }
 DAY = 86_400_000
 
@@ -68,7 +75,15 @@ def test_dlq_topic_per_processor() -> None:
     assert dlq_topic("sink-redis", "t1.") == "t1.dlq.sink-redis"
     with pytest.raises(CatalogError):
         dlq_topic("nope")
-    assert len(CATALOG) == len(DESIGN_TOPICS) + len(DLQ_PROCESSORS)
+    assert len(CATALOG) == len(DESIGN_TOPICS) + len(INBOXES) + len(DLQ_PROCESSORS)
+
+
+def test_inboxes_are_co_partitioned_with_the_state_they_feed() -> None:
+    by_name = {t.name: t for t in topics()}
+    for name, group in INBOXES.items():
+        assert (by_name[name].value, by_name[name].copartition) == (BYTES, group), name
+        assert by_name[name].retention_ms == 7 * DAY, name
+    assert by_name["robot.telemetry.accepted"].partitions == by_name["robot.telemetry"].partitions
 
 
 def test_avro_values_have_a_schema() -> None:
