@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.commands.run import processor_names
 from pipelines.commands.stack import SERVICES, STACK_SCRIPT
 from pipelines.logsetup import setup_logging
+from pipelines.processors import PROCESSORS
 from pipelines.settings import load_settings
 
 __all__ = ["add_parser"]
@@ -32,8 +32,6 @@ ROOT = STACK_SCRIPT.parents[2]
 LOCAL = Path(os.environ.get("FLEET_LOCAL_DIR", ROOT / ".local"))
 PIDFILE = LOCAL / "run" / "fleet-up.pid"
 METRICS_BASE_PORT = 9400
-# Processors that need something outside this machine's stack: started only when asked for.
-OPTIONAL = {"sink_rmf": "with_rmf", "rmf_ingest": "with_rmf"}
 # The /_internal token of `--with-rmf` when FLEET_RMF_WS_TOKEN is unset (development only).
 DEV_RMF_WS_TOKEN = "fleetstream-dev-rmf-token"
 
@@ -92,7 +90,8 @@ def _children(args: argparse.Namespace) -> list[Child]:
     base_env = {**os.environ, "FLEET_LOG_FORMAT": os.environ.get("FLEET_LOG_FORMAT", "json")}
     logs = LOCAL / "logs"
     children = []
-    names = [n for n in processor_names() if n not in OPTIONAL or getattr(args, OPTIONAL[n])]
+    # Processors that need something outside this machine's stack run only when asked for (--with-rmf).
+    names = [p.name for p in PROCESSORS.values() if p.optional is None or getattr(args, p.optional)]
     for i, name in enumerate(names):
         env = {**base_env, "FLEET_METRICS_PORT": str(METRICS_BASE_PORT + i)}
         if name == "gateway":
@@ -100,7 +99,7 @@ def _children(args: argparse.Namespace) -> list[Child]:
             env["FLEET_METRICS_PORT"] = "0"  # the gateway serves /metrics itself
             if args.with_rmf:
                 env.setdefault("FLEET_RMF_WS_TOKEN", DEV_RMF_WS_TOKEN)
-        if name == "rmf_ingest":  # RMF robots join the simulated tenant and site unless told otherwise
+        if name == "rmf-ingest":  # RMF robots join the simulated tenant and site unless told otherwise
             env.setdefault("FLEET_RMF_TENANT_ID", args.tenant)
             env.setdefault("FLEET_RMF_SITE_ID", args.site)
         children.append(Child(name, _fleet("run", name), env, logs / f"{name}.log"))
@@ -284,8 +283,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--with-rmf",
         action="store_true",
-        help="also run the Open-RMF processors: rmf_ingest (RMF robots -> robot.status, in --tenant/--site) "
-        "and sink_rmf (needs an RMF API server: FLEET_RMF_API_URL, FLEET_RMF_API_TOKEN, FLEET_RMF_FLEETS); "
+        help="also run the Open-RMF processors: rmf-ingest (RMF robots -> robot.status, in --tenant/--site) "
+        "and sink-rmf (needs an RMF API server: FLEET_RMF_API_URL, FLEET_RMF_API_TOKEN, FLEET_RMF_FLEETS); "
         "the gateway's /_internal takes FLEET_RMF_WS_TOKEN (default: a development token)",
     )
     up.set_defaults(func=_up)

@@ -17,10 +17,7 @@ from pydantic import Field
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.planner import CircuitBreaker, PlannerAssigner, PlannerClient
 from pipelines.settings import TopologySettings
-from schemas import catalog
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer, AvroSerializer
-from schemas.registry import RegistryClient
+from schemas.quix import AvroSerializer
 from topologies.dispatch import DispatchConfig, greedy_assigner
 from topologies.dispatch.builder import build_dispatch, decision_key
 from topologies.dispatch.machine import Assigner
@@ -75,31 +72,13 @@ class Settings(TopologySettings):
         return PlannerAssigner(client)
 
 
-def _partitions(settings: Settings, name: str) -> int:
-    return settings.partitions or catalog.topic(name).partitions
-
-
 def build(settings: Settings) -> ProcessorApp:
     """The dispatch ProcessorApp, fully wired (not running)."""
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(settings, NAME, exactly_once=True, commit_interval=settings.commit_interval_s)
 
-    def codec(name: str) -> AvroCodec:
-        return AvroCodec.for_topic(registry, name, settings.topic_prefix)
-
-    app = papp.app
-    sdfs = [
-        app.dataframe(
-            papp.topic(
-                name, value_deserializer=AvroDeserializer(codec(name)), partitions=_partitions(settings, name)
-            )
-        )
-        for name in INPUTS
-    ]
+    sdfs = [papp.avro_input(name) for name in INPUTS]
     decisions = build_dispatch(*sdfs, config=settings.dispatch_config(), assigner=settings.assigner())
-    out = papp.topic(
-        OUTPUT, value_serializer=AvroSerializer(codec(OUTPUT)), partitions=_partitions(settings, OUTPUT)
-    )
+    out = papp.topic(OUTPUT, value_serializer=AvroSerializer(papp.codec(OUTPUT)))
     decisions.to_topic(out, key=decision_key)
     return papp
 

@@ -14,9 +14,7 @@ from pydantic import Field, SecretStr, model_validator
 from pipelines.app import create_processor_app
 from pipelines.metrics import sink_observers
 from pipelines.settings import CommonSettings
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer
-from schemas.registry import RegistryClient
+from schemas.catalog import ROBOT_TELEMETRY, ROBOT_TELEMETRY_1M
 from sinks.influx import InfluxConfig, InfluxSink
 
 __all__ = ["NAME", "TOPICS", "Settings", "run"]
@@ -24,7 +22,7 @@ __all__ = ["NAME", "TOPICS", "Settings", "run"]
 logger = logging.getLogger(__name__)
 
 NAME = "sink-influx"
-TOPICS = ("robot.telemetry", "robot.telemetry.1m")
+TOPICS = (ROBOT_TELEMETRY, ROBOT_TELEMETRY_1M)
 
 
 class Settings(CommonSettings):
@@ -85,15 +83,13 @@ class Settings(CommonSettings):
 
 
 def run(settings: Settings) -> None:
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
     on_flush, on_backpressure = sink_observers(NAME)
     sink = InfluxSink(settings.influx_config(), on_flush=on_flush, on_backpressure=on_backpressure)
     for name in TOPICS:
-        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix)
-        papp.app.dataframe(papp.topic(name, value_deserializer=AvroDeserializer(codec))).sink(sink)
+        papp.avro_input(name).sink(sink)
     logger.info(
         "writing to %s database %s (%s API)",
         settings.influx_url,
@@ -104,4 +100,3 @@ def run(settings: Settings) -> None:
         papp.run()
     finally:
         sink.close()
-        registry.close()

@@ -16,10 +16,6 @@ from pydantic import Field, SecretStr
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.metrics import SINK_BATCH_SIZE, SINK_FAILURES, SINK_WRITE_SECONDS
 from pipelines.settings import CommonSettings
-from schemas import catalog
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer
-from schemas.registry import RegistryClient
 from sinks.postgres import TOPIC_TABLES, PostgresSink
 
 __all__ = ["NAME", "TOPICS", "Settings", "build", "run"]
@@ -63,7 +59,6 @@ def _on_flush(rows: int, seconds: float) -> None:
 
 def build(settings: Settings) -> ProcessorApp:
     """The Postgres sink ProcessorApp, fully wired (not running)."""
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
@@ -79,13 +74,7 @@ def build(settings: Settings) -> ProcessorApp:
         on_backpressure=lambda _exc: SINK_FAILURES.labels(NAME).inc(),
     )
     for name in TOPICS:
-        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix)
-        topic = papp.topic(
-            name,
-            value_deserializer=AvroDeserializer(codec),
-            partitions=settings.partitions or catalog.topic(name).partitions,
-        )
-        papp.app.dataframe(topic).sink(sink)
+        papp.avro_input(name).sink(sink)
     return papp
 
 

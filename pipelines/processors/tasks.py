@@ -19,10 +19,8 @@ from quixstreams.models.serializers import JSONDeserializer, JSONSerializer
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import TopologySettings
 from schemas import catalog
-from schemas.codec import AvroCodec
 from schemas.ids import now_ms
 from schemas.quix import AvroDeserializer, AvroSerializer
-from schemas.registry import RegistryClient
 from schemas.rmf import RmfJsonCodec
 from topologies.tasks import (
     EVENTS,
@@ -123,7 +121,6 @@ def _partitions(settings: Settings, name: str) -> int:
 
 def build(settings: Settings, clock: Any = now_ms) -> ProcessorApp:
     """The tasks ProcessorApp, fully wired (not running)."""
-    registry = RegistryClient(**settings.registry_client_config())
     producer_config: dict[str, Any] = {"transaction.timeout.ms": round(settings.transaction_timeout_s * 1000)}
     consumer_config: dict[str, Any] = {"session.timeout.ms": round(settings.session_timeout_s * 1000)}
     if settings.instance_id:
@@ -142,16 +139,16 @@ def build(settings: Settings, clock: Any = now_ms) -> ProcessorApp:
     )
 
     def avro_in(name: str) -> Any:
-        deserializer = AvroDeserializer(AvroCodec.for_topic(registry, name, settings.topic_prefix))
-        return papp.topic(name, value_deserializer=deserializer, partitions=_partitions(settings, name))
+        return papp.topic(
+            name,
+            value_deserializer=AvroDeserializer(papp.codec(name)),
+            partitions=_partitions(settings, name),
+        )
 
     def avro_out(name: str) -> Any:
-        serializer = OutputSerializer(
-            AvroSerializer(AvroCodec.for_topic(registry, name, settings.topic_prefix))
-        )
+        serializer = OutputSerializer(AvroSerializer(papp.codec(name)))
         return papp.topic(name, value_serializer=serializer, partitions=_partitions(settings, name))
 
-    app = papp.app
     inbox = papp.topic(
         INBOX,
         value_deserializer=JSONDeserializer(),
@@ -160,7 +157,7 @@ def build(settings: Settings, clock: Any = now_ms) -> ProcessorApp:
     )
     rmf = None
     if settings.tasks_from_rmf:
-        rmf = app.dataframe(
+        rmf = papp.dataframe(
             papp.topic(
                 "rmf.task_states",
                 value_deserializer=RmfDeserializer(),
@@ -168,16 +165,16 @@ def build(settings: Settings, clock: Any = now_ms) -> ProcessorApp:
             )
         )
     feeds = build_inbox_feeds(
-        commands=app.dataframe(avro_in("task.commands")),
-        decisions=app.dataframe(avro_in("scheduler.decisions")),
-        telemetry=app.dataframe(avro_in("robot.telemetry")) if settings.tasks_from_telemetry else None,
+        commands=papp.dataframe(avro_in("task.commands")),
+        decisions=papp.dataframe(avro_in("scheduler.decisions")),
+        telemetry=papp.dataframe(avro_in("robot.telemetry")) if settings.tasks_from_telemetry else None,
         rmf_task_states=rmf,
-        timers_due=app.dataframe(avro_in(f"timers.due.{OWNER}")),
-        schedules=app.dataframe(avro_in("task.schedules")),
+        timers_due=papp.dataframe(avro_in(f"timers.due.{OWNER}")),
+        schedules=papp.dataframe(avro_in("task.schedules")),
     )
     for feed in feeds:
         feed.to_topic(inbox, key=inbox_key)
-    outputs = build_tasks(app.dataframe(inbox), config=settings.tasks_config(), clock=clock)
+    outputs = build_tasks(papp.dataframe(inbox), config=settings.tasks_config(), clock=clock)
     targets = {EVENTS: avro_out(EVENTS), TIMERS: avro_out(TIMERS), INBOX: inbox}
     for name, sdf in outputs.items():
         sdf.to_topic(targets[name], key=output_key)

@@ -16,11 +16,9 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from pydantic import Field
 
-from pipelines.app import OutputSerializer, ProcessorApp, create_processor_app
+from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import TopologySettings
-from schemas import catalog
 from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer, AvroSerializer
 from schemas.registry import RegistryClient
 from topologies.telemetry import (
     OUTPUT_TOPICS,
@@ -31,7 +29,7 @@ from topologies.telemetry import (
     output_key,
 )
 
-__all__ = ["OutputSerializer", "Settings", "SiteMapFeed", "build", "run"]
+__all__ = ["Settings", "SiteMapFeed", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -195,13 +193,8 @@ class SiteMapFeed:
             consumer.close()
 
 
-def _partitions(settings: Settings, name: str) -> int:
-    return settings.partitions or catalog.topic(name).partitions
-
-
 def build(settings: Settings, site_maps: SiteMapIndex | None = None) -> ProcessorApp:
     """The telemetry ProcessorApp, fully wired (not running). ``site_maps`` feeds the pose check."""
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings,
         OWNER,
@@ -212,27 +205,14 @@ def build(settings: Settings, site_maps: SiteMapIndex | None = None) -> Processo
         consumer_poll_timeout=settings.consumer_poll_timeout_s,
     )
 
-    def codec(name: str) -> AvroCodec:
-        return AvroCodec.for_topic(registry, name, settings.topic_prefix)
-
-    inputs = {
-        name: papp.topic(
-            name, value_deserializer=AvroDeserializer(codec(name)), partitions=_partitions(settings, name)
-        )
-        for name in INPUTS
-    }
-    app = papp.app
     outputs = build_telemetry(
-        app.dataframe(inputs["robot.telemetry"]),
-        registry_sdf=app.dataframe(inputs["robot.registry"]),
-        timers_due_sdf=app.dataframe(inputs[f"timers.due.{OWNER}"]),
+        papp.avro_input("robot.telemetry"),
+        registry_sdf=papp.avro_input("robot.registry"),
+        timers_due_sdf=papp.avro_input(f"timers.due.{OWNER}"),
         config=settings.telemetry_config(),
         site_bounds=site_maps.bounds if site_maps is not None else None,
     )
-    papp.produce_outputs(
-        outputs, OUTPUT_TOPICS, lambda name: AvroSerializer(codec(name)), lambda name: _partitions(settings, name),
-        output_key,
-    )  # fmt: skip
+    papp.produce(outputs, OUTPUT_TOPICS, key=output_key)
     return papp
 
 

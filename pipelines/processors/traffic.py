@@ -16,10 +16,7 @@ from pydantic import Field
 
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import TopologySettings
-from schemas import catalog
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer, AvroSerializer
-from schemas.registry import RegistryClient
+from schemas.quix import AvroSerializer
 from topologies.traffic import OUTPUT_KEY_FIELDS, OWNER, TrafficConfig, build_traffic
 
 __all__ = ["INPUTS", "Settings", "build", "run"]
@@ -83,34 +80,16 @@ class Settings(TopologySettings):
         )
 
 
-def _partitions(settings: Settings, name: str) -> int:
-    return settings.partitions or catalog.topic(name).partitions
-
-
 def build(settings: Settings) -> ProcessorApp:
     """The traffic ProcessorApp, fully wired (not running)."""
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
     )
 
-    def codec(name: str) -> AvroCodec:
-        return AvroCodec.for_topic(registry, name, settings.topic_prefix)
-
-    app = papp.app
-    status, maps, tasks = (
-        app.dataframe(
-            papp.topic(
-                name, value_deserializer=AvroDeserializer(codec(name)), partitions=_partitions(settings, name)
-            )
-        )
-        for name in INPUTS
-    )
+    status, maps, tasks = (papp.avro_input(name) for name in INPUTS)
     outputs = build_traffic(status, maps_sdf=maps, tasks_sdf=tasks, config=settings.traffic_config())
     for name, sdf in outputs.items():
-        topic = papp.topic(
-            name, value_serializer=AvroSerializer(codec(name)), partitions=_partitions(settings, name)
-        )
+        topic = papp.topic(name, value_serializer=AvroSerializer(papp.codec(name)))
         sdf.to_topic(topic, key=itemgetter(OUTPUT_KEY_FIELDS[name]))
     return papp
 

@@ -1,4 +1,4 @@
-"""`fleet run sink_influx` and `fleet run sink_redis` end to end: Kafka -> sink -> real InfluxDB / Redis,
+"""`fleet run sink-influx` and `fleet run sink-redis` end to end: Kafka -> sink -> real InfluxDB / Redis,
 through an outage of the target (cut with a TCP proxy): the consumer pauses, catches up, loses nothing."""
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def test_influx_sink_processor_survives_an_outage(
 ):
     stack = sink_stack
     proxy = tcp_proxy(service_port("influxdb"))
-    stack.start("sink_influx", influx_url=f"http://127.0.0.1:{proxy.port}", influx_database=influx_db,
+    stack.start("sink-influx", influx_url=f"http://127.0.0.1:{proxy.port}", influx_database=influx_db,
                 influx_retry_after_s=0.5, influx_timeout_s=1, commit_interval_s=0.3)  # fmt: skip
 
     def count() -> int:
@@ -99,21 +99,21 @@ def test_influx_sink_processor_survives_an_outage(
         stack.produce("robot.telemetry.1m", "r0", aggregate("r0", base // 60_000 * 60_000 + w * 60_000))
     stack.produce("robot.telemetry", "r0", b"not avro")
     stack.flush()
-    wait_for(lambda: count() == 200, 60, "the first 200 points", lambda: stack.log("sink_influx"))
+    wait_for(lambda: count() == 200, 60, "the first 200 points", lambda: stack.log("sink-influx"))
 
     proxy.down()  # InfluxDB "goes away"
     for i in range(200, 500):
         stack.produce("robot.telemetry", f"r{i % 4}", telemetry(f"r{i % 4}", i, base + i * 100))
     stack.flush()
     wait_for(
-        lambda: "Backpressure" in stack.log("sink_influx"),
+        lambda: "Backpressure" in stack.log("sink-influx"),
         30,
         "backpressure",
-        lambda: stack.log("sink_influx"),
+        lambda: stack.log("sink-influx"),
     )
     assert count() == 200
     proxy.up()
-    wait_for(lambda: count() == 500, 60, "catching up after the outage", lambda: stack.log("sink_influx"))
+    wait_for(lambda: count() == 500, 60, "catching up after the outage", lambda: stack.log("sink-influx"))
     time.sleep(2)
     assert count() == 500  # nothing lost, nothing duplicated (points are idempotent)
     agg = httpx.get(
@@ -155,7 +155,7 @@ def test_redis_sink_processor_survives_an_outage_and_never_moves_backwards(
     tenant = TENANT
     proxy = tcp_proxy(service_port("redis"))
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    stack.start("sink_redis", redis_url=f"redis://127.0.0.1:{proxy.port}/0", redis_retry_after_s=0.5,
+    stack.start("sink-redis", redis_url=f"redis://127.0.0.1:{proxy.port}/0", redis_retry_after_s=0.5,
                 redis_timeout_s=1, commit_interval_s=0.3)  # fmt: skip
     prefix = f"fleet:{tenant}"
     keys = [f"{prefix}:robot:{stack.prefix}r{i}" for i in range(3)] + [f"{prefix}:task:{stack.prefix}t1"]
@@ -172,7 +172,7 @@ def test_redis_sink_processor_survives_an_outage_and_never_moves_backwards(
                 "task.events", f"{stack.prefix}t1", task_event(f"{stack.prefix}t1", seq, at + seq, state)
             )
         stack.flush()
-        wait_for(lambda: client.exists(*keys) == 4, 60, "the first keys", lambda: stack.log("sink_redis"))
+        wait_for(lambda: client.exists(*keys) == 4, 60, "the first keys", lambda: stack.log("sink-redis"))
 
         proxy.down()
         for seq, state in ((3, "ASSIGNED"), (4, "EXECUTING")):
@@ -181,10 +181,10 @@ def test_redis_sink_processor_survives_an_outage_and_never_moves_backwards(
             )
         stack.flush()
         wait_for(
-            lambda: "Backpressure" in stack.log("sink_redis"),
+            lambda: "Backpressure" in stack.log("sink-redis"),
             30,
             "backpressure",
-            lambda: stack.log("sink_redis"),
+            lambda: stack.log("sink-redis"),
         )
         proxy.up()
 
@@ -192,7 +192,7 @@ def test_redis_sink_processor_survives_an_outage_and_never_moves_backwards(
             raw = client.get(f"{prefix}:task:{stack.prefix}t1")
             return orjson.loads(raw)["state"] if raw else None
 
-        wait_for(lambda: task_state() == "EXECUTING", 60, "catching up", lambda: stack.log("sink_redis"))
+        wait_for(lambda: task_state() == "EXECUTING", 60, "catching up", lambda: stack.log("sink-redis"))
         for i in range(3):
             stored = orjson.loads(client.get(f"{prefix}:robot:{stack.prefix}r{i}"))
             assert (stored["seq"], stored["status"]) == (3, "MOVING")

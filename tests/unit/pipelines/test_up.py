@@ -16,15 +16,15 @@ def test_every_processor_but_the_optional_ones_plus_the_simulator():
         "dispatch",
         "traffic",
         "timers",
-        "sink_postgres",
-        "sink_influx",
-        "sink_redis",
+        "sink-postgres",
+        "sink-influx",
+        "sink-redis",
         "gateway",
         "planner",
         "simulator",
     } <= set(children)
-    assert "sink_rmf" not in children, "sink_rmf needs an RMF server: only with --with-rmf"
-    assert "rmf_ingest" not in children, "the RMF processors run only with --with-rmf"
+    assert "sink-rmf" not in children, "sink-rmf needs an RMF server: only with --with-rmf"
+    assert "rmf-ingest" not in children, "the RMF processors run only with --with-rmf"
     sim = children["simulator"].argv
     assert sim[sim.index("--tenant") + 1] == "t1"
     assert sim[sim.index("--site") + 1] == "s9"
@@ -43,8 +43,8 @@ def test_no_tasks_means_robots_wander_on_their_own():
 
 def test_with_rmf_adds_the_rmf_sink_and_no_robots_means_no_simulator():
     children = {c.name: c for c in _children(_args("--with-rmf", "--robots", "0", "--tenant", "t1"))}
-    assert {"sink_rmf", "rmf_ingest"} <= set(children)
+    assert {"sink-rmf", "rmf-ingest"} <= set(children)
     assert "simulator" not in children
-    assert children["rmf_ingest"].env["FLEET_RMF_TENANT_ID"] == "t1"
-    assert children["rmf_ingest"].env["FLEET_RMF_SITE_ID"] == "demo"
+    assert children["rmf-ingest"].env["FLEET_RMF_TENANT_ID"] == "t1"
+    assert children["rmf-ingest"].env["FLEET_RMF_SITE_ID"] == "demo"
     assert children["gateway"].env["FLEET_RMF_WS_TOKEN"]

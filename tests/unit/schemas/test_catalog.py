@@ -104,7 +104,7 @@ def test_keyed_topics_default_to_six_partitions_and_groups_are_equal() -> None:
 
 
 def test_rmf_ingest_inputs_have_equal_partitions() -> None:
-    """rmf_ingest concatenates its due timers with the fleet states by fleet name: same partition count."""
+    """rmf-ingest concatenates its due timers with the fleet states by fleet name: same partition count."""
     assert topic("timers.due.rmf-ingest").partitions == topic("rmf.fleet_states").partitions
     assert topic("timers.due.rmf-ingest").key == topic("rmf.fleet_states").key == "fleet name"
 
