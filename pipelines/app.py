@@ -121,6 +121,7 @@ class ProcessorApp:
     dlq: DeadLetterQueue
     _registry: RegistryClient | None = None
     _codecs: dict[str, AvroCodec] = field(default_factory=dict)
+    _outputs: dict[str, Topic] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------ what is made once
     @property
@@ -192,8 +193,9 @@ class ProcessorApp:
         return self.dataframe(self.topic(name, value_deserializer=AvroDeserializer(self.codec(name))))
 
     def inbox(self) -> StreamingDataFrame:
-        """This processor's inbox (``<name>.inbox``) as an input of :class:`~topologies.kernel.Envelope`."""
-        return self.dataframe(self.topic(catalog.inbox(self.name), value_deserializer=InboxDeserializer()))
+        """This processor's inbox (``<name>.inbox``) as an input of :class:`~topologies.kernel.Envelope`
+        (the same topic :meth:`produce` writes inbox outputs to)."""
+        return self.dataframe(self._output_topic(catalog.inbox(self.name)))
 
     def decoder(self, name: str) -> Callable[[bytes], Any]:
         """Bytes of catalog topic ``name`` -> its record (raises RecordError for bytes that are not one)."""
@@ -215,13 +217,21 @@ class ProcessorApp:
         outputs.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key or _output_key)
 
     def _output_topic(self, name: str) -> Topic:
+        """The one Topic of output ``name`` (an inbox is read and written through the same one)."""
+        topic = self._outputs.get(name)
+        if topic is not None:
+            return topic
         spec = catalog.topic(name)
         encode: Callable[[Any], bytes] | None = None
         if spec.is_avro:
             encode = self.codec(name).encode  # type: ignore[assignment]
         elif spec.value == catalog.JSON:
             encode = RmfJsonCodec(name).encode  # type: ignore[assignment]
-        return self.topic(name, value_serializer=OutputSerializer(encode))
+        deserializer = InboxDeserializer() if name == catalog.inbox(self.name) else "bytes"
+        topic = self._outputs[name] = self.topic(
+            name, value_deserializer=deserializer, value_serializer=OutputSerializer(encode)
+        )
+        return topic
 
     # ------------------------------------------------------------------------------ running
     def run(self) -> None:

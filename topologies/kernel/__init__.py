@@ -16,12 +16,13 @@ from topologies.kernel.inbox import (
 )
 from topologies.kernel.output import Output
 from topologies.kernel.state import GENERATION, KeyState, ModelCache, StateLike
-from topologies.kernel.step import Decode, Route, Step, StepAdapter, build_step, feed, run_step
+from topologies.kernel.step import Decode, Forward, Route, Step, StepAdapter, build_step, feed, run_step
 
 __all__ = [
     "GENERATION",
     "Decode",
     "Envelope",
+    "Forward",
     "HomePartition",
     "KeyState",
     "ModelCache",

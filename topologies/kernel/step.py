@@ -17,7 +17,7 @@ is a bug or an infrastructure error and stops the processor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from quixstreams.context import message_context
@@ -29,12 +29,15 @@ from topologies.kernel.inbox import Envelope, HomePartition
 from topologies.kernel.output import Output
 from topologies.kernel.state import KeyState, StateLike
 
-__all__ = ["Decode", "Route", "Step", "StepAdapter", "build_step", "feed", "run_step"]
+__all__ = ["Decode", "Forward", "Route", "Step", "StepAdapter", "build_step", "feed", "run_step"]
 
 #: Source bytes -> the event a step takes (raises RecordError for bytes that are not a record).
 Decode = Callable[[bytes], Any]
 #: ``(source bytes or None, source key) -> owner key`` of a fed record; None leaves the record out.
 Route = Callable[[Any, Any], str | None]
+#: ``(source bytes or None, source key, Kafka timestamp) -> [(owner key, payload)]``: what a feed sends to
+#: the inbox for one source record (payloads are dicts, or bytes); raises RecordError for a bad record.
+Forward = Callable[[Any, Any, int], Iterable[tuple[str, Any]]]
 
 
 class Step(Protocol):
@@ -142,14 +145,28 @@ def build_step(
     return merged.apply(adapter, stateful=True, metadata=True, expand=True)
 
 
-def feed(sdf: StreamingDataFrame, kind: str, *, inbox: str, route: Route | None = None) -> StreamingDataFrame:
-    """Forward the records of one source to the inbox ``inbox`` (catalog name) as ``kind``, unchanged,
-    keyed by ``route(value, key)`` (default: the record's own key). Returns a dataframe of Output."""
+def feed(
+    sdf: StreamingDataFrame,
+    kind: str,
+    *,
+    inbox: str,
+    route: Route | None = None,
+    forward: Forward | None = None,
+) -> StreamingDataFrame:
+    """Send the records of one source to the inbox ``inbox`` (catalog name) tagged as ``kind``; returns
+    a dataframe of :class:`Output`.
 
-    def forward(value: Any, key: Any, _timestamp: int, _headers: Any) -> list[Output]:
+    By default a record goes unchanged, keyed by ``route(value, key)`` (default: its own key). With
+    ``forward``, what goes is what ``forward`` makes of it (e.g. the normalized input, decoded and checked
+    here so that a bad record is dead-lettered from its own topic).
+    """
+
+    def send(value: Any, key: Any, timestamp: int, _headers: Any) -> list[Output]:
+        if forward is not None:
+            return [
+                Output(inbox, str(owner), Envelope(kind, p)) for owner, p in forward(value, key, timestamp)
+            ]
         owner = key if route is None else route(value, key)
-        if owner is None:
-            return []
-        return [Output(inbox, str(owner), Envelope(kind, value))]
+        return [] if owner is None else [Output(inbox, str(owner), Envelope(kind, value))]
 
-    return sdf.apply(forward, metadata=True, expand=True)
+    return sdf.apply(send, metadata=True, expand=True)

@@ -26,7 +26,15 @@ from croniter import croniter
 
 from schemas.errors import RejectedRecord
 from topologies.tasks.config import TasksConfig
-from topologies.tasks.records import INBOX, Output, cron_task_id, det_uuid7, timer_record, tombstone
+from topologies.tasks.records import (
+    CRON,
+    Output,
+    cron_task_id,
+    det_uuid7,
+    inbox_message,
+    timer_record,
+    tombstone,
+)
 
 __all__ = ["next_fire", "step_schedule", "validate_schedule"]
 
@@ -131,8 +139,8 @@ def _create_input(state: ScheduleState, fire_at: int, at: int, late: bool) -> Ou
     labels = {**(template.get("labels") or {}), "schedule_id": state["schedule_id"], "fire_at": str(fire_at)}
     if late:
         labels["misfire"] = "FIRE_ONCE"
-    return Output(
-        INBOX,
+    return inbox_message(
+        CRON,
         task_id,
         {
             "type": "create",
