@@ -192,10 +192,11 @@ class ProcessorApp:
         """Catalog topic ``name`` with values decoded by its Avro codec (sinks)."""
         return self.dataframe(self.topic(name, value_deserializer=AvroDeserializer(self.codec(name))))
 
-    def inbox(self) -> StreamingDataFrame:
+    def inbox(self, partitions: int | None = None) -> StreamingDataFrame:
         """This processor's inbox (``<name>.inbox``) as an input of :class:`~topologies.kernel.Envelope`
-        (the same topic :meth:`produce` writes inbox outputs to)."""
-        return self.dataframe(self._output_topic(catalog.inbox(self.name)))
+        (the same topic :meth:`produce` writes inbox outputs to). ``partitions``: those of the inputs it is
+        co-partitioned with, when the processor creates it (default: the catalog's)."""
+        return self.dataframe(self._output_topic(catalog.inbox(self.name), partitions))
 
     def decoder(self, name: str) -> Callable[[bytes], Any]:
         """Bytes of catalog topic ``name`` -> its record (raises RecordError for bytes that are not one)."""
@@ -216,7 +217,7 @@ class ProcessorApp:
         topics = {name: self._output_topic(name) for name in names}
         outputs.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key or _output_key)
 
-    def _output_topic(self, name: str) -> Topic:
+    def _output_topic(self, name: str, partitions: int | None = None) -> Topic:
         """The one Topic of output ``name`` (an inbox is read and written through the same one)."""
         topic = self._outputs.get(name)
         if topic is not None:
@@ -229,7 +230,10 @@ class ProcessorApp:
             encode = RmfJsonCodec(name).encode  # type: ignore[assignment]
         deserializer = InboxDeserializer() if name == catalog.inbox(self.name) else "bytes"
         topic = self._outputs[name] = self.topic(
-            name, value_deserializer=deserializer, value_serializer=OutputSerializer(encode)
+            name,
+            value_deserializer=deserializer,
+            value_serializer=OutputSerializer(encode),
+            partitions=partitions,
         )
         return topic
 

@@ -150,6 +150,7 @@ def _t(
     group: str | None,
     description: str,
     partitions: int | None = None,
+    extra_config: Mapping[str, str] | None = None,
 ) -> TopicSpec:
     count = partitions or (KEYED_PARTITIONS if group else OTHER_PARTITIONS)
     retention = retention_days * DAY_MS if retention_days is not None else None
@@ -163,11 +164,23 @@ def _t(
         copartition=group,
         description=description,
         base_name=name,
+        extra_config=dict(extra_config or {}),
     )
 
 
 CATALOG: tuple[TopicSpec, ...] = (
-    _t(ROBOT_TELEMETRY, "robot_id", "RobotTelemetry", "delete", 7, "robot", "raw robot telemetry"),
+    # The broker stamps each sample when it receives it (LogAppendTime): the telemetry topology checks
+    # occurred_at against that, whatever the robot's own clock says, and a replay gets the same answer.
+    _t(
+        ROBOT_TELEMETRY,
+        "robot_id",
+        "RobotTelemetry",
+        "delete",
+        7,
+        "robot",
+        "raw robot telemetry",
+        extra_config={"message.timestamp.type": "LogAppendTime"},
+    ),
     _t(
         ROBOT_TELEMETRY_ACCEPTED,
         "robot_id",

@@ -56,7 +56,7 @@ GOAL_RATE = 15_000
 GOAL_RATIO = 0.4
 TOPICS = (
     "robot.telemetry", "robot.registry", "timers.due.telemetry", "robot.status", "alerts",
-    "robot.telemetry.1m", "timers", "site.maps", "dlq.telemetry",
+    "robot.telemetry.1m", "timers", "site.maps", "dlq.telemetry", "telemetry.inbox", "robot.telemetry.accepted",
 )  # fmt: skip
 TENANT = "bench"
 SITE = "bench-site"
@@ -194,7 +194,6 @@ class _Bench:
                 **os.environ, "FLEET_TOPIC_PREFIX": self.prefix, "FLEET_STATE_DIR": str(self.tmp / f"state-{n}"),
                 "FLEET_KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
                 "FLEET_SCHEMA_REGISTRY_URL": self.settings.schema_registry_url, "FLEET_LOG_LEVEL": "WARNING",
-                "FLEET_SITE_MAPS_WAIT_S": "10",
             }  # fmt: skip
             log = open(self.tmp / f"telemetry-{n}.log", "ab")  # noqa: SIM115 - owned by the child process
             command = [str(Path(sys.executable).with_name("fleet")), "run", "telemetry"]

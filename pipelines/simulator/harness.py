@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.errors import RejectedRecord
+from schemas.records import TERMINAL_TASK_STATES
 from topologies import dispatch as dispatch_topology
 from topologies import tasks as tasks_topology
 from topologies import traffic as traffic_topology
@@ -51,7 +52,6 @@ __all__ = ["LoopConfig", "LoopReport", "run_loop"]
 
 logger = logging.getLogger(__name__)
 
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
 _RELEASES = frozenset({"RESUME", "REROUTE"})
 
 
@@ -221,7 +221,7 @@ class _Loop:
         return repartition
 
     # -- processors ----------------------------------------------------------------------------------
-    def on_telemetry(self, at: int, record: dict[str, Any]) -> None:
+    def on_telemetry(self, at: int, record: Any) -> None:
         rid = record["robot_id"]
         new, out = on_telemetry(self.telemetry_state.get(rid), record, self.cfg.telemetry)
         self.telemetry_state[rid] = new
@@ -249,7 +249,7 @@ class _Loop:
         for o in out:
             if o.topic == tasks_topology.EVENTS and o.value is not None:
                 event = o.value
-                if event.get("kind") == "TRANSITION" and event["state"] in _TERMINAL:
+                if event.get("kind") == "TRANSITION" and event["state"] in TERMINAL_TASK_STATES:
                     self.task_final[event["task_id"]] = event["state"]
                 self.queue.at(when, self.rekeyed("dispatch", self.on_dispatch), event)
                 if self.traffic is not None:
@@ -260,7 +260,7 @@ class _Loop:
                 else:
                     self.timers[o.key] = o.value
             elif o.topic == tasks_topology.INBOX and o.value is not None:
-                self.queue.at(when, self.on_task_input, o.value)
+                self.queue.at(when, self.on_task_input, o.value.payload)
 
     def on_dispatch(self, at: int, record: dict[str, Any]) -> None:
         self.dispatch_now = max(int(record.get("occurred_at") or 0), self.dispatch_now)

@@ -16,7 +16,17 @@ from topologies.kernel.inbox import (
 )
 from topologies.kernel.output import Output
 from topologies.kernel.state import GENERATION, KeyState, ModelCache, StateLike
-from topologies.kernel.step import Decode, Forward, Route, Step, StepAdapter, build_step, feed, run_step
+from topologies.kernel.step import (
+    Decode,
+    Forward,
+    Route,
+    Step,
+    StepAdapter,
+    annotate,
+    build_step,
+    feed,
+    run_step,
+)
 
 __all__ = [
     "GENERATION",
@@ -31,6 +41,7 @@ __all__ = [
     "StateLike",
     "Step",
     "StepAdapter",
+    "annotate",
     "build_step",
     "decode_envelope",
     "encode_envelope",

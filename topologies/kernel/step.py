@@ -29,7 +29,7 @@ from topologies.kernel.inbox import Envelope, HomePartition
 from topologies.kernel.output import Output
 from topologies.kernel.state import KeyState, StateLike
 
-__all__ = ["Decode", "Forward", "Route", "Step", "StepAdapter", "build_step", "feed", "run_step"]
+__all__ = ["Decode", "Forward", "Route", "Step", "StepAdapter", "annotate", "build_step", "feed", "run_step"]
 
 #: Source bytes -> the event a step takes (raises RecordError for bytes that are not a record).
 Decode = Callable[[bytes], Any]
@@ -42,6 +42,14 @@ Forward = Callable[[Any, Any, int], Iterable[tuple[str, Any]]]
 
 class Step(Protocol):
     def __call__(self, state: KeyState, kind: str, event: Any, now_ms: int) -> list[Output]: ...
+
+
+def annotate(event: Any) -> None:
+    """Let the log lines of the record being processed carry its ids (tenant, robot, task...): for a step
+    that decodes its input itself."""
+    trace = current()
+    if trace is not None and type(event) is dict:
+        trace.value = event
 
 
 def run_step(step: Step, store: StateLike, key: str, kind: str, event: Any, now_ms: int) -> list[Output]:
@@ -98,9 +106,7 @@ class StepAdapter:
         if type(payload) is bytes:
             decode = self._decoders.get(kind)
             event = decode(payload) if decode is not None else payload
-            trace = current()
-            if trace is not None:  # log lines of this record name its tenant, robot, task...
-                trace.value = event
+            annotate(event)  # log lines of this record name its tenant, robot, task...
         else:
             event = payload
         return run_step(self.step, state, key, kind, event, timestamp)

@@ -25,7 +25,7 @@ from quixstreams.dataframe import StreamingDataFrame
 
 from schemas.errors import RejectedRecord
 from schemas.limits import TASK_COMMAND_MAX_BYTES
-from topologies.kernel import Decode, KeyState, Output, build_step, feed
+from topologies.kernel import Decode, KeyState, Output, annotate, build_step, feed
 from topologies.tasks import cron, inputs, machine
 from topologies.tasks.config import TasksConfig
 from topologies.tasks.records import EVENTS, INBOX, TIMERS
@@ -157,6 +157,7 @@ def build_tasks(
 def _forward(decode: Decode, normalize: Normalize) -> Callable[[Any, Any, int], Iterable[tuple[str, Any]]]:
     def forward(value: Any, key: Any, timestamp: int) -> list[tuple[str, Any]]:
         record = decode(value) if value is not None else None
+        annotate(record)  # log lines of this record name its tenant and task
         return [(inputs.inbox_key(inp), inp) for inp in normalize(record, key, timestamp)]
 
     return forward
