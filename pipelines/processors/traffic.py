@@ -1,7 +1,7 @@
 """Traffic topology: space-time reservations of robot routes, conflict detection and resolution per site.
 
 Consumes ``robot.status`` (key robot_id), ``task.events`` (key task_id) and ``site.maps`` (key site_id),
-concatenated and re-keyed by site with one ``group_by``; the three topics must have equal partition counts.
+each fed into its inbox ``traffic.inbox`` keyed by site.
 Produces HOLD / RESUME / REROUTE Decisions to ``scheduler.decisions`` (key robot_id), Conflicts to
 ``traffic.conflicts`` (key site_id) and CONFLICT_UNRESOLVED Alerts to ``alerts`` (key robot id), exactly
 once. Rejected records go to ``dlq.traffic``. See ``topologies.traffic``.
@@ -10,20 +10,21 @@ once. Rejected records go to ``dlq.traffic``. See ``topologies.traffic``.
 from __future__ import annotations
 
 import logging
-from operator import itemgetter
 
 from pydantic import Field
 
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import TopologySettings
-from schemas.quix import AvroSerializer
-from topologies.traffic import OUTPUT_KEY_FIELDS, OWNER, TrafficConfig, build_traffic
+from schemas import catalog
+from topologies.traffic import OUTPUT_TOPICS, OWNER, TrafficConfig, build_traffic
+from topologies.traffic.machine import MAP, STATUS, TASK
 
-__all__ = ["INPUTS", "Settings", "build", "run"]
+__all__ = ["SOURCES", "Settings", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
-INPUTS = ("robot.status", "site.maps", "task.events")
+#: Kind of input -> its source topic.
+SOURCES = {STATUS: catalog.ROBOT_STATUS, MAP: catalog.SITE_MAPS, TASK: catalog.TASK_EVENTS}
 
 
 class Settings(TopologySettings):
@@ -85,12 +86,14 @@ def build(settings: Settings) -> ProcessorApp:
     papp = create_processor_app(
         settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
     )
-
-    status, maps, tasks = (papp.avro_input(name) for name in INPUTS)
-    outputs = build_traffic(status, maps_sdf=maps, tasks_sdf=tasks, config=settings.traffic_config())
-    for name, sdf in outputs.items():
-        topic = papp.topic(name, value_serializer=AvroSerializer(papp.codec(name)))
-        sdf.to_topic(topic, key=itemgetter(OUTPUT_KEY_FIELDS[name]))
+    outputs = build_traffic(
+        sources={kind: papp.input(topic) for kind, topic in SOURCES.items()},
+        inbox=papp.inbox(),
+        decoders={kind: papp.decoder(topic) for kind, topic in SOURCES.items()},
+        config=settings.traffic_config(),
+    )
+    for sdf in outputs:
+        papp.produce(sdf, OUTPUT_TOPICS)
     return papp
 
 

@@ -228,7 +228,9 @@ class _Loop:
         when = self.visible("telemetry", at)
         for o in out:
             if o.topic == telemetry_records.STATUS:
-                self.queue.at(when, self.rekeyed("dispatch", self.on_dispatch), o.value)
+                self.queue.at(
+                    when, self.rekeyed("dispatch", self.on_dispatch), (dispatch_topology.STATUS, o.value)
+                )
                 if self.traffic is not None:
                     self.queue.at(when, self.rekeyed("traffic", self.on_traffic), o.value)
 
@@ -251,7 +253,9 @@ class _Loop:
                 event = o.value
                 if event.get("kind") == "TRANSITION" and event["state"] in TERMINAL_TASK_STATES:
                     self.task_final[event["task_id"]] = event["state"]
-                self.queue.at(when, self.rekeyed("dispatch", self.on_dispatch), event)
+                self.queue.at(
+                    when, self.rekeyed("dispatch", self.on_dispatch), (dispatch_topology.TASK, event)
+                )
                 if self.traffic is not None:
                     self.queue.at(when, self.rekeyed("traffic", self.on_traffic), event)
             elif o.topic == tasks_topology.TIMERS:
@@ -262,10 +266,11 @@ class _Loop:
             elif o.topic == tasks_topology.INBOX and o.value is not None:
                 self.queue.at(when, self.on_task_input, o.value.payload)
 
-    def on_dispatch(self, at: int, record: dict[str, Any]) -> None:
+    def on_dispatch(self, at: int, item: tuple[str, dict[str, Any]]) -> None:
+        kind, record = item
         self.dispatch_now = max(int(record.get("occurred_at") or 0), self.dispatch_now)
         try:
-            _, decisions = dispatch_topology.step(self.dispatch, record, self.dispatch_now)
+            _, decisions = dispatch_topology.step(self.dispatch, kind, record, self.dispatch_now)
         except RejectedRecord:
             self.report.rejected += 1
             return
@@ -344,9 +349,9 @@ class _Loop:
         cfg = self.cfg
         started = time.perf_counter()
         t0 = cfg.start_ms
-        self.queue.at(t0, self.on_dispatch, self.site_map)
+        self.queue.at(t0, self.on_dispatch, (dispatch_topology.MAP, self.site_map))
         for registration in self.sim.registrations(t0):
-            self.queue.at(t0, self.on_dispatch, registration)
+            self.queue.at(t0, self.on_dispatch, (dispatch_topology.REGISTRATION, registration))
         if self.traffic is not None:
             self.queue.at(t0, self.on_traffic, self.site_map)
         tick_ms = 1000.0 / cfg.rate_hz

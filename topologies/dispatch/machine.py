@@ -1,6 +1,7 @@
-"""The dispatch site transition: ``step(site_state, event, now_ms) -> (site_state, decisions)``.
+"""The dispatch site transition: ``step(site_state, kind, event, now_ms) -> (site_state, decisions)``.
 
-Inputs are RobotStatus, RobotRegistration, SiteMap and TaskEvent dicts (docs/records.md). After applying
+Inputs are RobotStatus (kind ``status``), RobotRegistration (``registration``), SiteMap (``map``) and
+TaskEvent (``task``) dicts (docs/records.md), each tagged with its kind by the feed it came from. After applying
 one, the step matches what the input freed (a robot that became free, a task that became ready) against
 the rest of the site, so the site is always at the greedy fixpoint: no free robot can take a ready task.
 
@@ -22,59 +23,52 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.errors import RejectedRecord
+from schemas.records import RUNNING_TASK_STATES, TERMINAL_TASK_STATES
 from topologies.dispatch.decisions import decision, decision_id, route_waypoints
 from topologies.dispatch.policy import Assignment, CostModel, CostTable, greedy, nearest_free_charger
 from topologies.dispatch.state import SiteState, robot_view
 
-__all__ = ["Assigner", "event_kind", "greedy_assigner", "step"]
+__all__ = ["KINDS", "MAP", "REGISTRATION", "STATUS", "TASK", "Assigner", "greedy_assigner", "step"]
 
 logger = logging.getLogger(__name__)
 
 Assigner = Callable[[CostTable], tuple[list[Assignment], str]]
 """Solves one batch: the assignments and the planner's name (the Decision ``planner`` field)."""
 
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
+#: Kinds of input, one per source topic.
+STATUS, TASK, MAP, REGISTRATION = "status", "task", "map", "registration"
+KINDS = (STATUS, TASK, MAP, REGISTRATION)
+
+_TERMINAL = TERMINAL_TASK_STATES
 _RELEASING = frozenset({"RETRYING", "WAITING", "CREATED", "QUEUED"})
-_BUSY = frozenset({"ASSIGNED", "DISPATCHED", "EXECUTING"})
+_BUSY = RUNNING_TASK_STATES
 
 
 def greedy_assigner(table: CostTable) -> tuple[list[Assignment], str]:
     return greedy(table), "in_process"
 
 
-def event_kind(record: dict[str, Any]) -> str:
-    """``map``, ``task``, ``status`` or ``registration``, from the record's fields."""
-    if "nodes" in record and "lanes" in record:
-        return "map"
-    if "task_id" in record and "seq" in record and "state" in record:
-        return "task"
-    if "robot_id" in record and "status" in record:
-        return "status"
-    if "robot_id" in record and ("capabilities" in record or "managed_by" in record):
-        return "registration"
-    raise RejectedRecord("dispatch: not a RobotStatus, RobotRegistration, SiteMap or TaskEvent")
-
-
 def step(
-    state: SiteState, event: dict[str, Any], now_ms: int, assigner: Assigner = greedy_assigner
+    state: SiteState, kind: str, event: dict[str, Any], now_ms: int, assigner: Assigner = greedy_assigner
 ) -> tuple[SiteState, list[dict[str, Any]]]:
-    """Apply one input record to the site and return the decisions it causes."""
-    kind = event_kind(event)
+    """Apply one input record of ``kind`` to the site and return the decisions it causes."""
+    if kind not in KINDS:
+        raise RejectedRecord(f"dispatch: no input of kind {kind!r}")
     if state.tenant_id is None:
         state.tenant_id, state.site_id = event["tenant_id"], event["site_id"]
         state.dirty.add(("meta", ""))
     elif event["tenant_id"] != state.tenant_id:
         raise RejectedRecord(f"site {state.site_id} belongs to another tenant")
     out: list[dict[str, Any]] = []
-    if kind == "map":
+    if kind == MAP:
         if _on_map(state, event):
             _match_all(state, now_ms, assigner, out)
         return state, out
     robots: set[str] = set()
     tasks: set[str] = set()
-    if kind == "status":
+    if kind == STATUS:
         robots |= _on_status(state, event, now_ms, out)
-    elif kind == "registration":
+    elif kind == REGISTRATION:
         robots |= _on_registration(state, event)
     else:
         r, t = _on_task(state, event)

@@ -82,6 +82,7 @@ class SiteState:
     config: DispatchConfig = field(default_factory=DispatchConfig)
     tenant_id: str | None = None
     site_id: str | None = None
+    clock: int = 0
     site_map: dict[str, Any] | None = None
     robots: dict[str, dict[str, Any]] = field(default_factory=dict)
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
