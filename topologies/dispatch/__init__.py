@@ -1,13 +1,13 @@
 """The dispatch topology (per site): assigns ready tasks to free robots and sends robots to chargers.
 
-Pure parts: :mod:`graph` (site graph, shortest paths), :mod:`policy` (cost, greedy and optimal
+Pure parts: the shared site graph (``schemas.sitegraph``: shortest paths), :mod:`policy` (cost, greedy and optimal
 assignment), :mod:`machine` (``step``), :mod:`decisions` (Decision builders). :mod:`builder` adapts them
 to Quix Streams through the kernel.
 """
 
+from schemas.sitegraph import SiteGraph, graph_for
 from topologies.dispatch.builder import OUTPUT_TOPICS, DispatchStep, build_dispatch, decision_key
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.graph import SiteGraph, graph_for
 from topologies.dispatch.machine import (
     KINDS,
     MAP,

@@ -24,6 +24,7 @@ from typing import Any
 
 from schemas.errors import RejectedRecord
 from schemas.records import RUNNING_TASK_STATES, TERMINAL_TASK_STATES
+from schemas.sitegraph import graph_for
 from topologies.dispatch.decisions import decision, decision_id, route_waypoints
 from topologies.dispatch.policy import Assignment, CostModel, CostTable, greedy, nearest_free_charger
 from topologies.dispatch.state import SiteState, robot_view
@@ -84,13 +85,17 @@ def _on_map(state: SiteState, record: dict[str, Any]) -> bool:
     current = state.site_map
     if current is not None and int(current.get("version", 0)) > int(record.get("version", 0)):
         return False
+    try:
+        graph_for(record, state.config.nominal_speed_mps)
+    except ValueError as exc:  # a lane to an unknown node, a duplicate node id
+        raise RejectedRecord(f"site map v{record.get('version')} is not a graph: {exc}") from exc
     state.site_map = record
     state.dirty.add(("map", ""))
     graph = state.graph
     assert graph is not None
     for rid, robot in state.robots.items():
         if robot["node"] not in graph and robot["x"] is not None:
-            robot["node"] = graph.nearest(robot["x"], robot["y"])
+            robot["node"] = graph.nearest_node(robot["x"], robot["y"])
             state.dirty.add(("robot", rid))
     for charger_id, rid in list(state.charger_holder.items()):
         if all(cid != charger_id for cid, _ in graph.chargers):
@@ -124,7 +129,7 @@ def _on_status(state: SiteState, record: dict[str, Any], now_ms: int, out: list[
     graph = state.graph
     node = pose.get("node_id")
     if graph is not None and node not in graph and pose.get("x") is not None:
-        node = graph.nearest(float(pose["x"]), float(pose["y"]))
+        node = graph.nearest_node(float(pose["x"]), float(pose["y"]))
     robot.update(
         status=record["status"],
         battery=float(record["battery"]),
@@ -289,7 +294,7 @@ def _charge(state: SiteState, now_ms: int, out: list[dict[str, Any]]) -> None:
                 site_id=state.site_id or "",
                 now_ms=now_ms,
                 robot_id=rid,
-                route=route_waypoints([graph.path(robot["node"], node)], now_ms),
+                route=route_waypoints([graph.timed_path(robot["node"], node)], now_ms),
                 cost=seconds,
                 reason=f"battery {float(robot['battery']):.2f} below reserve {state.config.battery_reserve:.2f}; "
                 f"charger {charger_id}",
@@ -349,9 +354,9 @@ def _solve(
         task["assign_seq"] = int(task["assign_seq"]) + 1
         view = state.task_view(a.task_id)
         first = view.pickup or view.dropoff or robot["node"]
-        legs = [graph.path(robot["node"], first)]
+        legs = [graph.timed_path(robot["node"], first)]
         if view.pickup and view.dropoff:
-            legs.append(graph.path(view.pickup, view.dropoff))
+            legs.append(graph.timed_path(view.pickup, view.dropoff))
         out.append(
             decision(
                 kind="ASSIGN",

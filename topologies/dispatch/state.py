@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.sitegraph import SiteGraph, graph_for
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.graph import SiteGraph, graph_for
 from topologies.dispatch.policy import RobotView, TaskView
 
 __all__ = ["READY_STATES", "SiteState", "new_robot", "robot_view", "task_view"]

@@ -28,7 +28,7 @@ from topologies.telemetry.records import (
     det_uuid7,
 )
 from topologies.telemetry.rules import derive_status, validate_telemetry
-from topologies.telemetry.sitemaps import SITE_BOUNDS, SITE_JOIN, SITE_MAP, SiteBounds, bounds_of, site_key
+from topologies.telemetry.sitemaps import SITE_BOUNDS, SITE_JOIN, SITE_MAP, bounds_of, site_key
 
 __all__ = [
     "ACCEPTED",
@@ -47,7 +47,6 @@ __all__ = [
     "TIMER",
     "TIMERS",
     "Output",
-    "SiteBounds",
     "TelemetryConfig",
     "TelemetryStep",
     "bounds_of",

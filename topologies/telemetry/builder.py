@@ -33,7 +33,7 @@ from topologies.kernel import Decode, KeyState, Output, annotate, build_step, fe
 from topologies.telemetry import machine, records, sitemaps
 from topologies.telemetry.config import TelemetryConfig
 from topologies.telemetry.rules import validate_telemetry
-from topologies.telemetry.sitemaps import SITE_BOUNDS, SITE_JOIN, SITE_MAP, SiteBounds
+from topologies.telemetry.sitemaps import SITE_BOUNDS, SITE_JOIN, SITE_MAP, bounds_from_list
 
 __all__ = [
     "OUTPUT_TOPICS",
@@ -99,7 +99,7 @@ class TelemetryStep:
         joined = entry.get("joined")
         tenant, site = record["tenant_id"], record["site_id"]
         here = joined is not None and joined[0] == tenant and joined[1] == site
-        bounds = SiteBounds.from_list(entry.get("bounds")) if here else None
+        bounds = bounds_from_list(entry.get("bounds")) if here else None
         validate_telemetry(record, entry.get("registration"), bounds, self.config, now_ms)
         robot = entry.get("runtime")
         new, out = machine.on_telemetry(robot, record, self.config)

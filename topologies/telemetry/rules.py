@@ -7,8 +7,8 @@ from typing import Any
 
 from schemas.errors import RejectedRecord
 from schemas.records import RobotTelemetry
+from schemas.sitegraph import Bounds
 from topologies.telemetry.config import TelemetryConfig
-from topologies.telemetry.sitemaps import SiteBounds
 
 __all__ = ["WORKING_PHASES", "derive_status", "validate_telemetry"]
 
@@ -19,7 +19,7 @@ WORKING_PHASES = frozenset({"STARTED", "IN_PROGRESS"})
 def validate_telemetry(
     record: RobotTelemetry,
     registration: dict[str, Any] | None,
-    bounds: SiteBounds | None,
+    bounds: Bounds | None,
     config: TelemetryConfig,
     now_ms: int,
 ) -> None:

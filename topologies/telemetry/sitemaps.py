@@ -3,7 +3,7 @@
 ``site.maps`` is keyed by site and the telemetry topology by robot, so a robot's state cannot read a map.
 The maps reach the robots through the processor's inbox, like every input that is not keyed by robot:
 
-1. A feed sends each site map, reduced to its bounding box (:func:`map_message`), to the site's key
+1. A feed sends each site map, reduced to the bounds of its shared graph (:func:`map_message`), to the site's key
    (:func:`site_key`) in the inbox. There, :func:`on_site_map` keeps the latest version per tenant and
    sends the bounds to every robot of that tenant that joined the site (``site_bounds``).
 2. A robot joins a site the first time it registers or reports there (``site_join`` to the site's key,
@@ -18,10 +18,11 @@ reports within that first round trip depend on timing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from schemas.errors import RejectedRecord
 from schemas.records import SiteMap
+from schemas.sitegraph import Bounds, graph_for
 from topologies.kernel import Envelope, KeyState, Output
 from topologies.telemetry.records import INBOX
 
@@ -29,8 +30,9 @@ __all__ = [
     "SITE_BOUNDS",
     "SITE_JOIN",
     "SITE_MAP",
-    "SiteBounds",
+    "bounds_from_list",
     "bounds_of",
+    "bounds_to_list",
     "join",
     "map_message",
     "on_site_bounds",
@@ -45,44 +47,27 @@ SITE_MAP, SITE_JOIN, SITE_BOUNDS = "site_map", "site_join", "site_bounds"
 _MAPS, _MEMBERS = "maps", "members"
 
 
-@dataclass(frozen=True, slots=True)
-class SiteBounds:
-    """Axis-aligned bounding box of a site map (nodes and zone corners), in map metres."""
-
-    version: int
-    min_x: float
-    min_y: float
-    max_x: float
-    max_y: float
-
-    def contains(self, x: float, y: float, margin: float = 0.0) -> bool:
-        return (
-            self.min_x - margin <= x <= self.max_x + margin
-            and self.min_y - margin <= y <= self.max_y + margin
-        )
-
-    def to_list(self) -> list[float]:
-        return [self.version, self.min_x, self.min_y, self.max_x, self.max_y]
-
-    @classmethod
-    def from_list(cls, values: list[float] | None) -> SiteBounds | None:
-        if not values:
-            return None
-        version, min_x, min_y, max_x, max_y = values
-        return cls(int(version), min_x, min_y, max_x, max_y)
+def bounds_of(site_map: SiteMap) -> Bounds | None:
+    """The bounding box of a SiteMap (nodes and zone corners), from its shared graph (``schemas.sitegraph``);
+    None for a map without coordinates. :class:`RejectedRecord` for a map that is not a graph."""
+    try:
+        return graph_for(site_map).bounds
+    except ValueError as exc:  # a lane to an unknown node, a duplicate node id
+        raise RejectedRecord(f"site map v{site_map.get('version')} is not a graph: {exc}") from exc
 
 
-def bounds_of(site_map: SiteMap) -> SiteBounds | None:
-    """The bounding box of a SiteMap, or None for a map without any coordinates."""
-    xs: list[float] = [float(n["x"]) for n in site_map.get("nodes") or ()]
-    ys: list[float] = [float(n["y"]) for n in site_map.get("nodes") or ()]
-    for zone in site_map.get("zones") or ():
-        for point in zone.get("polygon") or ():
-            xs.append(float(point["x"]))
-            ys.append(float(point["y"]))
-    if not xs:
+def bounds_to_list(bounds: Bounds | None) -> list[float] | None:
+    """Bounds as stored in a robot's state and sent in messages: ``[version, min_x, min_y, max_x, max_y]``."""
+    if bounds is None:
         return None
-    return SiteBounds(int(site_map.get("version", 0)), min(xs), min(ys), max(xs), max(ys))
+    return [bounds.version, bounds.min_x, bounds.min_y, bounds.max_x, bounds.max_y]
+
+
+def bounds_from_list(values: list[float] | None) -> Bounds | None:
+    if not values:
+        return None
+    version, min_x, min_y, max_x, max_y = values
+    return Bounds(int(version), min_x, min_y, max_x, max_y)
 
 
 def site_key(site_id: str) -> str:
@@ -95,12 +80,11 @@ def map_message(site_map: SiteMap | None, key: str) -> list[tuple[str, Any]]:
     deletion for a tombstone."""
     if site_map is None:
         return [(site_key(key), {"site_id": key, "deleted": True})]
-    bounds = bounds_of(site_map)
     message = {
         "site_id": site_map["site_id"],
         "tenant_id": site_map["tenant_id"],
         "version": int(site_map["version"]),
-        "bounds": bounds.to_list() if bounds is not None else None,
+        "bounds": bounds_to_list(bounds_of(site_map)),
     }
     return [(site_key(site_map["site_id"]), message)]
 

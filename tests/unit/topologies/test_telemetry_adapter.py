@@ -182,8 +182,8 @@ def test_state_survives_json_across_a_long_run_with_checkpoints(h: StepHarness) 
 
 
 def test_a_robot_gets_the_bounds_of_its_sites_map_through_the_site_directory(h: StepHarness) -> None:
-    site_map = {"tenant_id": "acme", "site_id": "s1", "version": 4, "nodes": [{"x": 0.0, "y": 0.0},
-                {"x": 10.0, "y": 10.0}], "zones": []}  # fmt: skip
+    site_map = {"tenant_id": "acme", "site_id": "s1", "version": 4, "nodes": [{"id": "a", "x": 0.0, "y": 0.0},
+                {"id": "b", "x": 10.0, "y": 10.0}], "lanes": [], "zones": []}  # fmt: skip
     [(key, message)] = map_message(site_map, "s1")  # type: ignore[arg-type]
     assert h.send(SITE_MAP, key, message, T0) == []
     [join] = h.send(REGISTRATION, "r1", registration(), T0)

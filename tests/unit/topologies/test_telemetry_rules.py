@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from schemas.errors import RejectedRecord
+from schemas.sitegraph import Bounds
 from topologies.telemetry import (
     SITE_JOIN,
     SITE_MAP,
-    SiteBounds,
     TelemetryConfig,
     TelemetryStep,
     bounds_of,
@@ -25,7 +25,7 @@ from topologies.telemetry.sitemaps import map_message
 T0 = int(datetime(2025, 3, 1, 8, 0, tzinfo=UTC).timestamp() * 1000)
 CFG = TelemetryConfig()
 REG = {"tenant_id": "acme", "fleet_id": "f1", "active": True, "managed_by": "FLEETSTREAM"}
-BOUNDS = SiteBounds(version=3, min_x=0.0, min_y=0.0, max_x=50.0, max_y=20.0)
+BOUNDS = Bounds(version=3, min_x=0.0, min_y=0.0, max_x=50.0, max_y=20.0)
 
 
 def sample(**overrides: Any) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def sample(**overrides: Any) -> dict[str, Any]:
 def reject_reason(
     record: dict[str, Any],
     registration: dict[str, Any] | None = REG,
-    bounds: SiteBounds | None = BOUNDS,
+    bounds: Bounds | None = BOUNDS,
     now: int = T0,
 ) -> str:
     with pytest.raises(RejectedRecord) as info:
@@ -168,8 +168,14 @@ def _map(version: int, nodes: list[tuple[float, float]], zones: list[list[tuple[
 
 def test_bounds_cover_nodes_and_zone_corners():
     bounds = bounds_of(_map(1, [(0, 0), (10, 5)], zones=[[(-3, 1), (2, 8)]]))
-    assert bounds == SiteBounds(1, -3.0, 0.0, 10.0, 8.0)
+    assert bounds == Bounds(1, -3.0, 0.0, 10.0, 8.0)
     assert bounds_of(_map(1, [])) is None
+
+
+def test_a_map_that_is_not_a_graph_is_rejected():
+    bad = {**_map(2, [(0, 0), (10, 5)]), "lanes": [{"id": "l", "from_node": "n0", "to_node": "nowhere"}]}
+    with pytest.raises(RejectedRecord, match="site map v2 is not a graph: lane 'l' references unknown node"):
+        bounds_of(bad)
 
 
 def test_the_site_directory_keeps_the_newest_version_per_tenant_and_tells_its_robots(harness):
