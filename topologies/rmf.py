@@ -22,7 +22,8 @@ Mapping (``robot_step``, pure):
 When a robot state yields a record:
 
 - never for a duplicate or an older state (``unix_millis_time`` not newer than the last one seen: RMF's
-  re-sends on reconnect, and Kafka's at-least-once re-deliveries);
+  re-sends on reconnect, and Kafka's at-least-once re-deliveries), nor for a state stamped before the
+  OFFLINE record the robot got (so a robot's records move forward in event time);
 - at once when status, task or map changed (or for the first state of a robot);
 - for a pose or battery change, at most once every ``min_interval_ms`` (event time);
 - otherwise as a heartbeat when nothing was emitted for ``heartbeat_ms``.
@@ -224,7 +225,11 @@ def robot_step(
     last = (memory or {}).get("emitted")
     since = at - (memory or {}).get("emitted_at", at)
     offline_at = new.get("offline_at")
-    if last is None or last[:3] != fingerprint[:3]:
+    if offline_at is not None and at <= offline_at:
+        # Stamped before the OFFLINE record already emitted (an adapter's buffered state arriving late):
+        # consumers that order by occurred_at would put it before the OFFLINE, so it is not emitted.
+        emit = False
+    elif last is None or last[:3] != fingerprint[:3]:
         emit = True  # first state, or status, task or map changed (back from OFFLINE too)
     elif offline_at is not None and at > offline_at:
         # The first state stamped after the OFFLINE record: consumers that order by occurred_at kept the
