@@ -136,7 +136,7 @@ def build_tasks(
     config: TasksConfig,
 ) -> list[StreamingDataFrame]:
     """Wire the tasks topology; returns the dataframes of :class:`~topologies.kernel.Output` to produce
-    (to :data:`OUTPUT_TOPICS`): one per feed and the step's.
+    (to :data:`OUTPUT_TOPICS`): the feeds' and the step's.
 
     :param sources: kind (:data:`KINDS`) -> the source topic's dataframe (values: bytes). ``command`` is
         required; the others are optional (e.g. without ``telemetry`` no robot reports task progress).
@@ -151,7 +151,13 @@ def build_tasks(
         if kind == COMMAND:
             decode = _limited(decode, TASK_COMMAND_MAX_BYTES, "task command")
         feeds.append(feed(sdf, kind, inbox=INBOX, forward=_forward(decode, normalizer(kind, config))))
-    return [*feeds, build_step(TasksStep(config), inbox=inbox)]
+    # One stream of all feeds: Quix then reads the sources aligned by timestamp, partition by partition, so
+    # the inputs of one task from its co-partitioned sources (commands, decisions, RMF states, timers) reach
+    # the inbox in the order of their timestamps, and a replay of those topics gives the same inbox.
+    merged = feeds[0]
+    for other in feeds[1:]:
+        merged = merged.concat(other)
+    return [merged, build_step(TasksStep(config), inbox=inbox)]
 
 
 def _forward(decode: Decode, normalize: Normalize) -> Callable[[Any, Any, int], Iterable[tuple[str, Any]]]:

@@ -4,6 +4,7 @@ once, and an RMF robot goes OFFLINE at most once per silence."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -94,7 +95,7 @@ def test_a_robots_statuses_move_forward_in_time(ops: list[tuple[Any, ...]]) -> N
 def test_offline_at_most_once_per_silence_and_only_after_the_timeout(ops: list[tuple[Any, ...]]) -> None:
     for robot in ("r1", "r2"):
         mine = [v for t, v in _drive(ops) if t == OUTPUT_TOPIC and v["robot_id"] == robot]
-        for before, after in zip(mine, mine[1:], strict=False):
+        for before, after in itertools.pairwise(mine):
             assert not (before["reason"] == "OFFLINE" and after["reason"] == "OFFLINE"), (
                 "OFFLINE twice in a row"
             )
