@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ from schemas.quix import AvroDeserializer
 from schemas.registry import RegistryClient
 from schemas.rmf import RmfJsonCodec
 from schemas.tracing import Trace, activate, set_current
-from topologies.kernel import Envelope, encode_envelope
+from topologies.kernel import Decode, Envelope, encode_envelope
 
 __all__ = ["ProcessorApp", "create_processor_app"]
 
@@ -207,15 +207,26 @@ class ProcessorApp:
             return RmfJsonCodec(name).decode
         raise ValueError(f"{name} holds {spec.value}: nothing to decode")
 
+    def sources(self, topics: Mapping[str, str]) -> tuple[dict[str, StreamingDataFrame], dict[str, Decode]]:
+        """The inputs ``kind -> catalog topic`` of a topology: their dataframes (bytes) and decoders."""
+        return (
+            {kind: self.input(name) for kind, name in topics.items()},
+            {kind: self.decoder(name) for kind, name in topics.items()},
+        )
+
     # ------------------------------------------------------------------------------ outputs
     def produce(
-        self, outputs: StreamingDataFrame, names: Iterable[str], key: Callable[[Any], Any] | None = None
+        self,
+        outputs: StreamingDataFrame | Iterable[StreamingDataFrame],
+        names: Iterable[str],
+        key: Callable[[Any], Any] | None = None,
     ) -> None:
-        """Produce a dataframe of topology ``Output`` values, each to its catalog topic ``out.topic`` (one
+        """Produce dataframes of topology ``Output`` values, each to its catalog topic ``out.topic`` (one
         of ``names``) with key ``out.key`` (or ``key(out)``), in one produce step that picks the topic per
         output (cheaper than a filtered branch per topic, which Quix runs and copies each record into)."""
         topics = {name: self._output_topic(name) for name in names}
-        outputs.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key or _output_key)
+        for sdf in [outputs] if isinstance(outputs, StreamingDataFrame) else outputs:
+            sdf.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key or _output_key)
 
     def _output_topic(self, name: str, partitions: int | None = None) -> Topic:
         """The one Topic of output ``name`` (an inbox is read and written through the same one)."""

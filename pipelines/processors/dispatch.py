@@ -90,15 +90,15 @@ def build(settings: Settings) -> ProcessorApp:
     papp = create_processor_app(
         settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
     )
+    sources, decoders = papp.sources(SOURCES)
     outputs = build_dispatch(
-        sources={kind: papp.input(topic) for kind, topic in SOURCES.items()},
+        sources=sources,
         inbox=papp.inbox(),
-        decoders={kind: papp.decoder(topic) for kind, topic in SOURCES.items()},
+        decoders=decoders,
         config=settings.dispatch_config(),
         assigner=settings.assigner(),
     )
-    for sdf in outputs:
-        papp.produce(sdf, OUTPUT_TOPICS)
+    papp.produce(outputs, OUTPUT_TOPICS)
     return papp
 
 

@@ -145,14 +145,11 @@ def build(settings: Settings) -> ProcessorApp:
         for kind in SOURCES
         if (kind != TELEMETRY or settings.tasks_from_telemetry) and (kind != RMF or settings.tasks_from_rmf)
     ]
+    sources, decoders = papp.sources({kind: SOURCES[kind] for kind in kinds})
     outputs = build_tasks(
-        sources={kind: papp.input(SOURCES[kind]) for kind in kinds},
-        inbox=papp.inbox(),
-        decoders={kind: papp.decoder(SOURCES[kind]) for kind in kinds},
-        config=settings.tasks_config(),
+        sources=sources, inbox=papp.inbox(), decoders=decoders, config=settings.tasks_config()
     )
-    for sdf in outputs:
-        papp.produce(sdf, OUTPUT_TOPICS)
+    papp.produce(outputs, OUTPUT_TOPICS)
     return papp
 
 

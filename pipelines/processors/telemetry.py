@@ -118,8 +118,7 @@ def build(settings: Settings) -> ProcessorApp:
         config=settings.telemetry_config(),
         partitions=partitions,
     )
-    for sdf in outputs:
-        papp.produce(sdf, OUTPUT_TOPICS)
+    papp.produce(outputs, OUTPUT_TOPICS)
     return papp
 
 

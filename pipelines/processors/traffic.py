@@ -86,14 +86,11 @@ def build(settings: Settings) -> ProcessorApp:
     papp = create_processor_app(
         settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
     )
+    sources, decoders = papp.sources(SOURCES)
     outputs = build_traffic(
-        sources={kind: papp.input(topic) for kind, topic in SOURCES.items()},
-        inbox=papp.inbox(),
-        decoders={kind: papp.decoder(topic) for kind, topic in SOURCES.items()},
-        config=settings.traffic_config(),
+        sources=sources, inbox=papp.inbox(), decoders=decoders, config=settings.traffic_config()
     )
-    for sdf in outputs:
-        papp.produce(sdf, OUTPUT_TOPICS)
+    papp.produce(outputs, OUTPUT_TOPICS)
     return papp
 
 

@@ -32,7 +32,7 @@ from schemas.catalog import SCHEDULER_DECISIONS, inbox
 from topologies.dispatch.config import DispatchConfig
 from topologies.dispatch.machine import KINDS, Assigner, greedy_assigner, step
 from topologies.dispatch.state import SiteState
-from topologies.kernel import Decode, KeyState, ModelCache, Output, annotate, build_step, feed
+from topologies.kernel import Decode, KeyState, ModelCache, Output, build_step, feeds, rekey
 
 __all__ = [
     "DECISIONS",
@@ -125,17 +125,6 @@ class DispatchStep:
         return [Output(DECISIONS, decision_key(d), d) for d in decisions]
 
 
-def _by_site(decode: Decode) -> Any:
-    def forward(value: Any, _key: Any, _timestamp: int) -> list[tuple[str, Any]]:
-        record = decode(value) if value is not None else None
-        if not record or not record.get("site_id"):
-            return []  # a tombstone: no site to send it to
-        annotate(record)
-        return [(str(record["site_id"]), record)]
-
-    return forward
-
-
 def build_dispatch(
     *,
     sources: Mapping[str, StreamingDataFrame],
@@ -157,5 +146,5 @@ def build_dispatch(
     unknown = set(sources) - set(KINDS)
     if unknown:
         raise ValueError(f"dispatch has no inputs of kind {sorted(unknown)}")
-    feeds = [feed(sdf, kind, inbox=INBOX, forward=_by_site(decoders[kind])) for kind, sdf in sources.items()]
-    return [*feeds, build_step(DispatchStep(config, assigner), inbox=inbox)]
+    by_site = feeds(sources, inbox=INBOX, forward=lambda kind: rekey(decoders[kind], "site_id"))
+    return [*by_site, build_step(DispatchStep(config, assigner), inbox=inbox)]

@@ -25,6 +25,9 @@ from topologies.kernel.step import (
     annotate,
     build_step,
     feed,
+    feeds,
+    merge,
+    rekey,
     run_step,
 )
 
@@ -46,7 +49,10 @@ __all__ = [
     "decode_envelope",
     "encode_envelope",
     "feed",
+    "feeds",
+    "merge",
     "murmur2",
     "murmur2_partition",
+    "rekey",
     "run_step",
 ]

@@ -29,7 +29,20 @@ from topologies.kernel.inbox import Envelope, HomePartition
 from topologies.kernel.output import Output
 from topologies.kernel.state import KeyState, StateLike
 
-__all__ = ["Decode", "Forward", "Route", "Step", "StepAdapter", "annotate", "build_step", "feed", "run_step"]
+__all__ = [
+    "Decode",
+    "Forward",
+    "Route",
+    "Step",
+    "StepAdapter",
+    "annotate",
+    "build_step",
+    "feed",
+    "feeds",
+    "merge",
+    "rekey",
+    "run_step",
+]
 
 #: Source bytes -> the event a step takes (raises RecordError for bytes that are not a record).
 Decode = Callable[[bytes], Any]
@@ -137,9 +150,7 @@ def build_step(
     sdfs = [*(direct or {}).values(), *([inbox] if inbox is not None else [])]
     if not sdfs:
         raise ValueError("a step needs at least one input")
-    merged = sdfs[0]
-    for sdf in sdfs[1:]:
-        merged = merged.concat(sdf)
+    merged = merge(sdfs)
     kinds = {topic.name: kind for kind, sdf in (direct or {}).items() for topic in sdf.topics}
     adapter = StepAdapter(
         step,
@@ -176,3 +187,33 @@ def feed(
         return [] if owner is None else [Output(inbox, str(owner), Envelope(kind, value))]
 
     return sdf.apply(send, metadata=True, expand=True)
+
+
+def rekey(decode: Decode, field: str) -> Forward:
+    """A feed's ``forward`` that sends each decoded record to the owner its ``field`` names (a site, a
+    task); a tombstone, or a record without that field, has no owner and is left out."""
+
+    def forward(value: Any, _key: Any, _timestamp: int) -> list[tuple[str, Any]]:
+        record = decode(value) if value is not None else None
+        if not record or not record.get(field):
+            return []
+        annotate(record)  # log lines of this record name its tenant, robot, task...
+        return [(str(record[field]), record)]
+
+    return forward
+
+
+def feeds(
+    sources: Mapping[str, StreamingDataFrame], *, inbox: str, forward: Callable[[str], Forward]
+) -> list[StreamingDataFrame]:
+    """One :func:`feed` per source (kind -> dataframe), each with the ``forward`` of its kind."""
+    return [feed(sdf, kind, inbox=inbox, forward=forward(kind)) for kind, sdf in sources.items()]
+
+
+def merge(sdfs: list[StreamingDataFrame]) -> StreamingDataFrame:
+    """One dataframe of several (Quix ``concat``): records of different topics are then read aligned by
+    timestamp, partition by partition."""
+    merged = sdfs[0]
+    for sdf in sdfs[1:]:
+        merged = merged.concat(sdf)
+    return merged

@@ -18,14 +18,14 @@ time alignment. It costs one hop (one checkpoint) of latency.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from quixstreams.dataframe import StreamingDataFrame
 
 from schemas.errors import RejectedRecord
 from schemas.limits import TASK_COMMAND_MAX_BYTES
-from topologies.kernel import Decode, KeyState, Output, annotate, build_step, feed
+from topologies.kernel import Decode, Forward, KeyState, Output, annotate, build_step, feeds, merge
 from topologies.tasks import cron, inputs, machine
 from topologies.tasks.config import TasksConfig
 from topologies.tasks.records import EVENTS, INBOX, TIMERS
@@ -145,22 +145,21 @@ def build_tasks(
     """
     if COMMAND not in sources:
         raise ValueError("the tasks topology needs its commands")
-    feeds = []
-    for kind, sdf in sources.items():
+
+    def forward(kind: str) -> Forward:
         decode = decoders[kind]
         if kind == COMMAND:
             decode = _limited(decode, TASK_COMMAND_MAX_BYTES, "task command")
-        feeds.append(feed(sdf, kind, inbox=INBOX, forward=_forward(decode, normalizer(kind, config))))
+        return _forward(decode, normalizer(kind, config))
+
     # One stream of all feeds: Quix then reads the sources aligned by timestamp, partition by partition, so
     # the inputs of one task from its co-partitioned sources (commands, decisions, RMF states, timers) reach
     # the inbox in the order of their timestamps, and a replay of those topics gives the same inbox.
-    merged = feeds[0]
-    for other in feeds[1:]:
-        merged = merged.concat(other)
+    merged = merge(feeds(sources, inbox=INBOX, forward=forward))
     return [merged, build_step(TasksStep(config), inbox=inbox)]
 
 
-def _forward(decode: Decode, normalize: Normalize) -> Callable[[Any, Any, int], Iterable[tuple[str, Any]]]:
+def _forward(decode: Decode, normalize: Normalize) -> Forward:
     def forward(value: Any, key: Any, timestamp: int) -> list[tuple[str, Any]]:
         record = decode(value) if value is not None else None
         annotate(record)  # log lines of this record name its tenant and task

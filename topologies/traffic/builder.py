@@ -30,7 +30,7 @@ from quixstreams.dataframe import StreamingDataFrame
 
 from schemas.catalog import inbox
 from schemas.errors import RejectedRecord
-from topologies.kernel import Decode, KeyState, ModelCache, Output, annotate, build_step, feed
+from topologies.kernel import Decode, KeyState, ModelCache, Output, build_step, feeds, rekey
 from topologies.traffic import machine
 from topologies.traffic.config import OWNER, TrafficConfig
 from topologies.traffic.records import ALERTS, CONFLICTS, DECISIONS
@@ -149,17 +149,6 @@ class TrafficStep:
         return [Output(o.topic, o.key, o.value) for o in out]
 
 
-def _by_site(decode: Decode) -> Any:
-    def forward(value: Any, _key: Any, _timestamp: int) -> list[tuple[str, Any]]:
-        record = decode(value) if value is not None else None
-        if not record or not record.get("site_id"):
-            return []  # a tombstone: no site to send it to
-        annotate(record)
-        return [(str(record["site_id"]), record)]
-
-    return forward
-
-
 def build_traffic(
     *,
     sources: Mapping[str, StreamingDataFrame],
@@ -177,5 +166,5 @@ def build_traffic(
     unknown = set(sources) - set(KINDS)
     if unknown:
         raise ValueError(f"traffic has no inputs of kind {sorted(unknown)}")
-    feeds = [feed(sdf, kind, inbox=INBOX, forward=_by_site(decoders[kind])) for kind, sdf in sources.items()]
-    return [*feeds, build_step(TrafficStep(config), inbox=inbox)]
+    by_site = feeds(sources, inbox=INBOX, forward=lambda kind: rekey(decoders[kind], "site_id"))
+    return [*by_site, build_step(TrafficStep(config), inbox=inbox)]
