@@ -2,8 +2,9 @@
 
 One recorded day in small: the same input records (telemetry of six robots with duplicates, stale samples,
 a reboot, battery crossings and bad records; their registrations and site map; task commands, scheduler
-decisions and RMF task states) are produced twice, under two topic prefixes with different partition
-counts, and processed each time from empty state by ``fleet run telemetry`` and ``fleet run tasks``. The
+decisions and RMF task states), each with the Kafka timestamp it was recorded with (the broker stamps
+telemetry itself), are produced twice, under two topic prefixes with different partition counts, and
+processed each time from empty state by ``fleet run telemetry`` and ``fleet run tasks``. The
 records on every output topic, event ids included, must be the same per key and in the same order per key
 (the order across keys depends on the partitioning). No timer service runs, so no timer fires: the armed
 timers are compared as outputs.
@@ -133,13 +134,21 @@ def _tasks() -> list[tuple[str, str, dict[str, Any] | bytes]]:
             "decision_id": _id("d", task), "kind": "ASSIGN", "robot_id": f"r{i % 6}", "task_id": task,
             "route": [], "eta": None, "cost": None, "reason": None, "conflict_id": None, "planner": "in_process",
         }))  # fmt: skip
-    for i, status in ((0, "underway"), (0, "completed"), (1, "underway"), (1, "failed"), (2, "queued")):
+    rmf = (
+        (0, "underway", 50),
+        (1, "underway", 51),
+        (0, "completed", 52),
+        (1, "failed", 53),
+        (2, "queued", 54),
+    )
+    for i, status, second in rmf:
         task = f"t{i}"
         state = {
             "booking": {"id": f"rmf-{task}", "labels": [f"fleetstream_task_id={task}"]},
             "status": status,
         }
-        out.append(("rmf.task_states", task, orjson.dumps({"type": "task_state_update", "data": state})))
+        message = {"type": "task_state_update", "data": state, "at": BASE + second * 1_000}
+        out.append(("rmf.task_states", task, orjson.dumps(message)))
     out.append(("task.commands", "t9", {
         "event_id": _id("cancel", "t9"), "tenant_id": TENANT, "site_id": SITE, "occurred_at": BASE + 60_000,
         "task_id": "t9", "command": "CANCEL", "idempotency_key": None, "spec": None, "reason": "not needed",
@@ -191,13 +200,24 @@ def _run(
 ) -> dict[str, Any]:
     tmp.mkdir(parents=True, exist_ok=True)
     with _pipeline(settings, admin, tmp, partitions) as s:
-        s.produce("site.maps", SITE, _site_map())
+        site_map = _site_map()
+        s.producer.produce(
+            s.settings.topic("site.maps"), key=SITE.encode(), value=s.codec("site.maps").encode(site_map),
+            timestamp=site_map["occurred_at"],
+        )  # fmt: skip
         for r in range(6):
-            s.produce("robot.registry", f"r{r}", _registration(f"r{r}"))
+            reg = _registration(f"r{r}")
+            s.producer.produce(
+                s.settings.topic("robot.registry"), key=f"r{r}".encode(),
+                value=s.codec("robot.registry").encode(reg), timestamp=reg["occurred_at"],
+            )  # fmt: skip
         for key, value in _telemetry():
             s.produce("robot.telemetry", key, value)
         for topic, key, value in _tasks():
-            s.produce(topic, key, value)
+            # as recorded: each record with its own timestamp (an RMF state's is its event time)
+            at = orjson.loads(value)["at"] if isinstance(value, bytes) else value["occurred_at"]
+            data = value if isinstance(value, bytes) else s.codec(topic).encode(value)
+            s.producer.produce(s.settings.topic(topic), key=key.encode(), value=data, timestamp=at)
         s.flush()
         # the whole recorded day is in Kafka before the processors start: they replay it from empty state
         s.start("telemetry", offline_timeout_s=3600, commit_interval_s=0.2)
@@ -210,7 +230,7 @@ def _run(
                 break
             time.sleep(2)
         time.sleep(3)  # the last checkpoints
-        result = {name: _by_key(s, name) for name in OUTPUTS}
+        result: dict[str, Any] = {name: _by_key(s, name) for name in OUTPUTS}
         dead = s.read("dlq.telemetry", until=lambda m: len(m) >= 3, timeout=20, raw=True)
         result["dlq"] = sorted(
             (m.key().decode(), dict(m.headers())["fleet-dlq-error"].decode()) for m in dead
