@@ -10,11 +10,13 @@ exactly once. Rejected records go to ``dlq.telemetry``. See ``topologies.telemet
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pydantic import Field
 
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import TopologySettings
+from pipelines.writebehind import WriteBehind, WriteBehindSink
 from schemas import catalog
 from schemas.limits import FUTURE_SKEW_MS
 from topologies.telemetry import (
@@ -103,9 +105,14 @@ def build(settings: Settings) -> ProcessorApp:
     )
     telemetry = papp.input(catalog.ROBOT_TELEMETRY)
     partitions = int(telemetry.topics[0].broker_config.num_partitions or 1)  # where its records are
+    registry = papp.input(catalog.ROBOT_REGISTRY)
+    # Robots' state write-behind (stored once per checkpoint); the hook hangs off a branch of the
+    # rare registry input that lets nothing through, so it costs nothing on the telemetry path.
+    states = WriteBehind()
+    registry.filter(_nothing).sink(WriteBehindSink(states))
     outputs = build_telemetry(
         telemetry=telemetry,
-        registry=papp.input(catalog.ROBOT_REGISTRY),
+        registry=registry,
         timers_due=papp.input(catalog.timers_due(OWNER)),
         inbox=papp.inbox(partitions),
         site_maps=papp.input(catalog.SITE_MAPS),
@@ -117,9 +124,14 @@ def build(settings: Settings) -> ProcessorApp:
         },
         config=settings.telemetry_config(),
         partitions=partitions,
+        state_view=states.view,
     )
     papp.produce(outputs, OUTPUT_TOPICS)
     return papp
+
+
+def _nothing(_value: Any) -> bool:
+    return False
 
 
 def run(settings: Settings) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "Decode",
     "Forward",
     "Route",
+    "StateView",
     "Step",
     "StepAdapter",
     "annotate",
@@ -46,6 +47,8 @@ __all__ = [
 
 #: Source bytes -> the event a step takes (raises RecordError for bytes that are not a record).
 Decode = Callable[[bytes], Any]
+#: ``(the record's Quix State, key) -> the state the step uses`` (e.g. a write-behind view, pipelines/).
+StateView = Callable[[StateLike, str], StateLike]
 #: ``(source bytes or None, source key) -> owner key`` of a fed record; None leaves the record out.
 Route = Callable[[Any, Any], str | None]
 #: ``(source bytes or None, source key, Kafka timestamp) -> [(owner key, payload)]``: what a feed sends to
@@ -96,6 +99,7 @@ class StepAdapter:
         decoders: Mapping[str, Decode] | None = None,
         inbox: str | None = None,
         home: HomePartition | None = None,
+        state_view: StateView | None = None,
     ) -> None:
         if home is not None and inbox is None:
             raise ValueError("forwarding misplaced records needs an inbox")
@@ -104,6 +108,7 @@ class StepAdapter:
         self._decoders = dict(decoders or {})
         self._inbox = inbox
         self._home = home
+        self._view = state_view
 
     def __call__(self, value: Any, key: Any, timestamp: int, _headers: Any, state: StateLike) -> list[Output]:
         if type(value) is Envelope:
@@ -122,7 +127,10 @@ class StepAdapter:
             annotate(event)  # log lines of this record name its tenant, robot, task...
         else:
             event = payload
-        return run_step(self.step, state, key, kind, event, timestamp)
+        view = self._view
+        return run_step(
+            self.step, view(state, key) if view is not None else state, key, kind, event, timestamp
+        )
 
 
 def build_step(
@@ -133,6 +141,7 @@ def build_step(
     inbox_topic: str | None = None,
     decoders: Mapping[str, Decode] | None = None,
     partitions: int | None = None,
+    state_view: StateView | None = None,
 ) -> StreamingDataFrame:
     """Wire ``step`` over its inputs; returns a dataframe of :class:`Output`.
 
@@ -143,6 +152,7 @@ def build_step(
     :param decoders: kind -> decoder of source bytes.
     :param partitions: the partitions of the direct inputs; when given, a direct record on another
         partition than its key's (murmur2) goes through the inbox first (needs ``inbox_topic``).
+    :param state_view: what the step's state goes through (default: the Quix ``State`` itself).
 
     The state store belongs to the dataframe of all these topics (its changelog topic is named after
     them): add a new input through the inbox, never as a new direct input, or the state is orphaned.
@@ -158,6 +168,7 @@ def build_step(
         decoders=decoders,
         inbox=inbox_topic,
         home=HomePartition(partitions) if partitions is not None else None,
+        state_view=state_view,
     )
     return merged.apply(adapter, stateful=True, metadata=True, expand=True)
 

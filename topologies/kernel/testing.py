@@ -47,11 +47,11 @@ class StepHarness:
         self.step = step
         self.backend = backend
         self.store = open_store(backend, path)
-        self._transaction = self.store.start_partition_transaction(0)
+        self._open = self.store.start_partition_transaction(0)
 
     def state(self, key: str) -> Any:
         """The Quix ``State`` of ``key`` in the open transaction."""
-        return self._transaction.as_state(prefix=key)
+        return self._open.as_state(prefix=key)
 
     def send(self, kind: str, key: str, event: Any, now_ms: int) -> list[Output]:
         """Apply one input as the processor would (writes stored when the step returns)."""
@@ -59,13 +59,13 @@ class StepHarness:
 
     def checkpoint(self) -> None:
         """Commit the open transaction and start the next one."""
-        self._transaction.prepare()
-        self._transaction.flush()
-        self._transaction = self.store.start_partition_transaction(0)
+        self._open.prepare()
+        self._open.flush()
+        self._open = self.store.start_partition_transaction(0)
 
     def abort(self) -> None:
         """Drop the open transaction (an aborted checkpoint: its inputs will come again)."""
-        self._transaction = self.store.start_partition_transaction(0)
+        self._open = self.store.start_partition_transaction(0)
 
     def restart(self, step: Step) -> None:
         """A new process with ``step`` (fresh memory) on the committed state."""

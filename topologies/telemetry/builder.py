@@ -29,7 +29,7 @@ from quixstreams.dataframe import StreamingDataFrame
 
 from schemas.errors import RejectedRecord
 from schemas.records import RobotTelemetry
-from topologies.kernel import Decode, KeyState, Output, annotate, build_step, feed
+from topologies.kernel import Decode, KeyState, Output, StateView, annotate, build_step, feed
 from topologies.telemetry import machine, records, sitemaps
 from topologies.telemetry.config import TelemetryConfig
 from topologies.telemetry.rules import validate_telemetry
@@ -153,6 +153,7 @@ def build_telemetry(
     decoders: Mapping[str, Decode],
     config: TelemetryConfig,
     partitions: int,
+    state_view: StateView | None = None,
 ) -> list[StreamingDataFrame]:
     """Wire the telemetry topology; returns the dataframes of Outputs to produce to :data:`OUTPUT_TOPICS`.
 
@@ -164,6 +165,8 @@ def build_telemetry(
     :param decoders: kind -> decoder of the bytes of ``telemetry``, ``registration``, ``timer`` and
         ``site_map`` (the SiteMap codec).
     :param partitions: the partitions of the direct inputs (and of the inbox).
+    :param state_view: what the robots' state goes through (the processor keeps it write-behind; the
+        step treats what it reads as immutable).
     """
     step = TelemetryStep(config, decoders[TELEMETRY])
     outputs = build_step(
@@ -173,6 +176,7 @@ def build_telemetry(
         inbox_topic=records.INBOX,
         decoders={REGISTRATION: decoders[REGISTRATION], TIMER: decoders[TIMER]},
         partitions=partitions,
+        state_view=state_view,
     )
     if site_maps is None:
         return [outputs]
