@@ -44,6 +44,7 @@ from pipelines.metrics import PROCESSING_LATENCY, RECORDS_IN, STATE_BYTES, lag_s
 from pipelines.serdes import (
     RAW,
     CapturingDeserializer,
+    CountingSerializer,
     InboxDeserializer,
     OutputSerializer,
     TracingSerializer,
@@ -154,9 +155,11 @@ class ProcessorApp:
         key_deserializer: Any = "str",
         key_serializer: Any = "str",
         partitions: int | None = None,
+        passthrough: bool = False,
     ) -> Topic:
         """A topic by its catalog name (the environment prefix is added here). What is produced to it
-        carries ``traceparent`` and is counted (:class:`TracingSerializer`)."""
+        carries ``traceparent`` and is counted (:class:`TracingSerializer`); with ``passthrough`` it keeps
+        the headers of the records it copies and is counted (:class:`CountingSerializer`)."""
         real = self.settings.topic(name)
         if isinstance(value_deserializer, Deserializer) and not isinstance(
             value_deserializer, InboxDeserializer
@@ -164,7 +167,8 @@ class ProcessorApp:
             value_deserializer = CapturingDeserializer(value_deserializer)
         if isinstance(value_serializer, str):
             value_serializer = SERIALIZERS[value_serializer]()
-        value_serializer = TracingSerializer(value_serializer, self.name, real)
+        wrap = CountingSerializer if passthrough else TracingSerializer
+        value_serializer = wrap(value_serializer, self.name, real)
         if partitions is None and name in _CATALOG_NAMES:
             partitions = self.partitions(name)
         config = TopicConfig(num_partitions=partitions, replication_factor=1) if partitions else None
@@ -220,15 +224,18 @@ class ProcessorApp:
         outputs: StreamingDataFrame | Iterable[StreamingDataFrame],
         names: Iterable[str],
         key: Callable[[Any], Any] | None = None,
+        passthrough: Iterable[str] = (),
     ) -> None:
         """Produce dataframes of topology ``Output`` values, each to its catalog topic ``out.topic`` (one
         of ``names``) with key ``out.key`` (or ``key(out)``), in one produce step that picks the topic per
-        output (cheaper than a filtered branch per topic, which Quix runs and copies each record into)."""
-        topics = {name: self._output_topic(name) for name in names}
+        output (cheaper than a filtered branch per topic, which Quix runs and copies each record into).
+        Outputs to ``passthrough`` topics are input records copied as they came: they keep their headers."""
+        copies = set(passthrough)
+        topics = {name: self._output_topic(name, passthrough=name in copies) for name in names}
         for sdf in [outputs] if isinstance(outputs, StreamingDataFrame) else outputs:
             sdf.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key or _output_key)
 
-    def _output_topic(self, name: str, partitions: int | None = None) -> Topic:
+    def _output_topic(self, name: str, partitions: int | None = None, passthrough: bool = False) -> Topic:
         """The one Topic of output ``name`` (an inbox is read and written through the same one)."""
         topic = self._outputs.get(name)
         if topic is not None:
@@ -245,6 +252,7 @@ class ProcessorApp:
             value_deserializer=deserializer,
             value_serializer=OutputSerializer(encode),
             partitions=partitions,
+            passthrough=passthrough,
         )
         return topic
 

@@ -22,7 +22,14 @@ from pipelines.metrics import RECORDS_OUT
 from schemas.tracing import TRACEPARENT, Trace, current
 from topologies.kernel import Envelope, decode_envelope, encode_envelope
 
-__all__ = ["RAW", "CapturingDeserializer", "InboxDeserializer", "OutputSerializer", "TracingSerializer"]
+__all__ = [
+    "RAW",
+    "CapturingDeserializer",
+    "CountingSerializer",
+    "InboxDeserializer",
+    "OutputSerializer",
+    "TracingSerializer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +85,24 @@ class TracingSerializer(Serializer):
             logger.debug("producing a record to %s", self._topic, extra={"output_topic": self._topic})
         extra = self._inner.extra_headers
         return {**extra, TRACEPARENT: header} if extra else {TRACEPARENT: header}
+
+    def __call__(self, value: Any, ctx: SerializationContext) -> str | bytes:
+        return self._inner(value, ctx)
+
+
+class CountingSerializer(Serializer):
+    """Wraps a value serializer of a pass-through topic: its records keep the headers of the records they
+    copy (no new span) and are counted in ``fleet_records_out_total``."""
+
+    def __init__(self, inner: Serializer, processor: str, topic: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._out = RECORDS_OUT.labels(processor, topic)
+
+    @property
+    def extra_headers(self) -> dict[str, Any]:
+        self._out.value += 1
+        return self._inner.extra_headers
 
     def __call__(self, value: Any, ctx: SerializationContext) -> str | bytes:
         return self._inner(value, ctx)

@@ -126,7 +126,8 @@ def build(settings: Settings) -> ProcessorApp:
         partitions=partitions,
         state_view=states.view,
     )
-    papp.produce(outputs, OUTPUT_TOPICS)
+    # An accepted sample is the input as it came: it keeps the producer's headers (and its trace, if any).
+    papp.produce(outputs, OUTPUT_TOPICS, passthrough=[catalog.ROBOT_TELEMETRY_ACCEPTED])
     return papp
 
 
