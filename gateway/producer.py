@@ -104,14 +104,17 @@ class EventProducer:
         headers = [(TRACEPARENT, current_header())]
         timeout = self._request_timeout_ms / 1000
         try:
-            # The idempotent producer never gives up on a record (it retries until a broker takes it), so
-            # the wait is bounded here; a record not acknowledged in time may still be written later.
-            delivery = await asyncio.wait_for(
-                self.client.send(self.topic(topic), value=value, key=key.encode(), headers=headers), timeout
+            # send() itself gives up after request_timeout_ms (no metadata, no room in the buffer). The
+            # idempotent producer never gives up on a record it holds (it retries until a broker takes it),
+            # so the wait for the acknowledgement is bounded here: a record not acknowledged in time stays
+            # with the producer and may still be written, once, later.
+            delivery = await self.client.send(
+                self.topic(topic), value=value, key=key.encode(), headers=headers
             )
-            await asyncio.wait_for(asyncio.shield(delivery), timeout)
-        except TimeoutError as exc:
-            raise Unavailable("kafka", f"no broker acknowledged the record within {timeout:g} s") from exc
+            done, _ = await asyncio.wait((delivery,), timeout=timeout)
+            if not done:
+                raise Unavailable("kafka", f"no broker acknowledged the record within {timeout:g} s")
+            delivery.result()
         except MessageSizeTooLargeError as exc:
             raise RecordTooLarge(topic, len(value), _MAX_REQUEST_SIZE) from exc
         except KafkaError as exc:
