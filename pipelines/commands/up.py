@@ -44,13 +44,13 @@ SERVICE_PORTS = {
     "influxdb": ("FLEET_INFLUX_PORT", 18086),
     "mosquitto": ("FLEET_MQTT_PORT", 11883),
 }
-# What the processors connect to (the variable, the service and port it should name).
+# What the processors connect to: the variable, the service it should name, and the processors' default.
 CLIENT_SETTINGS = {
-    "FLEET_KAFKA_BOOTSTRAP_SERVERS": "kafka",
-    "FLEET_SCHEMA_REGISTRY_URL": "registry",
-    "FLEET_POSTGRES_DSN": "postgres",
-    "FLEET_REDIS_URL": "redis",
-    "FLEET_INFLUX_URL": "influxdb",
+    "FLEET_KAFKA_BOOTSTRAP_SERVERS": ("kafka", "127.0.0.1:19092"),
+    "FLEET_SCHEMA_REGISTRY_URL": ("registry", "http://127.0.0.1:18081/apis/ccompat/v7"),
+    "FLEET_POSTGRES_DSN": ("postgres", "postgresql://fleet@127.0.0.1:15432/fleetstream"),
+    "FLEET_REDIS_URL": ("redis", "redis://127.0.0.1:16379/0"),
+    "FLEET_INFLUX_URL": ("influxdb", "http://127.0.0.1:18086"),
 }
 # Processors that need something outside this machine's stack: started only when asked for.
 OPTIONAL = {"sink_rmf": "with_rmf", "rmf_ingest": "with_rmf"}
@@ -186,10 +186,11 @@ def _services_lines(env: Mapping[str, str] | None = None) -> list[str]:
         + ", ".join(f"{name} 127.0.0.1:{port}" for name, port in ports.items())
         + ")"
     ]
-    for var, service in CLIENT_SETTINGS.items():
-        value = env.get(var)
-        if value and f":{ports[service]}" not in value:
-            lines.append(f"  warning        {var}={value} is not the local {service} (port {ports[service]})")
+    for var, (service, default) in CLIENT_SETTINGS.items():
+        value = env.get(var) or default
+        if f":{ports[service]}" not in value:
+            shown = f"{var}={value}" if env.get(var) else f"{var} (unset: {value})"
+            lines.append(f"  warning        {shown} is not the local {service} (port {ports[service]})")
     return lines
 
 

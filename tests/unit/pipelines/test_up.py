@@ -91,3 +91,9 @@ def test_the_banner_prints_the_ports_in_use(monkeypatch):
         "FLEET_POSTGRES_DSN=postgresql://fleet@127.0.0.1:15432/fleetstream is not the local postgres" in text
     )
     assert "FLEET_KAFKA_BOOTSTRAP_SERVERS" not in text
+    # So is an unset one whose default is not this stack's.
+    monkeypatch.delenv("FLEET_KAFKA_BOOTSTRAP_SERVERS")
+    text = _banner(children, args)
+    assert (
+        "FLEET_KAFKA_BOOTSTRAP_SERVERS (unset: 127.0.0.1:19092) is not the local kafka (port 19192)" in text
+    )
