@@ -46,6 +46,8 @@ class TrafficConfig:
     :param max_held_nodes: the most nodes one robot holds at once.
     :param horizon_nodes: how many planned nodes beyond the grant a GRANT's route shows (VDA 5050 horizon).
     :param priority_boost_ms: each point of task priority (0..10) counts as this much more waiting.
+    :param max_lane_density: flow control: while this share of the lane nodes (not dead ends) hold robots,
+        robots parked in dead ends that are not stations wait there instead of setting off.
     :param obstacle_s: planning cost of driving onto a node an OFFLINE or failed robot holds (it keeps it
         until it is back): high enough that robots go round it where they can.
     """
@@ -72,6 +74,7 @@ class TrafficConfig:
     horizon_nodes: int = 20
     priority_boost_ms: int = 10_000
     obstacle_s: float = 120.0
+    max_lane_density: float = 0.2
 
     def __post_init__(self) -> None:
         for name in (
