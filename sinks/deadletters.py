@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+import orjson
 from quixstreams.models import HeadersTuples
 from quixstreams.sinks import SinkBatch
 from quixstreams.sinks.base.item import SinkItem
@@ -134,8 +135,10 @@ class DeadLetterWriter:
 
     The sink holds decoded records, not their bytes: a record refused at write time is re-encoded with
     its topic's codec (``encoders``: real topic name -> ``encode``), the same content in the topic's
-    current schema and Confluent framing, so ``fleet dlq replay`` can send it back. Original headers are
-    kept and the ``fleet-dlq-*`` headers (reason, topic, partition, offset) added by ``send``.
+    current schema and Confluent framing, so ``fleet dlq replay`` can send it back. A record its codec
+    refuses (it reached the sink without the codec's decode guard) is kept as JSON instead, and the
+    reason says so. Original headers are kept and the ``fleet-dlq-*`` headers (reason, topic, partition,
+    offset) added by ``send``.
     """
 
     def __init__(
@@ -149,9 +152,14 @@ class DeadLetterWriter:
         if encode is None:
             raise LookupError(f"no encoder for dead letters of topic {record.topic!r}")
         key = record.key.encode() if isinstance(record.key, str) else record.key
+        try:
+            value = encode(record.value)
+        except RecordError as exc:  # never stuck on a record: keep it as JSON, and say so
+            value = orjson.dumps(record.value, default=str)
+            error = RecordRefused(f"{error.reason} (kept as JSON: it does not fit its schema: {exc.reason})")
         self._send(
             key=key,
-            value=encode(record.value),
+            value=value,
             headers=record.headers,
             error=error,
             topic=record.topic,
