@@ -12,7 +12,8 @@ from sinks.postgres.migrate import (
 )
 from sinks.postgres.rows import TOPIC_TABLES, rows_for
 from sinks.postgres.sink import FlushHook, PostgresSink
-from sinks.postgres.tables import TABLES, Column, Table
+from sinks.postgres.table import Column, Table
+from sinks.postgres.tables import TABLES
 from sinks.postgres.writer import Strategy, TableWriter, dedupe
 
 __all__ = [

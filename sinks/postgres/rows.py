@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from schemas.errors import RejectedRecord
+from sinks.postgres.table import MissingValue
 from sinks.postgres.tables import (
     ALERTS,
     AUDIT,
@@ -18,7 +19,6 @@ from sinks.postgres.tables import (
     TASK_EVENTS,
     TASKS,
     TENANTS,
-    MissingValue,
     Row,
     Table,
 )

@@ -15,13 +15,23 @@ update one row twice in a statement, and the older rows would lose against the g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any
 
-import orjson
+from sinks.postgres.table import (
+    Column,
+    Row,
+    Table,
+    col,
+    epoch_ms,
+    jsonb,
+    or_default,
+    spec_category,
+    spec_depends_on,
+    spec_priority,
+    text,
+    text_list,
+    ts,
+)
 
 __all__ = [
     "ALERTS",
@@ -37,179 +47,15 @@ __all__ = [
     "TASKS",
     "TASK_EVENTS",
     "TENANTS",
-    "Column",
-    "MissingValue",
     "Row",
     "Table",
     "epoch_ms",
 ]
 
-Row = tuple[Any, ...]
 
-
-# ------------------------------------------------------------------------------------------ values
-#: The epoch-ms times a row may hold: years 1..9999 (what Python's datetime, used by COPY, can hold).
-MIN_MS = -62_135_596_800_000
-MAX_MS = 253_402_300_799_999
-
-
-def epoch_ms(value: int) -> datetime:
-    """Epoch milliseconds as an aware datetime (what ``to_timestamp(value / 1000.0)`` gives)."""
-    return datetime.fromtimestamp(value / 1000, UTC)
-
-
-def _text(value: Any) -> Any:
-    """Text without NUL characters (Postgres text refuses them)."""
-    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode().replace("\\u0000", "")
-
-
-def _json_list(value: Any) -> str:
-    return orjson.dumps(value or []).decode().replace("\\u0000", "")
-
-
-def _text_list(value: Any) -> list[Any]:
-    return [_text(v) for v in value or []]
-
-
-def _spec_category(spec: Any) -> Any:
-    return spec["category"] if spec else None
-
-
-def _spec_priority(spec: Any) -> Any:
-    return spec.get("priority") if spec else None
-
-
-def _spec_depends_on(spec: Any) -> list[str] | None:
-    return list(spec.get("depends_on") or []) if spec else None
-
-
-def _or(default: Any) -> Callable[[Any], Any]:
-    def value_or_default(value: Any) -> Any:
-        return default if value is None else value
-
-    return value_or_default
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """Where one column's value comes from: record ``field``, through ``convert`` (applied to None too).
-
-    ``required``: the column is NOT NULL (or an id): a record without a value for it is refused.
-    ``time``: the field is epoch ms and the column a ``timestamptz`` (staged as ``bigint``).
-    """
-
-    field: str
-    convert: Callable[[Any], Any] | None = None
-    required: bool = False
-    time: bool = False
-
-
-def col(name: str, *, required: bool = False) -> Column:
-    """Record field ``name`` as it is."""
-    return Column(name, None, required)
-
-
-def text(name: str, *, required: bool = False) -> Column:
-    """Text field ``name`` without NUL characters."""
-    return Column(name, _text, required)
-
-
-def ts(name: str, *, required: bool = False) -> Column:
-    """Epoch-ms field ``name`` as a timestamptz."""
-    return Column(name, None, required, time=True)
-
-
-def jsonb(name: str, *, default_list: bool = False) -> Column:
-    """Field ``name`` as JSON text (``[]`` for null when ``default_list``)."""
-    return Column(name, _json_list if default_list else _json)
-
-
-@dataclass(frozen=True)
-class Table:
-    """One write target: ``name`` names the writer and its staging table; ``table`` is the Postgres table."""
-
-    name: str
-    table: str
-    columns: Mapping[str, Column]
-    sql: str
-    key: tuple[str, ...] = ()
-    newest: tuple[str, ...] = ()  # per key, keep the row with the largest (newest)...
-    keep_oldest: bool = False  # ...or the smallest
-    sticky: tuple[str, ...] = ()  # filled from an older row of the batch when the newest has None
-    names: tuple[str, ...] = field(init=False)
-    index: dict[str, int] = field(init=False, compare=False)
-    _get: Callable[[Mapping[str, Any]], Row] = field(init=False, compare=False, repr=False)
-    times: tuple[int, ...] = field(init=False, compare=False)
-    _convert: tuple[tuple[int, Callable[[Any], Any]], ...] = field(init=False, compare=False, repr=False)
-    _required: Callable[[Row], tuple[Any, ...]] | None = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        names = tuple(self.columns)
-        fields = [c.field for c in self.columns.values()]
-        getter = itemgetter(*fields) if len(fields) > 1 else (lambda r: (r[fields[0]],))
-        unknown = {*self.key, *self.newest, *self.sticky} - set(names)
-        if unknown:
-            raise ValueError(f"{self.name}: {sorted(unknown)} are not columns")
-        setattr_ = object.__setattr__
-        setattr_(self, "names", names)
-        setattr_(self, "index", {n: i for i, n in enumerate(names)})
-        setattr_(self, "_get", getter)
-        setattr_(
-            self, "_convert", tuple((i, c.convert) for i, c in enumerate(self.columns.values()) if c.convert)
-        )
-        setattr_(self, "times", tuple(i for i, c in enumerate(self.columns.values()) if c.time))
-        required = [i for i, c in enumerate(self.columns.values()) if c.required]
-        setattr_(self, "_required", itemgetter(*required, required[0]) if required else None)
-
-    @property
-    def insert_only(self) -> bool:
-        """An event table: rows are facts, never updated (they are COPYed straight in when new)."""
-        return not self.key
-
-    def row(self, record: Mapping[str, Any]) -> Row:
-        """The row of ``record`` (times stay epoch ms).
-
-        :raises KeyError: a field of the mapping is missing from the record.
-        :raises MissingValue: a required column would be null or empty.
-        :raises ValueError: naming the column whose value cannot be converted, or whose time lies
-            outside years 1..9999.
-        """
-        values = self._get(record)
-        if self._convert:
-            converted = list(values)
-            for i, convert in self._convert:
-                try:
-                    converted[i] = convert(converted[i])
-                except (ValueError, OverflowError, TypeError, AttributeError) as exc:
-                    raise ValueError(f"{self.names[i]} = {converted[i]!r}: {exc}") from exc
-            values = tuple(converted)
-        for i in self.times:
-            at = values[i]
-            if at is not None and not MIN_MS <= at <= MAX_MS:
-                raise ValueError(f"{self.names[i]} = {at!r} is not a time in years 1..9999")
-        if self._required is not None:
-            required = self._required(values)
-            if None in required or "" in required:
-                raise MissingValue(
-                    next(
-                        n
-                        for n, c in self.columns.items()
-                        if c.required and values[self.index[n]] in (None, "")
-                    )
-                )
-        return values
-
-
-class MissingValue(ValueError):
-    """A row would leave a required column null or empty (``column`` names it)."""
-
-    def __init__(self, column: str) -> None:
-        super().__init__(f"no {column}")
-        self.column = column
+def _text_or_null(value: Any) -> Any:
+    """Text without NUL characters; null for an empty text."""
+    return value.replace("\x00", "") or None if isinstance(value, str) else value
 
 
 # -------------------------------------------------------------------------------------------- tables
@@ -273,10 +119,10 @@ TASKS = Table(
         "robot_id": col("robot_id"),
         "external_id": col("external_id"),
         "reason": text("reason"),
-        "category": Column("spec", _spec_category),
-        "priority": Column("spec", _spec_priority),
+        "category": Column("spec", spec_category),
+        "priority": Column("spec", spec_priority),
         "spec": jsonb("spec"),
-        "depends_on": Column("spec", _spec_depends_on),
+        "depends_on": Column("spec", spec_depends_on),
         "created_at": ts("created_at"),
         "updated_at": ts("occurred_at", required=True),
         "seq": col("seq", required=True),
@@ -372,7 +218,7 @@ ROBOT_REGISTRY = Table(
         "fleet_id": col("fleet_id"),
         "name": text("name"),
         "model": text("model"),
-        "capabilities": Column("capabilities", _text_list),
+        "capabilities": Column("capabilities", text_list),
         "max_payload_kg": col("max_payload_kg"),
         "managed_by": col("managed_by"),
         "active": col("active"),
@@ -511,13 +357,13 @@ CONFLICTS = Table(
         "tenant_id": col("tenant_id", required=True),
         "site_id": col("site_id"),
         "kind": col("kind", required=True),
-        "robot_ids": Column("robot_ids", _text_list),
+        "robot_ids": Column("robot_ids", text_list),
         "node_id": col("node_id"),
         "lane_id": col("lane_id"),
         "zone_id": col("zone_id"),
         "window_start": ts("window_start", required=True),
         "window_end": ts("window_end"),
-        "resolution": Column("resolution", _or("UNKNOWN")),
+        "resolution": Column("resolution", or_default("UNKNOWN")),
         "resolved_robot_id": col("resolved_robot_id"),
         "detail": text("detail"),
         "occurred_at": ts("occurred_at", required=True),
@@ -542,7 +388,7 @@ ALERTS = Table(
         "tenant_id": col("tenant_id", required=True),
         "site_id": col("site_id"),
         "kind": col("kind", required=True),
-        "severity": Column("severity", _or("WARNING")),
+        "severity": Column("severity", or_default("WARNING")),
         "subject_id": col("subject_id", required=True),
         "message": text("message", required=True),
         "occurred_at": ts("occurred_at", required=True),
@@ -569,7 +415,7 @@ AUDIT = Table(
         "role": col("role"),
         "action": col("action"),
         "resource_type": col("resource_type"),
-        "resource_id": Column("resource_id", lambda v: _text(v) or None),
+        "resource_id": Column("resource_id", _text_or_null),
         "request_id": col("request_id"),
         "status_code": col("status_code", required=True),
         "details_json": text("details_json"),

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from sinks.postgres.tables import Row, Table, epoch_ms
+from sinks.postgres.table import Row, Table, epoch_ms
 
 __all__ = ["Strategy", "TableWriter", "dedupe"]
 
