@@ -1,12 +1,13 @@
-"""``PostgresSink``: the facts of fleetstream in Postgres, idempotently, a Quix ``BatchingSink``.
+"""``PostgresSink``: the facts of fleetstream in Postgres, idempotently, one transaction per checkpoint.
 
 ``add`` turns each record into its rows when it arrives, so a record that can never be written (a
 missing id, a time no timestamptz holds) raises ``RejectedRecord`` while it is processed and goes to the
 dead-letter topic with its original bytes; the rows are then batched per topic partition as Quix does.
-At each checkpoint Quix calls ``write(batch)`` per partition: one transaction per batch in which, per
-table, the rows are deduplicated, staged by COPY and moved by the table's statement (event tables ignore
-rows whose ``event_id`` they have; state tables take a row only if it is newer: seq, or event time then
-event id). Replaying any part of any topic therefore changes nothing.
+At each checkpoint Quix hands every partition's batch to ``write(batch)`` and the sink writes them all
+in one transaction (``sinks.batching.FlushAllSink``, like the InfluxDB and Redis sinks): per table the
+rows are deduplicated, staged by COPY and moved by the table's statement (event tables ignore rows whose
+``event_id`` they have; state tables take a row only if it is newer: seq, or event time then event id).
+Replaying any part of any topic therefore changes nothing.
 
 Failures follow ``sinks.deadletters``:
 
@@ -17,8 +18,8 @@ Failures follow ``sinks.deadletters``:
   succeeded, and that commit must be durable: the sink's sessions run with ``synchronous_commit=on``
   whatever the server's default (the local stack runs Postgres with it off, and a stop then lost the
   last half-second of "committed" rows whose offsets were already committed).
-- Postgres refusing a value of the batch (``is_data_error``): the batch is halved until the refused
-  records are alone; each goes to ``dead_letter`` with Postgres' reason, the rest is written.
+- Postgres refusing a value of the batch (``is_data_error``): the records are halved until the refused
+  ones are alone; each goes to ``dead_letter`` with Postgres' reason, the rest is written.
 - anything else propagates: the processor stops.
 """
 
@@ -32,10 +33,9 @@ from typing import Any
 
 import psycopg
 from quixstreams.models import HeadersTuples
-from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
-from quixstreams.sinks.base.item import SinkItem
+from quixstreams.sinks import SinkBackpressureError
 
-from schemas.tracing import trace_ids
+from sinks.batching import FlushAllSink, Origins
 from sinks.deadletters import DeadLetter, RecordRefused, SinkRecord, refuse_always, write_isolating
 from sinks.postgres.errors import is_data_error, is_outage
 from sinks.postgres.migrate import connect, migrate
@@ -54,11 +54,12 @@ FlushHook = Callable[[int, float], None]
 #: The writer name of a deleted robot registration's rows (``DEACTIVATE_ROBOT``'s parameters).
 _TOMBSTONE = "robot_tombstone"
 
-#: What ``add`` keeps of a record: the record (None for a tombstone) and its rows (writer name, row).
-_Prepared = tuple[dict[str, Any] | None, list[tuple[Any, Row]]]
+#: What ``add`` keeps of a record: the record (None for a tombstone), its rows (table or _TOMBSTONE, row)
+#: and whether it is a task transition (which also updates ``tasks``).
+_Prepared = tuple[dict[str, Any] | None, list[tuple[Any, Row]], bool]
 
 
-class PostgresSink(BatchingSink):
+class PostgresSink(FlushAllSink):
     """Writes the catalog topics of ``topics`` to the tables of ``sinks/postgres/migrations``.
 
     :param dsn: libpq connection string (the table owner: it runs migrations and bypasses RLS).
@@ -86,7 +87,7 @@ class PostgresSink(BatchingSink):
         on_backpressure: Callable[[BaseException], None] | None = None,
         dead_letter: DeadLetter = refuse_always,
     ) -> None:
-        super().__init__()
+        super().__init__(on_flush, on_backpressure, dead_letter)
         unknown = set(topics.values()) - set(TOPIC_TABLES)
         if unknown:
             raise ValueError(f"PostgresSink has no tables for topics {sorted(unknown)}")
@@ -99,13 +100,9 @@ class PostgresSink(BatchingSink):
         self._max_retry_after = max_retry_after_s
         self._connect_timeout = connect_timeout_s
         self._startup_timeout = startup_timeout_s
-        self._on_flush = on_flush
-        self._on_backpressure = on_backpressure
-        self._dead_letter = dead_letter
         self._writers = {t.name: TableWriter(t) for t in TABLES}
         self._conn: psycopg.Connection | None = None
         self._failures = 0
-        self.refused = 0
         #: tenant -> the first_seen_at (ms) this sink has committed: a batch only upserts earlier ones
         self._tenants: dict[str, int] = {}
 
@@ -178,79 +175,65 @@ class PostgresSink(BatchingSink):
             if catalog != "robot.registry" or key is None:
                 return
             robot = key.decode() if isinstance(key, bytes) else str(key)
-            prepared: _Prepared = (None, [(_TOMBSTONE, (timestamp, robot, timestamp))])
+            prepared: _Prepared = (None, [(_TOMBSTONE, (timestamp, robot, timestamp))], False)
         else:
-            prepared = (value, rows_for(catalog, value))
+            transition = catalog == "task.events" and value.get("kind") == "TRANSITION"
+            prepared = (value, rows_for(catalog, value), transition)
         super().add(prepared, key, timestamp, headers, topic, partition, offset)
 
-    def write(self, batch: SinkBatch) -> None:
-        """Write one partition's batch in one transaction (see the module doc for failures)."""
-        catalog = self._topics[batch.topic]
-        items: list[SinkItem] = list(batch)
+    def write_all(self, values: Sequence[_Prepared], origin: Origins) -> int:
+        """Write the prepared records of every partition in one transaction (see the module doc for
+        failures); returns the rows written."""
         started = time.monotonic()
         written = 0
 
-        def write_some(some: Sequence[SinkItem]) -> None:
+        def write_some(span: Sequence[int]) -> None:
             nonlocal written
-            written += self._write_transaction(catalog, some)
+            assert isinstance(span, range)
+            written += self._write_transaction(values[span.start : span.stop])
 
-        def refuse(item: SinkItem, error: RecordRefused) -> None:
-            self.refused += 1
-            logger.warning(
-                "postgres refused a record: %s",
-                error.reason,
-                extra={"topic": batch.topic, "partition": batch.partition, "offset": item.offset},
-            )
-            self._dead_letter(SinkRecord.of(batch, item, value=item.value[0]), error)
+        def refuse(at: int, error: RecordRefused) -> None:
+            record = origin(at)
+            self.refuse(SinkRecord(values[at][0], record.key, record.headers, record.topic,
+                                   record.partition, record.offset), error)  # fmt: skip
 
-        refused = write_isolating(items, write_some, refuse)
-        elapsed = time.monotonic() - started
+        write_isolating(range(len(values)), write_some, refuse)
         if self._failures:
             logger.info("postgres is back after %d failed flushes", self._failures)
         self._failures = 0
         if self._on_flush is not None:
-            self._on_flush(written, elapsed)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "flushed %d records (%d rows, %d refused) of %s[%d] in %.3f s",
-                len(items),
-                written,
-                refused,
-                batch.topic,
-                batch.partition,
-                elapsed,
-                extra={"records": len(items), "trace_ids": trace_ids(i.headers for i in items)},
-            )
+            self._on_flush(written, time.monotonic() - started)
+        return written
 
-    def _write_transaction(self, catalog: str, items: Sequence[SinkItem]) -> int:
-        """Write ``items`` (of catalog topic ``catalog``) in one transaction; returns the rows written.
+    def _write_transaction(self, prepared: Sequence[_Prepared]) -> int:
+        """Write ``prepared`` records in one transaction; returns the rows written.
 
         :raises SinkBackpressureError: Postgres is down or cannot write now.
         :raises RecordRefused: Postgres refused a value of these records.
         """
         grouped: dict[str, list[Row]] = {}
         values = []
-        for item in items:
-            record, rows = item.value
+        transitions = []
+        for record, rows, transition in prepared:
             for table, row in rows:  # a Table, or _TOMBSTONE
                 name = table if table is _TOMBSTONE else table.name
                 grouped.setdefault(name, []).append(row)
             if record is not None:
                 values.append(record)
+                if transition:
+                    transitions.append(record)
         if values:
             known = self._tenants
             tenants = [row for row in tenant_rows(values) if row[0] not in known or row[1] < known[row[0]]]
             if tenants:
                 grouped[TENANTS.name] = tenants
-            if catalog == "task.events":
-                transitions = [v for v in values if v["kind"] == "TRANSITION"]
-                if transitions:
-                    grouped[TASKS.name] = task_rows(transitions)
+        if transitions:
+            grouped[TASKS.name] = task_rows(transitions)
         try:
             written = self._write_rows(grouped)
         except Exception as exc:
             if is_outage(exc):
-                raise self._backpressure(exc, len(items)) from exc
+                raise self._backpressure(exc, len(prepared)) from exc
             if is_data_error(exc):
                 raise RecordRefused(f"postgres refused the record: {type(exc).__name__}: {exc}") from exc
             raise
@@ -269,9 +252,7 @@ class PostgresSink(BatchingSink):
             exc,
             delay,
         )
-        if self._on_backpressure is not None:
-            self._on_backpressure(exc)
-        return SinkBackpressureError(retry_after=delay)
+        return SinkBackpressureError(retry_after=delay)  # FlushAllSink reports it (on_backpressure)
 
     def _write_rows(self, grouped: dict[str, list[Row]]) -> int:
         conn = self._connection()

@@ -314,11 +314,11 @@ def test_every_catalog_topic_has_a_record_factory() -> None:
 def test_a_batch_partly_written_before_falls_back_to_insert_on_conflict(pg_dsn: str, pg_schema: str) -> None:
     sink = make_sink(pg_dsn, pg_schema)
     records = [("alerts", record("alerts", "half", i)) for i in range(10)]
-    feed(sink, records[:4])  # new batches (one per partition, of 3): straight COPY into the table
+    feed(sink, records[:4])  # a new batch: straight COPY into the table
     writer = sink._writers["alerts"]
-    assert (writer.direct_hits, writer.direct_misses) == (3, 0)
-    feed(sink, records)  # each partition's batch holds a row already there (a replay after a crash):
-    assert (writer.direct_hits, writer.direct_misses) == (3, 3)  # the COPY is refused, then merged
+    assert (writer.direct_hits, writer.direct_misses) == (1, 0)
+    feed(sink, records)  # 4 of 10 already there (a replay after a crash): the COPY is refused, then merged
+    assert (writer.direct_hits, writer.direct_misses) == (1, 1)
     assert counts(pg_dsn, pg_schema, "half")["alerts"] == 10
     sink.close()
 
