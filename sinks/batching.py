@@ -1,9 +1,10 @@
 """``FlushAllSink``: a Quix batching sink that writes every partition's batch in one go at each flush.
 
 Quix calls ``flush`` once per checkpoint and commits the offsets only if it returns; a sink of ours that
-writes to an idempotent target (InfluxDB points, Redis views guarded by seq) gains nothing from one
-write per partition, so it collects the batches Quix hands to ``write(batch)`` during the flush and
-writes them together (one request, one pipeline). A subclass implements :meth:`FlushAllSink.write_all`:
+writes to an idempotent target (Postgres rows guarded by event id or seq, InfluxDB points, Redis views
+guarded by seq) gains nothing from one write per partition, so it collects the batches Quix hands to
+``write(batch)`` during the flush and writes them together (one transaction, one request, one pipeline).
+A subclass implements :meth:`FlushAllSink.write_all`:
 
 - it raises ``SinkBackpressureError`` when its target is unreachable: the batches are dropped, Quix seeks
   back to the checkpoint's first offsets and the same records come again after the pause;

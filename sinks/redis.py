@@ -330,7 +330,11 @@ class RedisSink(FlushAllSink):
             raise RuntimeError("this RedisSink has no replay: it cannot rebuild the views")
         lock, token = f"{self.config.marker_key}:rebuilding", uuid.uuid4().hex
         if not self.client.set(lock, token, nx=True, ex=600):
+            logger.debug("another replica is rebuilding the Redis views (%s)", lock)
             return 0
+        logger.warning(
+            "Redis has lost the views (no %s): rebuilding them from the topics", self.config.marker_key
+        )
         started = time.monotonic()
         now = now_ms()
         applied = records = 0
@@ -369,9 +373,6 @@ class RedisSink(FlushAllSink):
         """Rebuild the views if their marker is gone; True if a rebuild ran."""
         if self.views_complete():
             return False
-        logger.warning(
-            "Redis has lost the views (no %s): rebuilding them from the topics", self.config.marker_key
-        )
         self.rebuild()
         return True
 
