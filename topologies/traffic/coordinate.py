@@ -188,15 +188,22 @@ class Coordinator:
         then drains instead of filling up with more robots than its lanes can carry."""
         graph = self.graph
         tips = graph.tips
-        cap = self.config.max_lane_density * (len(graph) - len(tips))
-        in_lanes = sum(1 for m in self.table.movers.values() if m.held and m.held[0] not in tips)
+        cap = max(1.0, self.config.max_lane_density * (len(graph) - len(tips)))
+        movers = self.table.movers.values()
+        in_lanes = sum(1 for m in movers if m.held and m.held[0] not in tips)
         if in_lanes < cap:
             return active
         kinds = graph.kinds
+        wanted = {m.goal for m in movers if m.goal is not None}  # a robot on another's goal must go anyway
         return [
             m
             for m in active
-            if not (len(m.held) == 1 and m.held[0] in tips and kinds[m.held[0]] in _PARKED_KINDS)
+            if not (
+                len(m.held) == 1
+                and m.held[0] in tips
+                and kinds[m.held[0]] in _PARKED_KINDS
+                and m.held[0] not in wanted
+            )
         ]
 
     def _hand_over(self, node: int, now: int) -> list[Output]:
