@@ -110,7 +110,7 @@ def test_encode_refuses_a_time_out_of_range_naming_the_field(record: str) -> Non
 
 
 def test_the_traffic_open_window_sentinel_is_refused() -> None:
-    """Issue 15: traffic wrote ``window_end = 1 << 62`` for an open conflict; an open window is null."""
+    """Issue 15: traffic wrote ``window_end = 1 << 62`` for an open conflict; the guard refuses such a value."""
     conflict = {**example("Conflict"), "window_end": 1 << 62}
     with pytest.raises(SchemaEncodeError, match=r"window_end = 4611686018427387904 is not a time"):
         _codec("Conflict").encode(conflict)

@@ -397,3 +397,26 @@ class TestNoGoZone:
 def test_config_rejects_negative_margins() -> None:
     with pytest.raises(ValueError):
         TrafficConfig(node_margin_ms=-1)
+
+
+def test_a_conflict_with_a_robot_standing_until_further_notice_carries_real_times() -> None:
+    """Issue 15: a conflict whose window has no end (two robots that stand until further notice, reported at
+    one node) was written with ``window_end = 1 << 62``, which wedged the Postgres sink. It now ends at the
+    last instant known, is flagged ``open_ended`` and goes through the codec."""
+    from io import BytesIO
+
+    from fastavro import parse_schema, schemaless_writer
+
+    from schemas.avsc import load_schema
+    from schemas.codec import TimestampGuard
+
+    state = fresh(CORRIDOR)
+    feed(state, status("stuck", "W2", [], state="ERROR"))
+    out = feed(state, status("r1", "W2", [], at=T0 + S, seq=1, state="OFFLINE"))
+    open_ones = [c for c in conflicts(out) if c["open_ended"]]
+    assert open_ones, conflicts(out)
+    schema = load_schema("Conflict")
+    for c in open_ones:
+        assert T0 <= c["window_start"] <= c["window_end"] <= T0 + 60 * S
+        assert TimestampGuard(schema).violation(c) is None
+        schemaless_writer(BytesIO(), parse_schema(schema), c)  # fits the Avro record as it is
