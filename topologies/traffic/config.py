@@ -35,6 +35,10 @@ class TrafficConfig:
     :param deadlock_scan_ms: how often the whole wait-for graph is searched for cycles.
     :param deadlock_max_robots: longest wait-for cycle searched for (bounds the search in a jam).
     :param max_rounds: bound on resolution rounds per input (each round resolves one conflict).
+    :param alert_clear_ms: a robot's CONFLICT_UNRESOLVED alert is one situation until it has had no
+        unresolved conflict for this long; then CONFLICT_CLEARED.
+    :param alerts_per_minute: at most this many alerts per site and minute (a burst of as many); the
+        ones over it are counted and the count goes with the next alert sent.
 
     Grants (robots fleetstream coordinates, ``coordinate``):
 
@@ -67,6 +71,8 @@ class TrafficConfig:
     deadlock_max_robots: int = 12
     deadlock_grace_ms: int = 30_000
     max_rounds: int = 64
+    alert_clear_ms: int = 30_000
+    alerts_per_minute: int = 30
     round_ms: int = 250
     warmup_ms: int = 5_000
     lookahead_ms: int = 4_000

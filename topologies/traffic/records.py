@@ -125,17 +125,25 @@ def conflict(
     return Output(CONFLICTS, site["site_id"], value)
 
 
-def alert(site: dict[str, Any], *, subject_id: str, cid: str, message: str, occurred_at: int) -> Output:
-    """A CONFLICT_UNRESOLVED alert (key: subject_id, the robot concerned)."""
-    event_id = det_uuid7(occurred_at, site["tenant_id"], cid, "alert", subject_id)
+def alert(
+    site: dict[str, Any],
+    *,
+    subject_id: str,
+    cid: str,
+    message: str,
+    occurred_at: int,
+    kind: str = "CONFLICT_UNRESOLVED",
+) -> Output:
+    """A CONFLICT_UNRESOLVED (or CONFLICT_CLEARED) alert (key: subject_id, the robot concerned)."""
+    event_id = det_uuid7(occurred_at, site["tenant_id"], cid, "alert", subject_id, kind)
     value = {
         "event_id": event_id,
         "tenant_id": site["tenant_id"],
         "site_id": site["site_id"],
         "occurred_at": occurred_at,
         "alert_id": event_id,
-        "kind": "CONFLICT_UNRESOLVED",
-        "severity": "CRITICAL",
+        "kind": kind,
+        "severity": "CRITICAL" if kind == "CONFLICT_UNRESOLVED" else "INFO",
         "subject_id": subject_id,
         "message": message,
     }
