@@ -19,8 +19,8 @@ from topologies.traffic.config import TrafficConfig
 from topologies.traffic.deadlock import scan_deadlocks
 from topologies.traffic.geometry import distance_to_segment
 from topologies.traffic.graph import SiteModel
-from topologies.traffic.records import Output
 from topologies.traffic.problems import clear_alerts
+from topologies.traffic.records import Output
 from topologies.traffic.resolve import settle
 from topologies.traffic.resume import check_holds
 from topologies.traffic.state import SiteState, full_plan
