@@ -86,11 +86,13 @@ class TaskPhase(AvroEnum):
 
 
 class Manager(AvroEnum):
-    """Who dispatches a robot: fleetstream itself or an Open-RMF fleet adapter."""
+    """Who dispatches a robot and plans its motion: fleetstream (tasks and traffic grants), an Open-RMF fleet
+    adapter, or the robot itself (it takes tasks but plans its own way: traffic only monitors it)."""
 
     __avro_default__ = "FLEETSTREAM"
     FLEETSTREAM = "FLEETSTREAM"
     RMF = "RMF"
+    SELF = "SELF"
 
 
 class RobotState(AvroEnum):
