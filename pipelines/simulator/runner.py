@@ -27,8 +27,8 @@ from schemas.codec import AvroCodec
 from schemas.ids import now_ms as wall_now_ms
 from schemas.registry import RegistryClient
 
-from .faults import FaultConfig, FaultInjector, Outgoing, malformed_payload
 from .demand import TaskRequest
+from .faults import FaultConfig, FaultInjector, Outgoing, malformed_payload
 from .fleet import FleetConfig, FleetSim
 from .follow import TASK_COMMANDS_TOPIC, DecisionFeed, FollowStats, TaskFeeder
 from .warehouse import demo_site
