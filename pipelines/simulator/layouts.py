@@ -16,7 +16,7 @@ With ``one_way`` (the default), aisles alternate north- and southbound, cross-ai
 westbound, and each corridor has one lane each way: the street grid most AMR warehouses use, so that
 robots meet head-on only in spurs. Every lane is 1 ``pitch`` long; spurs are two-way.
 
-:func:`small_warehouse` is ~60 x 35 cells (about 1,500 nodes), :func:`large_warehouse` ~500 x 140 cells.
+:func:`small_warehouse` is 60 x 35 cells (1,988 nodes), :func:`large_warehouse` 500 x 140 cells (69,008).
 :func:`load_site_map` reads a SiteMap from a JSON file (the format of docs/records.md).
 """
 
@@ -178,14 +178,15 @@ def grid_warehouse(
 
 
 def small_warehouse(**kwargs: Any) -> dict[str, Any]:
-    """About 60 x 35 cells (1.5 m): ~2,000 nodes, 18 aisles, 66 workstations, ~500 storage and ~500
-    parking pockets."""
-    return grid_warehouse(**{"width": 60, "height": 35, "site_id": "small", **kwargs})
+    """60 x 35 cells (1.5 m), cross-aisles every 6 rows: 1,988 nodes, 2,197 lanes, 18 aisles, 66
+    workstations, 442 storage and 468 parking pockets."""
+    return grid_warehouse(**{"width": 60, "height": 35, "block_rows": 5, "site_id": "small", **kwargs})
 
 
 def large_warehouse(**kwargs: Any) -> dict[str, Any]:
-    """About 500 x 140 cells (1.5 m): ~65,000 nodes, 166 aisles, 276 workstations."""
-    return grid_warehouse(**{"width": 500, "height": 140, "block_rows": 12, "site_id": "large", **kwargs})
+    """500 x 140 cells (1.5 m), cross-aisles every 9 rows: 69,008 nodes, 71,953 lanes, 166 aisles, 276
+    workstations."""
+    return grid_warehouse(**{"width": 500, "height": 140, "block_rows": 8, "site_id": "large", **kwargs})
 
 
 def load_site_map(
