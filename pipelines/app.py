@@ -121,7 +121,7 @@ class ProcessorApp:
     app: Application
     dlq: DeadLetterQueue
     _registry: RegistryClient | None = None
-    _codecs: dict[str, AvroCodec] = field(default_factory=dict)
+    _codecs: dict[tuple[str, bool], AvroCodec] = field(default_factory=dict)
     _outputs: dict[str, Topic] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------ what is made once
@@ -132,12 +132,20 @@ class ProcessorApp:
             self._registry = RegistryClient(**self.settings.registry_client_config())
         return self._registry
 
-    def codec(self, name: str) -> AvroCodec:
-        """The Avro codec of catalog topic ``name`` (one per topic)."""
-        codec = self._codecs.get(name)
+    def codec(self, name: str, *, guard_decoded: bool = False) -> AvroCodec:
+        """The Avro codec of catalog topic ``name`` (one per topic and kind). ``guard_decoded``: it refuses
+        decoded records with times outside years 1970..9999 (a sink's: it cannot store them)."""
+        codec = self._codecs.get((name, guard_decoded))
         if codec is None:
-            codec = self._codecs[name] = AvroCodec.for_topic(self.registry, name, self.settings.topic_prefix)
+            codec = self._codecs[(name, guard_decoded)] = AvroCodec.for_topic(
+                self.registry, name, self.settings.topic_prefix, guard_decoded=guard_decoded
+            )
         return codec
+
+    def encoders(self, names: Iterable[str]) -> dict[str, Callable[[Any], bytes]]:
+        """Real topic name -> its codec's ``encode``, for catalog topics ``names`` (what a sink's
+        ``DeadLetterWriter`` re-encodes refused records with)."""
+        return {self.settings.topic(name): self.codec(name).encode for name in names}  # type: ignore[misc]
 
     def partitions(self, name: str) -> int:
         """Partitions of catalog topic ``name`` when this processor creates it: the processor's
@@ -193,8 +201,10 @@ class ProcessorApp:
         return self.dataframe(self.topic(name))
 
     def avro_input(self, name: str) -> StreamingDataFrame:
-        """Catalog topic ``name`` with values decoded by its Avro codec (sinks)."""
-        return self.dataframe(self.topic(name, value_deserializer=AvroDeserializer(self.codec(name))))
+        """Catalog topic ``name`` with values decoded by its Avro codec, guarded (a sink's input: a record
+        of a foreign producer with a time no target can hold is dead-lettered with its bytes)."""
+        codec = self.codec(name, guard_decoded=True)
+        return self.dataframe(self.topic(name, value_deserializer=AvroDeserializer(codec)))
 
     def inbox(self, partitions: int | None = None) -> StreamingDataFrame:
         """This processor's inbox (``<name>.inbox``) as an input of :class:`~topologies.kernel.Envelope`

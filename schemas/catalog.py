@@ -188,7 +188,7 @@ CATALOG: tuple[TopicSpec, ...] = (
         "delete",
         7,
         "robot",
-        "telemetry the telemetry topology accepted (valid, not a duplicate)",
+        "telemetry the telemetry topology accepted (validated, not a duplicate)",
     ),
     _t(ROBOT_REGISTRY, "robot_id", "RobotRegistration", "compact", None, "robot", "known robots"),
     _t(ROBOT_STATUS, "robot_id", "RobotStatus", "compact,delete", 7, "robot", "derived robot status"),

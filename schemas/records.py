@@ -268,6 +268,9 @@ class Decision(TypedDict):
     reason: str | None
     conflict_id: str | None
     planner: str
+    granted: int | None
+    plan_id: str | None
+    plan_seq: int | None
 
 
 class Conflict(TypedDict):
@@ -286,6 +289,7 @@ class Conflict(TypedDict):
     resolution: str
     resolved_robot_id: str | None
     detail: str | None
+    open_ended: bool
 
 
 class Alert(TypedDict):

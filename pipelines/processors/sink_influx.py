@@ -1,7 +1,10 @@
-"""InfluxDB sink: robot.telemetry and robot.telemetry.1m as line protocol (raw 7 d, 1-minute aggregates 90 d).
+"""InfluxDB sink: robot.telemetry.accepted and robot.telemetry.1m as line protocol (raw 7 d, aggregates 90 d).
 
-At least once with idempotent points (measurement + tags + occurred_at); an InfluxDB outage pauses the
-consumer and retries the same records; undecodable records go to ``dlq.sink-influx``.
+Only telemetry the telemetry topology accepted (validated, not a duplicate) becomes a time series: the
+sink reads ``robot.telemetry.accepted``, never raw ``robot.telemetry``. At least once with idempotent
+points (measurement + tags + occurred_at); an InfluxDB outage pauses the consumer and retries the same
+records; a record that can never be a point (undecodable, a time outside years 1970..9999 or outside
+what InfluxDB stores, a point InfluxDB refuses) goes to ``dlq.sink-influx`` with the reason.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from pydantic import Field, SecretStr, model_validator
 from pipelines.app import create_processor_app
 from pipelines.metrics import sink_observers
 from pipelines.settings import CommonSettings
-from schemas.catalog import ROBOT_TELEMETRY, ROBOT_TELEMETRY_1M
+from schemas.catalog import ROBOT_TELEMETRY_1M, ROBOT_TELEMETRY_ACCEPTED
+from sinks.deadletters import DeadLetterWriter
 from sinks.influx import InfluxConfig, InfluxSink
 
 __all__ = ["NAME", "TOPICS", "Settings", "run"]
@@ -22,7 +26,7 @@ __all__ = ["NAME", "TOPICS", "Settings", "run"]
 logger = logging.getLogger(__name__)
 
 NAME = "sink-influx"
-TOPICS = (ROBOT_TELEMETRY, ROBOT_TELEMETRY_1M)
+TOPICS = (ROBOT_TELEMETRY_ACCEPTED, ROBOT_TELEMETRY_1M)
 
 
 class Settings(CommonSettings):
@@ -87,7 +91,13 @@ def run(settings: Settings) -> None:
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
     on_flush, on_backpressure = sink_observers(NAME)
-    sink = InfluxSink(settings.influx_config(), on_flush=on_flush, on_backpressure=on_backpressure)
+    dead_letters = DeadLetterWriter(papp.dlq.send, papp.encoders(TOPICS))
+    sink = InfluxSink(
+        settings.influx_config(),
+        on_flush=on_flush,
+        on_backpressure=on_backpressure,
+        dead_letter=dead_letters,
+    )
     for name in TOPICS:
         papp.avro_input(name).sink(sink)
     logger.info(

@@ -3,7 +3,8 @@
 Consumes ``task.events``, ``robot.status``, ``robot.registry``, ``site.maps``, ``scheduler.decisions``,
 ``traffic.conflicts``, ``alerts`` and ``audit.log`` at least once and writes them idempotently (see
 ``sinks/postgres/README.md``). Applies pending migrations at start-up. While Postgres is down the
-partitions pause and resume; a record that can never be written goes to ``dlq.sink-postgres``.
+partitions pause and resume; a record that can never be written (undecodable, a time outside years
+1970..9999, a value Postgres refuses) goes to ``dlq.sink-postgres`` with the reason.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import Field, SecretStr
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.metrics import SINK_BATCH_SIZE, SINK_FAILURES, SINK_WRITE_SECONDS
 from pipelines.settings import CommonSettings
+from sinks.deadletters import DeadLetterWriter
 from sinks.postgres import TOPIC_TABLES, PostgresSink
 
 __all__ = ["NAME", "TOPICS", "Settings", "build", "run"]
@@ -62,6 +64,7 @@ def build(settings: Settings) -> ProcessorApp:
     papp = create_processor_app(
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
+    dead_letters = DeadLetterWriter(papp.dlq.send, papp.encoders(TOPICS))
     sink = PostgresSink(
         settings.postgres_dsn.get_secret_value(),
         {settings.topic(name): name for name in TOPICS},
@@ -72,6 +75,7 @@ def build(settings: Settings) -> ProcessorApp:
         startup_timeout_s=settings.postgres_startup_timeout_s,
         on_flush=_on_flush,
         on_backpressure=lambda _exc: SINK_FAILURES.labels(NAME).inc(),
+        dead_letter=dead_letters,
     )
     for name in TOPICS:
         papp.avro_input(name).sink(sink)

@@ -2,7 +2,9 @@
 
 Keys ``fleet:{tenant}:robot:{robot}``, ``fleet:{tenant}:site:{site}:robots``, ``fleet:{tenant}:task:{task}``,
 ``fleet:{tenant}:site:{site}:tasks`` (see ``sinks.redis``); a key never moves backwards. At least once;
-a Redis outage pauses the consumer and retries; undecodable records go to ``dlq.sink-redis``.
+a Redis outage pauses the consumer and retries; a record that can never be a view (undecodable, a time
+outside years 1970..9999, refused by Redis) goes to ``dlq.sink-redis`` with the reason. When Redis has
+lost the views (no marker key), they are rebuilt from robot.status and task.events.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pipelines.app import create_processor_app
 from pipelines.metrics import sink_observers
 from pipelines.settings import CommonSettings
 from schemas.catalog import ROBOT_STATUS, TASK_EVENTS
-from sinks.redis import RedisConfig, RedisSink
+from sinks.deadletters import DeadLetterWriter
+from sinks.redis import VIEWS_MARKER, RedisConfig, RedisSink
+from sinks.redis_views import TopicReplay
 
 __all__ = ["NAME", "TOPICS", "Settings", "run"]
 
@@ -40,12 +44,14 @@ class Settings(CommonSettings):
     )
 
     def redis_config(self) -> RedisConfig:
+        marker = VIEWS_MARKER + (f":{self.topic_prefix}" if self.topic_prefix else "")
         return RedisConfig(
             url=self.redis_url,
             robot_ttl_s=self.redis_robot_ttl_s,
             task_ttl_s=self.redis_task_ttl_s,
             retry_after_s=self.redis_retry_after_s,
             socket_timeout_s=self.redis_timeout_s,
+            marker_key=marker,
         )
 
 
@@ -54,7 +60,18 @@ def run(settings: Settings) -> None:
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
     on_flush, on_backpressure = sink_observers(NAME)
-    sink = RedisSink(settings.redis_config(), on_flush=on_flush, on_backpressure=on_backpressure)
+    dead_letters = DeadLetterWriter(papp.dlq.send, papp.encoders(TOPICS))
+    replay = TopicReplay(
+        settings.kafka_client_config(),
+        {n: (settings.topic(n), papp.codec(n, guard_decoded=True).decode) for n in TOPICS},
+    )
+    sink = RedisSink(
+        settings.redis_config(),
+        on_flush=on_flush,
+        on_backpressure=on_backpressure,
+        dead_letter=dead_letters,
+        replay=replay,
+    )
     for name in TOPICS:
         papp.avro_input(name).sink(sink)
     try:

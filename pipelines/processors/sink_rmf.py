@@ -3,7 +3,8 @@
 Consumes ``task.events`` (a stateful step keeps each task's spec from its CREATED event and attaches it to
 the ASSIGNED / CANCELLED events the sink acts on) and ``robot.registry`` (robots with ``managed_by = RMF``).
 Publishes RMF's answers to ``rmf.task_states`` for the tasks topology (see ``sinks.rmf``). At least once,
-idempotent; an unreachable RMF server pauses the consumer; undecodable records go to ``dlq.sink-rmf``.
+idempotent; an unreachable RMF server pauses the consumer; undecodable records, times outside years
+1970..9999 and events the sink can never act on go to ``dlq.sink-rmf`` with the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pipelines.settings import PRODUCER_DEFAULTS, CommonSettings
 from schemas import tracing
 from schemas.catalog import RMF_TASK_STATES, ROBOT_REGISTRY, TASK_EVENTS
 from schemas.records import TERMINAL_TASK_STATES
+from sinks.deadletters import DeadLetterWriter
 from sinks.rmf import RmfApiClient, RmfSink
 
 __all__ = ["NAME", "Settings", "build", "enrich", "run"]
@@ -94,12 +96,14 @@ def build(settings: Settings) -> tuple[ProcessorApp, RmfSink, list[Any]]:
         timeout_s=settings.rmf_timeout_s,
     )
     publisher = _TaskStatePublisher(settings.kafka_client_config(), settings.topic(RMF_TASK_STATES))
+    dead_letters = DeadLetterWriter(papp.dlq.send, papp.encoders([TASK_EVENTS, ROBOT_REGISTRY]))
     sink = RmfSink(
         client,
         publisher,
         rmf_fleets=settings.rmf_fleets,
         retry_after_s=settings.rmf_retry_after_s,
         cancel_attempts=settings.rmf_cancel_attempts,
+        dead_letter=dead_letters,
     )
 
     events = papp.avro_input(TASK_EVENTS)
