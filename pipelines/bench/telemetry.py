@@ -43,7 +43,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pipelines.bench import process_cpu_s
 from pipelines.settings import CommonSettings, load_settings
 from schemas.avsc import load_schema
-from schemas.catalog import subject_name, topics
+from schemas.catalog import ROBOT_STATUS, subject_name, topics
 from schemas.codec import AvroCodec
 from schemas.ids import now_ms, uuid7
 from schemas.registry import RegistryClient
@@ -262,7 +262,7 @@ class _Bench:
     def statuses_consumer(self) -> Consumer:
         consumer = Consumer({**self.kafka, "group.id": f"probe-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "latest",
                              "isolation.level": "read_committed", "enable.auto.commit": False})  # fmt: skip
-        consumer.subscribe([self.settings.topic("robot.status")])
+        consumer.subscribe([self.settings.topic(ROBOT_STATUS)])
         return consumer
 
 
@@ -434,8 +434,8 @@ def run() -> list[dict[str, Any]]:
 
         # Latency at a fixed offered load: the topology first, then the raw loop on fresh records.
         live = make_stream(robots, seq, max(1, rate * seconds // robots), base)
-        status_codec = bench.codec("robot.status")
-        topo_lat = _latency_run(bench, live, rate, settings.topic("robot.status"), status_codec.decode)
+        status_codec = bench.codec(ROBOT_STATUS)
+        topo_lat = _latency_run(bench, live, rate, settings.topic(ROBOT_STATUS), status_codec.decode)
         raw = ctx.Process(target=_raw_loop, args=(
             bench.kafka, settings.registry_client_config(), telemetry_topic, subject_name(bench.raw_topics[1]),
             bench.raw_topics[1], f"{prefix}raw-live-{uuid.uuid4().hex[:6]}", 0, ctx.Queue(), "latest"))  # fmt: skip

@@ -30,10 +30,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from schemas.errors import RejectedRecord
-from schemas.records import TERMINAL_TASK_STATES
+from schemas.records import TERMINAL_TASK_STATES, Decision, Timer
 from topologies import dispatch as dispatch_topology
 from topologies import tasks as tasks_topology
 from topologies import traffic as traffic_topology
@@ -324,7 +324,7 @@ class _Loop:
             self.queue.at(when, self.on_decision_for_tasks, d)
 
     def on_decision_for_tasks(self, at: int, decision: dict[str, Any]) -> None:
-        self.feed_tasks(at, tasks_topology.from_decision(decision))
+        self.feed_tasks(at, tasks_topology.from_decision(cast(Decision, decision)))
 
     def traffic_input(self, kind: str) -> Callable[[int, Any], None]:
         return lambda at, record: self.on_traffic(at, kind, record)
@@ -372,7 +372,7 @@ class _Loop:
         due = [k for k, v in self.timers.items() if int(v["due_at"]) <= now]
         for key in sorted(due, key=lambda k: (self.timers[k]["due_at"], k)):
             timer = self.timers.pop(key)
-            self.feed_tasks(now, tasks_topology.from_due_timer(timer))
+            self.feed_tasks(now, tasks_topology.from_due_timer(cast(Timer, timer)))
 
     def tick(self, now: int, create_tasks: bool) -> None:
         self.queue.run_until(now)

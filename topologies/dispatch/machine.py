@@ -23,7 +23,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.errors import RejectedRecord
-from schemas.records import RUNNING_TASK_STATES, TERMINAL_TASK_STATES
+from schemas.records import (
+    RUNNING_TASK_STATES,
+    TERMINAL_TASK_STATES,
+    RobotRegistration,
+    RobotStatus,
+    SiteMap,
+    TaskEvent,
+)
 from schemas.sitegraph import graph_for
 from topologies.dispatch.decisions import decision, decision_id, route_waypoints
 from topologies.dispatch.policy import Assignment, CostModel, CostTable, greedy, nearest_free_charger
@@ -50,9 +57,10 @@ def greedy_assigner(table: CostTable) -> tuple[list[Assignment], str]:
 
 
 def step(
-    state: SiteState, kind: str, event: dict[str, Any], now_ms: int, assigner: Assigner = greedy_assigner
+    state: SiteState, kind: str, event: Any, now_ms: int, assigner: Assigner = greedy_assigner
 ) -> tuple[SiteState, list[dict[str, Any]]]:
-    """Apply one input record of ``kind`` to the site and return the decisions it causes."""
+    """Apply one input record of ``kind`` to the site and return the decisions it causes (``event``: the
+    record of its kind's type, :mod:`schemas.records`)."""
     if kind not in KINDS:
         raise RejectedRecord(f"dispatch: no input of kind {kind!r}")
     if state.tenant_id is None:
@@ -81,7 +89,7 @@ def step(
 
 
 # -- inputs -------------------------------------------------------------------------------------------
-def _on_map(state: SiteState, record: dict[str, Any]) -> bool:
+def _on_map(state: SiteState, record: SiteMap) -> bool:
     current = state.site_map
     if current is not None and int(current.get("version", 0)) > int(record.get("version", 0)):
         return False
@@ -104,7 +112,7 @@ def _on_map(state: SiteState, record: dict[str, Any]) -> bool:
     return True
 
 
-def _on_registration(state: SiteState, record: dict[str, Any]) -> set[str]:
+def _on_registration(state: SiteState, record: RobotRegistration) -> set[str]:
     rid = record["robot_id"]
     robot = state.robots.get(rid) or state.add_robot(rid)
     robot.update(
@@ -117,7 +125,7 @@ def _on_registration(state: SiteState, record: dict[str, Any]) -> set[str]:
     return {rid}
 
 
-def _on_status(state: SiteState, record: dict[str, Any], now_ms: int, out: list[dict[str, Any]]) -> set[str]:
+def _on_status(state: SiteState, record: RobotStatus, now_ms: int, out: list[dict[str, Any]]) -> set[str]:
     rid = record["robot_id"]
     robot = state.robots.get(rid) or state.add_robot(rid)
     at = int(record.get("occurred_at", 0))
@@ -151,7 +159,7 @@ def _on_status(state: SiteState, record: dict[str, Any], now_ms: int, out: list[
     return {rid} if changed else set()
 
 
-def _on_task(state: SiteState, record: dict[str, Any]) -> tuple[set[str], set[str]]:
+def _on_task(state: SiteState, record: TaskEvent) -> tuple[set[str], set[str]]:
     tid = record["task_id"]
     task = state.tasks.get(tid)
     if record.get("kind", "TRANSITION") != "TRANSITION":

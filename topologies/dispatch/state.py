@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.records import SiteMap
 from schemas.sitegraph import SiteGraph, graph_for
 from topologies.dispatch.config import DispatchConfig
 from topologies.dispatch.policy import RobotView, TaskView
@@ -83,7 +84,7 @@ class SiteState:
     tenant_id: str | None = None
     site_id: str | None = None
     clock: int = 0
-    site_map: dict[str, Any] | None = None
+    site_map: SiteMap | None = None
     robots: dict[str, dict[str, Any]] = field(default_factory=dict)
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     # derived
@@ -96,7 +97,7 @@ class SiteState:
     dirty: set[tuple[str, str]] = field(default_factory=set)
     index_dirty: set[str] = field(default_factory=set)
 
-    _graph: tuple[dict[str, Any], SiteGraph] | None = field(default=None, repr=False)
+    _graph: tuple[SiteMap, SiteGraph] | None = field(default=None, repr=False)
 
     @property
     def graph(self) -> SiteGraph | None:

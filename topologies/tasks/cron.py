@@ -18,6 +18,7 @@ first time, so a daily 02:30 job runs once and an every-30-minutes job pauses fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -48,7 +49,7 @@ def _zone(name: str) -> ZoneInfo:
         raise RejectedRecord(f"unknown time zone {name!r}") from exc
 
 
-def validate_schedule(record: dict[str, Any]) -> None:
+def validate_schedule(record: Mapping[str, Any]) -> None:
     """RejectedRecord unless cron (five fields), time zone and misfire policy are usable."""
     expr = record.get("cron")
     if not isinstance(expr, str) or len(expr.split()) != 5 or not croniter.is_valid(expr):

@@ -36,10 +36,12 @@ Limits: a command whose ``occurred_at`` lies more than ``future_skew_ms`` after 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from schemas import limits
 from schemas.errors import RejectedRecord
+from schemas.records import Decision, RobotTelemetry, TaskCommand, TaskSchedule, Timer
 from topologies import timers
 from topologies.tasks import cron
 
@@ -98,7 +100,7 @@ def inbox_key(inp: dict[str, Any]) -> str:
     return str(inp["schedule_id"] if inp["type"] in _SCHEDULE_TYPES else inp["task_id"])
 
 
-def _text(record: dict[str, Any], field: str) -> str:
+def _text(record: Mapping[str, Any], field: str) -> str:
     value = record.get(field)
     if not isinstance(value, str) or not value:
         raise RejectedRecord(f"{field} is missing or empty")
@@ -123,7 +125,7 @@ def _list_limits(field: str, value: Any) -> None:
             _too_long(f"{field}[]", item, limits.TASK_LIST_ITEM_MAX)
 
 
-def check_spec_limits(spec: dict[str, Any], field: str = "spec") -> None:
+def check_spec_limits(spec: Mapping[str, Any], field: str = "spec") -> None:
     """RejectedRecord naming the first field of a task spec past ``schemas.limits``."""
     _too_long(f"{field}.category", spec.get("category"), limits.TASK_TEXT_MAX)
     for name in ("pickup_node", "dropoff_node", "fleet_id", "robot_id"):
@@ -146,7 +148,7 @@ def check_spec_limits(spec: dict[str, Any], field: str = "spec") -> None:
         )
 
 
-def check_command_limits(record: dict[str, Any]) -> None:
+def check_command_limits(record: Mapping[str, Any]) -> None:
     """RejectedRecord naming the first field of a TaskCommand past ``schemas.limits``."""
     for name in ("task_id", "idempotency_key", "timer"):
         _too_long(name, record.get(name), limits.TASK_ID_MAX)
@@ -156,7 +158,7 @@ def check_command_limits(record: dict[str, Any]) -> None:
         check_spec_limits(record["spec"])
 
 
-def check_time(record: dict[str, Any], now_ms: int, future_skew_ms: int) -> None:
+def check_time(record: Mapping[str, Any], now_ms: int, future_skew_ms: int) -> None:
     """RejectedRecord when ``occurred_at`` lies more than ``future_skew_ms`` after ``now_ms`` (the time the
     record was produced): the same rule as telemetry's."""
     ahead = int(record["occurred_at"]) - now_ms
@@ -189,7 +191,7 @@ def validate_spec(spec: Any) -> dict[str, Any]:
     return spec
 
 
-def _base(record: dict[str, Any], task_id: str) -> dict[str, Any]:
+def _base(record: Mapping[str, Any], task_id: str) -> dict[str, Any]:
     return {
         "task_id": task_id,
         "tenant_id": _text(record, "tenant_id"),
@@ -199,7 +201,7 @@ def _base(record: dict[str, Any], task_id: str) -> dict[str, Any]:
     }
 
 
-def from_command(record: dict[str, Any], key: Any = None) -> list[dict[str, Any]]:
+def from_command(record: TaskCommand, key: Any = None) -> list[dict[str, Any]]:
     """TaskCommand (``task.commands``) -> ``create`` / ``cancel`` / ``timer``."""
     task_id = _text(record, "task_id")
     _check_key(key, task_id, "task_id")
@@ -231,12 +233,12 @@ def from_command(record: dict[str, Any], key: Any = None) -> list[dict[str, Any]
     raise RejectedRecord(f"unknown command {command!r}")
 
 
-def from_decision(record: dict[str, Any]) -> list[dict[str, Any]]:
+def from_decision(record: Decision) -> list[dict[str, Any]]:
     """Decision (``scheduler.decisions``): ASSIGN / UNASSIGN of a task; other decisions are not ours."""
-    kind = record.get("kind")
-    if kind not in ("ASSIGN", "UNASSIGN") or not record.get("task_id"):
+    kind, task_id = record.get("kind"), record.get("task_id")
+    if kind not in ("ASSIGN", "UNASSIGN") or not task_id:
         return []
-    base = _base(record, record["task_id"])
+    base = _base(record, task_id)
     robot = _text(record, "robot_id") if kind == "ASSIGN" else record.get("robot_id")
     return [
         {
@@ -249,17 +251,17 @@ def from_decision(record: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def from_telemetry(record: dict[str, Any]) -> list[dict[str, Any]]:
+def from_telemetry(record: RobotTelemetry) -> list[dict[str, Any]]:
     """RobotTelemetry with a task and a phase -> ``observe``; everything else is not ours."""
-    observed = TELEMETRY_PHASES.get(record.get("task_phase") or "NONE")
-    if observed is None or not record.get("task_id"):
+    observed, task_id = TELEMETRY_PHASES.get(record.get("task_phase") or "NONE"), record.get("task_id")
+    if observed is None or not task_id:
         return []
     reason = None
     if observed == "FAILED":
         reason = f"robot reported FAILED ({record['error_code']})" if record.get("error_code") else None
     return [
         {
-            **_base(record, record["task_id"]),
+            **_base(record, task_id),
             "type": "observe",
             "observed": observed,
             "robot_id": record.get("robot_id"),
@@ -360,7 +362,7 @@ def from_rmf(message: dict[str, Any], timestamp_ms: int) -> list[dict[str, Any]]
     ]
 
 
-def from_due_timer(record: dict[str, Any]) -> list[dict[str, Any]]:
+def from_due_timer(record: Timer) -> list[dict[str, Any]]:
     """Timer (``timers.due.tasks``) -> ``timer`` (a task's timeout or retry) or ``fire`` (a cron fire)."""
     target = _text(record, "target_key")
     timer_id = _text(record, "timer_id")
@@ -378,7 +380,7 @@ def from_due_timer(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**base, "type": "timer", "task_id": target}]
 
 
-def from_schedule(record: dict[str, Any] | None, key: Any, timestamp_ms: int) -> list[dict[str, Any]]:
+def from_schedule(record: TaskSchedule | None, key: Any, timestamp_ms: int) -> list[dict[str, Any]]:
     """TaskSchedule (``task.schedules``, compacted) -> ``schedule``; a tombstone deletes the schedule."""
     if record is None:
         if not key:
