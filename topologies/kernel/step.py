@@ -123,8 +123,11 @@ class StepAdapter:
             raise RejectedRecord(f"{kind} record without a key")
         if type(payload) is bytes:
             decode = self._decoders.get(kind)
-            event = decode(payload) if decode is not None else payload
-            annotate(event)  # log lines of this record name its tenant, robot, task...
+            if decode is None:  # the step decodes it itself (and annotates it)
+                event = payload
+            else:
+                event = decode(payload)
+                annotate(event)  # log lines of this record name its tenant, robot, task...
         else:
             event = payload
         view = self._view
