@@ -198,6 +198,7 @@ class DecisionKind(AvroEnum):
     HOLD = "HOLD"
     RESUME = "RESUME"
     REROUTE = "REROUTE"
+    GRANT = "GRANT"
 
 
 class ConflictKind(AvroEnum):
@@ -502,6 +503,17 @@ class Decision(SiteRecord):
     reason: str | None = Field(default=None, description="Why the decision was made.")
     conflict_id: str | None = Field(default=None, description="Conflict that caused the decision.")
     planner: str = Field(default="in_process", description="Planner that made the decision.")
+    granted: int | None = Field(
+        default=None,
+        description="How many waypoints of route, from its start, the robot may drive onto (the released "
+        "base); the rest of route is the planned horizon. Null: not a grant.",
+    )
+    plan_id: str | None = Field(
+        default=None, description="Movement plan (one goal of one robot) the decision belongs to."
+    )
+    plan_seq: int | None = Field(
+        default=None, description="0 for the plan's first decision, +1 for each update of the plan."
+    )
 
 
 class Conflict(SiteRecord):
