@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from pipelines.metrics import RECORDS_IN
 from pipelines.vda5050.mqtt import MqttClient, MqttError
@@ -79,59 +79,69 @@ class Egress:
         self._latest[key] = order
         return False
 
-    def _publish(self, record: dict[str, Any]) -> None:
+    def _publish(self, record: dict[str, Any]) -> bool:
+        """Publish, waiting for the broker while it is away; False when stopped before it could."""
         payload = orjson.dumps(record["message"])
         while not self._stop.is_set():
             try:
                 self._mqtt.publish(record["topic"], payload, qos=int(record.get("qos", 0)),
                                    retain=bool(record.get("retain", False)))  # fmt: skip
-                return
+                return True
             except MqttError as exc:
                 logger.warning("cannot publish to %s yet (%s); waiting for the broker", record["topic"], exc)
                 self._mqtt.wait_connected(1.0)
+        return False
 
     def _run(self) -> None:
         last_commit = time.monotonic()
-        pending = False
+        done: dict[tuple[str, int], int] = {}  # next offset to commit per partition: all before it published
+        committed: dict[tuple[str, int], int] = {}
         try:
             while not self._stop.is_set():
-                messages = self._consumer.consume(num_messages=500, timeout=0.05)
-                for msg in messages:
+                for msg in self._consumer.consume(num_messages=500, timeout=0.05):
                     error = msg.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
                             continue
                         raise KafkaException(error)
                     self._in.value += 1
-                    value = msg.value()
-                    if value is None:
-                        continue
-                    try:
-                        record = orjson.loads(value)
-                    except orjson.JSONDecodeError:
-                        logger.error(
-                            "skipping an outbound record that is not JSON at offset %s", msg.offset()
-                        )
-                        continue
-                    if self._stale(record):
-                        self.skipped += 1
-                        continue
-                    self._publish(record)
-                    self.published += 1
-                    pending = True
-                    if self.on_publish is not None:
-                        self.on_publish(record["topic"], record["message"], time.time_ns() // 1_000_000)
+                    if not self._relay(msg.value(), msg.offset()):
+                        break  # stopped before it was published: it is not committed
+                    done[(msg.topic(), msg.partition())] = msg.offset() + 1
                 now = time.monotonic()
-                if pending and now - last_commit >= self._commit_every_s:
-                    self._consumer.commit(asynchronous=True)
-                    pending, last_commit = False, now
-            if pending:
-                self._consumer.commit(asynchronous=False)
-        except BaseException as exc:
+                if done != committed and now - last_commit >= self._commit_every_s:
+                    self._commit(done, asynchronous=True)
+                    committed, last_commit = dict(done), now
+        except BaseException as exc:  # reported to the processor, which stops
             self.error = exc
             logger.exception("the VDA 5050 egress failed")
         finally:
+            if done != committed and self.error is None:
+                self._commit(done, asynchronous=False)
             self._consumer.close()
+
+    def _commit(self, done: dict[tuple[str, int], int], *, asynchronous: bool) -> None:
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in done.items()]
+        self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
+
+    def _relay(self, value: bytes | None, offset: int) -> bool:
+        """Publish one outbound record; False when stopped before it could be published."""
+        if value is None:
+            return True
+        try:
+            record = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            logger.error("skipping an outbound record that is not JSON at offset %s", offset)
+            return True
+        if self._stale(record):
+            self.skipped += 1
+            return True
+        if not self._publish(record):
+            return False
+        self.published += 1
+        if self.on_publish is not None:
+            self.on_publish(record["topic"], record["message"], time.time_ns() // 1_000_000)
+        return True
 
     def close(self) -> None:
         self._stop.set()

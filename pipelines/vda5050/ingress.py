@@ -66,7 +66,9 @@ class Ingress:
         """Produce one MQTT message (called on the MQTT network thread)."""
         self.received += 1
         key = self._key(mqtt_topic)
-        if key is None:  # not a VDA 5050 topic: the subscriptions do not deliver such
+        if key is None or not payload:
+            # not a VDA 5050 topic (the subscriptions deliver none), or a retained message being cleared
+            # (an empty payload is how MQTT deletes one; no vehicle sends it as a message)
             self.skipped += 1
             return
         headers = [(HEADER_TOPIC, mqtt_topic.encode()), (HEADER_RECEIVED_AT, str(received_at).encode())]

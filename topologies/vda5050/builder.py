@@ -108,6 +108,13 @@ def build_vda5050(
     """The bridge topology; returns the dataframe of outputs (produce it with ``to_topic`` per output)."""
     tasks = task_events_sdf.concat(decisions_sdf)
     decisions = tasks.apply(enrich, stateful=True).filter(lambda d: d is not None)
-    by_robot = decisions.group_by(_robot_of, name="robot", value_deserializer=repartition_deserializer)
+    # Keys as plain strings, as the ingress writes them: the same key must land in the same partition.
+    by_robot = decisions.group_by(
+        _robot_of,
+        name="robot",
+        value_deserializer=repartition_deserializer,
+        key_serializer="str",
+        key_deserializer="str",
+    )
     merged = inbound_sdf.concat(by_robot)
     return merged.apply(_Step(config, maps), stateful=True, metadata=True, expand=True)

@@ -7,10 +7,11 @@ Both functions take the vehicle's state (``vehicle``: :mod:`topologies.vda5050.v
 Inbound messages are the raw bytes the ingress took from MQTT (``vda5050.inbound``), with the MQTT topic
 they came on. What is rejected (dead-lettered with the reason): a topic that is not VDA 5050, bytes that
 are not JSON, a version that is not 2.x/3.x or not the topic's major, a header naming another vehicle, a
-message that does not validate against the official schema of its version, and a ``state`` or
-``visualization`` of a vehicle that is neither configured nor registered by its factsheet (such a vehicle
-is asked for its factsheet when it connects). Duplicates and older messages (by ``timestamp`` and
-``headerId``) are dropped without output.
+message that does not validate against the official schema of its version, and any message of a vehicle
+that is not configured when unknown vehicles are not accepted (``register_unknown`` off). A known vehicle
+is registered on robot.registry from its first message and asked for its factsheet until it sent one
+(which completes the registration). Duplicates and older messages (by ``timestamp`` and ``headerId``)
+are dropped without output.
 """
 
 from __future__ import annotations
@@ -54,32 +55,31 @@ def on_inbound(
         return None, None, []  # a duplicate or an older message
     out: list[Output] = []
     topic = where.topic
-    if topic == "factsheet":
-        out += veh.on_factsheet(v, message, at, config)
-        return v, None, out
-    if topic == "connection":
-        out += veh.ensure_registered(v, at)
-        out += veh.on_connection(v, message, at)
-        asked = v.get("factsheet_asked")
-        if (
-            not v["known"]
-            and config.register_unknown
-            and v["online"]
-            and (asked is None or at - int(asked) >= config.factsheet_request_every_ms)
-        ):
-            v["factsheet_asked"] = at
-            out.append(control.send(v, "instantActions", {"actions": [
-                {"actionType": "factsheetRequest", "actionId": f"factsheetRequest:{at}",
-                 "blockingType": "NONE" if v["major"] == "3" else "HARD"}]}, at))  # fmt: skip
-        return v, None, out
     if not v["known"]:
         raise RejectedRecord(
             f"{topic} of unknown vehicle {where.vehicle} (robot {v['robot_id']}): not in FLEET_VDA_VEHICLES "
-            "and no factsheet received"
+            "and FLEET_VDA_REGISTER_UNKNOWN is off"
         )
-    if v.get("online") is None or v.get("online") is False:
-        v["online"] = True  # it speaks: it is connected (its ONLINE may have been lost or not retained)
+    if topic == "factsheet":
+        out += veh.on_factsheet(v, message, at)
+        return v, None, out
     out += veh.ensure_registered(v, at)
+    if topic == "connection":
+        out += veh.on_connection(v, message, at)
+    elif not v.get("online"):
+        v["online"] = True  # it speaks: it is connected (its ONLINE may have been lost or not retained)
+    asked = v.get("factsheet_asked")
+    if (
+        v["online"]
+        and v.get("limits") is None
+        and (asked is None or at - int(asked) >= config.factsheet_request_every_ms)
+    ):
+        v["factsheet_asked"] = at  # its factsheet completes its registration (a retained one may come first)
+        out.append(control.send(v, "instantActions", {"actions": [
+            {"actionType": "factsheetRequest", "actionId": f"factsheetRequest:{at}",
+             "blockingType": "NONE" if v["major"] == "3" else "HARD"}]}, at))  # fmt: skip
+    if topic == "connection":
+        return v, None, out
     if topic == "visualization":
         out += veh.visualization(v, message, at, maps, config)
         return v, None, out

@@ -5,7 +5,9 @@ vehicle may drive it) and the *horizon* (planned, not released). The base only g
 repeats the last base node (the *decision point*, its content unchanged, actions included) as its first
 node, then the newly released nodes, then the new horizon, with ``orderUpdateId`` + 1 and the same
 ``orderId``. ``sequenceId`` runs over nodes and edges of the whole order (node ``i`` has ``2i``, the edge
-after it ``2i + 1``) and never changes once a node is released.
+after it ``2i + 1``) and never changes once a node is released. An edge's id is its lane's id; a lane
+driven a second time in the same order is named ``<laneId>@<sequenceId>`` (3.0 allows repeated edgeIds,
+2.1 calls them unique, and some vehicles reject repeats).
 
 Order state (JSON-serialisable; ``Order``)::
 
@@ -279,7 +281,14 @@ def _edge(order: Order, index: int, released: bool, model: SiteModel, major: str
     lane = model.lane(a, b)
     if lane is None:
         raise RejectedRecord(f"no lane from {a!r} to {b!r} on site {model.site_id!r}")
-    edge: dict[str, Any] = {"edgeId": lane[0], "sequenceId": 2 * index + 1, "released": released}
+    edge_id = lane[0]
+    nodes = order["nodes"]
+    for j in range(index):  # a lane driven again in the same order: some vehicles want unique edgeIds
+        earlier = model.lane(nodes[j], nodes[j + 1])
+        if earlier is not None and earlier[0] == edge_id:
+            edge_id = f"{lane[0]}@{2 * index + 1}"
+            break
+    edge: dict[str, Any] = {"edgeId": edge_id, "sequenceId": 2 * index + 1, "released": released}
     if major == "2":
         edge["startNodeId"] = a
         edge["endNodeId"] = b

@@ -8,7 +8,7 @@ Vehicle state (one state sub-key per vehicle)::
 
     robot_id, tenant_id, site_id, fleet_id, name      where the vehicle belongs
     manufacturer, serial, prefix, major, version, release   its identity and protocol (from its messages)
-    known        configured, or registered through its factsheet
+    known        configured, or any vehicle when unknown ones are registered (FLEET_VDA_REGISTER_UNKNOWN)
     registered   fingerprint of the last RobotRegistration emitted
     limits       what the bridge obeys of its factsheet (inbound.limits)
     online, offline_sent, factsheet_asked   connection bookkeeping
@@ -62,7 +62,7 @@ def identity(v: VehicleState | None, where: VdaTopic, message: dict[str, Any], r
             "name": (entry.name if entry else None) or f"{where.manufacturer} {where.serial}",
             "manufacturer": where.manufacturer,
             "serial": where.serial,
-            "known": entry is not None,
+            "known": entry is not None or config.register_unknown,
             "registered": None,
             "limits": None,
             "online": None,
@@ -129,20 +129,21 @@ def _registration_outputs(v: VehicleState, factsheet: dict[str, Any] | None, at:
     return [Output(records.REGISTRY, record)]
 
 
-def on_factsheet(v: VehicleState, message: dict[str, Any], at: int, config: VdaConfig) -> list[Output]:
-    """A factsheet registers the vehicle (or updates its registration) and sets the limits obeyed."""
-    if not v["known"] and not config.register_unknown:
+def on_factsheet(v: VehicleState, message: dict[str, Any], at: int) -> list[Output]:
+    """A factsheet updates the vehicle's registration (model, capabilities, payload) and sets the limits
+    the bridge obeys."""
+    if not v["known"]:
         raise RejectedRecord(
             f"factsheet of unknown vehicle {v['manufacturer']}/{v['serial']}: not configured in "
             "FLEET_VDA_VEHICLES and FLEET_VDA_REGISTER_UNKNOWN is off"
         )
-    v["known"] = True
     v["limits"] = inbound.limits(message)
     return _registration_outputs(v, message, at)
 
 
 def ensure_registered(v: VehicleState, at: int) -> list[Output]:
-    """A configured vehicle that sent no factsheet is registered from its configuration."""
+    """A known vehicle that sent no factsheet yet is registered from its configuration (a factsheet
+    arriving later completes its registration)."""
     if v["known"] and v.get("registered") is None:
         return _registration_outputs(v, None, at)
     return []

@@ -57,16 +57,30 @@ def test_a_message_that_does_not_validate_names_the_fields() -> None:
     assert "batteryState/batteryCharge" in str(err.value)
 
 
-def test_a_state_of_an_unknown_vehicle_is_rejected_and_its_connection_asks_for_a_factsheet() -> None:
+def test_a_new_vehicle_is_registered_when_it_speaks_and_asked_for_its_factsheet_until_it_sends_it() -> None:
     h, v = Harness(config()), Vehicle()
     out = h.inbound(v.topic("connection"), v.connection("ONLINE", T0), T0)
+    (reg,) = records(out, "robot.registry")
+    assert (reg["robot_id"], reg["model"], reg["capabilities"]) == ("acme-agv-1", None, ["vda5050:2.1.0"])
     (request,) = [o.value["message"] for o in out if o.topic == "vda5050.outbound"]
     assert request["actions"][0]["actionType"] == "factsheetRequest"
-    with pytest.raises(RejectedRecord, match="unknown vehicle acme/agv-1"):
-        h.inbound(v.topic("state"), v.state(T0 + 1, "a0"), T0 + 1)
-    closed = Harness(config(register_unknown=False))
-    with pytest.raises(RejectedRecord, match="FLEET_VDA_REGISTER_UNKNOWN is off"):
-        closed.inbound(v.topic("factsheet"), v.factsheet(T0), T0)
+    out = h.inbound(v.topic("state"), v.state(T0 + 1000, "a0"), T0 + 1000)
+    assert records(out, "robot.telemetry") and not records(out, "vda5050.outbound")  # asked a minute ago
+    out = h.inbound(v.topic("state"), v.state(T0 + 61_000, "a0"), T0 + 61_000)
+    assert len(records(out, "vda5050.outbound")) == 1  # asked again
+    (reg,) = records(h.inbound(v.topic("factsheet"), v.factsheet(T0 + 62_000), T0 + 62_000), "robot.registry")
+    assert reg["model"] == "X2" and "pick" in reg["capabilities"]
+    out = h.inbound(v.topic("state"), v.state(T0 + 200_000, "a0"), T0 + 200_000)
+    assert not records(out, "vda5050.outbound")  # it has its factsheet
+
+
+def test_when_unknown_vehicles_are_refused_their_messages_are_dead_lettered() -> None:
+    h, v = Harness(config(register_unknown=False)), Vehicle()
+    for topic, message in [("connection", v.connection("ONLINE", T0)), ("state", v.state(T0, "a0")),
+                           ("factsheet", v.factsheet(T0))]:  # fmt: skip
+        with pytest.raises(RejectedRecord, match="unknown vehicle acme/agv-1"):
+            h.inbound(v.topic(topic), message, T0)
+    assert h.vehicle is None
 
 
 def test_a_configured_vehicle_is_registered_without_a_factsheet() -> None:

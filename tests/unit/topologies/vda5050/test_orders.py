@@ -40,6 +40,11 @@ def test_a_new_order_numbers_nodes_even_and_edges_odd_and_releases_everything() 
     }
 
 
+def test_a_lane_driven_twice_gets_a_unique_edge_id() -> None:
+    body = _issue(_order(["a0", "a1", "b1", "a1", "a2"], release_all=True))
+    assert [e["edgeId"] for e in body["edges"]] == ["a0-a1", "a1-b1", "a1-b1@5", "a1-a2"]
+
+
 def test_version_3_edges_have_no_start_and_end_node() -> None:
     body = _issue(_order(["a0", "a1"], release_all=True), major="3")
     _valid(body, "3.0.0")
