@@ -58,6 +58,10 @@ def send(v: dict[str, Any], topic: str, body: dict[str, Any], at: int) -> Output
         "serialNumber": v["serial"],
         **body,
     }
+    if topic == "instantActions" and str(v["version"]).startswith("2.0."):
+        # The 2.0.0 schema names the array "instantActions" (2.1 renamed it "actions"): 2.0 vehicles get
+        # both, which is valid against either schema.
+        message["instantActions"] = message["actions"]
     problems = vda.problems(topic, message, v["release"])
     if problems:
         raise ValueError(f"built an invalid {topic} for {v['robot_id']}: {'; '.join(problems)}")
@@ -286,10 +290,19 @@ def _grant(v: dict[str, Any], orders: Orders, decision: dict[str, Any], at: int,
 
 
 # --------------------------------------------------------------------------------------------- sending
+def _stitch_actions(v: dict[str, Any]) -> bool:
+    """Whether an update repeats the stitching node's actions. 2.1 (§6.6.2) says the stitching node is sent
+    unchanged and the vehicle keeps the first order's instructions; 3.0 (§6.1.2) says its actions are sent
+    again and not executed again. The 2.0 reference implementation (vda-5050-lib) instead adds a stitching
+    node's actions to the decision point's, so 2.0 vehicles get the stitching node without actions."""
+    return not str(v["version"]).startswith("2.0.")
+
+
 def _send_order(v: dict[str, Any], order: ords.Order, at: int, model: SiteModel, config: VdaConfig,
                 from_update: int | None = None) -> Output:  # fmt: skip
     body = ords.issue(order, model=model, map_id=config.map_id(model.site_id), major=v["major"],
-                      max_nodes=(v.get("limits") or {}).get("max_nodes"), from_update=from_update)  # fmt: skip
+                      max_nodes=(v.get("limits") or {}).get("max_nodes"), from_update=from_update,
+                      stitch_actions=_stitch_actions(v))  # fmt: skip
     order["sent_at"] = at
     return send(v, "order", body, at)
 
@@ -298,7 +311,8 @@ def _resend_order(
     v: dict[str, Any], order: ords.Order, at: int, model: SiteModel, config: VdaConfig
 ) -> Output:
     body = ords.body(order, order["update_id"], model=model, map_id=config.map_id(model.site_id),
-                     major=v["major"], max_nodes=(v.get("limits") or {}).get("max_nodes"))  # fmt: skip
+                     major=v["major"], max_nodes=(v.get("limits") or {}).get("max_nodes"),
+                     stitch_actions=_stitch_actions(v))  # fmt: skip
     order["sent_at"] = at
     return send(v, "order", body, at)
 

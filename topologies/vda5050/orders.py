@@ -304,6 +304,7 @@ def issue(
     major: str,
     max_nodes: int | None = None,
     from_update: int | None = None,
+    stitch_actions: bool = True,
 ) -> dict[str, Any]:
     """Release what may be released and return the next order (update) body: ``orderId``,
     ``orderUpdateId`` (+1), nodes and edges (the caller adds the header).
@@ -326,14 +327,25 @@ def issue(
     order["bases"][str(order["update_id"])] = len(base)
     order["starts"][str(order["update_id"])] = start
     order["horizon_changed"] = False
-    return body(order, order["update_id"], model=model, map_id=map_id, major=major, max_nodes=max_nodes)
+    return body(order, order["update_id"], model=model, map_id=map_id, major=major, max_nodes=max_nodes,
+                stitch_actions=stitch_actions)  # fmt: skip
 
 
 def body(
-    order: Order, update_id: int, *, model: SiteModel, map_id: str, major: str, max_nodes: int | None = None
+    order: Order,
+    update_id: int,
+    *,
+    model: SiteModel,
+    map_id: str,
+    major: str,
+    max_nodes: int | None = None,
+    stitch_actions: bool = True,
 ) -> dict[str, Any]:
     """The body of an update already issued, as it was sent (valid while it is the latest update: the
-    horizon is rebuilt from the current route)."""
+    horizon is rebuilt from the current route).
+
+    ``stitch_actions=False`` sends the stitching node of an update without its actions (for 2.0 vehicles,
+    see ``control._stitch_actions``); otherwise it is sent exactly as it was, actions included."""
     base: list[dict[str, Any]] = order["base"]
     released = int(order["bases"][str(update_id)])
     start = int(order["starts"][str(update_id)])
@@ -341,6 +353,8 @@ def body(
     if max_nodes is not None and max_nodes > 0:
         horizon_end = min(horizon_end, start + max_nodes)
     nodes = [*base[start:released]]
+    if update_id > 0 and not stitch_actions and nodes:
+        nodes[0] = {**nodes[0], "actions": []}
     edges = [*order["base_edges"][start : max(released - 1, start)]]
     for i in range(released, horizon_end):
         nodes.append(_node(order, i, False, model, map_id))

@@ -272,6 +272,15 @@ def test_a_warning_about_an_older_update_sent_again_is_not_a_rejection() -> None
     assert records(out, "alerts") == []
 
 
+def test_a_2_0_vehicle_gets_its_instant_actions_under_both_names() -> None:
+    h, v = Harness(config()), Vehicle(version="2.0.0")
+    _online(h, v)
+    h.decide(_assign(["a0", "a1"], T0 + 10))
+    (cancel,) = sent(h.decide(decision("UNASSIGN", at=T0 + 20, task_id="t1")), "instantActions")
+    assert cancel["actions"] == cancel["instantActions"] and cancel["actions"][0]["actionType"] == "cancelOrder"
+    assert vda.problems("instantActions", cancel, "2.1.0") == []
+
+
 def test_charge_sends_the_vehicle_to_the_charger_with_start_charging() -> None:
     h, v = Harness(config()), Vehicle()
     _online(h, v)
