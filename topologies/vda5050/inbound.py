@@ -48,8 +48,8 @@ REJECTIONS = frozenset(
         "orderupdatefollowingcancel",
     }
 )
-#: Error levels that mean the vehicle cannot go on without help (2.x FATAL; 3.0 CRITICAL and FATAL).
-_BLOCKING_LEVELS = frozenset({"FATAL", "CRITICAL"})
+#: Error levels that mean the vehicle cannot go on without help: FATAL (3.0 CRITICAL still accepts orders).
+_BLOCKING_LEVELS = frozenset({"FATAL"})
 _AUTOMATIC = frozenset({"AUTOMATIC", "SEMIAUTOMATIC"})
 _TERMINAL = frozenset({"FINISHED", "FAILED"})
 
