@@ -57,7 +57,7 @@ def test_simulated_vda_3_vehicles_are_driven_by_the_bridge(vda_stack: VdaStack) 
             "port": service_port("mosquitto"),
             "username": "fleetstream-sim",
             "password": PASSWORD,
-        },  # fmt: skip
+        },
         client_id=f"sim-{s.prefix}",
         kafka_config=s.settings.kafka_client_config(),
         registry_config=s.settings.registry_client_config(),
