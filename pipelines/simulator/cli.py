@@ -219,6 +219,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave the first N parking spots to another simulator of the same --seed (as `fleet up` does)",
     )
     vda.add_argument(
+        "--vda-layout",
+        choices=("demo", "small", "large"),
+        default="demo",
+        help="the site: the demo warehouse (190 nodes, room for ~170 robots) or a generated grid warehouse, "
+        "small (~1,500 nodes) or large (~45,000)",
+    )
+    vda.add_argument(
         "--action-time",
         type=float,
         default=3.0,
@@ -277,6 +284,7 @@ def vda_config_from_args(args: argparse.Namespace, **connection: object) -> VdaS
         interface=args.vda_interface,
         skip=args.vda_skip,
         speed_scale=args.speed_scale,
+        layout=args.vda_layout,
         action_ms=round(args.action_time * 1000),
         tasks_per_minute=args.tasks_per_minute,
         task_limit=args.task_limit,

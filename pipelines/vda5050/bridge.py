@@ -34,8 +34,9 @@ def _partitions(settings: Settings, name: str) -> int:
     return settings.partitions or catalog.topic(name).partitions
 
 
-def build(settings: Settings, maps: SiteModelIndex) -> ProcessorApp:
-    """The bridge topology's ProcessorApp, fully wired (not running)."""
+def build(settings: Settings, maps: SiteModelIndex, egress: Egress | None = None) -> ProcessorApp:
+    """The bridge topology's ProcessorApp, fully wired (not running); ``egress`` publishes its orders and
+    instant actions as they are produced."""
     registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings,
@@ -43,6 +44,9 @@ def build(settings: Settings, maps: SiteModelIndex) -> ProcessorApp:
         exactly_once=True,
         commit_interval=settings.commit_interval_s,
         producer_extra_config={"linger.ms": 1},
+        # A decision waits for the checkpoint of its re-keying: fetch what a commit made readable at once
+        # rather than after the broker's default 500 ms fetch wait.
+        consumer_extra_config={"fetch.wait.max.ms": 10, "fetch.queue.backoff.ms": 10},
     )
 
     def codec(name: str) -> AvroCodec:
@@ -73,6 +77,9 @@ def build(settings: Settings, maps: SiteModelIndex) -> ProcessorApp:
         repartition_deserializer=CapturingDeserializer(JSONDeserializer()),
     )
 
+    if egress is not None:
+        outputs = outputs.update(egress)
+
     def serializer(name: str) -> Any:
         return JSONSerializer() if name == OUTBOUND else AvroSerializer(codec(name))
 
@@ -82,12 +89,12 @@ def build(settings: Settings, maps: SiteModelIndex) -> ProcessorApp:
     return papp
 
 
-def _watch(papp: ProcessorApp, ingress: Ingress, egress: Egress, stop: threading.Event) -> None:
-    """Stop the application when the ingress or the egress failed (a broker error: the process exits and
-    is restarted from its last checkpoint)."""
+def _watch(papp: ProcessorApp, ingress: Ingress, stop: threading.Event) -> None:
+    """Stop the application when the ingress failed to write to Kafka (a broker error: the process exits
+    and is restarted from its last checkpoint)."""
     while not stop.wait(0.5):
-        if ingress.error is not None or egress.error is not None:
-            logger.error("stopping: ingress error %s, egress error %s", ingress.error, egress.error)
+        if ingress.error is not None:
+            logger.error("stopping: the ingress could not write to Kafka: %s", ingress.error)
             papp.app.stop(fail=True)
             return
 
@@ -107,7 +114,8 @@ def run(settings: Settings) -> None:
         logger.warning(
             "site.maps not read to its end after %.0f s; starting anyway", settings.vda_site_maps_wait_s
         )
-    papp = build(settings, maps)
+    egress = Egress(OWNER)
+    papp = build(settings, maps, egress)
     ingress = Ingress(
         settings.kafka_client_config(), settings.topic(INBOUND), settings.vda_config(), OWNER
     ).start()
@@ -119,17 +127,9 @@ def run(settings: Settings) -> None:
         qos=1,
         clean_session=False,
     ).connect()
-    egress = Egress(
-        settings.kafka_client_config(),
-        settings.topic(OUTBOUND),
-        f"{settings.topic_prefix}fleet-{OWNER}-egress",
-        mqtt,
-        OWNER,
-    ).start()
+    egress.mqtt = mqtt
     stop = threading.Event()
-    watchdog = threading.Thread(
-        target=_watch, args=(papp, ingress, egress, stop), name="vda5050-watch", daemon=True
-    )
+    watchdog = threading.Thread(target=_watch, args=(papp, ingress, stop), name="vda5050-watch", daemon=True)
     watchdog.start()
     logger.info(
         "VDA 5050 bridge of tenant %s: vehicles on %s (%s) -> %s; decisions -> %s",
@@ -143,12 +143,16 @@ def run(settings: Settings) -> None:
         papp.run()
     finally:
         stop.set()
-        egress.close()
         mqtt.close()
         undelivered = ingress.close()
         feed.stop()
         registry.close()
         if undelivered:
             logger.error("%d vehicle messages were not written to Kafka at shutdown", undelivered)
-    if ingress.error is not None or egress.error is not None:
-        raise RuntimeError(f"VDA 5050 bridge failed: ingress {ingress.error}, egress {egress.error}")
+        logger.info(
+            "ingress: %d messages received (%d states), %d written to Kafka, %d skipped; egress: %d published, "
+            "%d not sent (broker away)",
+            ingress.received, ingress.states, ingress.delivered, ingress.skipped, egress.published, egress.unsent,
+        )  # fmt: skip
+    if ingress.error is not None:
+        raise RuntimeError(f"VDA 5050 bridge failed: the ingress could not write to Kafka: {ingress.error}")

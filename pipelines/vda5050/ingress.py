@@ -42,6 +42,7 @@ class Ingress:
         )
         self._ids: dict[str, str] = {}
         self.received = 0
+        self.states = 0
         self.delivered = 0
         self.skipped = 0
         self.error: KafkaError | None = None
@@ -65,6 +66,8 @@ class Ingress:
     def __call__(self, mqtt_topic: str, payload: bytes, received_at: int) -> None:
         """Produce one MQTT message (called on the MQTT network thread)."""
         self.received += 1
+        if mqtt_topic.endswith("/state"):
+            self.states += 1
         key = self._key(mqtt_topic)
         if key is None or not payload:
             # not a VDA 5050 topic (the subscriptions deliver none), or a retained message being cleared

@@ -157,6 +157,7 @@ class VdaStack(ProcessStack):
             "mqtt_password": PASSWORD,
             "mqtt_client_id": f"bridge-{self.prefix}{uuid.uuid4().hex[:6]}",
             "partitions": PARTITIONS,
+            "vda_majors": '["2"]',  # 2.x tests isolate themselves by interface name; 3.0's root is fixed
             **extra,
         }
 

@@ -38,7 +38,7 @@ def vda_stack(
 
 def test_simulated_vda_3_vehicles_are_driven_by_the_bridge(vda_stack: VdaStack) -> None:
     s = vda_stack
-    s.start("vda5050", **s.bridge_env(commit_interval_s=0.05))
+    s.start("vda5050", **s.bridge_env(commit_interval_s=0.05, vda_majors='["3"]'))
     s.wait_started("vda5050", timeout=90)
     observer = Observer(["vda5050/v3"]).start()
     manufacturer = "fleetstream-sim"
