@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,26 @@ logger = logging.getLogger("fleet.up")
 ROOT = STACK_SCRIPT.parents[2]
 LOCAL = Path(os.environ.get("FLEET_LOCAL_DIR", ROOT / ".local"))
 PIDFILE = LOCAL / "run" / "fleet-up.pid"
-METRICS_BASE_PORT = 9400
+METRICS_BASE_PORT = (
+    9400  # processor i serves /metrics on base + i (--metrics-base-port, FLEET_METRICS_BASE_PORT)
+)
+# The port each local service listens on: the variable deploy/local/stack.sh reads, and its default.
+SERVICE_PORTS = {
+    "kafka": ("FLEET_KAFKA_PORT", 19092),
+    "registry": ("FLEET_REGISTRY_PORT", 18081),
+    "postgres": ("FLEET_POSTGRES_PORT", 15432),
+    "redis": ("FLEET_REDIS_PORT", 16379),
+    "influxdb": ("FLEET_INFLUX_PORT", 18086),
+    "mosquitto": ("FLEET_MQTT_PORT", 11883),
+}
+# What the processors connect to: the variable, the service it should name, and the processors' default.
+CLIENT_SETTINGS = {
+    "FLEET_KAFKA_BOOTSTRAP_SERVERS": ("kafka", "127.0.0.1:19092"),
+    "FLEET_SCHEMA_REGISTRY_URL": ("registry", "http://127.0.0.1:18081/apis/ccompat/v7"),
+    "FLEET_POSTGRES_DSN": ("postgres", "postgresql://fleet@127.0.0.1:15432/fleetstream"),
+    "FLEET_REDIS_URL": ("redis", "redis://127.0.0.1:16379/0"),
+    "FLEET_INFLUX_URL": ("influxdb", "http://127.0.0.1:18086"),
+}
 # Processors that need something outside this machine's stack: started only when asked for.
 OPTIONAL = {"sink_rmf": "with_rmf", "rmf_ingest": "with_rmf", "vda5050": "with_vda5050"}
 # The local broker's development accounts (deploy/local/stack.sh, deploy/local/mosquitto/acl).
@@ -97,7 +117,10 @@ def _children(args: argparse.Namespace) -> list[Child]:
     args.with_vda5050 = getattr(args, "with_vda5050", False) or args.vda_robots > 0
     names = [n for n in processor_names() if n not in OPTIONAL or getattr(args, OPTIONAL[n])]
     for i, name in enumerate(names):
-        env = {**base_env, "FLEET_METRICS_PORT": str(METRICS_BASE_PORT + i)}
+        env = {
+            **base_env,
+            "FLEET_METRICS_PORT": str(args.metrics_base_port + i if args.metrics_base_port else 0),
+        }
         if name == "gateway":
             env["FLEET_HTTP_PORT"] = str(args.gateway_port)
             env["FLEET_METRICS_PORT"] = "0"  # the gateway serves /metrics itself
@@ -162,12 +185,35 @@ def _banner(children: list[Child], args: argparse.Namespace) -> str:
             f"  {c.name:<14} pid {c.proc.pid if c.proc else '-':<7} log {c.log.relative_to(ROOT)}{metrics}"
         )
     lines += [
-        "  services       fleet stack status   (Kafka 127.0.0.1:19092, Postgres postgresql://fleet@127.0.0.1:15432/fleetstream)",
+        *_services_lines(),
         "  dead letters   topics dlq.<processor>",
         "Ctrl-C stops everything this command started.",
         "",
     ]
     return "\n".join(lines)
+
+
+def service_ports(env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """The port of each local service, as deploy/local/stack.sh reads them from the environment."""
+    values = os.environ if env is None else env
+    return {name: int(values.get(var) or default) for name, (var, default) in SERVICE_PORTS.items()}
+
+
+def _services_lines(env: Mapping[str, str] | None = None) -> list[str]:
+    """Where the services are (this run's FLEET_*_PORT), and any client setting that points elsewhere."""
+    env = os.environ if env is None else env
+    ports = service_ports(env)
+    lines = [
+        "  services       fleet stack status   ("
+        + ", ".join(f"{name} 127.0.0.1:{port}" for name, port in ports.items())
+        + ")"
+    ]
+    for var, (service, default) in CLIENT_SETTINGS.items():
+        value = env.get(var) or default
+        if f":{ports[service]}" not in value:
+            shown = f"{var}={value}" if env.get(var) else f"{var} (unset: {value})"
+            lines.append(f"  warning        {shown} is not the local {service} (port {ports[service]})")
+    return lines
 
 
 def _dev_token(args: argparse.Namespace) -> str:
@@ -273,6 +319,16 @@ def _down(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65000:
+        raise argparse.ArgumentTypeError(f"{port} is not in 0..65000")
+    return port
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     up = sub.add_parser(
         "up",
@@ -301,6 +357,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=int(os.environ.get("FLEET_HTTP_PORT", 8080)),
         help="gateway port (default: 8080 or FLEET_HTTP_PORT)",
+    )
+    up.add_argument(
+        "--metrics-base-port",
+        type=_port,
+        default=os.environ.get("FLEET_METRICS_BASE_PORT", str(METRICS_BASE_PORT)),
+        help="each processor serves /metrics on this port + its index (printed); 0: no metrics ports "
+        f"(default: {METRICS_BASE_PORT} or FLEET_METRICS_BASE_PORT)",
     )
     up.add_argument("--no-stack", action="store_true", help="do not start or stop the local services")
     up.add_argument(
