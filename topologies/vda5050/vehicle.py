@@ -95,6 +95,7 @@ def accept(v: VehicleState, topic: str, message: dict[str, Any], at: int) -> boo
         stamp = vda.parse_timestamp(message["timestamp"])
     except (KeyError, ValueError):
         stamp = at
+    message["_stamp"] = stamp
     last = v["last"].get(topic)
     if topic == "connection":
         key = [stamp, header, message.get("connectionState")]
@@ -111,11 +112,13 @@ def accept(v: VehicleState, topic: str, message: dict[str, Any], at: int) -> boo
 def event_time(message: dict[str, Any], at: int, config: VdaConfig) -> int:
     """The vehicle's timestamp, or the receive time when the vehicle's clock is off by more than the
     allowed skew (a sample from a wrong clock would be rejected or misplaced downstream)."""
-    try:
-        stamp = vda.parse_timestamp(message["timestamp"])
-    except (KeyError, ValueError):
-        return at
-    return stamp if abs(stamp - at) <= config.clock_skew_ms else at
+    stamp = message.get("_stamp")  # parsed once by ``accept``
+    if stamp is None:
+        try:
+            stamp = vda.parse_timestamp(message["timestamp"])
+        except (KeyError, ValueError):
+            return at
+    return int(stamp) if abs(int(stamp) - at) <= config.clock_skew_ms else at
 
 
 def _registration_outputs(v: VehicleState, factsheet: dict[str, Any] | None, at: int) -> list[Output]:
