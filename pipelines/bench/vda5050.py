@@ -209,11 +209,15 @@ def run() -> list[dict[str, Any]]:
             stdout=open(tmp / "bridge.log", "ab"),  # noqa: SIM115 - owned by the child process
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 90  # warm-up: every vehicle registered and reporting
-        while time.monotonic() < deadline and _watermarks(settings, "robot.telemetry") < 4 * VEHICLES:
+        # warm-up: every vehicle registered (factsheets asked for and answered) and the bridge caught up
+        # with what the vehicles sent meanwhile (5 s in a row less than 0.2 s behind)
+        deadline, steady = time.monotonic() + 150, 0
+        while time.monotonic() < deadline and steady < 5:
             assert bridge.poll() is None, (tmp / "bridge.log").read_text()[-3000:]
+            behind = _watermarks(settings, "vda5050.inbound") - _consumed(admin, settings)
+            caught_up = _watermarks(settings, "robot.telemetry") >= 4 * VEHICLES and behind < VEHICLES * 2 // 5
+            steady = steady + 1 if caught_up else 0
             time.sleep(1.0)
-        time.sleep(5.0)
         orders = _Orders(mqtt, interface)
         registry = RegistryClient(**settings.registry_client_config())
         decisions_codec = AvroCodec.for_topic(registry, "scheduler.decisions", settings.topic_prefix)
