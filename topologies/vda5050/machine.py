@@ -74,13 +74,12 @@ def on_inbound(
         out += veh.on_connection(v, message, at)
     elif not v.get("online"):
         v["online"] = True  # it speaks: it is connected (its ONLINE may have been lost or not retained)
-    asked = v.get("factsheet_asked")
-    if (
-        v["online"]
-        and v.get("limits") is None
-        and (asked is None or at - int(asked) >= config.factsheet_request_every_ms)
-    ):
-        v["factsheet_asked"] = at  # its factsheet completes its registration (a retained one may come first)
+    asked, asks = v.get("factsheet_asked"), int(v.get("factsheet_asks") or 0)
+    # QoS 0 loses requests (a vehicle may not have subscribed yet when it says ONLINE): the first three
+    # are repeated after resend_after_ms, later ones every factsheet_request_every_ms
+    every = config.resend_after_ms if asks < 3 else config.factsheet_request_every_ms
+    if v["online"] and v.get("limits") is None and (asked is None or at - int(asked) >= every):
+        v["factsheet_asked"], v["factsheet_asks"] = at, asks + 1  # its factsheet completes its registration
         out.append(control.send(v, "instantActions", {"actions": [
             {"actionType": "factsheetRequest", "actionId": f"factsheetRequest:{at}",
              "blockingType": "NONE" if v["major"] == "3" else "HARD"}]}, at))  # fmt: skip
