@@ -166,7 +166,15 @@ CATALOG: tuple[TopicSpec, ...] = (
         "partitions as scheduler.decisions",
         KEYED_PARTITIONS,
     ),
-    _t("vda5050.outbound", "robot_id", JSON, "delete", 7, None, "VDA 5050 orders and instant actions to publish"),
+    _t(
+        "vda5050.outbound",
+        "robot_id",
+        JSON,
+        "delete",
+        7,
+        None,
+        "VDA 5050 orders and instant actions to publish",
+    ),
     *(
         _t(f"dlq.{p}", "original key", BYTES, "delete", 30, None, f"dead letters of {p}")
         for p in DLQ_PROCESSORS

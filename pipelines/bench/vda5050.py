@@ -215,7 +215,9 @@ def run() -> list[dict[str, Any]]:
         while time.monotonic() < deadline and steady < 5:
             assert bridge.poll() is None, (tmp / "bridge.log").read_text()[-3000:]
             behind = _watermarks(settings, "vda5050.inbound") - _consumed(admin, settings)
-            caught_up = _watermarks(settings, "robot.telemetry") >= 4 * VEHICLES and behind < VEHICLES * 2 // 5
+            caught_up = (
+                _watermarks(settings, "robot.telemetry") >= 4 * VEHICLES and behind < VEHICLES * 2 // 5
+            )
             steady = steady + 1 if caught_up else 0
             time.sleep(1.0)
         orders = _Orders(mqtt, interface)

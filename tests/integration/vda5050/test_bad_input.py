@@ -99,7 +99,7 @@ def test_bad_messages_and_decisions_are_dead_lettered_with_the_reason_and_the_br
         stranger.send("state", stranger.state())  # a vehicle the closed fleet does not know
         letters = _dead(s, 4)
         reasons = [reason for _value, reason in letters]
-        assert "is not JSON" in reasons[0] or any("is not JSON" in r for r in reasons)
+        assert any("is not JSON" in r for r in reasons)
         assert any("1.1.0 is not supported" in r for r in reasons)
         assert any("does not validate against VDA 5050 2.1.0" in r and "batteryState" in r for r in reasons)
         assert any("unknown vehicle dev/agv-06" in r for r in reasons)
@@ -109,8 +109,9 @@ def test_bad_messages_and_decisions_are_dead_lettered_with_the_reason_and_the_br
         s.decision("ASSIGN", "dev-agv-05", ["P05", "W00"], task_id="t1")
         time.sleep(1.0)
         s.decision("GRANT", "dev-agv-05", ["P06", "P07"], granted=2, plan_id="p1", plan_seq=0)
-        letters = _dead(s, 5)
-        assert "does not continue the released base" in letters[4][1]
+        letters = _dead(s, 5)  # the dead-letter topic's partitions interleave: the fifth is not always last
+        assert sum("does not continue the released base" in reason for _value, reason in letters) == 1
+        assert sum("unknown vehicle dev/agv-06" in reason for _value, reason in letters) == 1
 
         # still running: a later valid state is telemetry
         good.send("state", good.state("W00"))

@@ -277,7 +277,9 @@ def test_a_2_0_vehicle_gets_its_instant_actions_under_both_names() -> None:
     _online(h, v)
     h.decide(_assign(["a0", "a1"], T0 + 10))
     (cancel,) = sent(h.decide(decision("UNASSIGN", at=T0 + 20, task_id="t1")), "instantActions")
-    assert cancel["actions"] == cancel["instantActions"] and cancel["actions"][0]["actionType"] == "cancelOrder"
+    assert (
+        cancel["actions"] == cancel["instantActions"] and cancel["actions"][0]["actionType"] == "cancelOrder"
+    )
     assert vda.problems("instantActions", cancel, "2.1.0") == []
 
 
