@@ -254,11 +254,13 @@ start_postgres() {
 }
 
 # ---------------------------------------------------------------- redis
+# Persistent (append-only file under .local/redis, fsync every second): a restart keeps the hot views.
+# Should they be lost anyway, the Redis sink rebuilds them from the topics (sinks/redis.py).
 start_redis() {
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p "$LOCAL/redis"
   spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$LOCAL/redis" --save "" \
-    --appendonly no --protected-mode yes --daemonize no
+    --appendonly yes --appendfsync everysec --protected-mode yes --daemonize no
   wait_until_answers redis 15
 }
 

@@ -2,7 +2,7 @@
 MQTT -> Kafka relay in the same run.
 
 The load: ``fleet simulate --protocol vda5050`` in a process of its own, ``FLEET_BENCH_VDA_VEHICLES``
-(500) VDA 5050 2.1 vehicles on the small generated warehouse (~1,500 nodes) sending a ``state`` each every
+(500) VDA 5050 2.1 vehicles on the small generated warehouse (~2,000 nodes) sending a ``state`` each every
 0.5 s (1,000 messages/s) through the local Mosquitto. The bridge process (ingress, exactly-once topology, egress) turns each into RobotTelemetry.
 
 - vehicle messages/s the bridge carried over a window of ``FLEET_BENCH_VDA_SECONDS`` (the offsets its
@@ -185,7 +185,7 @@ def run() -> list[dict[str, Any]]:
     simulator = subprocess.Popen(
         [*fleet, "simulate", "--protocol", "vda5050", "--robots", str(VEHICLES), "--rate", "2", "--site", SITE,
          "--tenant", TENANT, "--vda-interface", interface, "--duration", str(total_s), "--quiet",
-         "--vda-layout", "small"],
+         "--layout", "small"],
         env={**env, "FLEET_MQTT_USERNAME": "fleetstream-sim"},
         stdout=open(tmp / "simulator.log", "ab"),  # noqa: SIM115 - owned by the child process
         stderr=subprocess.STDOUT,

@@ -34,7 +34,6 @@ from schemas.registry import RegistryClient
 
 from .fleet import FleetConfig, FleetSim
 from .follow import TASK_COMMANDS_TOPIC, TaskFeeder
-from .layouts import large_warehouse, small_warehouse
 from .vda5050 import Outgoing, VdaFleet
 from .warehouse import demo_site
 
@@ -58,7 +57,7 @@ class VdaSimConfig:
     interface: str = "uagv"
     skip: int = 0  # robots placed (on the first parking spots) by another simulator of the same seed
     speed_scale: float = 1.0
-    layout: str = "demo"  # the demo warehouse, or a generated grid one: "small" (~1,500 nodes), "large"
+    site_map: Mapping[str, Any] | None = None  # None: the demo warehouse (layouts.py makes others)
     action_ms: int = 3000
     tasks_per_minute: float = 0.0
     task_limit: int | None = None
@@ -81,11 +80,10 @@ class VdaSimStats:
 
 
 def _sim(config: VdaSimConfig, start_ms: int) -> tuple[dict[str, Any], FleetSim]:
-    if config.layout == "demo":
+    if config.site_map is None:
         site_map = demo_site(config.site_id, config.tenant_id, config.seed, occurred_at=start_ms)
     else:
-        make = {"small": small_warehouse, "large": large_warehouse}[config.layout]
-        site_map = make(site_id=config.site_id, tenant_id=config.tenant_id, occurred_at=start_ms)
+        site_map = {**config.site_map, "site_id": config.site_id, "tenant_id": config.tenant_id}
     fleet_config = FleetConfig(
         tenant_id=config.tenant_id,
         robots=config.skip + config.robots,
