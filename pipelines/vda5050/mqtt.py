@@ -59,6 +59,7 @@ class MqttClient:
         self._on_message = on_message
         self._connected = threading.Event()
         self._refused: str | None = None
+        self._closing = False  # close() was called: a disconnect is ours, not a lost broker
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -107,6 +108,7 @@ class MqttClient:
 
     def close(self, *, graceful: bool = True) -> None:
         """Disconnect (a graceful disconnect: the broker does not send the last will) and stop."""
+        self._closing = True
         if graceful:
             self._client.disconnect()
         self._client.loop_stop()
@@ -156,7 +158,7 @@ class MqttClient:
                            _props: Any) -> None:  # fmt: skip
         was = self._connected.is_set()
         self._connected.clear()
-        if was:
+        if was and not self._closing:
             logger.warning("lost the MQTT broker %s:%s (%s); reconnecting", self.host, self.port, reason)
 
     def _handle_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
