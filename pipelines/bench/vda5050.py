@@ -181,7 +181,8 @@ def run() -> list[dict[str, Any]]:
            "FLEET_STATE_DIR": str(tmp / "state"), "FLEET_LOG_FORMAT": "text", "FLEET_ENVIRONMENT": "test",
            "FLEET_MQTT_URL": settings.mqtt_url, "FLEET_MQTT_PASSWORD": PASSWORD}  # fmt: skip
     fleet = [sys.executable, "-m", "pipelines.cli"]
-    total_s = 3 * SECONDS + 90
+    warmup_s = 150.0
+    total_s = 5.0 + 2 * SECONDS + warmup_s + SECONDS + 60  # ended by terminate() after the window
     simulator = subprocess.Popen(
         [*fleet, "simulate", "--protocol", "vda5050", "--robots", str(VEHICLES), "--rate", "2", "--site", SITE,
          "--tenant", TENANT, "--vda-interface", interface, "--duration", str(total_s), "--quiet",
@@ -211,7 +212,7 @@ def run() -> list[dict[str, Any]]:
         )
         # warm-up: every vehicle registered (factsheets asked for and answered) and the bridge caught up
         # with what the vehicles sent meanwhile (5 s in a row less than 0.2 s behind)
-        deadline, steady = time.monotonic() + 150, 0
+        deadline, steady = time.monotonic() + warmup_s, 0
         while time.monotonic() < deadline and steady < 5:
             assert bridge.poll() is None, (tmp / "bridge.log").read_text()[-3000:]
             behind = _watermarks(settings, "vda5050.inbound") - _consumed(admin, settings)
@@ -220,6 +221,13 @@ def run() -> list[dict[str, Any]]:
             )
             steady = steady + 1 if caught_up else 0
             time.sleep(1.0)
+        if steady < 5:
+            logger.warning(
+                "vda5050: the bridge did not catch up with the vehicles in %.0f s (%d messages behind); "
+                "the window measures a backlogged bridge",
+                warmup_s,
+                _watermarks(settings, "vda5050.inbound") - _consumed(admin, settings),
+            )
         orders = _Orders(mqtt, interface)
         registry = RegistryClient(**settings.registry_client_config())
         decisions_codec = AvroCodec.for_topic(registry, "scheduler.decisions", settings.topic_prefix)
