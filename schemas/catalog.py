@@ -45,6 +45,7 @@ DLQ_PROCESSORS = (
     "sink-rmf",
     "rmf-ingest",
     "gateway",
+    "vda5050",
 )
 
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
@@ -162,6 +163,26 @@ CATALOG: tuple[TopicSpec, ...] = (
         None,
         "due timers of rmf-ingest (as many partitions as rmf.fleet_states)",
         OTHER_PARTITIONS,
+    ),
+    _t(
+        "vda5050.inbound",
+        "robot_id",
+        BYTES,
+        "delete",
+        7,
+        None,
+        "raw VDA 5050 messages from vehicles (MQTT payload as received; header vda5050-topic); as many "
+        "partitions as scheduler.decisions",
+        KEYED_PARTITIONS,
+    ),
+    _t(
+        "vda5050.outbound",
+        "robot_id",
+        JSON,
+        "delete",
+        7,
+        None,
+        "VDA 5050 orders and instant actions to publish",
     ),
     *(
         _t(f"dlq.{p}", "original key", BYTES, "delete", 30, None, f"dead letters of {p}")
