@@ -41,7 +41,7 @@ _FIXED_STATUSES = frozenset({"WORKING", "CHARGING"})
 _STUCK_STATUSES = frozenset({"OFFLINE", "ERROR"})
 _MAX_ROWS = 512
 #: Dead ends where a robot may wait out a jam (not a station where others need it gone).
-_PARKED_KINDS = frozenset({"PARKING", "PICKUP", "WAYPOINT", "AISLE"})
+_PARKED_KINDS = frozenset({"PARKING", "PICKUP"})
 
 
 def _no_priority(_task_id: str) -> int | None:
