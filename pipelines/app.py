@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaException
 from confluent_kafka.error import SerializationError
 from quixstreams import Application
@@ -254,8 +255,10 @@ class ProcessorApp:
         encode: Callable[[Any], bytes] | None = None
         if spec.is_avro:
             encode = self.codec(name).encode  # type: ignore[assignment]
-        elif spec.value == catalog.JSON:
+        elif spec.value == catalog.JSON and name.startswith("rmf."):
             encode = RmfJsonCodec(name).encode  # type: ignore[assignment]
+        elif spec.value == catalog.JSON:
+            encode = orjson.dumps
         deserializer = InboxDeserializer() if name == catalog.inbox(self.name) else "bytes"
         topic = self._outputs[name] = self.topic(
             name,

@@ -94,6 +94,7 @@ DLQ_PROCESSORS = (
     "sink-rmf",
     "rmf-ingest",
     "gateway",
+    "vda5050",
 )
 
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
@@ -231,6 +232,26 @@ CATALOG: tuple[TopicSpec, ...] = (
     _t(inbox("tasks"), "task_id or schedule_id", BYTES, "delete", 7, "task", "inbox of tasks"),
     _t(inbox("dispatch"), "site_id", BYTES, "delete", 7, "site", "inbox of dispatch"),
     _t(inbox("traffic"), "site_id", BYTES, "delete", 7, "site", "inbox of traffic"),
+    _t(
+        "vda5050.inbound",
+        "robot_id",
+        BYTES,
+        "delete",
+        7,
+        None,
+        "raw VDA 5050 messages from vehicles (MQTT payload as received; header vda5050-topic); as many "
+        "partitions as scheduler.decisions",
+        KEYED_PARTITIONS,
+    ),
+    _t(
+        "vda5050.outbound",
+        "robot_id",
+        JSON,
+        "delete",
+        7,
+        None,
+        "VDA 5050 orders and instant actions to publish",
+    ),
     *(
         _t(f"dlq.{p}", "original key", BYTES, "delete", 30, None, f"dead letters of {p}")
         for p in DLQ_PROCESSORS

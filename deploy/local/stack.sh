@@ -310,9 +310,21 @@ start_mosquitto() {
   command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || apt_install mosquitto mosquitto-clients
   local dir="$LOCAL/mosquitto"
   mkdir -p "$dir"
+  # Development accounts, all with the password fleetstream-dev: the bridge, the simulator, a read-only
+  # observer, and eight vehicles named as the ACL expects ("<manufacturer>/<serialNumber>"). deploy/local/mosquitto/acl says
+  # who may publish and read what; anonymous clients are refused.
+  local passwd="$dir/passwd"
+  : >"$passwd"
+  local account
+  for account in fleetstream-bridge fleetstream-sim fleetstream-observer dev/agv-0{1..8}; do
+    mosquitto_passwd -b "$passwd" "$account" fleetstream-dev
+  done
+  chmod 600 "$passwd"
   cat >"$dir/mosquitto.conf" <<EOF
 listener $MQTT_PORT 127.0.0.1
-allow_anonymous true
+allow_anonymous false
+password_file $passwd
+acl_file $HERE/mosquitto/acl
 persistence false
 user root
 EOF

@@ -52,6 +52,8 @@ CLIENT_SETTINGS = {
     "FLEET_REDIS_URL": ("redis", "redis://127.0.0.1:16379/0"),
     "FLEET_INFLUX_URL": ("influxdb", "http://127.0.0.1:18086"),
 }
+# The local broker's development accounts (deploy/local/stack.sh, deploy/local/mosquitto/acl).
+DEV_MQTT_PASSWORD = "fleetstream-dev"
 # The /_internal token of `--with-rmf` when FLEET_RMF_WS_TOKEN is unset (development only).
 DEV_RMF_WS_TOKEN = "fleetstream-dev-rmf-token"
 
@@ -110,7 +112,9 @@ def _children(args: argparse.Namespace) -> list[Child]:
     base_env = {**os.environ, "FLEET_LOG_FORMAT": os.environ.get("FLEET_LOG_FORMAT", "json")}
     logs = LOCAL / "logs"
     children = []
-    # Processors that need something outside this machine's stack run only when asked for (--with-rmf).
+    args.with_vda5050 = getattr(args, "with_vda5050", False) or args.vda_robots > 0
+    # Processors that need something outside this machine's stack run only when asked for (--with-rmf,
+    # --with-vda5050 or simulated VDA vehicles).
     names = [p.name for p in PROCESSORS.values() if p.optional is None or getattr(args, p.optional)]
     for i, name in enumerate(names):
         env = {
@@ -125,6 +129,10 @@ def _children(args: argparse.Namespace) -> list[Child]:
         if name == "rmf-ingest":  # RMF robots join the simulated tenant and site unless told otherwise
             env.setdefault("FLEET_RMF_TENANT_ID", args.tenant)
             env.setdefault("FLEET_RMF_SITE_ID", args.site)
+        if name == "vda5050":  # VDA 5050 vehicles join the simulated tenant and site unless told otherwise
+            env.setdefault("FLEET_VDA_TENANT_ID", args.tenant)
+            env.setdefault("FLEET_VDA_SITE_ID", args.site)
+            env.update(_mqtt_env("fleetstream-bridge"))
         children.append(Child(name, _fleet("run", name), env, logs / f"{name}.log"))
     if args.robots > 0 and (ROOT / "pipelines" / "commands" / "simulate.py").exists():
         sim = _fleet(
@@ -141,7 +149,22 @@ def _children(args: argparse.Namespace) -> list[Child]:
         if args.tasks_per_minute > 0:  # the closed loop: robots do what dispatch and traffic decide
             sim += ["--follow", "--tasks-per-minute", str(args.tasks_per_minute)]
         children.append(Child("simulator", sim, base_env, logs / "simulator.log"))
+    if args.vda_robots > 0:  # VDA 5050 vehicles on the broker, driven through the vda5050 bridge
+        vda = _fleet("simulate", "--protocol", "vda5050", "--site", args.site, "--tenant", args.tenant,
+                     "--robots", str(args.vda_robots), "--vda-skip", str(max(args.robots, 0)), "--rate", "2")  # fmt: skip
+        env = {**base_env, **_mqtt_env("fleetstream-sim")}
+        children.append(Child("vda5050-simulator", vda, env, logs / "vda5050-simulator.log"))
     return children
+
+
+def _mqtt_env(account: str) -> dict[str, str]:
+    """The local broker and one of its development accounts, unless FLEET_MQTT_* say otherwise."""
+    port = os.environ.get("FLEET_MQTT_PORT", "11883")
+    return {
+        "FLEET_MQTT_URL": os.environ.get("FLEET_MQTT_URL", f"mqtt://127.0.0.1:{port}"),
+        "FLEET_MQTT_USERNAME": os.environ.get("FLEET_MQTT_USERNAME", account),
+        "FLEET_MQTT_PASSWORD": os.environ.get("FLEET_MQTT_PASSWORD", DEV_MQTT_PASSWORD),
+    }
 
 
 def _banner(children: list[Child], args: argparse.Namespace) -> str:
@@ -349,6 +372,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also run the Open-RMF processors: rmf-ingest (RMF robots -> robot.status, in --tenant/--site) "
         "and sink-rmf (needs an RMF API server: FLEET_RMF_API_URL, FLEET_RMF_API_TOKEN, FLEET_RMF_FLEETS); "
         "the gateway's /_internal takes FLEET_RMF_WS_TOKEN (default: a development token)",
+    )
+    up.add_argument(
+        "--vda-robots",
+        type=int,
+        default=4,
+        help="simulated VDA 5050 vehicles on the MQTT broker (`fleet simulate --protocol vda5050`), driven by "
+        "the vda5050 bridge, which then runs too; 0: none (default: 4)",
+    )
+    up.add_argument(
+        "--with-vda5050",
+        action="store_true",
+        help="run the vda5050 bridge even without simulated VDA vehicles (real ones on FLEET_MQTT_URL)",
     )
     up.set_defaults(func=_up)
     down = sub.add_parser("down", help="stop a running `fleet up` and everything it started")

@@ -84,6 +84,7 @@ PROCESSORS: dict[str, Processor] = {
         Processor("sink-influx", "sink"),
         Processor("sink-redis", "sink"),
         Processor("sink-rmf", "sink", optional="with_rmf"),
+        Processor("vda5050", "topology", optional="with_vda5050"),
         Processor("gateway", "service"),
         Processor("planner", "service", dead_letters=False),
     )

@@ -32,7 +32,8 @@ def test_every_processor_but_the_optional_ones_plus_the_simulator():
     assert "--follow" in sim, "by default the simulated robots follow dispatch and traffic"
     assert float(sim[sim.index("--tasks-per-minute") + 1]) > 0
     assert children["gateway"].env["FLEET_HTTP_PORT"] == "8080"
-    ports = [c.env["FLEET_METRICS_PORT"] for n, c in children.items() if n not in ("gateway", "simulator")]
+    simulators = ("gateway", "simulator", "vda5050-simulator")
+    ports = [c.env["FLEET_METRICS_PORT"] for n, c in children.items() if n not in simulators]
     assert len(set(ports)) == len(ports), "each processor gets its own metrics port"
 
 
@@ -50,8 +51,25 @@ def test_with_rmf_adds_the_rmf_sink_and_no_robots_means_no_simulator():
     assert children["gateway"].env["FLEET_RMF_WS_TOKEN"]
 
 
+def test_vda_robots_run_the_bridge_and_a_vda_simulator_on_the_parking_spots_left():
+    children = {c.name: c for c in _children(_args("--robots", "5", "--vda-robots", "3", "--site", "s9"))}
+    bridge = children["vda5050"].env
+    assert (bridge["FLEET_VDA_SITE_ID"], bridge["FLEET_MQTT_USERNAME"]) == ("s9", "fleetstream-bridge")
+    sim = children["vda5050-simulator"]
+    assert sim.argv[sim.argv.index("--protocol") + 1] == "vda5050"
+    assert sim.argv[sim.argv.index("--robots") + 1] == "3"
+    assert sim.argv[sim.argv.index("--vda-skip") + 1] == "5"
+    assert sim.env["FLEET_MQTT_USERNAME"] == "fleetstream-sim"
+    none = {c.name for c in _children(_args("--vda-robots", "0"))}
+    assert "vda5050" not in none and "vda5050-simulator" not in none
+
+
 def _metrics_ports(children) -> list[str]:
-    return [c.env["FLEET_METRICS_PORT"] for c in children if c.name not in ("gateway", "simulator")]
+    return [
+        c.env["FLEET_METRICS_PORT"]
+        for c in children
+        if c.name not in ("gateway", "simulator", "vda5050-simulator")
+    ]
 
 
 def test_metrics_ports_move_with_the_option_and_the_variable(monkeypatch):

@@ -36,6 +36,8 @@ DESIGN_TOPICS = {
     "timers.due.telemetry": ("Timer", "delete", 1),
     "timers.due.tasks": ("Timer", "delete", 1),
     "timers.due.rmf-ingest": ("Timer", "delete", 1),
+    "vda5050.inbound": (BYTES, "delete", 7),
+    "vda5050.outbound": (JSON, "delete", 7),
 }
 INBOXES = {
     "telemetry.inbox": "robot",
@@ -68,6 +70,7 @@ def test_dlq_topic_per_processor() -> None:
         "sink-rmf",
         "rmf-ingest",
         "gateway",
+        "vda5050",
     }
     for processor in DLQ_PROCESSORS:
         spec = by_name[f"dlq.{processor}"]
@@ -113,6 +116,13 @@ def test_rmf_ingest_inputs_have_equal_partitions() -> None:
     """rmf-ingest concatenates its due timers with the fleet states by fleet name: same partition count."""
     assert topic("timers.due.rmf-ingest").partitions == topic("rmf.fleet_states").partitions
     assert topic("timers.due.rmf-ingest").key == topic("rmf.fleet_states").key == "fleet name"
+
+
+def test_vda5050_inbound_partitions_match_the_decisions() -> None:
+    """The bridge joins the inbound messages with the decisions re-keyed by robot (group_by keeps the
+    decisions' partition count): the two counts must be equal."""
+    assert topic("vda5050.inbound").partitions == topic("scheduler.decisions").partitions
+    assert topic("vda5050.inbound").key == topic("vda5050.outbound").key == "robot_id"
 
 
 def test_prefix_applies_to_names_and_subjects() -> None:
