@@ -1,5 +1,5 @@
 """The traffic topology's adapter to the kernel: feeds re-key every input by site into the inbox, one
-:class:`TrafficStep` per site around the pure transition (``machine.step``).
+:class:`TrafficStep` per site around the pure transition (:func:`topologies.traffic.site.step`).
 
 Inputs: ``robot.status`` (key robot_id), ``site.maps`` (key site_id) and ``task.events`` (key task_id,
 for task priorities) are each fed, tagged with their kind, into the processor's inbox (``traffic.inbox``)
@@ -8,16 +8,20 @@ live in one key's state. The store belongs to the inbox alone: its name does not
 
 State of one site key (sub-keys are stable — renaming one orphans the stored state):
 
-- ``meta``: site/tenant ids, event-time clock, prune/scan times (written on every record: one small write);
+- ``meta``: site/tenant ids, event-time clock, prune/scan times, the alert budget and the planner's round
+  clock (written on every record: one small write);
 - ``map``: the latest SiteMap (written when it changes);
-- ``robots``: the index of robot ids; ``robot:<id>``: one robot entry each (written when it changes);
+- ``robots``: the index of monitored robot ids (Open-RMF's); ``robot:<id>``: one entry each;
+- ``movers``: the index of coordinated robot ids; ``mover:<id>``: what one holds and where it goes;
+- ``monitored``: ids of the robots that plan their own traffic;
+- ``wanted``: node id -> the robot that is granted it once its holder has left;
 - ``tasks``: the index of task ids; ``task:<id>``: the task's priority;
 - ``gen``: the kernel's generation token of the cached model.
 
-The site model and the reservation table are derived: a :class:`~topologies.kernel.ModelCache` keeps them
-in memory per site, rebuilt from the sub-keys when the stored token differs from the cached one (first
-record after a start or a rebalance) and dropped when a step raises. One RobotStatus thus costs O(1)
-state I/O: the token, ``meta`` and the entries it changed.
+The site model, the grant table and the reservation table are derived: a
+:class:`~topologies.kernel.ModelCache` keeps them in memory per site, rebuilt from the sub-keys when the
+stored token differs from the cached one (first record after a start or a rebalance) and dropped when a
+step raises. One RobotStatus thus costs O(1) state I/O: the token, ``meta`` and the entries it changed.
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from quixstreams.dataframe import StreamingDataFrame
 
 from schemas.catalog import inbox
 from schemas.errors import RejectedRecord
+from schemas.sitegraph import graph_for
 from topologies.kernel import Decode, KeyState, ModelCache, Output, build_step, feeds, rekey
-from topologies.traffic import machine
+from topologies.traffic import site as traffic_site
 from topologies.traffic.config import OWNER, TrafficConfig
+from topologies.traffic.coordinate import Coordinator
 from topologies.traffic.records import ALERTS, CONFLICTS, DECISIONS
-from topologies.traffic.state import SiteState
+from topologies.traffic.site import TrafficSite
 
 __all__ = [
     "INBOX",
@@ -42,6 +48,8 @@ __all__ = [
     "OUTPUT_TOPICS",
     "STATE_MAP",
     "STATE_META",
+    "STATE_MONITORED",
+    "STATE_MOVERS",
     "STATE_ROBOTS",
     "STATE_TASKS",
     "TrafficStep",
@@ -56,47 +64,69 @@ STATE_META = "meta"
 STATE_MAP = "map"
 STATE_ROBOTS = "robots"
 STATE_TASKS = "tasks"
+STATE_MOVERS = "movers"
+STATE_MONITORED = "monitored"
+STATE_WANTED = "wanted"
 _ROBOT = "robot:"
 _TASK = "task:"
+_MOVER = "mover:"
 
 INBOX = inbox(OWNER)
 #: Catalog names of the outputs (each output carries its key).
 OUTPUT_TOPICS = (DECISIONS, CONFLICTS, ALERTS, INBOX)
 #: Kinds of input, one per source topic.
-KINDS = (machine.STATUS, machine.MAP, machine.TASK)
+KINDS = (traffic_site.STATUS, traffic_site.MAP, traffic_site.TASK)
 
 
-def load(state: KeyState, config: TrafficConfig) -> SiteState:
+def load(state: KeyState, config: TrafficConfig) -> TrafficSite:
     """Rebuild a site from its sub-keys (after a start or a rebalance)."""
     meta = state.get(STATE_META) or {}
-    site = SiteState(config=config, site_id=meta.get("site_id", ""), tenant_id=meta.get("tenant_id", ""))
-    site.clock = meta.get("clock", 0)
-    site.next_prune = meta.get("next_prune", 0)
-    site.next_scan = meta.get("next_scan", 0)
-    site.site_map = state.get(STATE_MAP)
+    site = TrafficSite.new(config, meta.get("site_id", ""), meta.get("tenant_id", ""))
+    monitor = site.monitor
+    monitor.clock = meta.get("clock", 0)
+    monitor.next_prune = meta.get("next_prune", 0)
+    monitor.next_scan = meta.get("next_scan", 0)
+    monitor.alert_tokens = meta.get("alert_tokens", -1.0)
+    monitor.alert_at = meta.get("alert_at", 0)
+    monitor.alerts_suppressed = meta.get("alerts_suppressed", 0)
+    monitor.site_map = state.get(STATE_MAP)
     for rid in state.get(STATE_ROBOTS) or ():
         entry = state.get(_ROBOT + rid)
         if entry is not None:
-            site.robots[rid] = entry
+            monitor.robots[rid] = entry
     for task_id in state.get(STATE_TASKS) or ():
         priority = state.get(_TASK + task_id)
         if priority is not None:
-            site.tasks[task_id] = priority
-    site.rebuild()
+            monitor.tasks[task_id] = priority
+    monitor.rebuild()
+    site.monitored = set(state.get(STATE_MONITORED) or ())
+    movers = [m for m in (state.get(_MOVER + rid) for rid in state.get(STATE_MOVERS) or ()) if m is not None]
+    if monitor.site_map is not None:
+        coordinator = site.coordinator = Coordinator(graph_for(monitor.site_map, config.speed_mps), config)
+        coordinator.load(movers)
+        coordinator.next_round = meta.get("next_round", 0)
+        coordinator.rounds = meta.get("rounds", 0)
+        index = coordinator.graph.index
+        coordinator.wanted = {
+            index[node]: rid for node, rid in (state.get(STATE_WANTED) or {}).items() if node in index
+        }
+        traffic_site.block_monitored(site, monitor.clock)
     logger.info(
-        "traffic site %s loaded from state: %d robots",
+        "traffic site %s loaded from state: %d coordinated and %d monitored robots",
         state.key,
-        len(site.robots),
+        len(movers),
+        len(monitor.robots),
         extra={"site_id": state.key},
     )
     return site
 
 
-def store(state: KeyState, site: SiteState) -> None:
+def store(state: KeyState, site: TrafficSite) -> None:
     """Write what the last step changed."""
+    monitor = site.monitor
     robots_changed = False
-    for rid in site.dirty_robots:
-        entry = site.robots.get(rid)
+    for rid in monitor.dirty_robots:
+        entry = monitor.robots.get(rid)
         if entry is None:
             state.delete(_ROBOT + rid)
         else:
@@ -104,29 +134,51 @@ def store(state: KeyState, site: SiteState) -> None:
             state.set(_ROBOT + rid, entry)
         robots_changed |= entry is None
     if robots_changed:
-        state.set(STATE_ROBOTS, sorted(site.robots))
-    if site.dirty_tasks:
-        for task_id in site.dirty_tasks:
-            if task_id in site.tasks:
-                state.set(_TASK + task_id, site.tasks[task_id])
+        state.set(STATE_ROBOTS, sorted(monitor.robots))
+    if monitor.dirty_tasks:
+        for task_id in monitor.dirty_tasks:
+            if task_id in monitor.tasks:
+                state.set(_TASK + task_id, monitor.tasks[task_id])
             else:
                 state.delete(_TASK + task_id)
-        state.set(STATE_TASKS, sorted(site.tasks))
-    if site.dirty_map:
-        state.set(STATE_MAP, site.site_map)
-    state.set(
-        STATE_META,
-        {
-            "site_id": site.site_id,
-            "tenant_id": site.tenant_id,
-            "clock": site.clock,
-            "next_prune": site.next_prune,
-            "next_scan": site.next_scan,
-        },
-    )
-    site.dirty_robots.clear()
-    site.dirty_tasks.clear()
-    site.dirty_map = False
+        state.set(STATE_TASKS, sorted(monitor.tasks))
+    if monitor.dirty_map:
+        state.set(STATE_MAP, monitor.site_map)
+    meta = {
+        "site_id": monitor.site_id,
+        "tenant_id": monitor.tenant_id,
+        "clock": monitor.clock,
+        "next_prune": monitor.next_prune,
+        "next_scan": monitor.next_scan,
+        "alert_tokens": monitor.alert_tokens,
+        "alert_at": monitor.alert_at,
+        "alerts_suppressed": monitor.alerts_suppressed,
+    }
+    coordinator = site.coordinator
+    if coordinator is not None:
+        meta["next_round"] = coordinator.next_round
+        meta["rounds"] = coordinator.rounds
+        if coordinator.changed:
+            movers_changed = False
+            for rid, record in coordinator.records(coordinator.changed).items():
+                if record is None:
+                    movers_changed |= state.exists(_MOVER + rid)
+                    state.delete(_MOVER + rid)
+                else:
+                    movers_changed |= not state.exists(_MOVER + rid)
+                    state.set(_MOVER + rid, record)
+            if movers_changed:
+                state.set(STATE_MOVERS, sorted(coordinator.table.movers))
+            coordinator.changed.clear()
+        wanted = {coordinator.graph.ids[n]: rid for n, rid in sorted(coordinator.wanted.items())}
+        if wanted != (state.get(STATE_WANTED) or {}):
+            state.set(STATE_WANTED, wanted)
+    if sorted(site.monitored) != (state.get(STATE_MONITORED) or []):
+        state.set(STATE_MONITORED, sorted(site.monitored))
+    state.set(STATE_META, meta)
+    monitor.dirty_robots.clear()
+    monitor.dirty_tasks.clear()
+    monitor.dirty_map = False
 
 
 class TrafficStep:
@@ -134,7 +186,7 @@ class TrafficStep:
 
     def __init__(self, config: TrafficConfig) -> None:
         self.config = config
-        self.sites: ModelCache[SiteState] = ModelCache(lambda state: load(state, config))
+        self.sites: ModelCache[TrafficSite] = ModelCache(lambda state: load(state, config))
 
     def __call__(self, state: KeyState, kind: str, event: Any, now_ms: int) -> list[Output]:
         if kind not in KINDS:
@@ -142,11 +194,21 @@ class TrafficStep:
         if event.get("site_id") != state.key:
             raise RejectedRecord(f"record of site {event.get('site_id')!r} under site key {state.key!r}")
         site = self.sites.get(state)
-        if kind == machine.STATUS and site.robots.get(event["robot_id"], {}).get("seq", -1) >= event["seq"]:
+        if kind == traffic_site.STATUS and _seen(site, event):
             return []  # duplicate or stale: no state write at all
-        _, out = machine.step(site, event, int(event.get("occurred_at") or 0))
+        out = traffic_site.step(site, kind, event, int(event.get("occurred_at") or now_ms))
         store(state, site)
         return [Output(o.topic, o.key, o.value) for o in out]
+
+
+def _seen(site: TrafficSite, event: Any) -> bool:
+    """Whether this RobotStatus is one the site has already applied (or an older one)."""
+    rid, seq = event["robot_id"], event["seq"]
+    coordinator = site.coordinator
+    mover = coordinator.table.movers.get(rid) if coordinator is not None else None
+    if mover is not None:
+        return bool(mover.seq >= seq)
+    return bool(site.monitor.robots.get(rid, {}).get("seq", -1) >= seq)
 
 
 def build_traffic(

@@ -1,5 +1,6 @@
 """The traffic adapter on the kernel (``TrafficStep``), over Quix's memory and RocksDB stores: sub-key state,
-O(1) writes per status, model rebuilds, and a model dropped when a step raises."""
+O(1) writes per status, model rebuilds, and a model dropped when a step raises; for monitored (Open-RMF)
+robots and for the robots it coordinates by grants."""
 
 from __future__ import annotations
 
@@ -9,18 +10,29 @@ from typing import Any
 import pytest
 
 from schemas.errors import RejectedRecord
-from tests.unit.topologies.test_traffic_support import SITE, T0, grid_map, status, task
+from tests.unit.topologies.test_traffic_support import SITE, T0, grid_map, task
+from tests.unit.topologies.test_traffic_support import status as _status
 from topologies.kernel import GENERATION, KeyState, run_step
 from topologies.kernel.testing import StepHarness
 from topologies.traffic import DECISIONS, TrafficConfig, TrafficStep
-from topologies.traffic.builder import STATE_META, STATE_ROBOTS
-from topologies.traffic.machine import MAP, STATUS, TASK
+from topologies.traffic.builder import STATE_META, STATE_MOVERS, STATE_ROBOTS
+from topologies.traffic.site import MAP, STATUS, TASK
 
 Harness = Callable[[Any], StepHarness]
 
 GRID = grid_map(6, 6)
 EAST = [("n1_2", 2), ("n2_2", 4), ("n3_2", 6), ("n4_2", 8)]  # from n0_2
 SOUTH = [("n2_3", 2), ("n2_2", 4), ("n2_1", 6), ("n2_0", 8)]  # from n2_4: crosses EAST at n2_2
+
+
+def status(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A RobotStatus of an Open-RMF robot: one traffic monitors (HOLD / RESUME), not one it grants."""
+    return {**_status(*args, **kwargs), "reason": "RMF"}
+
+
+def own(robot_id: str, node: str, route: list[str], *, at: int, seq: int) -> dict[str, Any]:
+    """A RobotStatus of a robot fleetstream coordinates, standing at ``node`` and bound along ``route``."""
+    return _status(robot_id, node, [(n, 2 * (i + 1)) for i, n in enumerate(route)], at=at, seq=seq)
 
 
 class Writes:
@@ -137,4 +149,61 @@ def test_a_step_that_raises_drops_its_half_updated_model(harness: Harness) -> No
     with pytest.raises(ValueError):
         _run(h, STATUS, bad)
     model = step.sites.get(KeyState(h.state(SITE), SITE))
-    assert step.sites.loads == 2 and "z" not in model.robots  # rebuilt from what was stored
+    assert step.sites.loads == 2 and "z" not in model.monitor.robots  # rebuilt from what was stored
+
+
+def _grants(out: list[Any]) -> list[tuple[str, list[str], int]]:
+    return [
+        (o.value["robot_id"], [w["node_id"] for w in o.value["route"]], o.value["granted"])
+        for o in out
+        if o.topic == DECISIONS and o.value["kind"] == "GRANT"
+    ]
+
+
+def _drive(h: StepHarness, start: int, seconds: int) -> list[Any]:
+    """Robots a (west to east along row 2) and b (north to south along column 3) report once a second."""
+    out: list[Any] = []
+    for t in range(seconds):
+        at = start + t * 1000
+        out += _run(h, STATUS, own("a", "n0_2", ["n1_2", "n2_2", "n3_2", "n4_2", "n5_2"], at=at, seq=t + 1))
+        out += _run(h, STATUS, own("b", "n3_4", ["n3_3", "n3_2", "n3_1", "n3_0"], at=at + 1, seq=t + 1))
+    return out
+
+
+def test_coordinated_robots_get_exclusive_grants_stored_per_robot(harness: Harness) -> None:
+    h = harness(TrafficStep(TrafficConfig()))
+    _run(h, MAP, GRID)
+    out = _drive(h, T0, 8)  # past the warm-up
+    grants = _grants(out)
+    assert {rid for rid, _, _ in grants} == {"a", "b"}
+    held = {rid: route[:granted] for rid, route, granted in grants}  # the last grant of each
+    assert not set(held["a"]) & set(held["b"])  # n3_2, where their ways cross, is one robot's at most
+    h.checkpoint()
+    assert h.stored(SITE, STATE_MOVERS) == ["a", "b"]
+    assert h.stored(SITE, "mover:a")["held"] == held["a"]
+    assert h.stored(SITE, STATE_ROBOTS) is None  # neither is monitored
+
+
+def test_a_coordinated_status_writes_only_meta_and_its_own_entry(harness: Harness) -> None:
+    step = TrafficStep(TrafficConfig())
+    h = harness(step)
+    _run(h, MAP, GRID)
+    _drive(h, T0, 8)
+    writes = Writes(h.state(SITE))
+    later = own("a", "n0_2", ["n1_2", "n2_2"], at=T0 + 8_000, seq=9)  # no round is due: no grant
+    run_step(step, writes, SITE, STATUS, later, later["occurred_at"] - 1)
+    assert sorted(writes.written) == [GENERATION, "meta", "mover:a"]
+
+
+def test_a_fresh_process_grants_exactly_what_the_old_one_would_have(harness: Harness) -> None:
+    config = TrafficConfig()
+    warm, cold = harness(TrafficStep(config)), harness(TrafficStep(config))
+    for h in (warm, cold):
+        _run(h, MAP, GRID)
+        _drive(h, T0, 4)  # still warming up: no grant yet
+    restarted = TrafficStep(config)
+    cold.restart(restarted)
+    out_warm = _drive(warm, T0 + 4_000, 6)
+    out_cold = _drive(cold, T0 + 4_000, 6)
+    assert _grants(out_warm) and [o.value for o in out_warm] == [o.value for o in out_cold]
+    assert restarted.sites.loads == 1
