@@ -132,26 +132,49 @@ def test_influxdb_point_round_trip(influx_url):
             http.post("/query", params={"q": f'DROP DATABASE "{db}"'})
 
 
+def _mqtt_client(user: str | None) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:6]}")
+    if user is not None:
+        client.username_pw_set(user, "fleetstream-dev")  # the local stack's development accounts
+    return client
+
+
 def test_mosquitto_message_round_trip():
-    topic = f"fleet/probe/{uuid.uuid4().hex[:8]}"
+    """The bridge's account publishes an order that the simulator's account, subscribed to it, receives."""
+    topic = f"uagv/v2/fleetstream-sim/probe-{uuid.uuid4().hex[:8]}/order"
     got: list[bytes] = []
     subscribed, received = threading.Event(), threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:6]}")
-    client.on_subscribe = lambda *_a, **_k: subscribed.set()
+    reader, writer = _mqtt_client("fleetstream-sim"), _mqtt_client("fleetstream-bridge")
+    reader.on_subscribe = lambda *_a, **_k: subscribed.set()
 
     def on_message(_c, _u, msg):
         got.append(msg.payload)
         received.set()
 
-    client.on_message = on_message
+    reader.on_message = on_message
+    for client in (reader, writer):
+        client.connect("127.0.0.1", service_port("mosquitto"))
+        client.loop_start()
+    try:
+        reader.subscribe(topic, qos=1)
+        assert subscribed.wait(10)
+        writer.publish(topic, b"robot-1 order", qos=1).wait_for_publish(10)
+        assert received.wait(10)
+    finally:
+        for client in (reader, writer):
+            client.loop_stop()
+            client.disconnect()
+    assert got == [b"robot-1 order"]
+
+
+def test_mosquitto_refuses_anonymous_clients():
+    refused = threading.Event()
+    client = _mqtt_client(None)
+    client.on_connect = lambda _c, _u, _f, reason, _p: reason.is_failure and refused.set()
     client.connect("127.0.0.1", service_port("mosquitto"))
     client.loop_start()
     try:
-        client.subscribe(topic, qos=1)
-        assert subscribed.wait(10)
-        client.publish(topic, b"robot-1 online", qos=1).wait_for_publish(10)
-        assert received.wait(10)
+        assert refused.wait(10)
     finally:
         client.loop_stop()
         client.disconnect()
-    assert got == [b"robot-1 online"]
