@@ -140,6 +140,7 @@ def test_simulated_fleet_finishes_every_task(loop_stack: TaskStack, pg_schema: s
         rate_hz=4.0,
         seed=7,
         follow_decisions=True,
+        grants=False,  # no traffic processor here: robots drive their whole route (test_traffic_loop has it)
         tasks_per_minute=240.0,  # 200 tasks in the first 50 s: a queue the fleet works off
         task_limit=TASKS,
         speed_scale=8.0,  # 9.6 m/s: ten tasks per robot in about two minutes

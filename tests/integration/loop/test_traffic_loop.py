@@ -1,9 +1,9 @@
 """The closed loop with traffic control on the real stack: 30 simulated robots follow scheduler.decisions
-from dispatch (ASSIGN) and traffic (HOLD / RESUME / REROUTE) while the real processors (telemetry,
-timers, tasks, dispatch, traffic, sink-postgres) run, and the simulator's ground truth must show no
-collision. Robots drive twice as fast as real ones (speed_scale 2) to keep the test short; they set off
-3 s after they are given a route (so that a HOLD can still keep them where they stand) and go home as
-soon as they are idle. Tasks: 6 deliveries in the first minute, from random pickups to random docks.
+from dispatch (ASSIGN) and traffic (GRANT: they drive only onto nodes granted to them) while the real
+processors (telemetry, timers, tasks, dispatch, traffic, sink-postgres) run, and the simulator's ground
+truth must show no collision. Robots drive twice as fast as real ones (speed_scale 2) to keep the test
+short and go home as soon as they are idle. Tasks: 6 deliveries in the first minute, from random pickups
+to random docks.
 
 ``FLEET_TRAFFIC_LOOP_MINUTES=30`` makes it the long run of the traffic issue instead: real speed, a
 delivery every 30 s for that many minutes, the same checks (about as long in wall time).
@@ -15,7 +15,6 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,7 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
     s.start("timers")
     s.start("tasks", **common)
     s.start("dispatch", **common)
-    s.start("traffic", traffic_speed_mps=1.2 * SPEED_SCALE, traffic_latency_s=1.5, **common)
+    s.start("traffic", traffic_speed_mps=1.2 * SPEED_SCALE, **common)
     s.start("sink-postgres", postgres_schema=pg_schema)
     for processor in ("telemetry", "tasks", "dispatch", "traffic", "sink-postgres"):
         s.wait_started(processor, timeout=90)
@@ -85,7 +84,6 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
         speed_scale=SPEED_SCALE,
         work_ms=1500,
         return_home_ms=0,
-        start_delay_ms=3000,
         record_history=True,
         progress_interval_s=10.0,
         kafka_config=settings.kafka_producer_config(),
@@ -128,23 +126,15 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
         logger.info("long run: %.0f minutes, %d tasks: %s", MINUTES, TASKS, counts)
     assert set(counts) <= {"SUCCEEDED", "ASSIGNED", "DISPATCHED", "EXECUTING", "QUEUED"}, counts
 
-    conflicts = _rows(pg_dsn, pg_schema, "SELECT kind, resolution, resolved_robot_id FROM conflicts")
-    by_resolution = Counter(resolution for _kind, resolution, _robot in conflicts)
-    logger.info(
-        "conflicts by kind %s, by resolution %s", Counter(k for k, _r, _x in conflicts), by_resolution
-    )
-    assert conflicts, "no conflict was detected: traffic control was not exercised"
-    assert set(by_resolution) <= {"HOLD", "REROUTE"}, by_resolution  # every one resolved
+    # Every robot drove on grants: traffic granted the nodes, nobody was held (there is nothing to hold
+    # a robot that only drives onto what it was granted), and no conflict was left unresolved.
+    applied = stats.decisions_by_kind
+    assert applied.get("GRANT", 0) >= ROBOTS, summary
+    assert applied.get("HOLD", 0) == 0, summary
+    grants = _rows(pg_dsn, pg_schema, "SELECT count(*) FROM decisions WHERE kind = 'GRANT'")[0][0]
+    assert grants >= applied["GRANT"], (grants, summary)  # what the robots applied is what was decided
     unresolved = _rows(pg_dsn, pg_schema, "SELECT message FROM alerts WHERE kind = 'CONFLICT_UNRESOLVED'")
     assert unresolved == [], unresolved
-
-    # The robots obeyed: HOLDs were followed by RESUMEs or REROUTEs (the robot of the last task may still
-    # be waiting at its parking spot for a clear way when the test stops; the in-process loop,
-    # tests/unit/simulator/test_sim_loop.py, checks over 30 simulated minutes that every one is released).
-    applied = stats.decisions_by_kind
-    released = applied.get("RESUME", 0) + applied.get("REROUTE", 0)
-    assert applied.get("HOLD", 0) > 0, summary
-    assert released >= applied.get("HOLD", 0) - 1, summary
     # Decisions took the pipeline's time to reach the robots, within what traffic allows for.
     assert 0 < stats.latency_ms(0.5) <= stats.latency_ms(0.99) <= 1_500, summary
     assert s.log("traffic").count("Traceback") == 0
