@@ -217,6 +217,15 @@ CATALOG: tuple[TopicSpec, ...] = (
     _t(timers_due("telemetry"), "robot_id", "Timer", "delete", 1, "robot", "due timers of telemetry"),
     _t(timers_due("tasks"), "task_id", "Timer", "delete", 1, "task", "due timers of tasks"),
     _t(
+        timers_due("traffic"),
+        "site_id",
+        "Timer",
+        "delete",
+        1,
+        "site",
+        "due timers of traffic (planning ticks)",
+    ),
+    _t(
         timers_due("rmf-ingest"),
         "fleet name",
         "Timer",

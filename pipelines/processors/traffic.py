@@ -1,7 +1,7 @@
 """Traffic topology: grants for the robots fleetstream coordinates, conflict monitoring for the others, per site.
 
-Consumes ``robot.status`` (key robot_id), ``task.events`` (key task_id) and ``site.maps`` (key site_id),
-each fed into its inbox ``traffic.inbox`` keyed by site.
+Consumes ``robot.status`` (key robot_id), ``task.events`` (key task_id), ``site.maps`` (key site_id) and
+``timers.due.traffic`` (its planning ticks), each fed into its inbox ``traffic.inbox`` keyed by site.
 Produces GRANT Decisions (the nodes a robot may drive onto, exclusively) for coordinated robots and
 HOLD / RESUME / REROUTE Decisions for monitored (Open-RMF) robots to ``scheduler.decisions`` (key
 robot_id), Conflicts to ``traffic.conflicts`` (key site_id) and CONFLICT_UNRESOLVED / CONFLICT_CLEARED
@@ -18,6 +18,7 @@ from pydantic import Field
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import TopologySettings
 from schemas import catalog
+from topologies.timers import TIMER
 from topologies.traffic import OUTPUT_TOPICS, OWNER, TrafficConfig, build_traffic
 from topologies.traffic.site import MAP, STATUS, TASK
 
@@ -26,7 +27,12 @@ __all__ = ["SOURCES", "Settings", "build", "run"]
 logger = logging.getLogger(__name__)
 
 #: Kind of input -> its source topic.
-SOURCES = {STATUS: catalog.ROBOT_STATUS, MAP: catalog.SITE_MAPS, TASK: catalog.TASK_EVENTS}
+SOURCES = {
+    STATUS: catalog.ROBOT_STATUS,
+    MAP: catalog.SITE_MAPS,
+    TASK: catalog.TASK_EVENTS,
+    TIMER: catalog.timers_due(OWNER),
+}
 
 
 class Settings(TopologySettings):

@@ -105,9 +105,9 @@ class Settings(MqttSettings, TopologySettings):
         description="A vehicle that sends a factsheet is registered; off: only FLEET_VDA_VEHICLES are served.",
     )
     vda_await_grants: bool = Field(
-        False,
+        True,
         description="Orders release only their start node and wait for traffic's GRANTs (off: the whole "
-        "route of an ASSIGN or CHARGE is released).",
+        "route of an ASSIGN or CHARGE is released, for a site without the traffic processor).",
     )
     vda_interface_name: str = Field(
         "uagv", min_length=1, description="2.x topic root ({interfaceName}/v2/...); 3.0 uses vda5050/v3."

@@ -1,10 +1,16 @@
 """The traffic topology's adapter to the kernel: feeds re-key every input by site into the inbox, one
 :class:`TrafficStep` per site around the pure transition (:func:`topologies.traffic.site.step`).
 
-Inputs: ``robot.status`` (key robot_id), ``site.maps`` (key site_id) and ``task.events`` (key task_id,
-for task priorities) are each fed, tagged with their kind, into the processor's inbox (``traffic.inbox``)
-keyed by ``site_id`` (tombstones, which carry no site, are left out), so a site's robots, tasks and map
-live in one key's state. The store belongs to the inbox alone: its name does not change with the inputs.
+Inputs: ``robot.status`` (key robot_id), ``site.maps`` (key site_id), ``task.events`` (key task_id,
+for task priorities) and ``timers.due.traffic`` (planning ticks) are each fed, tagged with their kind,
+into the processor's inbox (``traffic.inbox``) keyed by ``site_id`` (tombstones, which carry no site, are
+left out), so a site's robots, tasks and map live in one key's state. The store belongs to the inbox
+alone: its name does not change with the inputs.
+
+Ticks: robots that wait for a grant stand still, and a standing robot's status changes no more, so the
+planner cannot count on statuses to run its rounds. While a coordinated robot wants to move, the step
+keeps one timer of the site armed (``traffic:<site>``, through the timer service) for its next round;
+the due timer comes back as a ``timer`` input and runs that round.
 
 State of one site key (sub-keys are stable — renaming one orphans the stored state):
 
@@ -32,13 +38,15 @@ from typing import Any
 
 from quixstreams.dataframe import StreamingDataFrame
 
-from schemas.catalog import inbox
+from schemas.catalog import TIMERS, inbox
 from schemas.errors import RejectedRecord
 from schemas.sitegraph import graph_for
+from topologies import timers
 from topologies.kernel import Decode, KeyState, ModelCache, Output, build_step, feeds, rekey
 from topologies.traffic import site as traffic_site
 from topologies.traffic.config import OWNER, TrafficConfig
 from topologies.traffic.coordinate import Coordinator
+from topologies.traffic.grants import ACTIVE
 from topologies.traffic.records import ALERTS, CONFLICTS, DECISIONS
 from topologies.traffic.site import TrafficSite
 
@@ -73,9 +81,9 @@ _MOVER = "mover:"
 
 INBOX = inbox(OWNER)
 #: Catalog names of the outputs (each output carries its key).
-OUTPUT_TOPICS = (DECISIONS, CONFLICTS, ALERTS, INBOX)
+OUTPUT_TOPICS = (DECISIONS, CONFLICTS, ALERTS, TIMERS, INBOX)
 #: Kinds of input, one per source topic.
-KINDS = (traffic_site.STATUS, traffic_site.MAP, traffic_site.TASK)
+KINDS = (traffic_site.STATUS, traffic_site.MAP, traffic_site.TASK, timers.TIMER)
 
 
 def load(state: KeyState, config: TrafficConfig) -> TrafficSite:
@@ -89,6 +97,7 @@ def load(state: KeyState, config: TrafficConfig) -> TrafficSite:
     monitor.alert_tokens = meta.get("alert_tokens", -1.0)
     monitor.alert_at = meta.get("alert_at", 0)
     monitor.alerts_suppressed = meta.get("alerts_suppressed", 0)
+    site.tick_due = meta.get("tick_due")
     monitor.site_map = state.get(STATE_MAP)
     for rid in state.get(STATE_ROBOTS) or ():
         entry = state.get(_ROBOT + rid)
@@ -153,6 +162,7 @@ def store(state: KeyState, site: TrafficSite) -> None:
         "alert_tokens": monitor.alert_tokens,
         "alert_at": monitor.alert_at,
         "alerts_suppressed": monitor.alerts_suppressed,
+        "tick_due": site.tick_due,
     }
     coordinator = site.coordinator
     if coordinator is not None:
@@ -196,9 +206,44 @@ class TrafficStep:
         site = self.sites.get(state)
         if kind == traffic_site.STATUS and _seen(site, event):
             return []  # duplicate or stale: no state write at all
-        out = traffic_site.step(site, kind, event, int(event.get("occurred_at") or now_ms))
+        if kind == timers.TIMER:
+            if not timers.is_armed(event, site.tick_due):
+                return []  # re-armed since, or fired twice
+            site.tick_due = None
+            now = int(event["due_at"])
+            out = traffic_site.step(site, traffic_site.TICK, None, now)
+        else:
+            now = int(event.get("occurred_at") or now_ms)
+            out = traffic_site.step(site, kind, event, now)
+        out.extend(_tick(site, now))
         store(state, site)
         return [Output(o.topic, o.key, o.value) for o in out]
+
+
+def _tick(site: TrafficSite, now: int) -> list[Output]:
+    """Arm the site's planning tick when a coordinated robot wants to move and none is pending."""
+    coordinator = site.coordinator
+    if coordinator is None or (site.tick_due is not None and site.tick_due > now):
+        return []
+    if not any(
+        m.mode == ACTIVE and m.held and m.goal is not None and m.goal != m.frontier
+        for m in coordinator.table.movers.values()
+    ):
+        return []
+    site.tick_due = max(coordinator.next_round, now + site.config.round_ms)
+    monitor = site.monitor
+    return [
+        timers.arm(
+            owner=OWNER,
+            timer_id=f"{OWNER}:{monitor.site_id}",
+            target_key=monitor.site_id,
+            due_at=site.tick_due,
+            at=now,
+            tenant_id=monitor.tenant_id,
+            site_id=monitor.site_id,
+            payload={},
+        )
+    ]
 
 
 def _seen(site: TrafficSite, event: Any) -> bool:

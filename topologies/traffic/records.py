@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from schemas.ids import det_uuid7
+from topologies.kernel.output import Output
 from topologies.traffic.config import OWNER
 
 __all__ = [
@@ -33,14 +34,6 @@ DECISIONS = "scheduler.decisions"
 ALERTS = "alerts"
 
 _NAMESPACE = uuid.UUID("5b0c1f2e-6a53-4c39-9d7e-7f1e0c0a7a11")
-
-
-class Output(NamedTuple):
-    """One record to emit: catalog topic, Kafka key and the record dict."""
-
-    topic: str
-    key: str
-    value: dict[str, Any]
 
 
 def conflict_id(kind: str, robot_ids: Iterable[str], resource: str, start_ms: int, bucket_ms: int) -> str:

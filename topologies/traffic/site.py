@@ -47,6 +47,7 @@ class TrafficSite:
     monitor: SiteState
     coordinator: Coordinator | None = None
     monitored: set[str] = field(default_factory=set)  # robots that plan their own traffic
+    tick_due: int | None = None  # due time of the planning tick armed through the timer service
 
     @classmethod
     def new(cls, config: TrafficConfig, site_id: str = "", tenant_id: str = "") -> TrafficSite:

@@ -1,6 +1,8 @@
-"""End to end: site.maps, task.events, robot.status -> `fleet run traffic` -> traffic.conflicts and
-scheduler.decisions (HOLD, then RESUME once the winner has passed), with undecodable input dead-lettered
-to dlq.traffic. Real Kafka and registry; every topic under this test's prefix."""
+"""End to end: site.maps, task.events, robot.status of Open-RMF robots (which plan their own traffic:
+traffic monitors them) -> `fleet run traffic` -> traffic.conflicts and scheduler.decisions (HOLD, then
+RESUME once the winner has passed), with undecodable input dead-lettered to dlq.traffic. Real Kafka and
+registry; every topic under this test's prefix. Robots fleetstream coordinates by grants:
+tests/integration/loop/test_traffic_loop.py."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from schemas.ids import now_ms
 from schemas.registry import RegistryClient
 from tests.integration.telemetry.conftest import Stack
 from tests.unit.topologies.test_traffic_scenarios import CORRIDOR, EAST, WEST
-from tests.unit.topologies.test_traffic_support import SITE, TENANT, S, status, task
+from tests.unit.topologies.test_traffic_support import SITE, TENANT, S, task
+from tests.unit.topologies.test_traffic_support import status as _status
 
 TOPICS = (
     "robot.status",
@@ -28,6 +31,8 @@ TOPICS = (
     "scheduler.decisions",
     "traffic.conflicts",
     "alerts",
+    "timers",
+    "timers.due.traffic",
     "dlq.traffic",
 )
 NOT_AVRO = b"\x07definitely not an avro record"
@@ -53,6 +58,11 @@ def stack(
         for fut in kafka_admin.delete_topics(internal).values():
             with contextlib.suppress(Exception):
                 fut.result(30)
+
+
+def status(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A RobotStatus of an Open-RMF robot (rmf-ingest marks them with reason RMF)."""
+    return {**_status(*args, **kwargs), "reason": "RMF"}
 
 
 def _at(record: dict[str, Any], at: int) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""VDA 5050 vehicles under the real traffic processor as it is today (HOLD / RESUME / REROUTE; its GRANTs
-are not wired yet, so the tests of grants produce them themselves): simulated 3.0 vehicles (``fleet
-simulate --protocol vda5050``), telemetry, tasks, dispatch and traffic as processes, the bridge releasing
-whole routes. Deliveries whose ways cross finish; traffic's HOLDs pause a vehicle and its RESUMEs let it go
-on; every message both ways validates against the official 3.0.0 schemas."""
+"""VDA 5050 vehicles under the real traffic processor's grants: simulated 3.0 vehicles (``fleet simulate
+--protocol vda5050``), telemetry, tasks, dispatch and traffic as processes, the bridge releasing what
+traffic grants as each order's base (the rest of the route is the horizon) and extending it by order
+updates. Deliveries whose ways cross finish; every message both ways validates against the official
+3.0.0 schemas."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ MANUFACTURER = "fleetstream-sim"
 def vda_stack(
     prefixed_settings: CommonSettings, kafka_admin: AdminClient, tmp_path: Path
 ) -> Iterator[VdaStack]:
-    with open_vda_stack(prefixed_settings, kafka_admin, tmp_path, (*TOPICS, "dlq.traffic")) as stack:
+    with open_vda_stack(prefixed_settings, kafka_admin, tmp_path, (*TOPICS, "dlq.traffic", "timers.due.traffic")) as stack:
         yield stack
 
 
@@ -78,7 +78,7 @@ def _sim(s: VdaStack, robots: int) -> VdaSimConfig:
     )
 
 
-def test_vda_vehicles_finish_deliveries_under_the_traffic_processors_hold_and_resume(
+def test_vda_vehicles_finish_deliveries_driving_on_the_traffic_processors_grants(
     vda_stack: VdaStack,
 ) -> None:
     s = vda_stack
@@ -112,16 +112,18 @@ def test_vda_vehicles_finish_deliveries_under_the_traffic_processors_hold_and_re
         events = s.wait_for("task.events", done, timeout=300)
         assert [e for e in events if e["task_id"] in tasks and e["state"] in ("FAILED", "CANCELLED")] == []
 
+        workers = {e["robot_id"] for e in events if e["task_id"] in tasks and e["state"] == "SUCCEEDED"}
         decisions = s.read("scheduler.decisions", timeout=10, quiet=1.0)
-        holds = [d for d in decisions if d["kind"] == "HOLD" and d["robot_id"] in robots]
-        assert holds, "traffic held no vehicle: the scenario lost its conflict"
-        # the whole route is released (today's decisions), so a HOLD pauses the vehicle and RESUME goes on
-        for robot in {d["robot_id"] for d in holds}:
+        granted = {d["robot_id"] for d in decisions if d["kind"] == "GRANT"}
+        assert workers <= granted, (workers, granted)
+        assert not [d for d in decisions if d["kind"] == "HOLD" and d["robot_id"] in robots]
+        for robot in workers:  # its orders released the start only and grew by order updates as granted
             serial = robot.removeprefix(f"{MANUFACTURER}-")
-            kinds = [a["actionType"] for m in observer.of("instantActions", f"{MANUFACTURER}/{serial}")
-                     for a in m["actions"]]  # fmt: skip
-            assert "startPause" in kinds, (robot, kinds)
-            assert kinds.count("stopPause") == kinds.count("startPause"), (robot, kinds)  # none left paused
+            orders = observer.of("order", f"{MANUFACTURER}/{serial}")
+            assert any(o["orderUpdateId"] > 0 for o in orders), (robot, orders)
+            assert all(
+                any(not n["released"] for n in o["nodes"]) for o in orders if o["orderUpdateId"] == 0
+            ), (robot, orders)  # a first order is not released whole before traffic granted it
         for name, proc in s.procs.items():
             assert proc.poll() is None, f"{name} exited:\n{s.log(name)[-3000:]}"
     finally:

@@ -35,6 +35,7 @@ DESIGN_TOPICS = {
     "timers": ("Timer", "compact", None),
     "timers.due.telemetry": ("Timer", "delete", 1),
     "timers.due.tasks": ("Timer", "delete", 1),
+    "timers.due.traffic": ("Timer", "delete", 1),
     "timers.due.rmf-ingest": ("Timer", "delete", 1),
     "vda5050.inbound": (BYTES, "delete", 7),
     "vda5050.outbound": (JSON, "delete", 7),

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
+from schemas.catalog import TIMERS
 from schemas.errors import RejectedRecord
 from tests.unit.topologies.test_traffic_support import SITE, T0, grid_map, task
 from tests.unit.topologies.test_traffic_support import status as _status
 from topologies.kernel import GENERATION, KeyState, run_step
 from topologies.kernel.testing import StepHarness
+from topologies.timers import TIMER
 from topologies.traffic import DECISIONS, TrafficConfig, TrafficStep
 from topologies.traffic.builder import STATE_META, STATE_MOVERS, STATE_ROBOTS
 from topologies.traffic.site import MAP, STATUS, TASK
@@ -207,3 +209,21 @@ def test_a_fresh_process_grants_exactly_what_the_old_one_would_have(harness: Har
     out_cold = _drive(cold, T0 + 4_000, 6)
     assert _grants(out_warm) and [o.value for o in out_warm] == [o.value for o in out_cold]
     assert restarted.sites.loads == 1
+
+
+def test_robots_that_stand_waiting_are_granted_on_the_sites_planning_tick(harness: Harness) -> None:
+    """Standing robots send no new status: the timer the step armed runs the round that grants them."""
+    h = harness(TrafficStep(TrafficConfig()))
+    _run(h, MAP, GRID)
+    out = _drive(h, T0, 1)  # their first statuses, then silence: the warm-up is not over yet
+    assert not _grants(out)
+    armed = [o.value for o in out if o.topic == TIMERS]
+    assert len(armed) == 1 and armed[0]["target_key"] == SITE and armed[0]["owner"] == "traffic"
+    tick = armed[0]
+    early = {**tick, "due_at": tick["due_at"] - 1}  # not the timer armed (re-armed since): ignored
+    assert h.send(TIMER, SITE, early, early["due_at"]) == []
+    while not _grants(out):  # each tick runs a round if one is due and arms the next one
+        tick = next(o.value for o in out if o.topic == TIMERS)
+        assert tick["due_at"] <= T0 + TrafficConfig().warmup_ms + 1_000
+        out = h.send(TIMER, SITE, tick, tick["due_at"])
+    assert {rid for rid, _, _ in _grants(out)} == {"a", "b"}
