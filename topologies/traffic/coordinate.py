@@ -120,7 +120,11 @@ class Coordinator:
         route, goal = m.route, None
         if m.held:
             f = m.frontier
-            rest, prev = (route[route.index(f) + 1 :], f) if f in route else (route, m.held[0])
+            # The route starts after the node it stands on (held[0]): the frontier is among its first
+            # waypoints. It is not looked for further on, where the route may pass the node again (in and
+            # out of a dead-end station): the station would be skipped.
+            ahead = route[: len(m.held) - 1]
+            rest, prev = (route[ahead.index(f) + 1 :], f) if f in ahead else (route, m.held[0])
             if rest:
                 goal = next(rest[i] for i in range(len(rest)) if self.graph.is_stop(rest, i, prev))
         if goal != m.goal:

@@ -209,6 +209,11 @@ def _mode(rep: dict[str, Any]) -> tuple[str, str | None]:
         return "MOVING", None
     if any(s in _WORKING for s in rep["actions"].values()):
         return "WORKING", None
+    if rep["nodes"]:
+        # Nodes of its order still ahead and no action running: on its way, standing at the end of its
+        # base until traffic grants more (the simulator's robots report the same as MOVING). Traffic plans
+        # a WORKING robot as one that will not move.
+        return "MOVING", None
     return "IDLE", None
 
 

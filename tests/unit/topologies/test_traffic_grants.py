@@ -128,6 +128,17 @@ def test_many_robots_on_a_small_grid_all_reach_their_goals() -> None:
     assert {rid: b.arrived for rid, b in w.bots.items()} == {f"m{k}": [g] for k, g in enumerate(goals)}
 
 
+def test_a_robot_beside_a_dead_end_station_is_granted_into_it_first() -> None:
+    """Its route goes into the spur and back out past where it stands: the spur is its goal, not the end."""
+    w = World(grid_map(1, 4, spurs=[("P", (0, 1))]))
+    w.add("a", "r0c1", ["P", "r0c3"])
+    w.run(8)
+    first = next(g for g in w.grants if g["robot_id"] == "a")
+    assert [n["node_id"] for n in first["route"][: first["granted"]]] == ["r0c1", "P"]
+    w.run(10)
+    assert w.collisions == [] and w.bots["a"].arrived == ["P", "r0c3"]
+
+
 def test_a_new_map_version_keeps_what_robots_hold() -> None:
     w = World(grid_map(1, 6))
     w.add("a", "r0c0", ["r0c5"])

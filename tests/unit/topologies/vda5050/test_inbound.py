@@ -129,7 +129,8 @@ def test_state_becomes_telemetry_field_by_field() -> None:
                       nodes=[("a2", 4, True), ("a3", 6, False)])  # fmt: skip
     (tele,) = records(h.inbound(v.topic("state"), message, T0 + 10), "robot.telemetry")
     assert tele["pose"] == {"x": x + 0.2, "y": y, "yaw": 0.0, "node_id": "a1", "map_name": "s1"}
-    assert tele["battery"] == pytest.approx(0.555) and tele["mode"] == "IDLE" and tele["error_code"] is None
+    assert tele["battery"] == pytest.approx(0.555) and tele["mode"] == "MOVING" and tele["error_code"] is None
+    # standing with nodes of its order still ahead: on its way, waiting at the end of its base
     assert [w["node_id"] for w in tele["route"]] == ["a2", "a3"]
     # ETAs at the factsheet's 1.5 m/s: 2.8 m to a2, 3 m more to a3
     assert tele["route"][0]["eta"] == pytest.approx(T0 + 10 + 2800 / 1.5, abs=2)
