@@ -244,7 +244,10 @@ def apply_grant(
         return
     released = len(base_ids)
     match = None
-    for j in range(min(vehicle_index, released - 1), released):
+    # Where the grant's route starts in the base: at the vehicle's node or ahead of it, or, for a grant
+    # decided before the vehicle's latest progress reached traffic, behind it.
+    here = min(vehicle_index, released - 1)
+    for j in [*range(here, released), *range(here - 1, -1, -1)]:
         overlap = base_ids[j:]
         if list(route[: len(overlap)]) == overlap:
             match = j

@@ -47,7 +47,9 @@ else:
 def traffic_stack(
     prefixed_settings: CommonSettings, kafka_admin: AdminClient, tmp_path: Path
 ) -> Iterator[TaskStack]:
-    with open_task_stack(prefixed_settings, kafka_admin, tmp_path, (*LOOP_TOPICS, "dlq.traffic", "timers.due.traffic")) as stack:
+    with open_task_stack(
+        prefixed_settings, kafka_admin, tmp_path, (*LOOP_TOPICS, "dlq.traffic", "timers.due.traffic")
+    ) as stack:
         yield stack
 
 

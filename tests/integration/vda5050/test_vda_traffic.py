@@ -38,7 +38,9 @@ MANUFACTURER = "fleetstream-sim"
 def vda_stack(
     prefixed_settings: CommonSettings, kafka_admin: AdminClient, tmp_path: Path
 ) -> Iterator[VdaStack]:
-    with open_vda_stack(prefixed_settings, kafka_admin, tmp_path, (*TOPICS, "dlq.traffic", "timers.due.traffic")) as stack:
+    with open_vda_stack(
+        prefixed_settings, kafka_admin, tmp_path, (*TOPICS, "dlq.traffic", "timers.due.traffic")
+    ) as stack:
         yield stack
 
 
@@ -131,4 +133,4 @@ def test_vda_vehicles_finish_deliveries_driving_on_the_traffic_processors_grants
         runner.join(30)
         observer.stop()
     assert observer.invalid() == []
-    assert s.read_raw("dlq.vda5050", 1, timeout=2) == []
+    assert [dict(m.headers() or []) for m in s.read_raw("dlq.vda5050", 1, timeout=2)] == []

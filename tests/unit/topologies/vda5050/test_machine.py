@@ -97,6 +97,22 @@ def test_grants_release_the_base_piece_by_piece_as_order_updates() -> None:
     assert [n["released"] for n in update2["nodes"]] == [True, True, True]
 
 
+def test_a_grant_decided_before_the_vehicles_latest_progress_still_extends_the_base() -> None:
+    """Traffic decided it on a status of the vehicle at a0; the vehicle has reached a1 since."""
+    h, v = Harness(config(await_grants=True)), Vehicle()
+    _online(h, v)
+    (order,) = sent(h.decide(_assign(["a0", "a1", "a2", "a3"], T0 + 10, dropoff="a3")), "order")
+    oid = order["orderId"]
+    grant = decision("GRANT", ["a0", "a1", "a2", "a3"], at=T0 + 20, granted=3, plan_id="p1", plan_seq=0)
+    (update,) = sent(h.decide(grant), "order")
+    h.inbound(v.topic("state"), v.state(T0 + 30, "a1", last_seq=2, order_id=oid, update_id=1,
+                                        nodes=node_states(update)[1:]), T0 + 30)  # fmt: skip
+    late = decision("GRANT", ["a0", "a1", "a2", "a3"], at=T0 + 25, granted=4, plan_id="p1", plan_seq=1)
+    (update2,) = sent(h.decide(late), "order")
+    assert update2["orderUpdateId"] == 2
+    assert [(n["nodeId"], n["released"]) for n in update2["nodes"]] == [("a2", True), ("a3", True)]
+
+
 def test_a_grant_without_an_order_opens_one_under_the_plan_id() -> None:
     h, v = Harness(config(await_grants=True)), Vehicle()
     _online(h, v)
