@@ -5,8 +5,12 @@ truth must show no collision. Robots drive twice as fast as real ones (speed_sca
 short and go home as soon as they are idle. Tasks: 6 deliveries in the first minute, from random pickups
 to random docks.
 
-``FLEET_TRAFFIC_LOOP_MINUTES=30`` makes it the long run of the traffic issue instead: real speed, a
-delivery every 30 s for that many minutes, the same checks (about as long in wall time).
+``FLEET_TRAFFIC_LOOP_MINUTES=30`` makes it the long run of the traffic issue instead: real speed, for that
+many minutes, the same checks (about as long in wall time); with ``FLEET_TRAFFIC_LOOP_ROBOTS=200
+FLEET_TRAFFIC_LOOP_LAYOUT=small`` on the small generated warehouse (``tasks_per_minute`` from
+``FLEET_TRAFFIC_LOOP_RATE``, default one task per robot and 2 minutes), and
+``FLEET_TRAFFIC_LOOP_COMMIT_S`` as every processor's checkpoint period (default 0.2). It logs the decision
+latency (status -> decision applied at the robot) p50 / p99.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from confluent_kafka.admin import AdminClient
 
 from pipelines.settings import CommonSettings
 from pipelines.simulator import SimConfig, run_simulation
+from pipelines.simulator.layouts import small_warehouse
 from sinks.postgres import connect
 from tests.integration.loop.test_closed_loop import LOOP_TOPICS
 from tests.integration.sinks.test_postgres_support import pg_schema
@@ -35,10 +40,13 @@ logger = logging.getLogger(__name__)
 __all__ = ["pg_schema"]  # fixture, imported for pytest
 
 TENANT, SITE = "acme", "traffic-loop"
-ROBOTS = 30
 MINUTES = float(os.environ.get("FLEET_TRAFFIC_LOOP_MINUTES", "0"))  # 0: the short run
+ROBOTS = int(os.environ.get("FLEET_TRAFFIC_LOOP_ROBOTS", "30"))
+LAYOUT = small_warehouse() if os.environ.get("FLEET_TRAFFIC_LOOP_LAYOUT") == "small" else None
+COMMIT_S = float(os.environ.get("FLEET_TRAFFIC_LOOP_COMMIT_S", "0.2"))
 if MINUTES:
-    TASKS, TASKS_PER_MINUTE, SPEED_SCALE = round(2 * MINUTES), 2.0, 1.0
+    TASKS_PER_MINUTE = float(os.environ.get("FLEET_TRAFFIC_LOOP_RATE", ROBOTS / 2))
+    TASKS, SPEED_SCALE = round(TASKS_PER_MINUTE * MINUTES), 1.0
 else:
     TASKS, TASKS_PER_MINUTE, SPEED_SCALE = 6, 6.0, 2.0
 
@@ -63,7 +71,7 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
     traffic_stack: TaskStack, pg_schema: str, pg_dsn: str
 ) -> None:
     s = traffic_stack
-    common = {"commit_interval_s": 0.2}
+    common = {"commit_interval_s": COMMIT_S}
     s.start("telemetry", offline_timeout_s=10, **common)
     s.start("timers")
     s.start("tasks", **common)
@@ -87,6 +95,7 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
         work_ms=1500,
         return_home_ms=0,
         record_history=True,
+        site_map=LAYOUT,
         progress_interval_s=10.0,
         kafka_config=settings.kafka_producer_config(),
         registry_config=settings.registry_client_config(),
@@ -118,6 +127,14 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
     stats = result["stats"]
     summary = stats.as_dict()
     logger.info("traffic loop: %s; tasks %s", summary, counts)
+    logger.info(
+        "traffic loop: %d robots, %.0f min, checkpoints %.2f s: decision latency p50 %d ms, p99 %d ms",
+        ROBOTS,
+        MINUTES,
+        COMMIT_S,
+        stats.latency_ms(0.5),
+        stats.latency_ms(0.99),
+    )
 
     # Ground truth: no two robots at one node, none head-on on one lane.
     assert (stats.vertex_collisions, stats.edge_collisions) == (0, 0), summary
