@@ -1,7 +1,8 @@
 """Traffic topology: grants for the robots fleetstream coordinates, conflict monitoring for the others, per site.
 
-Consumes ``robot.status`` (key robot_id), ``task.events`` (key task_id), ``site.maps`` (key site_id) and
-``timers.due.traffic`` (its planning ticks), each fed into its inbox ``traffic.inbox`` keyed by site.
+Consumes ``robot.status`` and ``robot.registry`` (key robot_id), ``task.events`` (key task_id),
+``site.maps`` (key site_id) and ``timers.due.traffic`` (its planning ticks), each fed into its inbox
+``traffic.inbox`` keyed by site.
 Produces GRANT Decisions (the nodes a robot may drive onto, exclusively) for coordinated robots and
 HOLD / RESUME / REROUTE Decisions for monitored (Open-RMF) robots to ``scheduler.decisions`` (key
 robot_id), Conflicts to ``traffic.conflicts`` (key site_id) and CONFLICT_UNRESOLVED / CONFLICT_CLEARED
@@ -20,7 +21,7 @@ from pipelines.settings import TopologySettings
 from schemas import catalog
 from topologies.timers import TIMER
 from topologies.traffic import OUTPUT_TOPICS, OWNER, TrafficConfig, build_traffic
-from topologies.traffic.site import MAP, STATUS, TASK
+from topologies.traffic.site import MAP, REGISTRATION, STATUS, TASK
 
 __all__ = ["SOURCES", "Settings", "build", "run"]
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 #: Kind of input -> its source topic.
 SOURCES = {
     STATUS: catalog.ROBOT_STATUS,
+    REGISTRATION: catalog.ROBOT_REGISTRY,
     MAP: catalog.SITE_MAPS,
     TASK: catalog.TASK_EVENTS,
     TIMER: catalog.timers_due(OWNER),

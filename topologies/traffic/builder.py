@@ -1,8 +1,8 @@
 """The traffic topology's adapter to the kernel: feeds re-key every input by site into the inbox, one
 :class:`TrafficStep` per site around the pure transition (:func:`topologies.traffic.site.step`).
 
-Inputs: ``robot.status`` (key robot_id), ``site.maps`` (key site_id), ``task.events`` (key task_id,
-for task priorities) and ``timers.due.traffic`` (planning ticks) are each fed, tagged with their kind,
+Inputs: ``robot.status`` and ``robot.registry`` (key robot_id), ``site.maps`` (key site_id),
+``task.events`` (key task_id, for task priorities) and ``timers.due.traffic`` (planning ticks) are each fed, tagged with their kind,
 into the processor's inbox (``traffic.inbox``) keyed by ``site_id`` (tombstones, which carry no site, are
 left out), so a site's robots, tasks and map live in one key's state. The store belongs to the inbox
 alone: its name does not change with the inputs.
@@ -83,7 +83,7 @@ INBOX = inbox(OWNER)
 #: Catalog names of the outputs (each output carries its key).
 OUTPUT_TOPICS = (DECISIONS, CONFLICTS, ALERTS, TIMERS, INBOX)
 #: Kinds of input, one per source topic.
-KINDS = (traffic_site.STATUS, traffic_site.MAP, traffic_site.TASK, timers.TIMER)
+KINDS = (traffic_site.STATUS, traffic_site.REGISTRATION, traffic_site.MAP, traffic_site.TASK, timers.TIMER)
 
 
 def load(state: KeyState, config: TrafficConfig) -> TrafficSite:

@@ -12,8 +12,12 @@ They share the site: the nodes a monitored robot stands on or is about to reach 
 coordinated robot until it has passed, and a monitored robot's way across what a coordinated robot holds
 is a conflict the monitor resolves by holding the monitored robot.
 
-Kinds of input (tagged when the topology is wired): ``status`` (RobotStatus), ``map`` (SiteMap),
-``task`` (TaskEvent, for task priorities), ``tick`` (no record: time passes).
+Which kind a robot is comes from its RobotRegistration (``managed_by``: FLEETSTREAM is coordinated, RMF
+and SELF are monitored) or, for a robot not registered here, from its statuses (``reason`` RMF).
+
+Kinds of input (tagged when the topology is wired): ``status`` (RobotStatus), ``registration``
+(RobotRegistration), ``map`` (SiteMap), ``task`` (TaskEvent, for task priorities), ``tick`` (no record:
+time passes).
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from topologies.traffic.coordinate import Coordinator
 from topologies.traffic.records import Output
 from topologies.traffic.state import SiteState
 
-__all__ = ["MAP", "STATUS", "TASK", "TICK", "TrafficSite", "block_monitored", "step"]
+__all__ = ["MAP", "REGISTRATION", "STATUS", "TASK", "TICK", "TrafficSite", "block_monitored", "step"]
 
 logger = logging.getLogger(__name__)
 
-STATUS, MAP, TASK, TICK = "status", "map", "task", "tick"
+STATUS, REGISTRATION, MAP, TASK, TICK = "status", "registration", "map", "task", "tick"
+#: Who plans the traffic of a robot, by its registration's ``managed_by``: fleetstream, or the robot's own system.
+_MONITORED_MANAGERS = frozenset({"RMF", "SELF"})
 
 #: How far ahead (ms) a monitored robot's reported route keeps its nodes from being granted.
 _MONITOR_AHEAD_MS = 4_000
@@ -127,6 +133,14 @@ def step(site: TrafficSite, kind: str, event: dict[str, Any] | None, now_ms: int
             _, monitor_out = machine.step(site.monitor, event, now_ms)
             out.extend(monitor_out)
             block_monitored(site, now_ms)
+    elif kind == REGISTRATION and event is not None:
+        rid = event["robot_id"]
+        if event.get("managed_by") in _MONITORED_MANAGERS and event.get("active", True):
+            site.monitored.add(rid)
+            if site.coordinator is not None and rid in site.coordinator.table.movers:
+                out.extend(site.coordinator.remove(rid, now_ms))  # what it held is free: the monitor has it
+        elif event.get("managed_by") == "FLEETSTREAM":
+            site.monitored.discard(rid)
     elif kind == TASK and event is not None:
         _, monitor_out = machine.step(site.monitor, event, now_ms)
         out.extend(monitor_out)

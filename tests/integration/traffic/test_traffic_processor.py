@@ -26,6 +26,7 @@ from tests.unit.topologies.test_traffic_support import status as _status
 
 TOPICS = (
     "robot.status",
+    "robot.registry",
     "site.maps",
     "task.events",
     "scheduler.decisions",

@@ -11,14 +11,14 @@ import pytest
 
 from schemas.catalog import TIMERS
 from schemas.errors import RejectedRecord
-from tests.unit.topologies.test_traffic_support import SITE, T0, grid_map, task
+from tests.unit.topologies.test_traffic_support import SITE, T0, TENANT, grid_map, task
 from tests.unit.topologies.test_traffic_support import status as _status
 from topologies.kernel import GENERATION, KeyState, run_step
 from topologies.kernel.testing import StepHarness
 from topologies.timers import TIMER
 from topologies.traffic import DECISIONS, TrafficConfig, TrafficStep
 from topologies.traffic.builder import STATE_META, STATE_MOVERS, STATE_ROBOTS
-from topologies.traffic.site import MAP, STATUS, TASK
+from topologies.traffic.site import MAP, REGISTRATION, STATUS, TASK
 
 Harness = Callable[[Any], StepHarness]
 
@@ -227,3 +227,17 @@ def test_robots_that_stand_waiting_are_granted_on_the_sites_planning_tick(harnes
         assert tick["due_at"] <= T0 + TrafficConfig().warmup_ms + 1_000
         out = h.send(TIMER, SITE, tick, tick["due_at"])
     assert {rid for rid, _, _ in _grants(out)} == {"a", "b"}
+
+
+def test_a_robot_registered_as_managed_by_its_own_system_is_monitored_not_granted(harness: Harness) -> None:
+    h = harness(TrafficStep(TrafficConfig()))
+    _run(h, MAP, GRID)
+    registration = {"event_id": "reg-b", "tenant_id": TENANT, "site_id": SITE, "occurred_at": T0,
+                    "robot_id": "b", "fleet_id": "f1", "name": "b", "model": None, "capabilities": [],
+                    "max_payload_kg": None, "managed_by": "SELF", "active": True}  # fmt: skip
+    _run(h, REGISTRATION, registration)
+    out = _drive(h, T0, 8)
+    assert {rid for rid, _, _ in _grants(out)} == {"a"}
+    h.checkpoint()
+    assert h.stored(SITE, "monitored") == ["b"] and h.stored(SITE, STATE_MOVERS) == ["a"]
+    assert h.stored(SITE, "robot:b") is not None  # the monitor follows it
