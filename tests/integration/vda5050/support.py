@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pipelines.settings import CommonSettings
+from pipelines.simulator.vda5050_mqtt import VdaSimConfig
 from pipelines.simulator.warehouse import demo_site
 from schemas import vda
 from schemas.catalog import topics as catalog_topics
@@ -30,7 +31,16 @@ from schemas.registry import RegistryClient
 from tests.integration.conftest import service_port
 from tests.integration.processes import ProcessStack
 
-__all__ = ["PASSWORD", "TENANT", "Observer", "VdaStack", "open_vda_stack", "site_map"]
+__all__ = [
+    "PASSWORD",
+    "TENANT",
+    "Observer",
+    "VdaStack",
+    "create_delivery",
+    "open_vda_stack",
+    "sim_config",
+    "site_map",
+]
 
 PASSWORD = "fleetstream-dev"
 TENANT, SITE = "acme", "w1"
@@ -250,3 +260,41 @@ def clear_retained(topics: Iterable[str], username: str) -> None:
         client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
+
+
+def create_delivery(s: VdaStack, task_id: str, pickup: str, dropoff: str) -> None:
+    """A delivery task CREATE command on task.commands, as the gateway would produce it."""
+    spec = {"category": "delivery", "priority": 5, "pickup_node": pickup, "dropoff_node": dropoff,
+            "required_capabilities": [], "deadline": None, "timeout_ms": None, "max_attempts": 3,
+            "depends_on": [], "on_dependency_failure": "CANCEL", "fleet_id": None, "robot_id": None,
+            "labels": {}, "payload_json": None}  # fmt: skip
+    s.produce("task.commands", task_id, {
+        "event_id": uuid7(), "tenant_id": TENANT, "site_id": SITE, "occurred_at": now_ms(), "task_id": task_id,
+        "command": "CREATE", "idempotency_key": None, "spec": spec, "reason": None, "requested_by": "test",
+        "timer": None})  # fmt: skip
+    s.flush()
+
+
+def sim_config(s: VdaStack, robots: int, *, seed: int, speed_scale: float) -> VdaSimConfig:
+    """The simulator's own VDA 5050 3.0 vehicles (manufacturer fleetstream-sim) on this stack's broker."""
+    return VdaSimConfig(
+        site_id=SITE,
+        tenant_id=TENANT,
+        robots=robots,
+        rate_hz=2.0,
+        seed=seed,
+        version="3.0.0",
+        manufacturer="fleetstream-sim",
+        speed_scale=speed_scale,
+        action_ms=500,
+        mqtt={
+            "host": "127.0.0.1",
+            "port": service_port("mosquitto"),
+            "username": "fleetstream-sim",
+            "password": PASSWORD,
+        },
+        client_id=f"sim-{s.prefix}",
+        kafka_config=s.settings.kafka_client_config(),
+        registry_config=s.settings.registry_client_config(),
+        topic_prefix=s.prefix,
+    )

@@ -20,14 +20,13 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from pipelines.settings import CommonSettings
-from schemas.ids import now_ms, uuid7
+from schemas.ids import now_ms
 from tests.integration.vda5050.sdk import SdkFleet, SdkVehicle
 from tests.integration.vda5050.support import (
-    SITE,
-    TENANT,
     Observer,
     VdaStack,
     clear_retained,
+    create_delivery,
     open_vda_stack,
 )
 
@@ -45,18 +44,6 @@ def vda_stack(
     with open_vda_stack(prefixed_settings, kafka_admin, tmp_path) as stack:
         stack.interface = "uagv"
         yield stack
-
-
-def _create(s: VdaStack, task_id: str, pickup: str, dropoff: str) -> None:
-    spec = {"category": "delivery", "priority": 5, "pickup_node": pickup, "dropoff_node": dropoff,
-            "required_capabilities": [], "deadline": None, "timeout_ms": None, "max_attempts": 3,
-            "depends_on": [], "on_dependency_failure": "CANCEL", "fleet_id": None, "robot_id": None,
-            "labels": {}, "payload_json": None}  # fmt: skip
-    s.produce("task.commands", task_id, {
-        "event_id": uuid7(), "tenant_id": TENANT, "site_id": SITE, "occurred_at": now_ms(), "task_id": task_id,
-        "command": "CREATE", "idempotency_key": None, "spec": spec, "reason": None, "requested_by": "test",
-        "timer": None})  # fmt: skip
-    s.flush()
 
 
 def _states(events: list[dict[str, Any]], task_id: str) -> list[tuple[str, str | None]]:
@@ -96,7 +83,7 @@ def test_vda_vehicles_finish_dispatched_tasks_and_a_dropped_vehicle_goes_offline
 
         # a task: dispatched to the nearer vehicle, which starts it; then that vehicle drops off the network
         task = f"task-{uuid.uuid4().hex[:6]}"
-        _create(s, task, "PICK1", "DROP1")
+        create_delivery(s, task, "PICK1", "DROP1")
         s.wait_for(
             "robot.telemetry",
             lambda rs: any(
@@ -126,7 +113,7 @@ def test_vda_vehicles_finish_dispatched_tasks_and_a_dropped_vehicle_goes_offline
 
         # a second task goes straight to the vehicle that is left, and is finished
         second = f"task-{uuid.uuid4().hex[:6]}"
-        _create(s, second, "PICK2", "DROP2")
+        create_delivery(s, second, "PICK2", "DROP2")
         events = s.wait_for("task.events", lambda es: any(e["task_id"] == second and e["state"] == "SUCCEEDED"
                                                           for e in es), timeout=120)  # fmt: skip
         assert [r for st, r in _states(events, second) if st == "ASSIGNED"] == ["dev-agv-04"]

@@ -12,15 +12,13 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from pipelines.settings import CommonSettings
-from pipelines.simulator.vda5050_mqtt import VdaSimConfig, run_vda5050
-from tests.integration.conftest import service_port
+from pipelines.simulator.vda5050_mqtt import run_vda5050
 from tests.integration.vda5050.support import (
-    PASSWORD,
     SITE,
-    TENANT,
     Observer,
     VdaStack,
     open_vda_stack,
+    sim_config,
     site_map,
 )
 from tests.integration.vda5050.test_sdk_vehicles import _route, _telemetry
@@ -42,27 +40,7 @@ def test_simulated_vda_3_vehicles_are_driven_by_the_bridge(vda_stack: VdaStack) 
     s.wait_started("vda5050", timeout=90)
     observer = Observer(["vda5050/v3"]).start()
     manufacturer = "fleetstream-sim"
-    config = VdaSimConfig(
-        site_id=SITE,
-        tenant_id=TENANT,
-        robots=2,
-        rate_hz=2.0,
-        seed=3,
-        version="3.0.0",
-        manufacturer=manufacturer,
-        speed_scale=4.0,
-        action_ms=500,
-        mqtt={
-            "host": "127.0.0.1",
-            "port": service_port("mosquitto"),
-            "username": "fleetstream-sim",
-            "password": PASSWORD,
-        },
-        client_id=f"sim-{s.prefix}",
-        kafka_config=s.settings.kafka_client_config(),
-        registry_config=s.settings.registry_client_config(),
-        topic_prefix=s.prefix,
-    )
+    config = sim_config(s, 2, seed=3, speed_scale=4.0)
     stop = threading.Event()
     runner = threading.Thread(target=run_vda5050, args=(config, stop), name="vda-sim", daemon=True)
     runner.start()

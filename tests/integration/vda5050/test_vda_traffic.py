@@ -16,17 +16,15 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from pipelines.settings import CommonSettings
-from pipelines.simulator.vda5050_mqtt import VdaSimConfig, run_vda5050
-from schemas.ids import now_ms, uuid7
-from tests.integration.conftest import service_port
+from pipelines.simulator.vda5050_mqtt import run_vda5050
 from tests.integration.vda5050.support import (
-    PASSWORD,
     SITE,
-    TENANT,
     TOPICS,
     Observer,
     VdaStack,
+    create_delivery,
     open_vda_stack,
+    sim_config,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -42,42 +40,6 @@ def vda_stack(
         prefixed_settings, kafka_admin, tmp_path, (*TOPICS, "dlq.traffic", "timers.due.traffic")
     ) as stack:
         yield stack
-
-
-def _create(s: VdaStack, task_id: str, pickup: str, dropoff: str) -> None:
-    spec = {"category": "delivery", "priority": 5, "pickup_node": pickup, "dropoff_node": dropoff,
-            "required_capabilities": [], "deadline": None, "timeout_ms": None, "max_attempts": 3,
-            "depends_on": [], "on_dependency_failure": "CANCEL", "fleet_id": None, "robot_id": None,
-            "labels": {}, "payload_json": None}  # fmt: skip
-    s.produce("task.commands", task_id, {
-        "event_id": uuid7(), "tenant_id": TENANT, "site_id": SITE, "occurred_at": now_ms(), "task_id": task_id,
-        "command": "CREATE", "idempotency_key": None, "spec": spec, "reason": None, "requested_by": "test",
-        "timer": None})  # fmt: skip
-    s.flush()
-
-
-def _sim(s: VdaStack, robots: int) -> VdaSimConfig:
-    return VdaSimConfig(
-        site_id=SITE,
-        tenant_id=TENANT,
-        robots=robots,
-        rate_hz=2.0,
-        seed=11,
-        version="3.0.0",
-        manufacturer=MANUFACTURER,
-        speed_scale=3.0,
-        action_ms=500,
-        mqtt={
-            "host": "127.0.0.1",
-            "port": service_port("mosquitto"),
-            "username": "fleetstream-sim",
-            "password": PASSWORD,
-        },
-        client_id=f"sim-{s.prefix}",
-        kafka_config=s.settings.kafka_client_config(),
-        registry_config=s.settings.registry_client_config(),
-        topic_prefix=s.prefix,
-    )
 
 
 def test_vda_vehicles_finish_deliveries_driving_on_the_traffic_processors_grants(
@@ -96,7 +58,12 @@ def test_vda_vehicles_finish_deliveries_driving_on_the_traffic_processors_grants
     s.publish_map()
     observer = Observer(["vda5050/v3"]).start()
     stop = threading.Event()
-    runner = threading.Thread(target=run_vda5050, args=(_sim(s, 3), stop), name="vda-sim", daemon=True)
+    runner = threading.Thread(
+        target=run_vda5050,
+        args=(sim_config(s, 3, seed=11, speed_scale=3.0), stop),
+        name="vda-sim",
+        daemon=True,
+    )
     runner.start()
     robots = {f"{MANUFACTURER}-{SITE}-vda-00{i}" for i in (1, 2, 3)}
     try:
@@ -106,7 +73,7 @@ def test_vda_vehicles_finish_deliveries_driving_on_the_traffic_processors_grants
         run = uuid.uuid4().hex[:6]
         tasks = {f"task-{run}-1": ("PICK1", "DROP3"), f"task-{run}-2": ("PICK2", "DROP1")}
         for task_id, (pickup, dropoff) in tasks.items():
-            _create(s, task_id, pickup, dropoff)
+            create_delivery(s, task_id, pickup, dropoff)
 
         def done(events: list[dict[str, Any]]) -> bool:
             return {e["task_id"] for e in events if e["state"] == "SUCCEEDED"} >= set(tasks)
