@@ -154,6 +154,7 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
     assert grants >= applied["GRANT"], (grants, summary)  # what the robots applied is what was decided
     unresolved = _rows(pg_dsn, pg_schema, "SELECT message FROM alerts WHERE kind = 'CONFLICT_UNRESOLVED'")
     assert unresolved == [], unresolved
-    # Decisions took the pipeline's time to reach the robots, within what traffic allows for.
-    assert 0 < stats.latency_ms(0.5) <= stats.latency_ms(0.99) <= 1_500, summary
+    # Decisions took the pipeline's time to reach the robots, within the grants' lookahead (4 s): a robot
+    # gets its next grant before it reaches the end of the last one.
+    assert 0 < stats.latency_ms(0.5) <= stats.latency_ms(0.99) < 4_000, summary
     assert s.log("traffic").count("Traceback") == 0
