@@ -168,6 +168,8 @@ class VdaStack(ProcessStack):
             "mqtt_client_id": f"bridge-{self.prefix}{uuid.uuid4().hex[:6]}",
             "partitions": PARTITIONS,
             "vda_majors": '["2"]',  # 2.x tests isolate themselves by interface name; 3.0's root is fixed
+            # whole routes released: these tests run without the traffic processor unless they say so
+            "vda_await_grants": "false",
             **extra,
         }
 

@@ -52,7 +52,7 @@ def test_vda_vehicles_finish_deliveries_driving_on_the_traffic_processors_grants
     s.start("tasks", **common)
     s.start("dispatch", **common)
     s.start("traffic", **common)
-    s.start("vda5050", **s.bridge_env(commit_interval_s=0.05, vda_majors='["3"]'))
+    s.start("vda5050", **s.bridge_env(commit_interval_s=0.05, vda_majors='["3"]', vda_await_grants="true"))
     for proc in ("telemetry", "tasks", "dispatch", "traffic", "vda5050"):
         s.wait_started(proc, timeout=120)
     s.publish_map()
