@@ -220,9 +220,7 @@ def _apply(args: argparse.Namespace) -> int:
     overrides = parse_partition_overrides([os.environ.get("FLEET_TOPIC_PARTITIONS", ""), *args.partitions])
     replication = _count_setting(args.replication_factor, "FLEET_TOPIC_REPLICATION_FACTOR")
     min_isr = _count_setting(args.min_insync_replicas, "FLEET_TOPIC_MIN_INSYNC_REPLICAS")
-    specs = topics(
-        prefix, overrides, replication, names=args.topics or None, min_insync_replicas=min_isr
-    )
+    specs = topics(prefix, overrides, replication, names=args.topics or None, min_insync_replicas=min_isr)
     admin = AdminClient(config)
     plan = plan_topics(admin, specs, increase_partitions=args.increase_partitions, timeout=args.timeout)
     refused = [c for c in plan if c.action == "refuse"]
