@@ -48,3 +48,29 @@ def test_with_rmf_adds_the_rmf_sink_and_no_robots_means_no_simulator():
     assert children["rmf_ingest"].env["FLEET_RMF_TENANT_ID"] == "t1"
     assert children["rmf_ingest"].env["FLEET_RMF_SITE_ID"] == "demo"
     assert children["gateway"].env["FLEET_RMF_WS_TOKEN"]
+
+
+def test_instances_spread_the_kafka_processors_and_keep_each_instance_apart():
+    children = {c.name: c for c in _children(_args("--instances", "2", "--instances", "tasks=3"))}
+    assert {"telemetry.1", "telemetry.2", "tasks.1", "tasks.2", "tasks.3", "sink_postgres.2"} <= set(children)
+    assert "gateway" in children and "gateway.2" not in children, "the gateway scales by --workers"
+    assert "planner" in children and "planner.2" not in children
+    tasks = [children[f"tasks.{i}"] for i in (1, 2, 3)]
+    assert all(c.argv[-2:] == ["run", "tasks"] for c in tasks)
+    assert len({c.env["FLEET_INSTANCE_ID"] for c in tasks}) == 3
+    assert len({c.env.get("FLEET_STATE_DIR") for c in tasks}) == 3, "RocksDB locks its state directory"
+    assert len({c.log for c in tasks}) == 3
+    ports = [c.env["FLEET_METRICS_PORT"] for n, c in children.items() if n not in ("gateway", "simulator")]
+    assert len(set(ports)) == len(ports)
+
+
+def test_instances_of_one_processor_by_either_spelling_and_bad_counts_refused():
+    children = {c.name for c in _children(_args("--instances", "sink-postgres=2"))}
+    assert {"sink_postgres.1", "sink_postgres.2", "telemetry"} <= children
+    for bad in ("0", "telemetry=x", "nope=2", "gateway=2"):
+        try:
+            _children(_args("--instances", bad))
+        except SystemExit as exc:
+            assert "instances" in str(exc) or "one instance" in str(exc)
+        else:
+            raise AssertionError(f"--instances {bad} was accepted")
