@@ -1,0 +1,373 @@
+"""One immutable graph per site map version, shared by every part that routes or checks poses.
+
+A :class:`SiteGraph` is built from a SiteMap dict (docs/records.md) once per ``(tenant, site, version)``
+and cached (:func:`graph_for`); nothing in it changes after construction, so every processor, thread and
+simulated robot can share it. Nodes are indexed ``0..n-1`` in map order (``ids[i]``, ``index[id]``);
+a bidirectional lane gives two directed edges, a one-way lane one.
+
+Weights: ``length(u, v)`` is the straight distance between the lane's end nodes in metres; routing cost
+is travel time in seconds at ``nominal_speed_mps`` (or the lane's ``speed_limit`` where lower), so with
+no speed limits the shortest path is the shortest in metres. Shortest-path rows (from a source, or to a
+target over the reversed lanes) come from scipy's Dijkstra and are cached per graph, so a site with V
+nodes costs at most 2V rows however many robots and tasks use it.
+
+Also here: bounds (for the telemetry pose check), the nearest node to a position, dead-end tips (docks,
+parking spots: nodes with a single neighbour), and A* with a caller-supplied blocked set (detours).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
+
+from schemas.errors import FleetError
+
+__all__ = ["Bounds", "Lane", "NoRouteError", "SiteGraph", "graph_for"]
+
+Point = tuple[float, float]
+
+
+class NoRouteError(FleetError):
+    """No sequence of lanes leads from one node to another (unknown node, or a one-way dead end)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """One drivable direction of a lane, by node index."""
+
+    lane_id: str
+    u: int
+    v: int
+    length: float  # metres
+    seconds: float  # at the graph's nominal speed (or the lane's limit, where lower)
+    speed_limit: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """Axis-aligned bounding box of a site map (nodes and zone corners), in map metres."""
+
+    version: int
+    min_x: float
+    min_y: float
+    max_x: float
+    max_y: float
+
+    def contains(self, x: float, y: float, margin: float = 0.0) -> bool:
+        return (
+            self.min_x - margin <= x <= self.max_x + margin
+            and self.min_y - margin <= y <= self.max_y + margin
+        )
+
+
+class SiteGraph:
+    """Nodes, directed lanes and cached shortest paths of one SiteMap version (immutable)."""
+
+    def __init__(self, site_map: Mapping[str, Any], nominal_speed_mps: float = 1.0) -> None:
+        if nominal_speed_mps <= 0:
+            raise ValueError("nominal_speed_mps must be > 0")
+        self.source = site_map
+        """The SiteMap dict this graph was built from (sent as is to an external planner)."""
+        self.tenant_id: str | None = site_map.get("tenant_id")
+        self.site_id: str | None = site_map.get("site_id")
+        self.version = int(site_map.get("version", 0))
+        self.nominal_speed_mps = nominal_speed_mps
+        nodes = list(site_map.get("nodes") or ())
+        self.ids: tuple[str, ...] = tuple(str(n["id"]) for n in nodes)
+        self.index: dict[str, int] = {}
+        for i, node_id in enumerate(self.ids):
+            if node_id in self.index:
+                raise ValueError(f"duplicate node id {node_id!r}")
+            self.index[node_id] = i
+        self.kinds: tuple[str, ...] = tuple(str(n.get("kind") or "WAYPOINT") for n in nodes)
+        self.pos: tuple[Point, ...] = tuple((float(n["x"]), float(n["y"])) for n in nodes)
+        self.xy = np.array(self.pos, dtype=float).reshape(-1, 2)
+        self.chargers: tuple[tuple[str, str], ...] = tuple(
+            sorted(
+                (str(c["id"]), str(c["node_id"]))
+                for c in site_map.get("chargers") or ()
+                if str(c["node_id"]) in self.index
+            )
+        )
+        self.lanes: dict[tuple[int, int], Lane] = {}
+        for lane in site_map.get("lanes") or ():
+            a, b = str(lane["from_node"]), str(lane["to_node"])
+            for end in (a, b):
+                if end not in self.index:
+                    raise ValueError(f"lane {lane['id']!r} references unknown node {end!r}")
+            u, v = self.index[a], self.index[b]
+            if u == v:
+                continue
+            length = math.dist(self.pos[u], self.pos[v])
+            limit = float(lane["speed_limit"]) if lane.get("speed_limit") else None
+            speed = min(nominal_speed_mps, limit) if limit else nominal_speed_mps
+            seconds = max(length / speed, 1e-9)
+            pairs = ((u, v), (v, u)) if lane.get("bidirectional", True) else ((u, v),)
+            for p, q in pairs:
+                old = self.lanes.get((p, q))
+                if old is None or seconds < old.seconds:
+                    self.lanes[(p, q)] = Lane(str(lane["id"]), p, q, length, seconds, limit)
+        n = len(self.ids)
+        succ: list[list[int]] = [[] for _ in range(n)]
+        pred: list[list[int]] = [[] for _ in range(n)]
+        for u, v in self.lanes:
+            succ[u].append(v)
+            pred[v].append(u)
+        key = self.ids.__getitem__
+        self.succ: tuple[tuple[int, ...], ...] = tuple(tuple(sorted(s, key=key)) for s in succ)
+        self.pred: tuple[tuple[int, ...], ...] = tuple(tuple(sorted(p, key=key)) for p in pred)
+        self.neighbours: tuple[tuple[int, ...], ...] = tuple(
+            tuple(sorted(set(succ[i]) | set(pred[i]), key=key)) for i in range(n)
+        )
+        self.tips: frozenset[int] = frozenset(i for i in range(n) if len(self.neighbours[i]) == 1)
+        self.bounds = _bounds(site_map, self.version)
+        edges = list(self.lanes.values())
+        self._matrix = csr_matrix(
+            ([e.seconds for e in edges], ([e.u for e in edges], [e.v for e in edges])), shape=(n, n)
+        )
+        self._from: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._to: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self._tree = cKDTree(self.xy) if n else None
+
+    # -- lookups -------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self.index
+
+    def node(self, node_id: str) -> int:
+        """The index of ``node_id``; :class:`NoRouteError` if the map has no such node."""
+        try:
+            return self.index[node_id]
+        except KeyError:
+            raise NoRouteError(f"unknown node {node_id!r} on map {self.site_id} v{self.version}") from None
+
+    def position(self, node_id: str) -> Point:
+        return self.pos[self.node(node_id)]
+
+    def kind(self, node_id: str) -> str:
+        return self.kinds[self.node(node_id)]
+
+    def nodes_of_kind(self, *kinds: str) -> list[str]:
+        return [self.ids[i] for i, k in enumerate(self.kinds) if k in kinds]
+
+    def lane(self, u: int, v: int) -> Lane:
+        try:
+            return self.lanes[(u, v)]
+        except KeyError:
+            raise NoRouteError(f"no lane may be driven from {self.ids[u]!r} to {self.ids[v]!r}") from None
+
+    def lane_between(self, a: str, b: str) -> Lane:
+        return self.lane(self.node(a), self.node(b))
+
+    def has_lane(self, a: str, b: str) -> bool:
+        ia, ib = self.index.get(a), self.index.get(b)
+        return ia is not None and ib is not None and (ia, ib) in self.lanes
+
+    def nearest_node(self, x: float, y: float) -> str | None:
+        """The node closest to a position in a straight line (None on an empty map)."""
+        if self._tree is None:
+            return None
+        _, i = self._tree.query([x, y])
+        return self.ids[int(i)]
+
+    # -- shortest paths ------------------------------------------------------------------------------------
+    def _row(self, source: int) -> tuple[np.ndarray, np.ndarray]:
+        row = self._from.get(source)
+        if row is None:
+            dist, pred = dijkstra(self._matrix, directed=True, indices=source, return_predecessors=True)
+            row = (np.asarray(dist, dtype=float), np.asarray(pred))
+            with self._lock:
+                self._from[source] = row
+        return row
+
+    def prepare(self, sources: Iterable[int]) -> None:
+        """Compute the missing rows of ``sources`` in one scipy call (a batch of robots at once)."""
+        missing = sorted({s for s in sources if s not in self._from})
+        if not missing:
+            return
+        dist, pred = dijkstra(self._matrix, directed=True, indices=missing, return_predecessors=True)
+        with self._lock:
+            for k, s in enumerate(missing):
+                self._from[s] = (np.asarray(dist[k], dtype=float), np.asarray(pred[k]))
+
+    def seconds_from(self, source: int) -> np.ndarray:
+        """Travel seconds from node ``source`` to every node (inf where unreachable)."""
+        return self._row(source)[0]
+
+    def seconds_to(self, target: int) -> np.ndarray:
+        """Travel seconds from every node to node ``target`` over the lanes' directions (inf: none)."""
+        row = self._to.get(target)
+        if row is None:
+            row = np.asarray(dijkstra(self._matrix.T.tocsr(), directed=True, indices=target), dtype=float)
+            with self._lock:
+                self._to[target] = row
+        return row
+
+    def travel_s(self, a: str, b: str) -> float:
+        """Shortest travel time ``a -> b`` in seconds; inf if a node is unknown or unreachable."""
+        ia, ib = self.index.get(a), self.index.get(b)
+        if ia is None or ib is None:
+            return math.inf
+        return float(self._row(ia)[0][ib])
+
+    def path_indices(self, a: int, b: int) -> list[int]:
+        """The quickest path ``a -> b`` as node indices, both ends included; [] when there is none."""
+        dist, pred = self._row(a)
+        if not math.isfinite(dist[b]):
+            return []
+        out = [b]
+        while out[-1] != a:
+            out.append(int(pred[out[-1]]))
+        out.reverse()
+        return out
+
+    def shortest_path(self, a: str, b: str) -> list[str]:
+        """Node ids from ``a`` to ``b`` inclusive along lanes, quickest first; :class:`NoRouteError` if none."""
+        path = self.path_indices(self.node(a), self.node(b))
+        if not path:
+            raise NoRouteError(f"no route from {a!r} to {b!r}")
+        return [self.ids[i] for i in path]
+
+    def timed_path(self, a: str, b: str) -> list[tuple[str, float]]:
+        """The quickest path ``a -> b`` as (node id, seconds from ``a``); [] when there is none."""
+        ia, ib = self.index.get(a), self.index.get(b)
+        if ia is None or ib is None:
+            return []
+        dist = self._row(ia)[0]
+        return [(self.ids[i], float(dist[i])) for i in self.path_indices(ia, ib)]
+
+    def path_length(self, path: Iterable[str]) -> float:
+        """Total lane length in metres of a path of adjacent nodes."""
+        idx = [self.node(n) for n in path]
+        return sum(self.lane(u, v).length for u, v in itertools.pairwise(idx))
+
+    def expand(self, start: str, waypoints: Iterable[str]) -> list[str]:
+        """The adjacent-node path from ``start`` through each waypoint in turn (``start`` excluded).
+
+        Consecutive waypoints not joined by a lane are connected by quickest paths, so a sparse route
+        (only a task's pickup and drop-off, say) becomes drivable.
+        """
+        path: list[str] = []
+        here = start
+        for target in waypoints:
+            if target == here:
+                continue
+            if self.has_lane(here, target):
+                path.append(target)
+            else:
+                path.extend(self.shortest_path(here, target)[1:])
+            here = target
+        return path
+
+    def nearest(self, source: str, candidates: Iterable[str]) -> tuple[str, float] | None:
+        """The candidate quickest to reach from ``source``, with its travel seconds; None if none is."""
+        dist = self.seconds_from(self.node(source))
+        best: tuple[str, float] | None = None
+        for node_id in sorted(set(candidates)):
+            i = self.index.get(node_id)
+            d = float(dist[i]) if i is not None else math.inf
+            if d < math.inf and (best is None or d < best[1]):
+                best = (node_id, d)
+        return best
+
+    def astar(
+        self,
+        a: int,
+        goals: Iterable[int],
+        blocked: Callable[[int, int], bool] | None = None,
+        max_expansions: int = 100_000,
+    ) -> list[int]:
+        """The quickest path from ``a`` to the nearest of ``goals`` avoiding lanes ``blocked(u, v)`` says
+        are closed (index path, ``a`` first; [] when none within ``max_expansions``).
+
+        The heuristic is the straight-line time to the nearest goal at nominal speed: admissible, since
+        no lane is faster than the nominal speed.
+        """
+        targets = set(goals)
+        if not targets:
+            return []
+        tpos = [self.pos[g] for g in targets]
+        speed = self.nominal_speed_mps
+        pos = self.pos
+
+        def h(i: int) -> float:
+            x, y = pos[i]
+            return min(math.hypot(x - gx, y - gy) for gx, gy in tpos) / speed
+
+        g_cost = {a: 0.0}
+        parent: dict[int, int] = {}
+        heap = [(h(a), 0.0, a)]
+        closed: set[int] = set()
+        while heap and len(closed) < max_expansions:
+            _, g, u = heapq.heappop(heap)
+            if u in closed:
+                continue
+            if u in targets:
+                out = [u]
+                while out[-1] != a:
+                    out.append(parent[out[-1]])
+                out.reverse()
+                return out
+            closed.add(u)
+            for v in self.succ[u]:
+                if v in closed or (blocked is not None and blocked(u, v)):
+                    continue
+                ng = g + self.lanes[(u, v)].seconds
+                if ng < g_cost.get(v, math.inf) - 1e-12:
+                    g_cost[v] = ng
+                    parent[v] = u
+                    heapq.heappush(heap, (ng + h(v), ng, v))
+        return []
+
+
+def _bounds(site_map: Mapping[str, Any], version: int) -> Bounds | None:
+    xs = [float(n["x"]) for n in site_map.get("nodes") or ()]
+    ys = [float(n["y"]) for n in site_map.get("nodes") or ()]
+    for zone in site_map.get("zones") or ():
+        for point in zone.get("polygon") or ():
+            xs.append(float(point["x"]))
+            ys.append(float(point["y"]))
+    if not xs:
+        return None
+    return Bounds(version, min(xs), min(ys), max(xs), max(ys))
+
+
+_CACHE: OrderedDict[tuple[Any, ...], SiteGraph] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 64
+
+
+def graph_for(site_map: Mapping[str, Any], nominal_speed_mps: float = 1.0) -> SiteGraph:
+    """The shared graph of ``site_map``: one per (tenant, site, version, event id, nominal speed)."""
+    key = (
+        site_map.get("tenant_id"),
+        site_map.get("site_id"),
+        int(site_map.get("version", 0)),
+        site_map.get("event_id"),
+        nominal_speed_mps,
+    )
+    with _CACHE_LOCK:
+        graph = _CACHE.get(key)
+        if graph is not None:
+            _CACHE.move_to_end(key)
+            return graph
+    graph = SiteGraph(site_map, nominal_speed_mps)
+    with _CACHE_LOCK:
+        _CACHE[key] = graph
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return graph
