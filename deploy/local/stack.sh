@@ -415,8 +415,10 @@ start_postgres() {
 start_redis() {
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p "$LOCAL/redis"
+  # append-only file, fsynced every second: a stop and start keeps the hot views (the drills take Redis
+  # down and expect the sink to carry on from what it holds, as a production Redis with persistence does)
   spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$LOCAL/redis" --save "" \
-    --appendonly no --protected-mode yes --daemonize no
+    --appendonly yes --appendfsync everysec --protected-mode yes --daemonize no
   wait_until_answers redis 15
 }
 

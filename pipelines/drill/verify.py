@@ -1,0 +1,330 @@
+"""The verifier: reads back every topic of a drill and checks that nothing was lost or duplicated.
+
+It prints one line per check (``PASS``/``FAIL``, the check, its figures) in the manner of Kafka's own
+system tests. The topology checks are here; the sinks' are in :mod:`pipelines.drill.stores`.
+
+- every output topic of a topology: no event id twice;
+- ``task.events``: per task, the sequence numbers are 1..n in order; ``robot.status``: per robot,
+  the sequence numbers never go back;
+- the oracle (:mod:`pipelines.drill.oracle`): the telemetry and tasks outputs equal the pure steps
+  run over the same inputs, key by key and in order, and the tasks inbox holds exactly the normalized
+  source records plus the step's own messages;
+- dead letters: none (nothing our producers write may be dead-lettered), and every record the oracle
+  rejects is in the DLQ;
+- the load's own producers wrote no record twice (their idempotence under broker failover).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from pipelines.drill.oracle import tasks_oracle, telemetry_oracle
+from pipelines.drill.reader import Record, TopicReader
+from schemas.catalog import CATALOG, DLQ_PROCESSORS
+from schemas.codec import AvroCodec
+from schemas.registry import RegistryClient
+
+__all__ = ["Check", "Evidence", "load_evidence", "topology_checks"]
+
+logger = logging.getLogger(__name__)
+
+INBOX = "tasks.inbox"
+#: Outputs of the topologies, written exactly once (transactions).
+TOPOLOGY_OUTPUTS = (
+    "robot.status",
+    "alerts",
+    "robot.telemetry.1m",
+    "robot.telemetry.accepted",
+    "timers",
+    "task.events",
+    "scheduler.decisions",
+    "traffic.conflicts",
+)
+#: What the drill's load writes (simulators, schedules).
+LOAD_TOPICS = ("robot.telemetry", "robot.registry", "site.maps", "task.commands", "task.schedules")
+#: Written at least once by design: the timer service fires a due timer again after a restart.
+AT_LEAST_ONCE = ("timers.due.telemetry", "timers.due.tasks")
+
+
+@dataclass
+class Check:
+    """One line of the verdict. A ``warn_only`` check that does not hold prints WARN and does not fail the
+    drill: it reports something to fix that costs no record (e.g. a process that had to be restarted)."""
+
+    name: str
+    ok: bool
+    detail: str
+    warn_only: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok and not self.warn_only
+
+    def line(self) -> str:
+        status = "PASS" if self.ok else ("WARN" if self.warn_only else "FAIL")
+        return f"{status}  {self.name}: {self.detail}"
+
+
+@dataclass
+class Evidence:
+    """Every record of the drill's topics (catalog name -> records), as read_committed readers see them."""
+
+    prefix: str
+    topics: dict[str, list[Record]] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> list[Record]:
+        return self.topics.get(name, [])
+
+    def values(self, name: str) -> list[dict[str, Any]]:
+        return [r.value for r in self[name] if r.value is not None]
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(recs) for name, recs in sorted(self.topics.items()) if recs}
+
+
+def load_evidence(kafka_config: dict[str, Any], registry_config: dict[str, Any], prefix: str) -> Evidence:
+    """Read every catalog topic of the drill (and the tasks inbox) to its end."""
+    reader = TopicReader(kafka_config)
+    registry = RegistryClient(**registry_config)
+    evidence = Evidence(prefix)
+    try:
+        for spec in CATALOG:
+            decode: Callable[[bytes], Any]
+            if spec.value == "bytes":
+                decode = bytes
+            elif spec.value == "json":
+                decode = orjson.loads
+            else:
+                decode = AvroCodec.for_topic(registry, spec.base_name, prefix, auto_register=False).decode
+            evidence.topics[spec.base_name] = reader.read(f"{prefix}{spec.base_name}", decode)
+        evidence.topics[INBOX] = reader.read(f"{prefix}{INBOX}", orjson.loads)
+    finally:
+        registry.close()
+    return evidence
+
+
+def _per_key(records: Iterable[Record], key: Callable[[Record], str]) -> dict[str, list[Record]]:
+    out: dict[str, list[Record]] = defaultdict(list)
+    for rec in records:
+        out[key(rec)].append(rec)
+    return out
+
+
+def _where(rec: Record) -> str:
+    return f"{rec.topic}[{rec.partition}]@{rec.offset}"
+
+
+def unique_ids(evidence: Evidence, topic: str, *, what: str = "") -> Check:
+    seen: dict[str, Record] = {}
+    dups: list[str] = []
+    values = 0
+    for rec in evidence[topic]:
+        if rec.value is None:
+            continue
+        values += 1
+        event_id = rec.value.get("event_id")
+        if event_id in seen:
+            dups.append(f"{event_id} at {_where(seen[event_id])} and {_where(rec)}")
+        else:
+            seen[event_id] = rec
+    name = f"{topic}: no event id twice{what}"
+    if dups:
+        return Check(name, False, f"{len(dups)} duplicates in {values} records, e.g. {dups[:3]}")
+    return Check(name, True, f"{values} records, 0 duplicates")
+
+
+def task_sequences(evidence: Evidence) -> Check:
+    bad = []
+    tasks = _per_key(evidence["task.events"], lambda r: r.key or "")
+    for task_id, recs in tasks.items():
+        seqs = [r.value["seq"] for r in recs if r.value is not None]
+        if seqs != list(range(1, len(seqs) + 1)):
+            bad.append(f"{task_id}: {seqs[:12]}{'...' if len(seqs) > 12 else ''} ({_where(recs[0])}..)")
+    detail = f"{len(tasks)} tasks, {sum(len(v) for v in tasks.values())} events"
+    if bad:
+        return Check(
+            "task.events: per-task seq gapless from 1", False, f"{len(bad)} of {detail} broken: {bad[:3]}"
+        )
+    return Check("task.events: per-task seq gapless from 1", True, detail)
+
+
+def status_sequences(evidence: Evidence) -> Check:
+    bad = []
+    robots = _per_key(evidence["robot.status"], lambda r: r.key or "")
+    for robot_id, recs in robots.items():
+        seqs = [r.value["seq"] for r in recs if r.value is not None]
+        back = [(a, b, _where(r)) for a, b, r in zip(seqs, seqs[1:], recs[1:], strict=False) if b < a]
+        if back:
+            bad.append(f"{robot_id}: seq {back[0][0]} then {back[0][1]} at {back[0][2]}")
+    detail = f"{len(robots)} robots, {len(evidence['robot.status'])} statuses"
+    if bad:
+        return Check("robot.status: per-robot seq monotonic", False, f"{len(bad)} robots go back: {bad[:3]}")
+    return Check("robot.status: per-robot seq monotonic", True, detail)
+
+
+#: The alerts the telemetry topology raises (traffic raises CONFLICT_UNRESOLVED on the same topic and keys).
+TELEMETRY_ALERTS = frozenset({"ROBOT_OFFLINE", "ROBOT_ONLINE", "BATTERY_LOW", "BATTERY_OK"})
+
+
+def _actual(
+    evidence: Evidence, topic: str, only: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, list[str | None]]:
+    out: dict[str, list[str | None]] = defaultdict(list)
+    for rec in evidence[topic]:
+        if rec.value is not None and only is not None and not only(rec.value):
+            continue
+        out[rec.key or ""].append(rec.value.get("event_id") if rec.value is not None else None)
+    return out
+
+
+def _compare(name: str, expected: dict[str, list[str | None]], actual: dict[str, list[str | None]]) -> Check:
+    keys = set(expected) | set(actual)
+    diffs = []
+    for key in sorted(keys):
+        want, got = expected.get(key, []), actual.get(key, [])
+        if want != got:
+            at = next(
+                (i for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b),
+                min(len(want), len(got)),
+            )
+            diffs.append(
+                f"{key}: {len(want)} expected, {len(got)} written; first difference at #{at}: "
+                f"expected {want[at] if at < len(want) else '(nothing)'}, written {got[at] if at < len(got) else '(nothing)'}"
+            )
+    total = sum(len(v) for v in expected.values())
+    if diffs:
+        return Check(name, False, f"{len(diffs)} of {len(keys)} keys differ: {diffs[:3]}")
+    return Check(name, True, f"{total} records over {len(keys)} keys, equal in order")
+
+
+def _dlq_coordinates(evidence: Evidence, processor: str) -> dict[tuple[str, int, int], str]:
+    out = {}
+    for rec in evidence[f"dlq.{processor}"]:
+        topic, partition, offset = (rec.header(f"fleet-dlq-{h}") for h in ("topic", "partition", "offset"))
+        out[(topic or "", int(partition or -1), int(offset or -1))] = rec.header("fleet-dlq-error") or ""
+    return out
+
+
+def oracle_checks(evidence: Evidence) -> list[Check]:
+    """The telemetry and tasks outputs against the pure steps over the same inputs."""
+    telemetry_out = ("robot.status", "alerts", "robot.telemetry.1m", "robot.telemetry.accepted", "timers")
+    actual = {t: _actual(evidence, t) for t in telemetry_out if t in evidence.topics}
+    actual["alerts"] = _actual(evidence, "alerts", lambda v: v.get("kind") in TELEMETRY_ALERTS)
+    telemetry, verdicts = telemetry_oracle(
+        evidence["robot.telemetry"],
+        evidence["robot.registry"],
+        evidence["timers.due.telemetry"],
+        evidence["site.maps"],
+        actual,
+    )
+    sources = {
+        n: evidence[n]
+        for n in (
+            "task.commands",
+            "scheduler.decisions",
+            "robot.telemetry",
+            "timers.due.tasks",
+            "task.schedules",
+        )
+    }
+    tasks = tasks_oracle(sources, evidence[INBOX])
+    checks = []
+    failed = [v for v in verdicts if not v.ok]
+    name = "oracle telemetry: every output the steps' output for its inputs, in order"
+    emitted = sum(len(v.emitted) for v in verdicts)
+    reordered = sum(v.reordered for v in verdicts)
+    if failed:
+        detail = "; ".join(f"{v.key}: {v.detail}" for v in failed[:3])
+        checks.append(Check(name, False, f"{len(failed)} of {len(verdicts)} robots unexplained: {detail}"))
+    else:
+        checks.append(
+            Check(
+                name,
+                True,
+                f"{emitted} records over {len(verdicts)} robots; {reordered} inputs applied out of timestamp "
+                "order (same-moment timer and sample)",
+            )
+        )
+    for topic in sorted(actual):
+        checks.append(
+            _compare(
+                f"oracle telemetry -> {topic}",
+                telemetry.outputs.get(topic, {}),
+                _robot_keys(actual[topic], topic),
+            )
+        )
+    checks.append(
+        _compare(
+            "oracle tasks -> task.events",
+            tasks.outputs.get("task.events", {}),
+            _actual(evidence, "task.events"),
+        )
+    )
+    task_timers = {k: v for k, v in _actual(evidence, "timers").items() if not k.startswith("telemetry:")}
+    checks.append(_compare("oracle tasks -> timers", tasks.outputs.get("timers", {}), task_timers))
+    inbox = Counter(
+        orjson.dumps(r.value, option=orjson.OPT_SORT_KEYS) for r in evidence[INBOX] if r.value is not None
+    )
+    want = Counter(tasks.inbox)
+    missing, extra = want - inbox, inbox - want
+    name = "oracle tasks feeds -> tasks.inbox (each source record once)"
+    if missing or extra:
+        sample = [orjson.loads(k) for k in list(missing)[:2]] + [orjson.loads(k) for k in list(extra)[:2]]
+        checks.append(
+            Check(
+                name,
+                False,
+                f"{sum(missing.values())} missing, {sum(extra.values())} extra of {sum(want.values())}: {sample}",
+            )
+        )
+    else:
+        checks.append(Check(name, True, f"{sum(want.values())} inputs, each once"))
+    for processor, expected in (("telemetry", telemetry), ("tasks", tasks)):
+        dead = _dlq_coordinates(evidence, processor)
+        want_dead = {(t, p, o) for t, p, o, _reason in expected.rejected}
+        name = f"oracle {processor}: rejected records are the dead letters"
+        ok = want_dead == set(dead)
+        checks.append(
+            Check(name, ok, f"{len(want_dead)} rejected by the steps, {len(dead)} in dlq.{processor}")
+        )
+    return checks
+
+
+def _robot_keys(actual: dict[str, list[str | None]], topic: str) -> dict[str, list[str | None]]:
+    """The written records of a telemetry output topic that belong to robots (timers: the offline ones)."""
+    if topic != "timers":
+        return actual
+    return {k: v for k, v in actual.items() if k.startswith("telemetry:")}
+
+
+def dlq_check(evidence: Evidence) -> Check:
+    found = {p: evidence[f"dlq.{p}"] for p in DLQ_PROCESSORS if evidence[f"dlq.{p}"]}
+    if not found:
+        return Check(
+            "dead letters: none from our own producers",
+            True,
+            f"0 records in {len(DLQ_PROCESSORS)} DLQ topics",
+        )
+    detail = "; ".join(
+        f"dlq.{p}: {len(recs)} (e.g. {recs[0].header('fleet-dlq-topic')}@{recs[0].header('fleet-dlq-offset')}: "
+        f"{recs[0].header('fleet-dlq-error')})"
+        for p, recs in found.items()
+    )
+    return Check("dead letters: none from our own producers", False, detail)
+
+
+def topology_checks(evidence: Evidence) -> list[Check]:
+    checks = [unique_ids(evidence, t) for t in TOPOLOGY_OUTPUTS if t in evidence.topics]
+    checks += [task_sequences(evidence), status_sequences(evidence)]
+    checks += oracle_checks(evidence)
+    checks += [
+        unique_ids(evidence, t, what=" (load producers)") for t in ("robot.telemetry", "task.commands")
+    ]
+    checks.append(dlq_check(evidence))
+    return checks
