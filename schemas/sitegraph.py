@@ -33,7 +33,10 @@ from scipy.spatial import cKDTree
 
 from schemas.errors import FleetError
 
-__all__ = ["Bounds", "Lane", "NoRouteError", "SiteGraph", "graph_for"]
+__all__ = ["STATION_KINDS", "Bounds", "Lane", "NoRouteError", "SiteGraph", "graph_for"]
+
+#: Node kinds where a robot's route means "stop here" (a task's pickup or drop-off, a charger, parking).
+STATION_KINDS = frozenset({"PICKUP", "DROPOFF", "STATION", "CHARGER", "PARKING"})
 
 Point = tuple[float, float]
 
@@ -136,8 +139,11 @@ class SiteGraph:
         self._matrix = csr_matrix(
             ([e.seconds for e in edges], ([e.u for e in edges], [e.v for e in edges])), shape=(n, n)
         )
-        self._from: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._to: dict[int, np.ndarray] = {}
+        self._from: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._to: OrderedDict[int, np.ndarray] = OrderedDict()
+        # Rows are cached up to a memory budget (a large site has tens of thousands of nodes).
+        self._max_rows = max(64, _ROW_BUDGET_BYTES // max(1, n * 12))
+        self._transposed: csr_matrix | None = None
         self._lock = threading.Lock()
         self._tree = cKDTree(self.xy) if n else None
 
@@ -185,13 +191,18 @@ class SiteGraph:
         return self.ids[int(i)]
 
     # -- shortest paths ------------------------------------------------------------------------------------
+    def _keep(self, cache: OrderedDict[int, Any], key: int, row: Any) -> None:
+        with self._lock:
+            cache[key] = row
+            while len(cache) > self._max_rows:
+                cache.popitem(last=False)
+
     def _row(self, source: int) -> tuple[np.ndarray, np.ndarray]:
         row = self._from.get(source)
         if row is None:
             dist, pred = dijkstra(self._matrix, directed=True, indices=source, return_predecessors=True)
-            row = (np.asarray(dist, dtype=float), np.asarray(pred))
-            with self._lock:
-                self._from[source] = row
+            row = (np.asarray(dist, dtype=float), np.asarray(pred, dtype=np.int32))
+            self._keep(self._from, source, row)
         return row
 
     def prepare(self, sources: Iterable[int]) -> None:
@@ -200,9 +211,8 @@ class SiteGraph:
         if not missing:
             return
         dist, pred = dijkstra(self._matrix, directed=True, indices=missing, return_predecessors=True)
-        with self._lock:
-            for k, s in enumerate(missing):
-                self._from[s] = (np.asarray(dist[k], dtype=float), np.asarray(pred[k]))
+        for k, s in enumerate(missing):
+            self._keep(self._from, s, (np.asarray(dist[k], dtype=float), np.asarray(pred[k], dtype=np.int32)))
 
     def seconds_from(self, source: int) -> np.ndarray:
         """Travel seconds from node ``source`` to every node (inf where unreachable)."""
@@ -212,10 +222,21 @@ class SiteGraph:
         """Travel seconds from every node to node ``target`` over the lanes' directions (inf: none)."""
         row = self._to.get(target)
         if row is None:
-            row = np.asarray(dijkstra(self._matrix.T.tocsr(), directed=True, indices=target), dtype=float)
-            with self._lock:
-                self._to[target] = row
+            row = self.seconds_to_with(target, None)
+            self._keep(self._to, target, row)
         return row
+
+    def seconds_to_with(self, target: int, penalty: Mapping[int, float] | None) -> np.ndarray:
+        """Like :meth:`seconds_to`, with ``penalty[n]`` seconds added for driving onto node ``n`` (robots
+        that stand in the way for long); not cached."""
+        if self._transposed is None:
+            self._transposed = self._matrix.T.tocsr()
+        matrix = self._transposed
+        if penalty:
+            coo = self._matrix.tocoo()
+            extra = np.array([penalty.get(int(v), 0.0) for v in coo.col])
+            matrix = csr_matrix((coo.data + extra, (coo.col, coo.row)), shape=coo.shape)
+        return np.asarray(dijkstra(matrix, directed=True, indices=target), dtype=float)
 
     def travel_s(self, a: str, b: str) -> float:
         """Shortest travel time ``a -> b`` in seconds; inf if a node is unknown or unreachable."""
@@ -284,6 +305,20 @@ class SiteGraph:
                 best = (node_id, d)
         return best
 
+    def is_stop(self, path: list[int], i: int, prev: int | None = None) -> bool:
+        """Whether a route must stop at its ``i``-th node rather than drive through: the last node, a
+        station (:data:`STATION_KINDS`), a dead end, or where the route turns back (``prev`` is the node
+        before ``path[0]``, when known)."""
+        v = path[i]
+        if i == len(path) - 1 or self.kinds[v] in STATION_KINDS or v in self.tips:
+            return True
+        before = path[i - 1] if i > 0 else prev
+        return before is not None and before == path[i + 1]
+
+    def stops(self, path: list[int], prev: int | None = None) -> list[int]:
+        """The positions in ``path`` where a robot driving it stops (see :meth:`is_stop`)."""
+        return [i for i in range(len(path)) if self.is_stop(path, i, prev)]
+
     def astar(
         self,
         a: int,
@@ -346,18 +381,22 @@ def _bounds(site_map: Mapping[str, Any], version: int) -> Bounds | None:
     return Bounds(version, min(xs), min(ys), max(xs), max(ys))
 
 
+_ROW_BUDGET_BYTES = 256 * 1024 * 1024  # shortest-path rows kept per graph and direction
+
 _CACHE: OrderedDict[tuple[Any, ...], SiteGraph] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
 
 
 def graph_for(site_map: Mapping[str, Any], nominal_speed_mps: float = 1.0) -> SiteGraph:
-    """The shared graph of ``site_map``: one per (tenant, site, version, event id, nominal speed)."""
+    """The shared graph of ``site_map``: one per (tenant, site, version, event id, size, nominal speed)."""
     key = (
         site_map.get("tenant_id"),
         site_map.get("site_id"),
         int(site_map.get("version", 0)),
         site_map.get("event_id"),
+        len(site_map.get("nodes") or ()),
+        len(site_map.get("lanes") or ()),
         nominal_speed_mps,
     )
     with _CACHE_LOCK:

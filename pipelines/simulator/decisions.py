@@ -29,6 +29,9 @@ def apply_decision(sim: FleetSim, decision: Mapping[str, Any]) -> bool:
     route's last node (or the nearest free charger) and charges; RESUME drives on; REROUTE replaces the
     remaining route and ends a hold.
 
+    GRANT (traffic control by grants, ``FleetConfig.grants``): the robot may drive ``route`` up to its
+    ``granted``-th node and never beyond (``FleetSim.grant``).
+
     HOLD, as the traffic topology sends it: its route is the robot's way up to the node where it must
     wait (next node first, the hold node last); an empty route means "where you stand". The robot
     stops at the hold node if it has not passed it yet, else where it stands (or, on a lane, at the
@@ -52,6 +55,15 @@ def apply_decision(sim: FleetSim, decision: Mapping[str, Any]) -> bool:
             sim.hold(robot_id, nodes[-1] if nodes else None, nodes)
         elif kind == "RESUME":
             sim.resume(robot_id)
+        elif kind == "GRANT":
+            plan = decision.get("plan_id")
+            seq = decision.get("plan_seq")
+            return sim.grant(
+                robot_id,
+                nodes,
+                int(decision.get("granted") or 0),
+                (str(plan), int(seq)) if plan is not None and seq is not None else None,
+            )
         elif kind == "REROUTE":
             if not nodes:
                 return False

@@ -15,10 +15,13 @@ of the lane it is on) and stays there until `resume` or `reroute`, whatever rout
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from schemas.sitegraph import graph_for
 
 from .graph import NoRouteError, SiteGraph
 from .groundtruth import GroundTruth, MotionEvent, MotionKind
@@ -69,6 +72,10 @@ class FleetConfig:
     seq_start: int | None = None  # first seq of every robot; None: the start time in epoch ms
     robot_prefix: str | None = None  # robot ids are f"{prefix}-{n:03d}"; None: f"{site_id}-amr"
     model: str = "SimAMR-100"
+    grants: bool = False  # robots drive only onto nodes granted to them (GRANT decisions; traffic control)
+    stall_per_min: float = 0.0  # execution noise: stalls per minute of travel, per robot (Poisson)
+    stall_ms: tuple[int, int] = (1000, 6000)  # how long a stall lasts (uniform)
+    speed_spread: float = 0.0  # execution noise: each robot's top speed is (1 - U(0, spread)) x max_speed
 
     def __post_init__(self) -> None:
         if self.robots < 0:
@@ -81,6 +88,10 @@ class FleetConfig:
             raise ValueError("return_home_ms must be >= 0")
         if self.start_delay_ms < 0:
             raise ValueError("start_delay_ms must be >= 0")
+        if self.stall_per_min < 0 or not 0.0 <= self.speed_spread < 1.0:
+            raise ValueError("need stall_per_min >= 0 and 0 <= speed_spread < 1")
+        if not 0 <= self.stall_ms[0] <= self.stall_ms[1]:
+            raise ValueError("stall_ms must be (low, high) with 0 <= low <= high")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,7 @@ class FleetSim:
         self.config = config
         self.site_map = site_map
         self.graph = SiteGraph(site_map)
+        self._shared = graph_for(site_map)
         self.site_id: str = site_map["site_id"]
         self.tenant_id = config.tenant_id
         self.ground_truth = GroundTruth(record_history=config.record_history)
@@ -169,7 +181,11 @@ class FleetSim:
                 battery=round(rng.uniform(*cfg.initial_battery), 4),
                 seq=seq0,
                 home=node,
+                allowed=0 if cfg.grants else None,
+                noise=random.Random(f"noise:{cfg.seed}:{robot_id}"),
             )
+            if cfg.speed_spread and robot.noise is not None:
+                robot.speed_factor = 1.0 - robot.noise.uniform(0.0, cfg.speed_spread)
             robot.until_ms = start_ms + robot.rng.uniform(0, cfg.start_dwell_ms)
             self._robots[robot_id] = robot
             events.append(MotionEvent(float(start_ms), MotionKind.ENTER_NODE, robot_id, node_id=node))
@@ -202,6 +218,19 @@ class FleetSim:
             seq=r.seq,
             powered=r.powered,
         )
+
+    def waiting_for_grant(self) -> list[str]:
+        """Robots that stand at the end of what they were granted with more of their way still to go."""
+        return [
+            r.robot_id
+            for r in self._robots.values()
+            if r.powered
+            and r.allowed is not None
+            and r.edge is None
+            and r.path
+            and r.allowed <= 0
+            and r.activity is Activity.TRAVEL
+        ]
 
     def registrations(self, now_ms: int | None = None) -> list[dict[str, Any]]:
         """One RobotRegistration dict per robot."""
@@ -241,13 +270,18 @@ class FleetSim:
             return
         cfg = self.config
         idle_drain = cfg.drain_idle_per_s / 1000.0
+        self._maybe_stall(r, t, t_end)
         if r.purpose is Purpose.WANDER and self._wants_charge(r):
             self._go_charge(r)
         for _ in range(10_000):
             if t >= t_end or r.activity is Activity.ERROR:
                 return
             if r.activity is Activity.TRAVEL:
-                if r.edge is None and not r.path:
+                if r.stall_until is not None and r.stall_until > t:  # stalled (execution noise)
+                    wait_end = min(r.stall_until, t_end)
+                    r.battery = max(r.battery - idle_drain * (wait_end - t), 0.0)
+                    t = wait_end
+                elif r.edge is None and not r.path:
                     self._arrived(r, t)
                 elif r.edge is None and r.stopped():  # held here
                     r.battery = max(r.battery - idle_drain * (t_end - t), 0.0)
@@ -266,6 +300,8 @@ class FleetSim:
                     r.battery, t = cfg.charge_until, t + need
                     self._release_charger(r)
                     r.activity, r.purpose, r.until_ms = Activity.IDLE, Purpose.NONE, None
+                    if r.path and r.allowed:
+                        self._drive_granted(r)  # granted a way while it charged
                 else:
                     r.battery += rate * (t_end - t)
                     t = t_end
@@ -276,10 +312,23 @@ class FleetSim:
             elif r.activity is Activity.WORK:
                 r.activity, r.purpose, r.until_ms = Activity.IDLE, Purpose.NONE, None
                 r.task_phase = "COMPLETED"
+                if r.path and r.allowed:
+                    self._drive_granted(r)  # granted a way while it worked
             elif not self._decide(r, t):
                 r.battery = max(r.battery - idle_drain * (t_end - t), 0.0)
                 t = t_end
         raise RuntimeError(f"robot {r.robot_id} did not settle within one step")  # pragma: no cover
+
+    def _maybe_stall(self, r: Robot, t: float, t_end: float) -> None:
+        """Execution noise: a travelling robot stops for a while now and then (a person in the way, a
+        re-localisation), wherever it is, at ``stall_per_min`` stalls per minute of travel."""
+        rate = self.config.stall_per_min
+        if not rate or r.activity is not Activity.TRAVEL or r.noise is None:
+            return
+        if r.stall_until is not None and r.stall_until > t:
+            return
+        if r.noise.random() < 1.0 - math.exp(-rate * (t_end - t) / 60_000.0):
+            r.stall_until = t + r.noise.uniform(*self.config.stall_ms)
 
     # -- behaviour ----------------------------------------------------------------------------------------
     def _wants_charge(self, r: Robot) -> bool:
@@ -376,9 +425,16 @@ class FleetSim:
         standing = r.edge is None and (r.activity is not Activity.TRAVEL or not r.path)
         if start_at is not None and standing and self.config.start_delay_ms:
             r.depart_at = start_at + self.config.start_delay_ms
+        r.home_at = None
+        if r.allowed is not None:  # it drives what it was granted first, then on to its new stops
+            granted = r.path[: r.allowed]
+            start = granted[-1] if granted else anchor
+            path = self.graph.expand(start, waypoints)
+            r.stops = self._stops_of(start, path)
+            r.path = granted + path
+            return
         path = self.graph.expand(anchor, waypoints)
         r.path = [anchor, *path] if r.edge is not None else path
-        r.home_at = None
         if r.held:
             r.place_hold(r.hold_at)
 
@@ -395,9 +451,13 @@ class FleetSim:
         """Take the task away: the robot stops at its next node and forgets the task."""
         r = self._robot(robot_id)
         r.task_id, r.task_phase = None, "NONE"
-        r.path = [r.edge.to_node] if r.edge is not None else []
+        if r.allowed is not None:  # it drives what it was granted (nothing is taken back), then stops
+            r.path = r.path[: r.allowed]
+            r.stops = r.path[-1:]
+        else:
+            r.path = [r.edge.to_node] if r.edge is not None else []
         if r.activity in (Activity.TRAVEL, Activity.WORK):
-            r.activity = Activity.TRAVEL if r.edge is not None else Activity.IDLE
+            r.activity = Activity.TRAVEL if r.edge is not None or r.path else Activity.IDLE
         r.purpose, r.until_ms = Purpose.NONE, None
         if r.held:
             r.place_hold(r.hold_at)
@@ -412,6 +472,60 @@ class FleetSim:
         r = self._robot(robot_id)
         r.held = True
         r.place_hold(at_node, list(route) if route is not None else None)
+
+    def grant(
+        self, robot_id: str, route: Sequence[str], granted: int, plan: tuple[str, int] | None = None
+    ) -> bool:
+        """A GRANT: the robot may drive along ``route`` up to ``route[granted - 1]``, never beyond.
+
+        ``route`` starts at the node the robot stood on or last passed when it was decided; the robot finds
+        where it is on it (the node it is at, or the end of the lane it is on) and drives the granted part
+        from there, then on to its own stops as far as later grants allow. A grant of an older plan update
+        than one applied, or one that no longer contains where the robot is, is ignored (grants only grow:
+        a newer one covers it). A robot that has nowhere to go (it was standing idle) drives the granted
+        part anyway: it is making room for another robot.
+        """
+        r = self._robot(robot_id)
+        if r.allowed is None:
+            return False
+        if plan is not None and r.plan is not None and plan[0] == r.plan[0] and plan[1] <= r.plan[1]:
+            return False
+        base = list(route[: max(granted, 0)])
+        anchor = r.anchor
+        if anchor not in base:
+            return False
+        ahead = base[base.index(anchor) + 1 :]
+        lane_end = [anchor] if r.edge is not None else []
+        current = r.path[: r.allowed]
+        new = lane_end + ahead
+        if len(new) < len(current) and current[: len(new)] == new:
+            return False  # covers less than the robot already has
+        stops = list(r.stops)
+        for node in new:
+            if stops and stops[0] == node:
+                stops.pop(0)
+        end = new[-1] if new else anchor
+        rest = self.graph.expand(end, stops) if stops else []
+        r.path = new + rest
+        r.allowed = len(new)
+        if plan is not None:
+            r.plan = plan
+        if r.activity is Activity.IDLE and r.path:
+            self._drive_granted(r)
+        return True
+
+    @staticmethod
+    def _drive_granted(r: Robot) -> None:
+        """An idle robot with a granted way (it is told to make room) sets off along it."""
+        r.activity, r.until_ms, r.home_at = Activity.TRAVEL, None, None
+        if r.purpose is Purpose.NONE:
+            r.purpose = Purpose.GOTO
+
+    def _stops_of(self, start: str, path: list[str]) -> list[str]:
+        """The nodes of ``path`` (driven from ``start``) where the robot stops, as traffic reads them."""
+        g = self._shared
+        idx = [g.index[n] for n in path]
+        return [path[i] for i in g.stops(idx, g.index.get(start))]
 
     def resume(self, robot_id: str) -> None:
         r = self._robot(robot_id)
@@ -485,7 +599,7 @@ class FleetSim:
                 "map_name": None,
             },
             "battery": round(min(max(r.battery, 0.0), 1.0), 5),
-            "speed": r.current_speed(self._motion),
+            "speed": r.current_speed(self._motion, now_ms),
             "mode": _MODE[r.activity],
             "error_code": r.error_code,
             "task_id": r.task_id,

@@ -13,13 +13,15 @@ topology drops the repeats.
 
 from __future__ import annotations
 
+import heapq
 import logging
+import math
 import queue
 import random
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +34,18 @@ from schemas.ids import task_id_for
 from schemas.registry import RegistryClient
 
 from .decisions import apply_decision
+from .demand import TaskRequest
 from .fleet import FleetSim
 from .ids import SeededUuid7
 
-__all__ = ["DECISIONS_TOPIC", "TASK_COMMANDS_TOPIC", "DecisionFeed", "FollowStats", "TaskFeeder"]
+__all__ = [
+    "DECISIONS_TOPIC",
+    "TASK_COMMANDS_TOPIC",
+    "DecisionFeed",
+    "FollowStats",
+    "TaskFeeder",
+    "TaskRequest",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +194,16 @@ class DecisionFeed:
 
 
 class TaskFeeder:
-    """Delivery tasks at `per_minute` (simulated time), at most `limit` of them, deterministic from seed."""
+    """Delivery tasks, deterministic from seed, in one of three ways (simulated time):
+
+    - at ``per_minute``, each from a random PICKUP to a random DROPOFF node (the default);
+    - with ``backlog``, as many as keep ``backlog`` tasks open (created, not ended: the caller keeps
+      :attr:`open_tasks` up to date), so that a fleet is saturated without an ever-growing queue;
+    - from ``requests`` (a task list, :mod:`pipelines.simulator.demand`): each at its time, or repeated at
+      its rate, between its own nodes.
+
+    At most ``limit`` tasks in all.
+    """
 
     def __init__(
         self,
@@ -195,22 +214,41 @@ class TaskFeeder:
         seed: int = 0,
         priority_range: tuple[int, int] = (3, 7),
         start_ms: int | None = None,
+        backlog: int | None = None,
+        requests: Sequence[TaskRequest] | None = None,
+        pickup_kinds: Sequence[str] = ("PICKUP",),
+        dropoff_kinds: Sequence[str] = ("DROPOFF",),
     ) -> None:
-        if per_minute <= 0:
+        if per_minute <= 0 and backlog is None and requests is None:
             raise ValueError(f"per_minute must be > 0, got {per_minute}")
+        if backlog is not None and backlog < 1:
+            raise ValueError(f"backlog must be >= 1, got {backlog}")
         self._sim = sim
-        self._interval_ms = 60_000.0 / per_minute
+        self._interval_ms = 60_000.0 / per_minute if per_minute > 0 else math.inf
         self._limit = limit
         self._rng = random.Random(f"tasks:{seed}:{sim.site_id}")
         self._priorities = priority_range
         self._seed = seed
         self._ids = SeededUuid7(f"tasks:{seed}:{sim.site_id}")
-        self._next_ms = float(sim.now_ms if start_ms is None else start_ms)
-        self._pickups = sorted(sim.graph.nodes_of_kind("PICKUP"))
-        self._dropoffs = sorted(sim.graph.nodes_of_kind("DROPOFF"))
-        if not self._pickups or not self._dropoffs:
-            raise ValueError("the site map has no PICKUP or no DROPOFF node")
+        self._start = float(sim.now_ms if start_ms is None else start_ms)
+        self._next_ms = self._start
+        self._backlog = backlog
+        self._pickups = sorted(sim.graph.nodes_of_kind(*pickup_kinds))
+        self._dropoffs = sorted(sim.graph.nodes_of_kind(*dropoff_kinds))
+        self._plan: list[tuple[float, int, TaskRequest]] = []
+        if requests is not None:
+            for k, req in enumerate(requests):
+                for node in (req.pickup, req.dropoff):
+                    if node is not None and node not in sim.graph:
+                        raise ValueError(f"task list entry {k + 1}: node {node!r} is not on the site map")
+                first = self._start + (req.at_s or 0.0) * 1000.0
+                heapq.heappush(self._plan, (first, k, req))
+        elif not self._pickups or not self._dropoffs:
+            raise ValueError(
+                f"the site map has no {'/'.join(pickup_kinds)} or no {'/'.join(dropoff_kinds)} node for tasks"
+            )
         self.created = 0
+        self.open_tasks = 0
 
     @property
     def done(self) -> bool:
@@ -219,21 +257,38 @@ class TaskFeeder:
     def due(self, now_ms: int) -> list[tuple[str, dict[str, Any]]]:
         """The CREATE commands due by now_ms, as (key, TaskCommand dict)."""
         out: list[tuple[str, dict[str, Any]]] = []
+        if self._plan:
+            while self._plan and self._plan[0][0] <= now_ms and not self.done:
+                at, k, req = heapq.heappop(self._plan)
+                out.append(self._command(int(at), req.pickup, req.dropoff, req.priority))
+                self.created += 1
+                if req.per_minute:
+                    heapq.heappush(self._plan, (at + 60_000.0 / req.per_minute, k, req))
+            return out
+        if self._backlog is not None:
+            while self.open_tasks + len(out) < self._backlog and not self.done:
+                out.append(self._command(now_ms))
+                self.created += 1
+            return out
         while self._next_ms <= now_ms and not self.done:
             out.append(self._command(int(self._next_ms)))
             self._next_ms += self._interval_ms
             self.created += 1
         return out
 
-    def _command(self, at_ms: int) -> tuple[str, dict[str, Any]]:
+    def _command(
+        self, at_ms: int, pickup: str | None = None, dropoff: str | None = None, priority: int | None = None
+    ) -> tuple[str, dict[str, Any]]:
         sim, n = self._sim, self.created
         key = f"sim-{sim.site_id}-{self._seed}-{n}"
         task_id = task_id_for(sim.tenant_id, key)  # as the gateway derives it from an Idempotency-Key
+        if pickup is None and dropoff is None:
+            pickup, dropoff = self._rng.choice(self._pickups), self._rng.choice(self._dropoffs)
         spec = {
             "category": "delivery",
-            "priority": self._rng.randint(*self._priorities),
-            "pickup_node": self._rng.choice(self._pickups),
-            "dropoff_node": self._rng.choice(self._dropoffs),
+            "priority": priority if priority is not None else self._rng.randint(*self._priorities),
+            "pickup_node": pickup,
+            "dropoff_node": dropoff,
             "required_capabilities": ["tote"],
             "deadline": None,
             "timeout_ms": None,

@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +40,11 @@ from topologies.telemetry import TelemetryConfig
 from topologies.telemetry import records as telemetry_records
 from topologies.telemetry.machine import on_telemetry
 from topologies.traffic import TrafficConfig
+from topologies.traffic import site as traffic_site
 
 from .decisions import apply_decision
 from .fleet import FleetConfig, FleetSim
-from .follow import TaskFeeder
+from .follow import TaskFeeder, TaskRequest
 from .groundtruth import Collision
 from .warehouse import DEMO_EPOCH_MS, demo_site
 
@@ -89,6 +90,16 @@ class LoopConfig:
     site_id: str = "demo"
     tenant_id: str = "acme"
     start_ms: int = DEMO_EPOCH_MS
+    site_map: Mapping[str, Any] | None = None  # None: the demo warehouse
+    backlog: int | None = None  # keep this many tasks waiting (a saturated fleet) instead of a rate
+    requests: tuple[TaskRequest, ...] | None = None  # a task list (demand.load_tasks) instead of a rate
+    stall_per_min: float = 0.0  # execution noise (FleetConfig)
+    stall_ms: tuple[int, int] = (1000, 6000)
+    speed_spread: float = 0.0
+    initial_battery: tuple[float, float] = (0.3, 1.0)
+    bucket_ms: int = 300_000  # tasks done are counted per bucket of this long (5 minutes)
+    pickup_kinds: tuple[str, ...] = ("PICKUP",)  # random tasks: pickup at a node of these kinds
+    dropoff_kinds: tuple[str, ...] = ("DROPOFF",)  # and drop-off at one of these
 
     def __post_init__(self) -> None:
         if self.rate_hz <= 0 or self.commit_ms <= 0 or self.hop_ms < 0 or self.duration_ms <= 0:
@@ -120,6 +131,11 @@ class LoopReport:
     held_at_end: list[str] = field(default_factory=list)
     traffic_held_at_end: list[str] = field(default_factory=list)
     latencies_ms: list[int] = field(default_factory=list)
+    done_per_bucket: list[int] = field(default_factory=list)  # tasks SUCCEEDED per bucket_ms
+    longest_wait_ms: int = 0  # longest a robot stood at the end of its grant wanting to go on
+    longest_wait_robot: str | None = None
+    traffic_cpu_s: float = 0.0  # process time spent in the traffic step
+    grants: int = 0
 
     @property
     def collisions_total(self) -> int:
@@ -148,6 +164,9 @@ class LoopReport:
             "alerts": len(self.alerts),
             "held_at_end": len(self.held_at_end) + len(self.traffic_held_at_end),
             "latency_ms_p50_p99_max": [self.latency_ms(0.5), self.latency_ms(0.99), self.latency_ms(1.0)],
+            "done_per_bucket": list(self.done_per_bucket),
+            "longest_wait_s": round(self.longest_wait_ms / 1000, 1),
+            "traffic_cpu_s": round(self.traffic_cpu_s, 2),
         }
 
 
@@ -173,7 +192,10 @@ class _Loop:
         self.cfg = config
         self.report = LoopReport()
         self.queue = _Queue()
-        site_map = demo_site(config.site_id, config.tenant_id, config.seed, occurred_at=config.start_ms)
+        if config.site_map is not None:
+            site_map = dict(config.site_map)
+        else:
+            site_map = demo_site(config.site_id, config.tenant_id, config.seed, occurred_at=config.start_ms)
         self.site_map = site_map
         self.sim = FleetSim(
             site_map,
@@ -187,10 +209,23 @@ class _Loop:
                 work_ms=config.work_ms,
                 return_home_ms=config.return_home_ms,
                 start_delay_ms=config.start_delay_ms,
+                grants=config.traffic is not None,
+                stall_per_min=config.stall_per_min,
+                stall_ms=config.stall_ms,
+                speed_spread=config.speed_spread,
+                initial_battery=config.initial_battery,
             ),
             config.start_ms,
         )
-        self.feeder = TaskFeeder(sim=self.sim, per_minute=config.tasks_per_minute, seed=config.seed)
+        self.feeder = TaskFeeder(
+            sim=self.sim,
+            per_minute=config.tasks_per_minute,
+            seed=config.seed,
+            requests=config.requests,
+            backlog=config.backlog,
+            pickup_kinds=config.pickup_kinds,
+            dropoff_kinds=config.dropoff_kinds,
+        )
         rng = random.Random(f"loop:{config.seed}")
         self.phase = {
             name: rng.randrange(config.commit_ms) for name in ("telemetry", "tasks", "dispatch", "traffic")
@@ -201,7 +236,13 @@ class _Loop:
         self.timers: dict[str, dict[str, Any]] = {}
         self.dispatch = dispatch_topology.SiteState(config=config.dispatch)
         self.dispatch_now = 0
-        self.traffic = traffic_topology.new_site(config.traffic) if config.traffic is not None else None
+        self.traffic = (
+            traffic_site.TrafficSite.new(config.traffic, site_map["site_id"], site_map.get("tenant_id", ""))
+            if config.traffic is not None
+            else None
+        )
+        self.wait_since: dict[str, int] = {}
+        self.done_at: list[int] = []
         self.to_sim: list[tuple[int, int, dict[str, Any]]] = []
         self.order = itertools.count()
         self.hold_since: dict[str, int] = {}
@@ -230,7 +271,7 @@ class _Loop:
             if o.topic == telemetry_records.STATUS:
                 self.queue.at(when, self.rekeyed("dispatch", self.on_dispatch), o.value)
                 if self.traffic is not None:
-                    self.queue.at(when, self.rekeyed("traffic", self.on_traffic), o.value)
+                    self.queue.at(when, self.rekeyed("traffic", self.traffic_input("status")), o.value)
 
     def feed_tasks(self, at: int, inputs: list[dict[str, Any]]) -> None:
         """The tasks processor's feeds: normalised inputs go to its inbox (one hop)."""
@@ -251,9 +292,11 @@ class _Loop:
                 event = o.value
                 if event.get("kind") == "TRANSITION" and event["state"] in _TERMINAL:
                     self.task_final[event["task_id"]] = event["state"]
+                    if event["state"] == "SUCCEEDED":
+                        self.done_at.append(at)
                 self.queue.at(when, self.rekeyed("dispatch", self.on_dispatch), event)
                 if self.traffic is not None:
-                    self.queue.at(when, self.rekeyed("traffic", self.on_traffic), event)
+                    self.queue.at(when, self.rekeyed("traffic", self.traffic_input("task")), event)
             elif o.topic == tasks_topology.TIMERS:
                 if o.value is None:
                     self.timers.pop(o.key, None)
@@ -278,13 +321,20 @@ class _Loop:
     def on_decision_for_tasks(self, at: int, decision: dict[str, Any]) -> None:
         self.feed_tasks(at, tasks_topology.from_decision(decision))
 
-    def on_traffic(self, at: int, record: dict[str, Any]) -> None:
+    def traffic_input(self, kind: str) -> Callable[[int, Any], None]:
+        return lambda at, record: self.on_traffic(at, kind, record)
+
+    def on_traffic(self, at: int, kind: str, record: dict[str, Any]) -> None:
         assert self.traffic is not None
-        _, out = traffic_topology.step(self.traffic, record, int(record.get("occurred_at") or 0))
+        started = time.process_time()
+        out = traffic_site.step(self.traffic, kind, record, int(record.get("occurred_at") or 0))
+        self.report.traffic_cpu_s += time.process_time() - started
         when = self.visible("traffic", at)
         for o in out:
             if o.topic == traffic_topology.DECISIONS:
                 self.report.decisions[o.value["kind"]] += 1
+                if o.value["kind"] == "GRANT":
+                    self.report.grants += 1
                 heapq.heappush(self.to_sim, (when, next(self.order), o.value))
             elif o.topic == traffic_topology.CONFLICTS:
                 self.report.conflicts[o.value["kind"]] += 1
@@ -329,16 +379,31 @@ class _Loop:
                 self.queue.at(
                     now + hop, lambda at, c: self.feed_tasks(at, tasks_topology.from_command(c)), command
                 )
+        self.feeder.open_tasks = self.feeder.created - len(self.task_final)
         for record in self.sim.step(now):
             self.queue.at(now + hop, self.on_telemetry, record)
             self.queue.at(
                 now + hop, lambda at, r: self.feed_tasks(at, tasks_topology.from_telemetry(r)), record
             )
 
+    def watch_waits(self, now: int) -> None:
+        """How long each robot has stood at the end of its grant wanting to go on."""
+        waiting = set(self.sim.waiting_for_grant())
+        for rid in list(self.wait_since):
+            if rid not in waiting:
+                self.end_wait(rid, now)
+        for rid in waiting:
+            self.wait_since.setdefault(rid, now)
+
+    def end_wait(self, rid: str, now: int) -> None:
+        waited = now - self.wait_since.pop(rid)
+        if waited > self.report.longest_wait_ms:
+            self.report.longest_wait_ms, self.report.longest_wait_robot = waited, rid
+
     def settled(self) -> bool:
         ended = len(self.task_final) >= self.feeder.created
         held = any(self.sim.view(r).held for r in self.sim.robot_ids)
-        return ended and not held and not (self.traffic is not None and self.traffic.held)
+        return ended and not held and not (self.traffic is not None and self.traffic.monitor.held)
 
     def run(self) -> LoopReport:
         cfg = self.cfg
@@ -348,13 +413,15 @@ class _Loop:
         for registration in self.sim.registrations(t0):
             self.queue.at(t0, self.on_dispatch, registration)
         if self.traffic is not None:
-            self.queue.at(t0, self.on_traffic, self.site_map)
+            self.queue.at(t0, self.traffic_input("map"), self.site_map)
         tick_ms = 1000.0 / cfg.rate_hz
         end_tasks, end = t0 + cfg.duration_ms, t0 + cfg.duration_ms + cfg.drain_ms
         now = t0
         for k in itertools.count():
             now = t0 + round(k * tick_ms)
             self.tick(now, create_tasks=now < end_tasks)
+            if self.traffic is not None:
+                self.watch_waits(now)
             if now >= end or (now >= end_tasks and self.settled()):
                 break
         self.report.wall_s = time.perf_counter() - started
@@ -370,7 +437,15 @@ class _Loop:
         r.vertex_collisions, r.edge_collisions = gt.vertex_collisions, gt.edge_collisions
         r.collisions = list(gt.collisions)
         r.held_at_end = sorted(rid for rid in self.sim.robot_ids if self.sim.view(rid).held)
-        r.traffic_held_at_end = sorted(self.traffic.held) if self.traffic is not None else []
+        r.traffic_held_at_end = sorted(self.traffic.monitor.held) if self.traffic is not None else []
+        for rid in list(self.wait_since):
+            self.end_wait(rid, now)
+        buckets = [0] * max(1, -(-self.cfg.duration_ms // self.cfg.bucket_ms))
+        for at in self.done_at:
+            k = (at - self.cfg.start_ms) // self.cfg.bucket_ms
+            if 0 <= k < len(buckets):
+                buckets[k] += 1
+        r.done_per_bucket = buckets
         for since in self.hold_since.values():
             r.longest_hold_ms = max(r.longest_hold_ms, now - since)
         return r

@@ -78,6 +78,16 @@ class Robot:
     depart_at: float | None = None  # a standing robot given a new route sets off then
     home: str = ""  # its parking spot (where it started): it returns there when idle, following decisions
     home_at: float | None = None  # when an idle robot leaves for home
+    # Grants (a fleet whose traffic the traffic topology controls): only the first `allowed` nodes of
+    # `path` may be driven onto (None: no grants, the whole path); `stops` are the nodes still to stop
+    # at, in order (the last is the end of the route); `plan` the last GRANT applied (plan id, seq).
+    allowed: int | None = None
+    stops: list[str] = field(default_factory=list)
+    plan: tuple[str, int] | None = None
+    # Execution noise: this robot's share of the top speed, and the end of a stall in progress.
+    speed_factor: float = 1.0
+    stall_until: float | None = None
+    noise: random.Random | None = None
 
     # -- where the robot is -------------------------------------------------------------------------------
     @property
@@ -105,6 +115,8 @@ class Robot:
             return False
         if not self.path:
             return True
+        if self.allowed is not None and self.allowed <= 0:
+            return True  # at the end of what it was granted
         return self.held and (self.hold_left is None or len(self.path) <= self.hold_left)
 
     def place_hold(self, at_node: str | None, route: list[str] | None = None) -> None:
@@ -131,9 +143,10 @@ class Robot:
 
     # -- motion -------------------------------------------------------------------------------------------
     def speed_on(self, edge: Edge, motion: Motion) -> float:
+        top = motion.max_speed * self.speed_factor
         if edge.speed_limit:
-            return min(motion.max_speed, edge.speed_limit * motion.speed_scale)
-        return motion.max_speed
+            return min(top, edge.speed_limit * motion.speed_scale)
+        return top
 
     def move(
         self, graph: SiteGraph, motion: Motion, t: float, t_end: float, events: list[MotionEvent]
@@ -223,6 +236,10 @@ class Robot:
         self.progress = 0.0
         if self.path and self.path[0] == edge.to_node:
             self.path.pop(0)
+            if self.allowed is not None:
+                self.allowed -= 1
+        if self.stops and self.stops[0] == edge.to_node:
+            self.stops.pop(0)
 
     def _place(self, graph: SiteGraph) -> None:
         if self.edge is None:
@@ -258,9 +275,11 @@ class Robot:
             prev = node
         return out
 
-    def current_speed(self, motion: Motion) -> float:
+    def current_speed(self, motion: Motion, now_ms: float | None = None) -> float:
         if self.activity is not Activity.TRAVEL:
+            return 0.0
+        if now_ms is not None and self.stall_until is not None and self.stall_until > now_ms:
             return 0.0
         if self.edge is not None:
             return self.speed_on(self.edge, motion)
-        return 0.0 if self.stopped() or self.depart_at is not None else motion.max_speed
+        return 0.0 if self.stopped() or self.depart_at is not None else motion.max_speed * self.speed_factor

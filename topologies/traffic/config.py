@@ -35,6 +35,19 @@ class TrafficConfig:
     :param deadlock_scan_ms: how often the whole wait-for graph is searched for cycles.
     :param deadlock_max_robots: longest wait-for cycle searched for (bounds the search in a jam).
     :param max_rounds: bound on resolution rounds per input (each round resolves one conflict).
+
+    Grants (robots fleetstream coordinates, ``coordinate``):
+
+    :param round_ms: a planning round runs at most this often (event time).
+    :param warmup_ms: no grant before this long after the first status (every robot on the site reports
+        its position first; after a restart the stored state already knows them).
+    :param lookahead_ms: a robot is granted nodes until its grant ends this far ahead of it (at
+        ``speed_mps``): it must cover the pipeline's latency, or the robot stops at every frontier.
+    :param max_held_nodes: the most nodes one robot holds at once.
+    :param horizon_nodes: how many planned nodes beyond the grant a GRANT's route shows (VDA 5050 horizon).
+    :param priority_boost_ms: each point of task priority (0..10) counts as this much more waiting.
+    :param obstacle_s: planning cost of driving onto a node an OFFLINE or failed robot holds (it keeps it
+        until it is back): high enough that robots go round it where they can.
     """
 
     node_margin_ms: int = 500
@@ -52,6 +65,13 @@ class TrafficConfig:
     deadlock_max_robots: int = 12
     deadlock_grace_ms: int = 30_000
     max_rounds: int = 64
+    round_ms: int = 250
+    warmup_ms: int = 5_000
+    lookahead_ms: int = 4_000
+    max_held_nodes: int = 8
+    horizon_nodes: int = 20
+    priority_boost_ms: int = 10_000
+    obstacle_s: float = 120.0
 
     def __post_init__(self) -> None:
         for name in (

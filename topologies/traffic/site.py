@@ -1,0 +1,139 @@
+"""The traffic topology's pure per-site transition: ``step(site, kind, event, now_ms) -> outputs``.
+
+A site holds two kinds of robots:
+
+- robots fleetstream *coordinates* (its own fleets, VDA 5050 vehicles): they drive only onto what the
+  :class:`~topologies.traffic.coordinate.Coordinator` grants them, exclusively, so they cannot collide;
+- robots whose own system plans their traffic (Open-RMF fleets: their statuses carry ``reason = RMF``):
+  they are *monitored* by the reservation model (``machine``), which detects conflicts and resolves them
+  with HOLD / RESUME / REROUTE.
+
+They share the site: the nodes a monitored robot stands on or is about to reach are not granted to a
+coordinated robot until it has passed, and a monitored robot's way across what a coordinated robot holds
+is a conflict the monitor resolves by holding the monitored robot.
+
+Kinds of input (tagged when the topology is wired): ``status`` (RobotStatus), ``map`` (SiteMap),
+``task`` (TaskEvent, for task priorities), ``tick`` (no record: time passes).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.sitegraph import graph_for
+from topologies.traffic import machine
+from topologies.traffic.config import TrafficConfig
+from topologies.traffic.coordinate import Coordinator
+from topologies.traffic.records import Output
+from topologies.traffic.state import SiteState
+
+__all__ = ["MAP", "STATUS", "TASK", "TICK", "TrafficSite", "step"]
+
+logger = logging.getLogger(__name__)
+
+STATUS, MAP, TASK, TICK = "status", "map", "task", "tick"
+
+#: How far ahead (ms) a monitored robot's reported route keeps its nodes from being granted.
+_MONITOR_AHEAD_MS = 4_000
+
+
+@dataclass
+class TrafficSite:
+    """Everything the traffic topology knows of one site."""
+
+    config: TrafficConfig
+    monitor: SiteState
+    coordinator: Coordinator | None = None
+    monitored: set[str] = field(default_factory=set)  # robots that plan their own traffic
+
+    @classmethod
+    def new(cls, config: TrafficConfig, site_id: str = "", tenant_id: str = "") -> TrafficSite:
+        return cls(config=config, monitor=machine.new_site(config, site_id, tenant_id))
+
+    @property
+    def site_map(self) -> dict[str, Any] | None:
+        return self.monitor.site_map
+
+
+def _coordinated(site: TrafficSite, record: dict[str, Any]) -> bool:
+    rid = record["robot_id"]
+    if record.get("reason") == "RMF":
+        site.monitored.add(rid)
+    return rid not in site.monitored
+
+
+def _on_map(site: TrafficSite, record: dict[str, Any], now: int) -> list[Output]:
+    current = site.site_map
+    if current is not None and int(record.get("version", 0)) < int(current.get("version", 0)):
+        return []
+    _, out = machine.step(site.monitor, record, now)
+    graph = graph_for(record, site.config.speed_mps)
+    old = site.coordinator
+    if old is not None and old.graph is graph:
+        return out
+    coordinator = Coordinator(graph, site.config)
+    if old is not None:  # the robots keep what they hold where the new map still has it
+        coordinator.load(old.records(old.table.movers).values())  # type: ignore[arg-type]
+        coordinator.changed |= set(old.table.movers)
+        logger.info(
+            "traffic site %s: map v%s, %d coordinated robots carried over",
+            site.monitor.site_id,
+            record.get("version"),
+            len(old.table.movers),
+        )
+    site.coordinator = coordinator
+    return out
+
+
+def _block_monitored(site: TrafficSite, now: int) -> None:
+    """Keep the coordinator off the nodes monitored robots stand on or reach within the next seconds."""
+    coordinator = site.coordinator
+    if coordinator is None:
+        return
+    index = coordinator.graph.index
+    blocked: set[int] = set()
+    for rid in site.monitored:
+        entry = site.monitor.robots.get(rid)
+        if entry is None:
+            continue
+        node = index.get(entry.get("node") or "")
+        if node is not None:
+            blocked.add(node)
+        for node_id, eta in entry.get("route") or ():
+            if int(eta) > now + _MONITOR_AHEAD_MS:
+                break
+            i = index.get(node_id)
+            if i is not None:
+                blocked.add(i)
+    coordinator.table.blocked = blocked
+
+
+def step(site: TrafficSite, kind: str, event: dict[str, Any] | None, now_ms: int) -> list[Output]:
+    """Apply one input of ``kind`` at event time ``now_ms``; mutates ``site``, returns the outputs."""
+    out: list[Output] = []
+    if kind == MAP and event is not None:
+        out.extend(_on_map(site, event, now_ms))
+    elif kind == STATUS and event is not None:
+        if _coordinated(site, event):
+            if site.coordinator is not None:
+                site.coordinator.priorities = site.monitor.tasks.get
+                out.extend(site.coordinator.on_status(event, now_ms))
+        else:
+            if site.coordinator is not None and event["robot_id"] in site.coordinator.table.movers:
+                out.extend(site.coordinator.remove(event["robot_id"], now_ms))
+            _, monitor_out = machine.step(site.monitor, event, now_ms)
+            out.extend(monitor_out)
+            _block_monitored(site, now_ms)
+    elif kind == TASK and event is not None:
+        _, monitor_out = machine.step(site.monitor, event, now_ms)
+        out.extend(monitor_out)
+    elif kind == TICK:
+        _, monitor_out = machine.step(site.monitor, None, now_ms)
+        out.extend(monitor_out)
+    else:
+        raise ValueError(f"not a traffic input kind: {kind!r}")
+    if site.coordinator is not None:
+        out.extend(site.coordinator.plan(now_ms))
+    return out
