@@ -186,8 +186,7 @@ def explain(
             continue
         new_idx = list(idx)
         new_idx[q] += 1
-        earlier = any(queues[p][idx[p]].timestamp < rec.timestamp for p in frame[3] if p != q)
-        reordered = frame[7] + (1 if earlier else 0)
+        reordered = frame[7] + (1 if frame[4] > 1 else 0)  # not the first in timestamp order
         stack.append([new_idx, new_cursor, new_state, None, 0, emitted, (rejected, rec), reordered])
     return Explained(key, False, f"no order of the inputs explains the outputs; deepest: {deepest[1]}")
 
