@@ -185,7 +185,9 @@ class Supervisor:
                             logger.warning(
                                 "%s exited by itself with %s; log %s", inst.name, code, inst.log_path
                             )
-                        if not inst.held:
+                        if inst.held:
+                            inst.proc = None  # seen; a held instance stays down
+                        else:
                             inst.restart_at = now + self.restart_delay_s
                     if inst.restart_at is not None and now >= inst.restart_at and not inst.held:
                         self.start(inst)
