@@ -165,7 +165,7 @@ class TokenVerifier:
         issuer: str,
         secret: str | None = None,
         keys: JwksKeySet | None = None,
-        leeway: int = 30,
+        leeway: int = 5,
         cache_size: int = 4096,
     ) -> None:
         if (secret is None) == (keys is None):

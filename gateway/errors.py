@@ -11,9 +11,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from gateway.models import ErrorBody, ErrorItem
+from gateway.models import Dependency, ErrorBody, ErrorItem
 
-__all__ = ["ERROR_RESPONSES", "ApiError", "cursor_error", "install_error_handlers", "problem"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ApiError",
+    "RecordTooLarge",
+    "Unavailable",
+    "cursor_error",
+    "install_error_handlers",
+    "problem",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +61,28 @@ class ApiError(Exception):
         self.headers = headers
 
 
+class Unavailable(Exception):
+    """A service the request needs is down or does not answer in time (answered 503 with Retry-After).
+
+    Raised by the repositories and the producer in place of the client library's connection errors, so a
+    router can fall back to another source, and an outage is never a 500.
+    """
+
+    def __init__(self, dependency: Dependency, reason: str) -> None:
+        super().__init__(f"{dependency} is unavailable: {reason}")
+        self.dependency = dependency
+        self.reason = reason
+
+
+class RecordTooLarge(ValueError):
+    """A record that encodes larger than the gateway may produce (answered 413)."""
+
+    def __init__(self, topic: str, size: int, limit: int) -> None:
+        super().__init__(f"the {topic} record is {size} bytes encoded; the limit is {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
 def problem(loc: list[str | int] | tuple[str | int, ...], msg: str, kind: str | None = None) -> ErrorItem:
     return ErrorItem(loc=list(loc), msg=msg, type=kind)
 
@@ -63,7 +93,8 @@ def cursor_error(exc: Exception) -> ApiError:
 
 
 def _respond(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    data = body.model_dump(exclude={"dependency"} if body.dependency is None else None)
+    return JSONResponse(data, status_code=status, headers=headers)
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
@@ -71,6 +102,27 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     return _respond(
         exc.status_code, ErrorBody(error=exc.error, message=exc.message, detail=exc.detail), exc.headers
     )
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Unavailable)
+    retry_after = request.app.state.settings.unavailable_retry_after_seconds
+    logger.warning(
+        "%s %s: %s is unavailable (%s)", request.method, request.url.path, exc.dependency, exc.reason
+    )
+    body = ErrorBody(
+        error="unavailable",
+        message=f"{exc.dependency} is unavailable; retry in {retry_after} s",
+        dependency=exc.dependency,
+        detail=[problem(["dependency", exc.dependency], exc.reason[:300], "unavailable")],
+    )
+    return _respond(503, body, {"Retry-After": str(retry_after)})
+
+
+async def _record_too_large(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RecordTooLarge)
+    body = ErrorBody(error="too_large", message=str(exc), detail=[problem(["body"], str(exc), "too_large")])
+    return _respond(413, body)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -111,6 +163,8 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(Unavailable, _unavailable)
+    app.add_exception_handler(RecordTooLarge, _record_too_large)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)
@@ -126,5 +180,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {**_ERR, "description": "The request body is too large."},
     422: {**_ERR, "description": "Malformed request: each problem with its field path."},
     429: {**_ERR, "description": "Tenant rate limit reached (see Retry-After)."},
-    503: {**_ERR, "description": "A backing service is unavailable; retry later."},
+    503: {
+        **_ERR,
+        "description": "A service this call needs (named in `dependency`: kafka, postgres, redis or influxdb) "
+        "is down; retry after `Retry-After` seconds.",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+        },
+    },
 }

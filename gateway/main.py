@@ -24,6 +24,7 @@ from gateway.routers import (
     conflicts,
     dashboard,
     decisions,
+    docs,
     health,
     robots,
     schedules,
@@ -49,6 +50,12 @@ REST and server-sent events for fleetstream. Every write is a produce to Kafka (
 **Auth**: `Authorization: Bearer <JWT>` with claims `tenant_id` and `roles` (viewer < operator < admin).
 Reads need viewer; tasks and schedules operator; robots and site maps admin. 401 means no, invalid or
 expired token (see `WWW-Authenticate`); 403 an authenticated caller whose role is insufficient.
+
+**Errors** have one shape, `{error, message, detail: [{loc, msg, type}]}`: 413 a body over its limit, 422 a
+malformed request (each problem with its field path), 429 the tenant's rate limit, 503 a service the call
+needs is down (`dependency` names it; retry after `Retry-After` seconds). Reads with a second store use
+it when one is down (see `source`). Every request this document calls valid is accepted, except a site
+map whose parts name nodes it does not have.
 """
 
 
@@ -93,7 +100,11 @@ def build_services(settings: GatewaySettings) -> Services:
             linger_ms=settings.producer_linger_ms,
             request_timeout_ms=settings.producer_request_timeout_ms,
         ),
-        pg=PgReader(settings.postgres_dsn.get_secret_value(), pool_size=settings.postgres_pool_size),
+        pg=PgReader(
+            settings.postgres_dsn.get_secret_value(),
+            pool_size=settings.postgres_pool_size,
+            timeout=settings.postgres_timeout_seconds,
+        ),
         hot=HotViews(redis),
         influx=InfluxReader(
             settings.influx_url,
@@ -161,6 +172,8 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=_lifespan,
+        docs_url=None,  # gateway.routers.docs serves them with local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.services_factory = services_factory
@@ -168,10 +181,17 @@ def create_app(
     install_error_handlers(app)
     for module in (tasks, robots, telemetry, sites, schedules, decisions, conflicts, alerts, stream, health):
         app.include_router(module.router)
+    docs.install_docs(app)
     if settings.rmf_ws_enabled and not settings.rmf_ws_port:
         app.include_router(rmf_router)
     if settings.dashboard_enabled:
         app.include_router(dashboard.router)
         app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
-    app.add_middleware(EdgeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    task_limit = settings.task_max_record_bytes
+    app.add_middleware(
+        EdgeMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        body_limits=(("/v1/tasks", task_limit), ("/v1/schedules", task_limit)),
+    )
     return app

@@ -77,10 +77,26 @@ class BodyTooLarge(Exception):
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, max_body_bytes: int = 4 * 1024 * 1024) -> None:
+    """:param max_body_bytes: the largest request body (413 past it, before the body is read when it is
+    declared); ``body_limits``: smaller limits for the paths starting with a prefix (first match wins)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: GatewayMetrics,
+        max_body_bytes: int = 4 * 1024 * 1024,
+        body_limits: tuple[tuple[str, int], ...] = (),
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.body_limits = body_limits
+
+    def _body_limit(self, path: str) -> int:
+        for prefix, limit in self.body_limits:
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,27 +134,35 @@ class EdgeMiddleware:
         trace: Trace,
     ) -> None:
         status = 500
-        if declared > self.max_body_bytes:
-            await self._too_large(send, request_id)
+        limit = self._body_limit(scope["path"])
+        if declared > limit:
+            await self._too_large(send, request_id, limit)
             self.metrics.requests.labels("<too-large>", scope["method"], "413").observe(
                 time.perf_counter() - start
             )
             return
         received = 0
-        limit = self.max_body_bytes
+        too_large = started = False
 
         async def receive_limited() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    too_large = True
                     raise BodyTooLarge
             return message
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
+            if too_large:  # the app caught BodyTooLarge (a body parsing error, 400): answer 413 instead
+                if message["type"] == "http.response.start" and not started:
+                    status, started = 413, True
+                    await self._too_large(send, request_id, limit)
+                return
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
@@ -151,7 +175,8 @@ class EdgeMiddleware:
             await self.app(scope, receive_limited, send_wrapper)
         except BodyTooLarge:
             status = 413
-            await self._too_large(send, request_id)
+            if not started:
+                await self._too_large(send, request_id, limit)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
@@ -160,9 +185,14 @@ class EdgeMiddleware:
         if method in _MUTATING:
             await self._audit(scope, template, method, status, request_id)
 
-    async def _too_large(self, send: Send, request_id: str) -> None:
+    async def _too_large(self, send: Send, request_id: str, limit: int) -> None:
+        msg = f"request body over the limit of {limit} bytes"
         body = orjson.dumps(
-            {"error": "too_large", "message": f"request body over {self.max_body_bytes} bytes", "detail": []}
+            {
+                "error": "too_large",
+                "message": msg,
+                "detail": [{"loc": ["body"], "msg": msg, "type": "too_large"}],
+            }
         )
         headers = [
             (b"content-type", b"application/json"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
@@ -32,17 +33,22 @@ from schemas.models import (
 )
 
 __all__ = [
+    "CRON_PATTERN",
     "ID_PATTERN",
+    "MAX_TIMESTAMP_MS",
+    "TIME_ZONES",
     "Accepted",
     "AlertPublic",
     "ChargerIn",
     "ConflictPublic",
     "DecisionPublic",
+    "Dependency",
     "EpochMs",
     "ErrorBody",
     "ErrorItem",
     "Identifier",
     "LaneIn",
+    "MapAccepted",
     "NodeIn",
     "Page",
     "PointIn",
@@ -64,10 +70,43 @@ __all__ = [
 ]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+#: 9999-12-31T23:59:59.999Z: every epoch-ms instant a record carries lies in years 1970..9999.
+MAX_TIMESTAMP_MS = 253_402_300_799_999
 Identifier = Annotated[
     str, Field(pattern=ID_PATTERN, description="Id: letters, digits, . _ : -, at most 128.")
 ]
 T = TypeVar("T")
+
+
+def _names(names: str) -> str:
+    return "|".join(f"{n}|{n.lower()}" for n in names.split())
+
+
+def _cron_field(value: str) -> str:
+    item = rf"(?:\*|{value}(?:-{value})?)(?:/[1-9][0-9]?)?"
+    return rf"{item}(?:,{item}){{0,15}}"
+
+
+#: Five cron fields (minute, hour, day of month, month, day of week) of numbers in range, `*`, `a-b`, `/step`
+#: and lists, one space apart: every expression of this form is one the schedules accept (tests check it).
+CRON_PATTERN = (
+    "^"
+    + " ".join(
+        _cron_field(v)
+        for v in (
+            "(?:[1-5]?[0-9])",  # minute 0-59
+            "(?:2[0-3]|1[0-9]|[0-9])",  # hour 0-23
+            "(?:3[01]|[12][0-9]|[1-9])",  # day of month 1-31
+            "(?:1[0-2]|[1-9]|"
+            + _names("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC")
+            + ")",  # month 1-12
+            "(?:[0-7]|" + _names("SUN MON TUE WED THU FRI SAT") + ")",  # day of week 0-7 (0 and 7: Sunday)
+        )
+    )
+    + "$"
+)
+#: The IANA time zones this host knows (what a schedule's `timezone` may be).
+TIME_ZONES = sorted(available_timezones())
 
 
 def _to_ms(value: Any) -> Any:
@@ -102,6 +141,9 @@ _IN = ConfigDict(extra="forbid")
 _OUT = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+Dependency = Literal["kafka", "postgres", "redis", "influxdb"]
+
+
 class ErrorItem(BaseModel):
     """One problem: where (path of the field) and what."""
 
@@ -118,6 +160,7 @@ class ErrorBody(BaseModel):
     error: str = Field(description='Short code: "validation_error", "not_found", "unauthorized", ...')
     message: str = Field(description="Human-readable summary.")
     detail: list[ErrorItem] = Field(default_factory=list, description="Each problem with its field path.")
+    dependency: Dependency | None = Field(default=None, description="On 503: the service that is down.")
 
 
 class Page(BaseModel, Generic[T]):
@@ -150,7 +193,9 @@ class TaskSpecIn(BaseModel):
     required_capabilities: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=32
     )
-    deadline: Annotated[int, Field(ge=0, le=2**53), _NUMBER] | None = Field(None, description="Epoch ms UTC.")
+    deadline: Annotated[int, Field(ge=0, le=MAX_TIMESTAMP_MS), _NUMBER] | None = Field(
+        None, description="Epoch ms UTC, in years 1970..9999."
+    )
     timeout_ms: Annotated[int, Field(ge=1, le=7 * 86_400_000), _NUMBER] | None = None
     max_attempts: Int = Field(3, ge=1, le=20)
     depends_on: list[Identifier] = Field(default_factory=list, max_length=64, description="Task ids.")
@@ -160,7 +205,11 @@ class TaskSpecIn(BaseModel):
     labels: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=256)]] = Field(
         default_factory=dict, max_length=32
     )
-    payload: dict[str, Any] | None = Field(None, description="Opaque JSON payload handed to the robot.")
+    payload: dict[str, Any] | None = Field(
+        None,
+        description="Opaque JSON payload handed to the robot: at most `FLEET_TASK_MAX_PAYLOAD_BYTES` (default "
+        "16384) bytes as compact JSON; a larger one is refused (422).",
+    )
 
     @field_validator("payload")
     @classmethod
@@ -204,7 +253,7 @@ class TaskAccepted(BaseModel):
 
 
 class TaskPublic(BaseModel):
-    """A task as the projections see it."""
+    """A task as the projections see it: the same fields from GET /v1/tasks/{task_id} and the list."""
 
     model_config = _OUT
     task_id: str
@@ -216,8 +265,19 @@ class TaskPublic(BaseModel):
     reason: str | None = None
     category: str | None = None
     priority: int | None = None
+    external_id: str | None = Field(
+        None, description="The task's id in an external system: Open-RMF's task (booking) id."
+    )
+    origin: str | None = Field(
+        None, description="Where the task came from (e.g. a task Open-RMF created itself), when recorded."
+    )
     created_at: EpochMs | None = None
     updated_at: EpochMs | None = None
+    source: Literal["redis", "postgres"] = Field(
+        "postgres",
+        description="`postgres`: the projected row; `redis`: its state is the newer one of the hot view "
+        "(Postgres has not caught up, or is down: then the fields only Postgres holds are null).",
+    )
 
 
 # -------------------------------------------------------------------------------------------- robots
@@ -332,6 +392,14 @@ class SiteMapPublic(BaseModel):
     occurred_at: EpochMs | None = None
 
 
+class MapAccepted(BaseModel):
+    """The map version is in Kafka; it becomes the site's map once the topologies and sinks read it."""
+
+    site_id: str
+    version: int
+    status: Literal["accepted"] = "accepted"
+
+
 class SitePublic(BaseModel):
     model_config = _OUT
     site_id: str
@@ -348,11 +416,32 @@ class ScheduleCreate(BaseModel):
 
     model_config = _IN
     site_id: Identifier
-    cron: str = Field(min_length=9, max_length=128, description="Five-field cron expression.")
-    timezone: str = Field("UTC", max_length=64, description="IANA time zone.")
+    cron: str = Field(
+        min_length=9,
+        max_length=128,
+        pattern=CRON_PATTERN,
+        description="Five-field cron expression (minute hour day-of-month month day-of-week) that fires "
+        "at least once (not only on a day no month has, like 31 2): numbers, `*`, ranges `a-b`, steps `/n` "
+        "and comma lists; months and days of the week also by name (`JAN`, `mon`).",
+    )
+    timezone: str = Field(
+        "UTC",
+        max_length=64,
+        description="IANA time zone the expression is read in.",
+        json_schema_extra={"enum": list[Any](TIME_ZONES)},
+    )
     template: TaskSpecIn
     misfire_policy: MisfirePolicy = MisfirePolicy.FIRE_ONCE
     enabled: Bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
 
 class SchedulePublic(BaseModel):

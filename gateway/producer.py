@@ -7,8 +7,10 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from pydantic import BaseModel
 
+from gateway.errors import RecordTooLarge, Unavailable
 from schemas.codec import AvroCodec
 from schemas.registry import RegistryClient
 from schemas.tracing import TRACEPARENT, current_header
@@ -25,6 +27,9 @@ OUTPUT_TOPICS: tuple[str, ...] = (
     "task.schedules",
     "audit.log",
 )
+
+#: The largest produce request (aiokafka's default; brokers take 1 MiB records by default).
+_MAX_REQUEST_SIZE = 1024 * 1024
 
 
 class EventProducer:
@@ -71,6 +76,7 @@ class EventProducer:
             linger_ms=self._linger_ms,
             request_timeout_ms=self._request_timeout_ms,
             client_id="fleet-gateway",
+            max_request_size=_MAX_REQUEST_SIZE,
         )
         await self._producer.start()
 
@@ -82,14 +88,39 @@ class EventProducer:
     def topic(self, name: str) -> str:
         return f"{self._prefix}{name}"
 
-    async def send(self, topic: str, key: str, record: BaseModel) -> None:
+    async def send(self, topic: str, key: str, record: BaseModel, *, max_bytes: int | None = None) -> None:
         """Produce ``record`` to catalog topic ``topic`` with ``key`` and wait until the broker has it.
 
         The record carries ``traceparent``: the request's trace (``gateway.middleware``), or a new one.
+
+        :raises RecordTooLarge: the record encodes larger than ``max_bytes`` (or than Kafka takes).
+        :raises Unavailable: no broker acknowledged it within ``request_timeout_ms`` (Kafka is down or has no
+            leader); the producer keeps it and writes it, once, when a broker is back.
         """
         value = self._codecs[topic].encode(record)
+        assert value is not None  # a record, not a tombstone
+        if max_bytes is not None and len(value) > max_bytes:
+            raise RecordTooLarge(topic, len(value), max_bytes)
         headers = [(TRACEPARENT, current_header())]
-        await self.client.send_and_wait(self.topic(topic), value=value, key=key.encode(), headers=headers)
+        timeout = self._request_timeout_ms / 1000
+        try:
+            # send() itself gives up after request_timeout_ms (no metadata, no room in the buffer). The
+            # idempotent producer never gives up on a record it holds (it retries until a broker takes it),
+            # so the wait for the acknowledgement is bounded here: a record not acknowledged in time stays
+            # with the producer and may still be written, once, later.
+            delivery = await self.client.send(
+                self.topic(topic), value=value, key=key.encode(), headers=headers
+            )
+            done, _ = await asyncio.wait((delivery,), timeout=timeout)
+            if not done:
+                raise Unavailable("kafka", f"no broker acknowledged the record within {timeout:g} s")
+            delivery.result()
+        except MessageSizeTooLargeError as exc:
+            raise RecordTooLarge(topic, len(value), _MAX_REQUEST_SIZE) from exc
+        except KafkaError as exc:
+            if isinstance(exc, KafkaTimeoutError) or exc.retriable:
+                raise Unavailable("kafka", f"{type(exc).__name__}: {exc}") from exc
+            raise
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "produced a record to %s",

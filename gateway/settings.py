@@ -30,7 +30,31 @@ class GatewaySettings(CommonSettings):
     )
     dashboard_enabled: bool = Field(True, description="Serve the live fleet dashboard at /.")
     max_body_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="Larger request bodies are refused (413)."
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Larger request bodies are refused (413); site maps are the largest.",
+    )
+    unavailable_retry_after_seconds: int = Field(
+        5,
+        ge=1,
+        le=3600,
+        description="Retry-After of a 503 answered when a dependency (Kafka, Postgres, Redis, InfluxDB) is down.",
+    )
+
+    # Limits of task commands and schedules (the tasks topology dead-letters records past its own limits,
+    # which must be at least these)
+    task_max_record_bytes: int = Field(
+        64 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="Largest task command or schedule: a body of POST /v1/tasks, /v1/tasks/{id}/cancel or "
+        "/v1/schedules over it is refused (413), and so is a record that encodes larger.",
+    )
+    task_max_payload_bytes: int = Field(
+        16 * 1024,
+        ge=256,
+        description="Largest `payload` of a task spec or schedule template, as compact JSON (UTF-8); a larger "
+        "one is refused (422 naming the field and the limit).",
     )
 
     # Auth
@@ -48,7 +72,9 @@ class GatewaySettings(CommonSettings):
     )
     audience: str = Field("fleetstream", min_length=1, description="Required `aud` claim.")
     issuer: str = Field("fleetstream-dev", min_length=1, description="Required `iss` claim.")
-    leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat.")
+    leeway_seconds: int = Field(
+        5, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat, in seconds."
+    )
 
     # Readers (the gateway never writes a database)
     postgres_dsn: SecretStr = Field(
@@ -56,6 +82,12 @@ class GatewaySettings(CommonSettings):
         description="Postgres the sinks project into (read only).",
     )
     postgres_pool_size: int = Field(8, ge=1, le=200)
+    postgres_timeout_seconds: float = Field(
+        3.0,
+        gt=0,
+        le=60,
+        description="How long a read waits for a Postgres connection before the call is answered 503.",
+    )
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:16379/0"), description="Hot views (read) and rate limits."
     )
@@ -103,6 +135,14 @@ class GatewaySettings(CommonSettings):
         0, ge=0, le=65535, description="Serve /_internal on this port of its own instead (0: the HTTP port)."
     )
     rmf_ws_max_in_flight: int = Field(1000, ge=1, description="Unacknowledged produces per RMF connection.")
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> GatewaySettings:
+        if self.task_max_payload_bytes >= self.task_max_record_bytes:
+            raise ValueError("task_max_payload_bytes must be smaller than task_max_record_bytes")
+        if self.task_max_record_bytes > self.max_body_bytes:
+            raise ValueError("task_max_record_bytes must not exceed max_body_bytes")
+        return self
 
     @model_validator(mode="after")
     def _check_auth(self) -> GatewaySettings:

@@ -8,14 +8,18 @@ routers' public models pick the fields they publish. Lists use keyset pagination
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.pagination import decode_cursor, encode_cursor
+from gateway.errors import Unavailable
+from gateway.pagination import decode_cursor, encode_cursor, micros_of, time_of
 
 __all__ = ["TABLES", "Page", "PgReader", "TableSpec"]
 
@@ -24,11 +28,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class TableSpec:
-    """One projected table: its name, id column and the column lists are sorted by (newest first)."""
+    """One projected table: its name, id column and the column lists are sorted by (newest first), a
+    timestamp unless ``sort_is_time`` is false (an integer)."""
 
     name: str
     id_column: str
     sort_column: str
+    sort_is_time: bool = True
 
 
 #: The tables the gateway reads, keyed by resource.
@@ -36,7 +42,7 @@ TABLES: dict[str, TableSpec] = {
     "tasks": TableSpec("tasks", "task_id", "updated_at"),
     "robots": TableSpec("robots", "robot_id", "updated_at"),
     "sites": TableSpec("sites", "site_id", "updated_at"),
-    "site_maps": TableSpec("site_maps", "site_id", "version"),
+    "site_maps": TableSpec("site_maps", "site_id", "version", sort_is_time=False),
     "decisions": TableSpec("decisions", "decision_id", "occurred_at"),
     "conflicts": TableSpec("conflicts", "conflict_id", "occurred_at"),
     "alerts": TableSpec("alerts", "alert_id", "occurred_at"),
@@ -52,16 +58,22 @@ class Page:
 
 
 class PgReader:
-    """Tenant-scoped reads over a small async connection pool."""
+    """Tenant-scoped reads over a small async connection pool.
 
-    def __init__(self, dsn: str, *, pool_size: int = 8, timeout: float = 5.0) -> None:
+    Postgres down (no connection within ``timeout`` seconds, or one lost mid-query) raises
+    :class:`gateway.errors.Unavailable`; a pooled connection is checked before use, so reads recover as
+    soon as Postgres is back.
+    """
+
+    def __init__(self, dsn: str, *, pool_size: int = 8, timeout: float = 3.0) -> None:
         self._pool = AsyncConnectionPool(
             dsn,
             min_size=1,
             max_size=pool_size,
             timeout=timeout,
             open=False,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
+            check=AsyncConnectionPool.check_connection,
         )
 
     async def start(self) -> None:
@@ -70,14 +82,22 @@ class PgReader:
     async def stop(self) -> None:
         await self._pool.close()
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise Unavailable("postgres", f"{type(exc).__name__}: {exc}") from exc
+
     async def ping(self) -> None:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute("SELECT 1")
 
     async def _rows(self, query: sql.Composed, params: list[Any]) -> list[dict[str, Any]]:
         """Run a tenant-scoped query; ``params[0]`` is the tenant, also set as ``fleet.tenant_id`` for the
         row-level-security policies of sinks/postgres (V002), so a reader role sees only that tenant."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=tuple_row)
             await cur.execute("SELECT set_config('fleet.tenant_id', %s, true)", [params[0]])
             await cur.execute(query, params)
@@ -148,9 +168,9 @@ class PgReader:
             clauses.append(sql.SQL("{} < %s").format(sort))
             params.append(until)
         if cursor:
-            last_sort, last_id = decode_cursor(cursor, 2)
+            last_sort, last_id = decode_cursor(cursor)
             clauses.append(sql.SQL("({}, {}) < (%s, %s)").format(sort, ident))
-            params.extend([last_sort, last_id])
+            params.extend([time_of(last_sort) if spec.sort_is_time else last_sort, last_id])
         query = sql.SQL(
             "SELECT to_jsonb(t) FROM {table} t WHERE {where} ORDER BY {sort} DESC, {id} DESC LIMIT %s"
         ).format(table=sql.Identifier(spec.name), where=sql.SQL(" AND ").join(clauses), sort=sort, id=ident)
@@ -159,7 +179,10 @@ class PgReader:
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = None
-        if more and rows:
+        if more and rows and rows[-1][spec.sort_column] is not None:
             last = rows[-1]
-            next_cursor = encode_cursor(last[spec.sort_column], last[spec.id_column])
+            key = last[spec.sort_column]
+            next_cursor = encode_cursor(
+                micros_of(key) if spec.sort_is_time else int(key), str(last[spec.id_column])
+            )
         return Page(items=rows, next_cursor=next_cursor)

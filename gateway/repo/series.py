@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import orjson
 
+from gateway.errors import Unavailable
+
 __all__ = ["EVERY_PATTERN", "InfluxError", "InfluxReader", "SeriesPage", "every_ms"]
 
 EVERY_PATTERN = r"^(raw|[1-9][0-9]{0,4}(s|m|h|d))$"
@@ -23,7 +25,7 @@ _RAW_FIELDS = ("battery", "speed", "x", "y")
 
 
 class InfluxError(Exception):
-    """InfluxDB refused or failed a query."""
+    """InfluxDB refused a query (a bug of ours: InfluxDB down is :class:`gateway.errors.Unavailable`)."""
 
 
 def every_ms(every: str) -> int | None:
@@ -74,13 +76,23 @@ class InfluxReader:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def _get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+        """GET ``path``; no answer, or a 5xx, is InfluxDB unavailable."""
+        try:
+            response = await self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise Unavailable("influxdb", f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise Unavailable("influxdb", f"InfluxDB answered {response.status_code}: {response.text[:200]}")
+        return response
+
     async def ping(self) -> None:
-        response = await self._http.get("/ping")
+        response = await self._get("/ping")
         if response.status_code >= 300:
             raise InfluxError(f"ping answered {response.status_code}")
 
     async def _query(self, q: str, params: dict[str, str]) -> list[dict[str, Any]]:
-        response = await self._http.get(
+        response = await self._get(
             "/query",
             params={"db": self.database, "epoch": "ms", "q": q, "params": orjson.dumps(params).decode()},
         )

@@ -1,4 +1,8 @@
-"""Robots: register (produce RobotRegistration), read one, list (Redis first, Postgres fallback)."""
+"""Robots: register (produce RobotRegistration), read one, list (Redis first, Postgres fallback).
+
+Reads use whichever store answers: with Redis down a robot is its Postgres row (``source: postgres``), with
+Postgres down its Redis status (``source: redis``); only when neither has it does the call answer 503.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from gateway.deps import Admin, Hot, Pg, Producer, Viewer
-from gateway.errors import ERROR_RESPONSES, ApiError, cursor_error
+from gateway.errors import ERROR_RESPONSES, ApiError, Unavailable, cursor_error
 from gateway.models import Accepted, Page, RobotCreate, RobotPublic
 from gateway.pagination import CursorError
 from gateway.params import Cursor, Limit, OptionalId, PathId
+from gateway.routers._fallback import either
 from schemas.models import RobotRegistration
 
 __all__ = ["router"]
@@ -30,6 +35,17 @@ def _merge(status_doc: dict[str, Any] | None, row: dict[str, Any] | None) -> Rob
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
+    responses={
+        202: {
+            "links": {
+                "GetRobot": {
+                    "operationId": "get_robot_v1_robots__robot_id__get",
+                    "parameters": {"robot_id": "$response.body#/id"},
+                    "description": "The robot, once the Postgres sink has projected it.",
+                }
+            }
+        }
+    },
     summary="Register or update a robot",
     description="Writes a RobotRegistration to robot.registry (admin).",
 )
@@ -43,11 +59,24 @@ async def register_robot(
     return Accepted(id=body.robot_id)
 
 
-@router.get("/{robot_id}", response_model=RobotPublic, summary="Get a robot")
+@router.get(
+    "/{robot_id}",
+    response_model=RobotPublic,
+    summary="Get a robot",
+    description="The registration (Postgres) merged with the latest status (Redis). With one of the two "
+    "down, what the other holds (`source` says which); 503 only if neither answers.",
+)
 async def get_robot(robot_id: PathId, principal: Viewer, hot: Hot, pg: Pg) -> RobotPublic:
-    status_doc = await hot.robot(principal.tenant_id, robot_id)
-    row = await pg.get("robots", principal.tenant_id, robot_id)
-    robot = _merge(status_doc, row)
+    status_doc = await either(hot.robot(principal.tenant_id, robot_id))
+    row = await either(pg.get("robots", principal.tenant_id, robot_id))
+    if isinstance(status_doc, Unavailable) and isinstance(row, Unavailable):
+        raise row
+    if isinstance(row, Unavailable) and status_doc is None:
+        raise row  # Redis does not have it: only Postgres could say whether it exists
+    robot = _merge(
+        None if isinstance(status_doc, Unavailable) else status_doc,
+        None if isinstance(row, Unavailable) else row,
+    )
     if robot is None:
         raise ApiError(404, f"robot {robot_id} not found")
     return robot
@@ -58,7 +87,7 @@ async def get_robot(robot_id: PathId, principal: Viewer, hot: Hot, pg: Pg) -> Ro
     response_model=Page[RobotPublic],
     summary="List robots",
     description="With site_id and no cursor: the live view of the site from Redis when it has one. "
-    "Otherwise pages from Postgres, most recently updated first.",
+    "Otherwise (and whenever Redis is down) pages from Postgres, most recently updated first.",
 )
 async def list_robots(
     principal: Viewer,
@@ -70,7 +99,8 @@ async def list_robots(
     cursor: Cursor = None,
 ) -> Page[RobotPublic]:
     if site_id and not cursor:
-        live = await hot.site_robots(principal.tenant_id, site_id, limit=limit)
+        live = await either(hot.site_robots(principal.tenant_id, site_id, limit=limit))
+        live = [] if isinstance(live, Unavailable) else live
         live = [r for r in live if fleet_id is None or r.get("fleet_id") == fleet_id]
         if live:
             return Page[RobotPublic](

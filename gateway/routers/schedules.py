@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from fastapi import APIRouter, Request, status
 
-from gateway.deps import Operator, Producer, Schedules, Viewer
+from gateway.deps import Operator, Producer, Schedules, Settings, Viewer
 from gateway.errors import ERROR_RESPONSES, ApiError, problem
+from gateway.limits import check_spec
 from gateway.models import Accepted, Page, ScheduleCreate, SchedulePublic
 from gateway.params import OptionalId, PathId
-from schemas.ids import uuid7
+from schemas.ids import now_ms, uuid7
 from schemas.models import TaskSchedule
 
 __all__ = ["router", "schedule_view_key"]
@@ -29,22 +31,48 @@ def schedule_view_key(value: dict) -> str:
 
 
 def _check(body: ScheduleCreate) -> None:
+    """The model checked the form of the expression and the time zone; here: does it ever fire?"""
     problems = []
     if len(body.cron.split()) != 5 or not croniter.is_valid(body.cron):
         problems.append(problem(["body", "cron"], "not a five-field cron expression", "cron"))
-    try:
-        ZoneInfo(body.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(problem(["body", "timezone"], f"unknown time zone {body.timezone!r}", "timezone"))
+    else:
+        start = datetime.fromtimestamp(now_ms() / 1000, UTC).astimezone(ZoneInfo(body.timezone))
+        try:  # e.g. "0 0 31 2 *": well-formed, but there is no February 31st
+            croniter(body.cron, start).get_next(datetime)
+        except CroniterBadDateError:
+            problems.append(problem(["body", "cron"], "the expression never fires", "cron"))
     if problems:
         raise ApiError(422, "invalid schedule", detail=problems)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, summary="Create a schedule")
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses={
+        202: {
+            "links": {
+                "DisableSchedule": {
+                    "operationId": "disable_schedule_v1_schedules__schedule_id__disable_post",
+                    "parameters": {"schedule_id": "$response.body#/id"},
+                }
+            }
+        }
+    },
+    summary="Create a schedule",
+    description="Writes a TaskSchedule to task.schedules. The template has the limits of a task spec "
+    "(POST /v1/tasks); an expression that never fires is a 422.",
+)
 async def create_schedule(
-    body: ScheduleCreate, request: Request, principal: Operator, producer: Producer, view: Schedules
+    body: ScheduleCreate,
+    request: Request,
+    principal: Operator,
+    producer: Producer,
+    view: Schedules,
+    settings: Settings,
 ) -> Accepted:
     _check(body)
+    check_spec(body.template, ["body", "template"], max_payload_bytes=settings.task_max_payload_bytes)
     schedule_id = uuid7()  # never client-chosen: the topic is compacted by schedule_id across tenants
     request.state.audit_resource_id = schedule_id
     request.state.audit_site_id = body.site_id
@@ -59,7 +87,7 @@ async def create_schedule(
         misfire_policy=body.misfire_policy,
     )
     key = _view_key(principal.tenant_id, schedule_id)
-    await producer.send("task.schedules", schedule_id, record)
+    await producer.send("task.schedules", schedule_id, record, max_bytes=settings.task_max_record_bytes)
     view.put(key, record.model_dump(mode="json"))
     return Accepted(id=schedule_id)
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, status
 from gateway.deps import Admin, Pg, Producer, Viewer
 from gateway.errors import ERROR_RESPONSES, ApiError, cursor_error, problem
 from gateway.mapcheck import check_site_map
-from gateway.models import Accepted, Page, SiteMapIn, SiteMapPublic, SitePublic
+from gateway.models import MapAccepted, Page, SiteMapIn, SiteMapPublic, SitePublic
 from gateway.pagination import CursorError
 from gateway.params import Cursor, Limit, PathId
 from schemas.models import SiteMap
@@ -23,7 +23,18 @@ router = APIRouter(prefix="/v1/sites", tags=["sites"], responses=ERROR_RESPONSES
 @router.put(
     "/{site_id}/map",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=Accepted,
+    response_model=MapAccepted,
+    responses={
+        202: {
+            "links": {
+                "GetMap": {
+                    "operationId": "get_map_v1_sites__site_id__map_get",
+                    "parameters": {"site_id": "$request.path.site_id"},
+                    "description": "The map, once the Postgres sink has projected it.",
+                }
+            }
+        }
+    },
     summary="Publish a new version of a site's map",
     description="The map is checked first: unique ids, every lane joins known nodes, every station and "
     "charger reachable from every other, zones well-formed polygons. A bad map is a 422 listing every "
@@ -31,7 +42,7 @@ router = APIRouter(prefix="/v1/sites", tags=["sites"], responses=ERROR_RESPONSES
 )
 async def put_map(
     site_id: PathId, body: SiteMapIn, request: Request, principal: Admin, producer: Producer
-) -> Accepted:
+) -> MapAccepted:
     problems = await asyncio.to_thread(check_site_map, body)  # CPU work off the event loop
     if problems:
         raise ApiError(
@@ -43,7 +54,7 @@ async def put_map(
     request.state.audit_resource_id = site_id
     record = SiteMap(tenant_id=principal.tenant_id, site_id=site_id, **body.model_dump())
     await producer.send("site.maps", site_id, record)
-    return Accepted(id=f"{site_id}@{body.version}")
+    return MapAccepted(site_id=site_id, version=body.version)
 
 
 @router.get(

@@ -93,7 +93,10 @@ function renderTasks() {
   const rows = [...state.tasks.values()].sort((a, b) => (b.updated_at || 0) - (a.updated_at || 0)).slice(0, 200);
   $("tasks").tBodies[0].replaceChildren(...rows.map((t) => {
     const tr = document.createElement("tr");
-    tr.innerHTML = `<td class="mono" title="${esc(t.task_id)}">${esc(t.task_id.slice(0, 8))}</td>` +
+    // A task Open-RMF created (or runs) carries RMF's id: shown beside ours, in full in the tooltip.
+    const ext = t.external_id ? `<span class="ext" title="Open-RMF task ${esc(t.external_id)}">${esc(t.external_id.slice(0, 24))}</span>` : "";
+    tr.dataset.id = t.task_id;
+    tr.innerHTML = `<td class="mono" title="${esc(t.task_id)}">${esc(t.task_id.slice(0, 8))}${ext}</td>` +
       `<td><span class="badge ${esc(t.state)}">${esc(t.state)}</span></td><td>${esc(t.robot_id || "–")}</td>` +
       `<td>${t.updated_at ? new Date(t.updated_at).toLocaleTimeString() : ""}</td>`;
     return tr;
@@ -163,7 +166,9 @@ function handlers(source) {
   source.addEventListener("task.event", (e) => {
     const t = JSON.parse(e.data);
     if (t.kind === "TRANSITION") {
-      state.tasks.set(t.task_id, { task_id: t.task_id, state: t.state, robot_id: t.robot_id, updated_at: t.occurred_at });
+      const known = state.tasks.get(t.task_id) || {};
+      state.tasks.set(t.task_id, { ...known, task_id: t.task_id, state: t.state, robot_id: t.robot_id,
+        updated_at: t.occurred_at, external_id: t.external_id || known.external_id });
       renderTasks();
     }
     tick(e);

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,26 @@ logger = logging.getLogger("fleet.up")
 ROOT = STACK_SCRIPT.parents[2]
 LOCAL = Path(os.environ.get("FLEET_LOCAL_DIR", ROOT / ".local"))
 PIDFILE = LOCAL / "run" / "fleet-up.pid"
-METRICS_BASE_PORT = 9400
+METRICS_BASE_PORT = (
+    9400  # processor i serves /metrics on base + i (--metrics-base-port, FLEET_METRICS_BASE_PORT)
+)
+# The port each local service listens on: the variable deploy/local/stack.sh reads, and its default.
+SERVICE_PORTS = {
+    "kafka": ("FLEET_KAFKA_PORT", 19092),
+    "registry": ("FLEET_REGISTRY_PORT", 18081),
+    "postgres": ("FLEET_POSTGRES_PORT", 15432),
+    "redis": ("FLEET_REDIS_PORT", 16379),
+    "influxdb": ("FLEET_INFLUX_PORT", 18086),
+    "mosquitto": ("FLEET_MQTT_PORT", 11883),
+}
+# What the processors connect to: the variable, the service it should name, and the processors' default.
+CLIENT_SETTINGS = {
+    "FLEET_KAFKA_BOOTSTRAP_SERVERS": ("kafka", "127.0.0.1:19092"),
+    "FLEET_SCHEMA_REGISTRY_URL": ("registry", "http://127.0.0.1:18081/apis/ccompat/v7"),
+    "FLEET_POSTGRES_DSN": ("postgres", "postgresql://fleet@127.0.0.1:15432/fleetstream"),
+    "FLEET_REDIS_URL": ("redis", "redis://127.0.0.1:16379/0"),
+    "FLEET_INFLUX_URL": ("influxdb", "http://127.0.0.1:18086"),
+}
 # Processors that need something outside this machine's stack: started only when asked for.
 OPTIONAL = {"sink_rmf": "with_rmf", "rmf_ingest": "with_rmf"}
 # Processors that do not scale by consumer-group instances: the gateway scales by --workers, the planner
@@ -154,10 +174,13 @@ def _children(args: argparse.Namespace) -> list[Child]:
     children: list[Child] = []
     names = [n for n in processor_names() if n not in OPTIONAL or getattr(args, OPTIONAL[n])]
     counts = parse_instances(args.instances, names)
-    port = METRICS_BASE_PORT
+    base_port = args.metrics_base_port
+    port = base_port
     for name in names:
         for index in range(1, counts[name] + 1):
-            children.append(_processor_child(args, name, index, counts[name], base_env, port))
+            children.append(
+                _processor_child(args, name, index, counts[name], base_env, port if base_port else 0)
+            )
             port += 1
     if args.robots > 0 and (ROOT / "pipelines" / "commands" / "simulate.py").exists():
         sim = _fleet(
@@ -195,12 +218,35 @@ def _banner(children: list[Child], args: argparse.Namespace) -> str:
             f"  {c.name:<14} pid {c.proc.pid if c.proc else '-':<7} log {c.log.relative_to(ROOT)}{metrics}"
         )
     lines += [
-        "  services       fleet stack status   (Kafka 127.0.0.1:19092, Postgres postgresql://fleet@127.0.0.1:15432/fleetstream)",
+        *_services_lines(),
         "  dead letters   topics dlq.<processor>",
         "Ctrl-C stops everything this command started.",
         "",
     ]
     return "\n".join(lines)
+
+
+def service_ports(env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """The port of each local service, as deploy/local/stack.sh reads them from the environment."""
+    values = os.environ if env is None else env
+    return {name: int(values.get(var) or default) for name, (var, default) in SERVICE_PORTS.items()}
+
+
+def _services_lines(env: Mapping[str, str] | None = None) -> list[str]:
+    """Where the services are (this run's FLEET_*_PORT), and any client setting that points elsewhere."""
+    env = os.environ if env is None else env
+    ports = service_ports(env)
+    lines = [
+        "  services       fleet stack status   ("
+        + ", ".join(f"{name} 127.0.0.1:{port}" for name, port in ports.items())
+        + ")"
+    ]
+    for var, (service, default) in CLIENT_SETTINGS.items():
+        value = env.get(var) or default
+        if f":{ports[service]}" not in value:
+            shown = f"{var}={value}" if env.get(var) else f"{var} (unset: {value})"
+            lines.append(f"  warning        {shown} is not the local {service} (port {ports[service]})")
+    return lines
 
 
 def _dev_token(args: argparse.Namespace) -> str:
@@ -306,6 +352,16 @@ def _down(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65000:
+        raise argparse.ArgumentTypeError(f"{port} is not in 0..65000")
+    return port
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     up = sub.add_parser(
         "up",
@@ -334,6 +390,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=int(os.environ.get("FLEET_HTTP_PORT", 8080)),
         help="gateway port (default: 8080 or FLEET_HTTP_PORT)",
+    )
+    up.add_argument(
+        "--metrics-base-port",
+        type=_port,
+        default=os.environ.get("FLEET_METRICS_BASE_PORT", str(METRICS_BASE_PORT)),
+        help="each processor serves /metrics on this port + its index (printed); 0: no metrics ports "
+        f"(default: {METRICS_BASE_PORT} or FLEET_METRICS_BASE_PORT)",
     )
     up.add_argument(
         "--instances",

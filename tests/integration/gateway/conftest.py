@@ -43,8 +43,8 @@ SECRET = "integration-test-secret-0123456789abcdef"
 # The tables the gateway reads, as the gateway assumes them until sinks/postgres lands.
 DDL = """
 CREATE TABLE tasks (tenant_id text, task_id text, site_id text, state text, robot_id text, attempt int,
-  seq bigint, category text, priority int, reason text, spec jsonb, created_at timestamptz,
-  updated_at timestamptz, PRIMARY KEY (tenant_id, task_id));
+  seq bigint, category text, priority int, reason text, spec jsonb, external_id text, origin text,
+  created_at timestamptz, updated_at timestamptz, PRIMARY KEY (tenant_id, task_id));
 CREATE TABLE robots (tenant_id text, robot_id text, site_id text, fleet_id text, name text, model text,
   capabilities text[], status text, battery float8, speed float8, pose jsonb, task_id text,
   last_seen_at timestamptz, updated_at timestamptz, PRIMARY KEY (tenant_id, robot_id));
@@ -292,8 +292,24 @@ def kafka(settings: CommonSettings, registry: RegistryClient, gw_env: GatewayEnv
 
 
 class Pg:
+    """Seeds tables; reconnects after Postgres was restarted (test_outages.py stops it)."""
+
     def __init__(self, dsn: str) -> None:
-        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.dsn = dsn
+        self._conn = psycopg.connect(dsn, autocommit=True)
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        if self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self.dsn, autocommit=True)
+        return self._conn
+
+    def execute(self, query: str, params: list[Any] | None = None) -> None:
+        try:
+            self.conn.execute(query, params)  # type: ignore[arg-type]
+        except psycopg.OperationalError:  # a connection from before a restart of Postgres
+            self._conn.close()
+            self.conn.execute(query, params)  # type: ignore[arg-type]
 
     def insert(self, table: str, row: dict[str, Any]) -> None:
         cols = list(row)
@@ -303,7 +319,7 @@ class Pg:
             else v
             for v in row.values()
         ]
-        self.conn.execute(
+        self.execute(
             f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})", values
         )
 

@@ -74,3 +74,52 @@ def test_instances_of_one_processor_by_either_spelling_and_bad_counts_refused():
             assert "instances" in str(exc) or "one instance" in str(exc)
         else:
             raise AssertionError(f"--instances {bad} was accepted")
+
+
+def _metrics_ports(children) -> list[str]:
+    return [c.env["FLEET_METRICS_PORT"] for c in children if c.name not in ("gateway", "simulator")]
+
+
+def test_metrics_ports_move_with_the_option_and_the_variable(monkeypatch):
+    assert _metrics_ports(_children(_args()))[0] == "9400"
+    children = _children(_args("--metrics-base-port", "19500"))
+    ports = [int(p) for p in _metrics_ports(children)]
+    assert ports[0] == 19500 and ports == sorted(set(ports)) and ports[-1] < 19500 + len(children)
+    monkeypatch.setenv("FLEET_METRICS_BASE_PORT", "29400")
+    assert _metrics_ports(_children(_args()))[0] == "29400"
+    assert _metrics_ports(_children(_args("--metrics-base-port", "19600")))[0] == "19600"
+    assert set(_metrics_ports(_children(_args("--metrics-base-port", "0")))) == {"0"}
+
+
+def test_a_bad_metrics_base_port_is_refused(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        _args("--metrics-base-port", "http")
+    assert "not a port number" in capsys.readouterr().err
+
+
+def test_the_banner_prints_the_ports_in_use(monkeypatch):
+    from pipelines.commands.up import _banner
+
+    monkeypatch.setenv("FLEET_KAFKA_PORT", "19192")
+    monkeypatch.setenv("FLEET_POSTGRES_PORT", "15532")
+    monkeypatch.setenv("FLEET_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19192")
+    monkeypatch.setenv("FLEET_POSTGRES_DSN", "postgresql://fleet@127.0.0.1:15432/fleetstream")
+    args = _args("--robots", "0", "--metrics-base-port", "19500")
+    children = [c for c in _children(args) if c.name != "gateway"]
+    text = _banner(children, args)
+    assert "kafka 127.0.0.1:19192" in text and "postgres 127.0.0.1:15532" in text
+    assert "19092" not in text
+    assert "metrics :19500/metrics" in text
+    # A client setting that points at another port than the stack's is called out.
+    assert (
+        "FLEET_POSTGRES_DSN=postgresql://fleet@127.0.0.1:15432/fleetstream is not the local postgres" in text
+    )
+    assert "FLEET_KAFKA_BOOTSTRAP_SERVERS" not in text
+    # So is an unset one whose default is not this stack's.
+    monkeypatch.delenv("FLEET_KAFKA_BOOTSTRAP_SERVERS")
+    text = _banner(children, args)
+    assert (
+        "FLEET_KAFKA_BOOTSTRAP_SERVERS (unset: 127.0.0.1:19092) is not the local kafka (port 19192)" in text
+    )
