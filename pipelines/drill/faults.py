@@ -58,6 +58,12 @@ class FaultRecord:
     replicated_s: float | None = None  # brokers: until every partition had all replicas in sync
     stuck: list[str] = field(default_factory=list)  # groups still behind when the timeout ran out
     forced_recovery_s: float | None = None  # after the drill killed the stuck groups' instances
+    crash_loops: dict[str, str] = field(default_factory=dict)  # instance -> last error, if any
+
+    @property
+    def unrecoverable(self) -> bool:
+        """Not recovered, not even after the drill restarted the stuck processors."""
+        return self.recovered is None and self.forced_recovery_s is None
 
     @property
     def recovery_s(self) -> float | None:
@@ -83,25 +89,36 @@ class Fault:
     def _recover(ctx: DrillContext, record: FaultRecord) -> FaultRecord:
         """Wait for the recovery. A group that does not catch up in time is recorded as stuck, and its
         instances are killed -9 (their restart unblocks them), so that the drill can go on and the
-        verifier can still tell whether anything was lost; the fault stays not recovered."""
+        verifier can still tell whether anything was lost; the fault stays not recovered. An instance in
+        a crash loop (it exits by itself again and again) ends the wait at once: restarts do not help."""
         snapshot = ctx.progress.snapshot()
-        record.recovered = ctx.progress.caught_up(snapshot, ctx.recovery_timeout_s)
-        if record.recovered is None:
-            record.stuck = sorted(ctx.progress.behind(snapshot))
-            logger.error(
-                "%s %s: NOT recovered within %.0fs; groups behind: %s; killing their instances",
-                record.kind, record.target, ctx.recovery_timeout_s, record.stuck,
-            )  # fmt: skip
-            t0 = time.time()
-            for group in record.stuck:
-                processor = group.removeprefix(f"{ctx.prefix}fleet-")
-                for inst in ctx.supervisor.instances.values():
-                    if inst.processor.replace("_", "-") == processor and inst.alive:
-                        ctx.supervisor.kill(inst)
-            done = ctx.progress.caught_up(ctx.progress.snapshot(), ctx.recovery_timeout_s)
-            record.forced_recovery_s = None if done is None else done - t0
+
+        def looping() -> bool:
+            record.crash_loops = ctx.supervisor.crash_looping()
+            return bool(record.crash_loops)
+
+        record.recovered = ctx.progress.caught_up(snapshot, ctx.recovery_timeout_s, give_up=looping)
+        if record.recovered is not None:
+            logger.info("%s %s: recovered in %.1fs", record.kind, record.target, record.recovery_s or 0.0)
             return record
-        logger.info("%s %s: recovered in %.1fs", record.kind, record.target, record.recovery_s or 0.0)
+        record.stuck = sorted(ctx.progress.behind(snapshot))
+        if record.crash_loops:
+            logger.error(
+                "%s %s: processors in a crash loop: %s", record.kind, record.target, record.crash_loops
+            )
+            return record
+        logger.error(
+            "%s %s: NOT recovered within %.0fs; groups behind: %s; killing their instances",
+            record.kind, record.target, ctx.recovery_timeout_s, record.stuck,
+        )  # fmt: skip
+        t0 = time.time()
+        for group in record.stuck:
+            processor = group.removeprefix(f"{ctx.prefix}fleet-")
+            for inst in ctx.supervisor.instances.values():
+                if inst.processor.replace("_", "-") == processor and inst.alive:
+                    ctx.supervisor.kill(inst)
+        done = ctx.progress.caught_up(ctx.progress.snapshot(), ctx.recovery_timeout_s, give_up=looping)
+        record.forced_recovery_s = None if done is None else done - t0
         return record
 
 

@@ -49,6 +49,7 @@ class Instance:
     expected_exit: bool = False  # the drill killed it: its exit is no crash
     starts: int = 0
     crashes: int = 0  # exits the drill did not cause
+    crash_times: list[float] = field(default_factory=list)  # time.monotonic() of each
     restart_at: float | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -178,6 +179,7 @@ class Supervisor:
                         crashed = not inst.expected_exit
                         if crashed:
                             inst.crashes += 1
+                            inst.crash_times.append(now)
                         self._event(
                             inst, "exit", f"code {code}{' (not caused by the drill)' if crashed else ''}"
                         )
@@ -223,6 +225,23 @@ class Supervisor:
         """Instances that should run and do not (held ones excluded)."""
         with self._lock:
             return [i.name for i in self.instances.values() if not i.held and not i.alive]
+
+    def crash_looping(self, count: int = 3, within_s: float = 120.0) -> dict[str, str]:
+        """Instances that exited by themselves ``count`` times within the last ``within_s`` seconds, with
+        the last error line of their log: restarting them does not help."""
+        now = time.monotonic()
+        out = {}
+        with self._lock:
+            for inst in self.instances.values():
+                if len([t for t in inst.crash_times if now - t <= within_s]) >= count:
+                    out[inst.name] = self.last_error(inst)
+        return out
+
+    def last_error(self, inst: Instance) -> str:
+        errors = [
+            line for line in self.log_tail(inst, 20000).splitlines() if "Error" in line or "Exception" in line
+        ]
+        return errors[-1][:300] if errors else "?"
 
     def crashes(self) -> dict[str, int]:
         with self._lock:

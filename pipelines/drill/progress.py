@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,11 +115,18 @@ class GroupProgress:
             self._readable_cache[key] = self._records_from(topic, partition, start, end) > 0
         return self._readable_cache[key]
 
-    def caught_up(self, snapshot: Snapshot, timeout: float, poll_s: float = 1.0) -> float | None:
-        """Wall time at which every group had committed up to the snapshot, or None after ``timeout``."""
+    def caught_up(
+        self,
+        snapshot: Snapshot,
+        timeout: float,
+        poll_s: float = 1.0,
+        give_up: Callable[[], bool] = lambda: False,
+    ) -> float | None:
+        """Wall time at which every group had committed up to the snapshot, or None after ``timeout`` (or
+        as soon as ``give_up()`` says waiting is pointless)."""
         deadline = time.monotonic() + timeout
         behind: dict[str, int] = {}
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not give_up():
             try:
                 behind = self.behind(snapshot)
             except Exception as exc:  # a coordinator moving: ask again

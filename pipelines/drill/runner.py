@@ -66,6 +66,7 @@ class DrillReport:
     restarts: dict[str, int] = field(default_factory=dict)
     crashes: dict[str, int] = field(default_factory=dict)
     drain_s: float | None = None
+    skipped: list[str] = field(default_factory=list)  # faults not injected: the pipeline had not recovered
 
     @property
     def ok(self) -> bool:
@@ -94,13 +95,17 @@ class DrillReport:
             out.append(f"cluster: {self.cluster}")
         for f in self.faults:
             rec = f"{f.recovery_s:.1f}s" if f.recovery_s is not None else "NOT RECOVERED"
-            if f.stuck:
+            if f.crash_loops:
+                rec += f" (crash loop: {f.crash_loops})"
+            elif f.stuck:
                 forced = f"{f.forced_recovery_s:.1f}s" if f.forced_recovery_s is not None else "never"
                 rec += f" (stuck: {', '.join(f.stuck)}; caught up {forced} after the drill killed them)"
             rep = f", replicas in sync after {f.replicated_s:.1f}s" if f.replicated_s is not None else ""
             out.append(
                 f"fault  {f.kind:<32} {f.target:<28} outage {f.outage_s:5.1f}s  recovered in {rec}{rep}"
             )
+        if self.skipped:
+            out.append(f"faults NOT injected (the pipeline had not recovered): {self.skipped}")
         for kind, s in self.recovery_stats().items():
             out.append(f"recovery {kind}: n={s['count']} p50={s['p50_s']}s max={s['max_s']}s")
         out.append("records per topic: " + ", ".join(f"{k}={v}" for k, v in self.topics.items()))
@@ -242,9 +247,17 @@ class DrillRunner:
             load.publish_schedules(self.kafka_config, self.settings.registry_client_config(), self.prefix)
             load.start()
             self._sleep(self.plan.warmup_s, load)
-            for fault in self.plan.faults:
+            for n, fault in enumerate(self.plan.faults):
                 logger.info("fault: %s", fault.describe())
-                self.report.faults.append(fault.run(ctx))
+                record = fault.run(ctx)
+                self.report.faults.append(record)
+                if record.unrecoverable:
+                    self.report.skipped = [f.describe() for f in self.plan.faults[n + 1 :]]
+                    logger.error(
+                        "the pipeline did not recover from %s %s: the %d remaining faults are skipped",
+                        record.kind, record.target, len(self.report.skipped),
+                    )  # fmt: skip
+                    break
                 self._sleep(self.plan.gap_s, load)
             self._sleep(self.plan.tail_s, load)
             self._drain(load, progress)
@@ -388,8 +401,9 @@ class DrillRunner:
         checks.append(
             Check(
                 "every fault recovered from by itself",
-                not not_recovered,
-                f"{len(self.report.faults)} faults; not recovered: {not_recovered or 'none'}",
+                not not_recovered and not self.report.skipped,
+                f"{len(self.report.faults)} faults; not recovered: {not_recovered or 'none'}"
+                + (f"; {len(self.report.skipped)} not injected" if self.report.skipped else ""),
             )
         )
         evidence = load_evidence(self.kafka_config, self.settings.registry_client_config(), self.prefix)
@@ -411,12 +425,11 @@ class DrillRunner:
     @staticmethod
     def _exit_reasons(supervisor: Supervisor) -> str:
         """The last error line of each instance that exited by itself (from its log)."""
-        reasons = []
-        for inst in supervisor.instances.values():
-            if inst.crashes:
-                tail = supervisor.log_tail(inst, 20000).splitlines()
-                errors = [line for line in tail if "Error" in line or "Exception" in line]
-                reasons.append(f"{inst.name}: {errors[-1][:200] if errors else '?'}")
+        reasons = [
+            f"{inst.name}: {supervisor.last_error(inst)[:200]}"
+            for inst in supervisor.instances.values()
+            if inst.crashes
+        ]
         return f"; last errors: {reasons}" if reasons else ""
 
     def _cleanup(self, admin: AdminClient) -> None:

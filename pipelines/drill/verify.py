@@ -303,6 +303,44 @@ def _robot_keys(actual: dict[str, list[str | None]], topic: str) -> dict[str, li
     return {k: v for k, v in actual.items() if k.startswith("telemetry:")}
 
 
+#: Fields of our records that are Avro timestamp-millis (schemas/avro/*.avsc), at any depth.
+TIMESTAMP_FIELDS = frozenset(
+    {"occurred_at", "eta", "window_start", "window_end", "last_seen_at", "due_at", "deadline"}
+)
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def _timestamps(value: Any, path: str = "") -> Iterable[tuple[str, int]]:
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            if name in TIMESTAMP_FIELDS and isinstance(inner, int) and not isinstance(inner, bool):
+                yield f"{path}{name}", inner
+            else:
+                yield from _timestamps(inner, f"{path}{name}.")
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            yield from _timestamps(inner, f"{path}[{i}].")
+
+
+def timestamps_check(evidence: Evidence) -> Check:
+    """Every timestamp our producers wrote lies in 1970..9999 (no sentinel for "still open")."""
+    bad = []
+    checked = 0
+    for name, records in sorted(evidence.topics.items()):
+        if name.startswith("dlq."):
+            continue
+        for rec in records:
+            for field_name, ms in _timestamps(rec.value):
+                checked += 1
+                if not 0 <= ms <= MAX_MS:
+                    kind = rec.value.get("kind") if isinstance(rec.value, dict) else None
+                    bad.append(f"{_where(rec)} {field_name}={ms} ({kind or ''} {rec.value.get('event_id')})")
+    name = "timestamps: every one written lies in 1970..9999"
+    if bad:
+        return Check(name, False, f"{len(bad)} of {checked} out of range: {bad[:3]}")
+    return Check(name, True, f"{checked} timestamps")
+
+
 def dlq_check(evidence: Evidence) -> Check:
     found = {p: evidence[f"dlq.{p}"] for p in DLQ_PROCESSORS if evidence[f"dlq.{p}"]}
     if not found:
