@@ -118,15 +118,16 @@ def explain(
     apply: Apply,
     actual: dict[tuple[str, str], list[str | None]],
     *,
-    window_ms: int = 2_000,
-    budget: int = 200_000,
+    window_ms: int = 30_000,
+    budget: int = 500_000,
 ) -> Explained:
     """Search an order of one key's inputs (each input topic in offset order) for which ``apply`` emits
     exactly ``actual`` (per output topic and key, in order).
 
     The processor reads its input topics time-aligned: it takes the input with the earliest timestamp,
     unless a later one was already there and the earlier one still on its way (a timer fired by the
-    timer service in the same millisecond as a robot's sample). So the search tries timestamp order
+    timer service in the same millisecond as a robot's sample; after a restart or a rebalance, a small
+    timers partition fetched before a large telemetry backlog). So the search tries timestamp order
     first and, where inputs of different topics are less than ``window_ms`` apart, the other order, and
     backtracks when the outputs disagree. Nothing is found for an output that no order explains: a
     lost, duplicated or altered record.

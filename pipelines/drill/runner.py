@@ -277,7 +277,11 @@ class DrillRunner:
                 progress.close()
             self.report.finished = time.time()
             (self.run_dir / "report.json").write_bytes(self.report.as_json())
-            if not self.keep:
+            if self.keep or not self.report.ok:
+                logger.info(
+                    "kept the run's topics (prefix %s), schema and database %s", self.prefix, self.store_name
+                )
+            else:
                 self._cleanup(admin)
         return self.report
 
@@ -316,6 +320,8 @@ class DrillRunner:
         raise RuntimeError(f"consumer groups without all their members after {timeout:.0f}s: {short}")
 
     def _members(self, progress: GroupProgress, supervisor: Supervisor) -> dict[str, tuple[int, int]]:
+        """Per processor group, (members it has, instances running); a group being rebalanced or that
+        cannot be described counts -1 members."""
         want: dict[str, int] = {}
         for inst in supervisor.instances.values():
             if not inst.held:
@@ -325,11 +331,28 @@ class DrillRunner:
         out = {}
         for group, future in described.items():
             try:
-                members = len(future.result(10).members)
-            except Exception:
-                members = 0
+                result = future.result(10)
+                stable = str(result.state).endswith("STABLE")
+                members = len(result.members) if stable else -1
+            except Exception as exc:
+                logger.warning("cannot describe group %s: %s", group, exc)
+                members = -1
             out[group] = (members, want[group])
         return out
+
+    def _members_check(self, progress: GroupProgress, supervisor: Supervisor, timeout: float = 60.0) -> Check:
+        """Every group stable with one member per running instance (a group rebalancing is waited for)."""
+        deadline = time.monotonic() + timeout
+        short: dict[str, tuple[int, int]] = {}
+        members: dict[str, tuple[int, int]] = {}
+        while True:
+            members = self._members(progress, supervisor)
+            short = {g: m for g, m in members.items() if m[0] != m[1]}
+            if not short or time.monotonic() > deadline:
+                break
+            time.sleep(2.0)
+        detail = f"{len(members)} groups stable" + (f"; (members, instances) off: {short}" if short else "")
+        return Check("consumer groups: every instance a member", not short, detail)
 
     def _drain(
         self, load: Load, progress: GroupProgress, quiet_s: float = 20.0, timeout: float = 300.0
