@@ -490,7 +490,7 @@ up_one() {
   fi
   if pid_alive "$svc"; then
     log "$svc is starting (pid $(cat "$RUN/$svc.pid")); waiting"
-    wait_until_answers "$svc" 90
+    wait_until_answers "$svc" 240
     return 0
   fi
   case "$svc" in
@@ -501,7 +501,8 @@ up_one() {
   check_port_free "$svc"
   log "starting $svc on 127.0.0.1:$(port_of "$svc")"
   case "$svc" in
-    kafka-[1-9]) start_kafka_node "${svc#kafka-}"; wait_until_answers "$svc" 90 ;;
+    # a node coming back loads every partition it holds: slow on a busy machine
+    kafka-[1-9]) start_kafka_node "${svc#kafka-}"; wait_until_answers "$svc" 240 ;;
     *) "start_$svc" ;;
   esac
   log "$svc up in $((SECONDS - t0))s"

@@ -112,7 +112,7 @@ class KafkaCluster:
 
     def start(self, node_id: int) -> None:
         """Start one node and wait until it serves."""
-        _stack(["up", f"kafka-{node_id}"], self._env(), timeout=180)
+        _stack(["up", f"kafka-{node_id}"], self._env(), timeout=300)
 
     def running(self) -> dict[int, bool]:
         """Each node, and whether stack.sh sees it up."""
