@@ -327,7 +327,10 @@ class DrillRunner:
             if not inst.held:
                 group = f"{self.prefix}fleet-{inst.processor.replace('_', '-')}"
                 want[group] = want.get(group, 0) + 1
-        described = progress.admin.describe_consumer_groups(list(want))
+        # A new admin client each time: a long-lived one kept answering NOT_COORDINATOR for minutes for
+        # the groups of a broker that had been restarted (librdkafka's coordinator cache).
+        admin = AdminClient(self.kafka_config)
+        described = admin.describe_consumer_groups(list(want))
         out = {}
         for group, future in described.items():
             try:
@@ -335,7 +338,7 @@ class DrillRunner:
                 stable = str(result.state).endswith("STABLE")
                 members = len(result.members) if stable else -1
             except Exception as exc:
-                logger.warning("cannot describe group %s: %s", group, exc)
+                logger.debug("cannot describe group %s: %s", group, exc)
                 members = -1
             out[group] = (members, want[group])
         return out
