@@ -364,5 +364,6 @@ def topology_checks(evidence: Evidence) -> list[Check]:
     checks += [
         unique_ids(evidence, t, what=" (load producers)") for t in ("robot.telemetry", "task.commands")
     ]
+    checks.append(timestamps_check(evidence))
     checks.append(dlq_check(evidence))
     return checks

@@ -63,3 +63,22 @@ def test_merge_by_timestamp_is_per_partition_and_keeps_offset_order() -> None:
     order = [(r.topic, r.partition, r.offset) for r in merge_by_timestamp(a, b)]
     # partition 0: heads a@0 (10) and b@0 (7) -> b first; then a@0, a@1 (offset order within a topic)
     assert order == [("b", 0, 0), ("a", 0, 0), ("a", 0, 1), ("b", 1, 0), ("a", 1, 0)]
+
+
+def test_a_sentinel_timestamp_is_named_with_where_it_was_written() -> None:
+    from pipelines.drill.verify import Evidence, timestamps_check
+
+    ok = rec("p.traffic.conflicts", 32, 1, {"event_id": "a", "occurred_at": 1, "window_end": 2})
+    bad = rec(
+        "p.traffic.conflicts",
+        33,
+        1,
+        {"event_id": "b", "kind": "VERTEX", "occurred_at": 1, "window_end": 1 << 62},
+    )
+    nested = rec("p.scheduler.decisions", 7, 1, {"event_id": "c", "occurred_at": 1, "route": [{"eta": -5}]})
+    check = timestamps_check(
+        Evidence("p.", {"traffic.conflicts": [ok, bad], "scheduler.decisions": [nested]})
+    )
+    assert not check.ok
+    assert "p.traffic.conflicts[0]@33 window_end=4611686018427387903" in check.detail
+    assert "route.[0].eta=-5" in check.detail and "2 of 6" in check.detail
