@@ -73,7 +73,7 @@ def test_a_sentinel_timestamp_is_named_with_where_it_was_written() -> None:
         "p.traffic.conflicts",
         33,
         1,
-        {"event_id": "b", "kind": "VERTEX", "occurred_at": 1, "window_end": 1 << 62},
+        {"event_id": "b", "kind": "VERTEX", "occurred_at": 1, "window_end": (1 << 62) - 1},
     )
     nested = rec("p.scheduler.decisions", 7, 1, {"event_id": "c", "occurred_at": 1, "route": [{"eta": -5}]})
     check = timestamps_check(
