@@ -73,9 +73,9 @@ def _rows(
         out.append(
             {
                 "name": f"cluster {stem} (rf 3, 2 instances)",
-                "value": three["value"],
+                "value": round(three["value"], 1),
                 "unit": three["unit"],
-                "baseline": one["value"],
+                "baseline": round(one["value"], 1),
                 "ratio": round(ratio, 3) if ratio is not None else None,
                 "goal": "report: 3-node cluster vs single broker, same run (baseline: single broker, 1 instance)",
             }
