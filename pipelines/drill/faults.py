@@ -89,24 +89,35 @@ class Fault:
     def _recover(ctx: DrillContext, record: FaultRecord) -> FaultRecord:
         """Wait for the recovery. A group that does not catch up in time is recorded as stuck, and its
         instances are killed -9 (their restart unblocks them), so that the drill can go on and the
-        verifier can still tell whether anything was lost; the fault stays not recovered. An instance in
-        a crash loop (it exits by itself again and again) ends the wait at once: restarts do not help."""
+        verifier can still tell whether anything was lost; the fault stays not recovered.
+
+        A processor in a crash loop (it exits by itself again and again, whatever the fault) is
+        recorded and its group left out of every later wait: the verdict reports it (its lag, its
+        sink's missing rows), and the other processors' recoveries are still measured."""
         snapshot = ctx.progress.snapshot()
 
         def looping() -> bool:
-            record.crash_loops = ctx.supervisor.crash_looping()
-            return bool(record.crash_loops)
+            loops = ctx.supervisor.crash_looping()
+            groups = {_group(ctx, name) for name in loops} - ctx.progress.excluded
+            if groups:
+                record.crash_loops.update(loops)
+                ctx.progress.excluded |= groups
+                logger.error(
+                    "%s %s: processors in a crash loop, left out: %s", record.kind, record.target, loops
+                )
+            return bool(groups)
 
-        record.recovered = ctx.progress.caught_up(snapshot, ctx.recovery_timeout_s, give_up=looping)
+        while True:
+            record.recovered = ctx.progress.caught_up(snapshot, ctx.recovery_timeout_s, give_up=looping)
+            if record.recovered is not None or not record.crash_loops:
+                break
+            snapshot = {k: v for k, v in snapshot.items() if k[0] not in ctx.progress.excluded}
+            if not snapshot:
+                break
         if record.recovered is not None:
             logger.info("%s %s: recovered in %.1fs", record.kind, record.target, record.recovery_s or 0.0)
             return record
         record.stuck = sorted(ctx.progress.behind(snapshot))
-        if record.crash_loops:
-            logger.error(
-                "%s %s: processors in a crash loop: %s", record.kind, record.target, record.crash_loops
-            )
-            return record
         logger.error(
             "%s %s: NOT recovered within %.0fs; groups behind: %s; killing their instances",
             record.kind, record.target, ctx.recovery_timeout_s, record.stuck,
@@ -120,6 +131,11 @@ class Fault:
         done = ctx.progress.caught_up(ctx.progress.snapshot(), ctx.recovery_timeout_s, give_up=looping)
         record.forced_recovery_s = None if done is None else done - t0
         return record
+
+
+def _group(ctx: DrillContext, instance: str) -> str:
+    """The consumer group of an instance name (``sink_postgres.2`` -> ``<prefix>fleet-sink-postgres``)."""
+    return f"{ctx.prefix}fleet-{instance.rsplit('.', 1)[0].replace('_', '-')}"
 
 
 def _running(ctx: DrillContext, processor: str) -> list[Instance]:

@@ -189,8 +189,10 @@ class Supervisor:
                             )
                         if inst.held:
                             inst.proc = None  # seen; a held instance stays down
-                        else:
-                            inst.restart_at = now + self.restart_delay_s
+                        else:  # back off as Kubernetes does for a crash loop: 1, 2, 4, ... 30 s
+                            recent = len([t for t in inst.crash_times if now - t <= 120.0]) if crashed else 0
+                            delay = min(30.0, self.restart_delay_s * 2 ** max(0, recent - 1))
+                            inst.restart_at = now + delay
                     if inst.restart_at is not None and now >= inst.restart_at and not inst.held:
                         self.start(inst)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 __all__ = ["GroupProgress", "Snapshot"]
@@ -33,6 +33,8 @@ class GroupProgress:
     kafka_config: dict[str, Any]
     group_prefix: str  # "<topic prefix>fleet-"
     _group_consumers: dict[str, Consumer] = field(default_factory=dict)
+    #: Groups left out of snapshots (processors in a crash loop: waiting for them is pointless).
+    excluded: set[str] = field(default_factory=set)
     _readable_cache: dict[tuple[str, int, int, int], bool] = field(default_factory=dict)
 
     def groups(self) -> list[str]:
@@ -81,18 +83,27 @@ class GroupProgress:
             consumer.close()
         self._group_consumers.clear()
 
-    def ends(self, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """Last stable offset of each (topic, partition)."""
+    def ends(self, tps: set[tuple[str, int]], attempts: int = 10) -> dict[tuple[str, int], int]:
+        """Last stable offset of each (topic, partition); asked again while leaders move (a partition
+        whose leader just changed answers NOT_LEADER or UNKNOWN_LEADER_EPOCH for a moment)."""
         if not tps:
             return {}
         request = {TopicPartition(t, p): OffsetSpec.latest() for t, p in tps}
-        futures = self.admin.list_offsets(
-            request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=10
-        )
-        return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+        for attempt in range(attempts):
+            try:
+                futures = self.admin.list_offsets(
+                    request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=10
+                )
+                return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+            except KafkaException as exc:
+                if attempt == attempts - 1:
+                    raise
+                logger.debug("end offsets not available yet (%s); asking again", exc)
+                time.sleep(1.0)
+        raise AssertionError("unreachable")
 
     def snapshot(self) -> Snapshot:
-        committed = self.committed()
+        committed = {k: v for k, v in self.committed().items() if k[0] not in self.excluded}
         ends = self.ends({(t, p) for _g, t, p in committed})
         return {(g, t, p): ends[(t, p)] for g, t, p in committed}
 
@@ -135,7 +146,8 @@ class GroupProgress:
             if not behind:
                 return time.time()
             time.sleep(poll_s)
-        logger.warning("groups still behind the snapshot after %.0fs: %s", timeout, behind)
+        waited = timeout - max(0.0, deadline - time.monotonic())
+        logger.warning("groups still behind the snapshot after %.0fs: %s", waited, behind)
         return None
 
     def lag(self) -> dict[str, int]:

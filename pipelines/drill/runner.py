@@ -368,10 +368,15 @@ class DrillRunner:
         last: dict[tuple[str, int], int] = {}
         still_since = time.monotonic()
         while time.monotonic() - t0 < timeout:
-            ends = progress.ends(self._all_partitions(progress.admin))
+            try:
+                ends = progress.ends(self._all_partitions(progress.admin))
+            except Exception as exc:  # leaders still moving: ask again
+                logger.warning("end offsets unavailable while draining: %s", exc)
+                time.sleep(2.0)
+                continue
             if ends != last:
                 last, still_since = ends, time.monotonic()
-            elif time.monotonic() - still_since >= quiet_s and not progress.lag():
+            elif time.monotonic() - still_since >= quiet_s and not set(progress.lag()) - progress.excluded:
                 self.report.drain_s = time.monotonic() - t0
                 logger.info("drained in %.0fs", self.report.drain_s)
                 return
@@ -415,6 +420,16 @@ class DrillRunner:
                 not crashes,
                 f"exits by themselves: {crashes or 'none'}{self._exit_reasons(supervisor)}",
                 warn_only=True,
+            )
+        )
+        loops = {
+            k: v for f in self.report.faults for k, v in f.crash_loops.items()
+        } | supervisor.crash_looping()
+        checks.append(
+            Check(
+                "processors: none in a crash loop",
+                not loops,
+                f"crash loops (left out of the recovery waits): {loops}" if loops else "none",
             )
         )
         lag = progress.lag()
