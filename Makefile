@@ -64,6 +64,12 @@ test-unit: install ## the tests that need nothing running
 test-integration: install stack-up stack-up-influxdb2 ## the tests that run against the real local stack
 	@$(BIN)/pytest -q -m "integration and not bench" tests
 
+test-drill: install stack-up ## the short fault drills and the cluster tests (tests/integration/drill, ~10 min)
+	@$(BIN)/pytest -q -m drill tests/integration/drill
+
+drill: install stack-up ## the full fault drill on the three-node cluster (~30-45 min; docs/reliability.md)
+	@$(BIN)/fleet drill full
+
 bench: install stack-up ## benchmarks with ratios against raw baselines measured in the same run
 	@$(BIN)/fleet bench
 

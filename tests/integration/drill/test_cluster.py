@@ -8,9 +8,12 @@ import subprocess
 import sys
 import uuid
 
+import pytest
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 from pipelines.drill import KafkaCluster
+
+pytestmark = pytest.mark.drill
 
 
 def test_three_kraft_nodes_with_transaction_version_2(cluster: KafkaCluster) -> None:
