@@ -96,24 +96,29 @@ class Fault:
         sink's missing rows), and the other processors' recoveries are still measured."""
         snapshot = ctx.progress.snapshot()
 
+        newly_excluded = False
+
         def looping() -> bool:
+            nonlocal newly_excluded
             loops = ctx.supervisor.crash_looping()
             groups = {_group(ctx, name) for name in loops} - ctx.progress.excluded
             if groups:
                 record.crash_loops.update(loops)
                 ctx.progress.excluded |= groups
+                newly_excluded = True
                 logger.error(
                     "%s %s: processors in a crash loop, left out: %s", record.kind, record.target, loops
                 )
             return bool(groups)
 
+        deadline = time.monotonic() + ctx.recovery_timeout_s
         while True:
-            record.recovered = ctx.progress.caught_up(snapshot, ctx.recovery_timeout_s, give_up=looping)
-            if record.recovered is not None or not record.crash_loops:
-                break
+            newly_excluded = False
+            left = max(0.0, deadline - time.monotonic())
+            record.recovered = ctx.progress.caught_up(snapshot, left, give_up=looping)
+            if record.recovered is not None or not newly_excluded:
+                break  # recovered, or the time is up
             snapshot = {k: v for k, v in snapshot.items() if k[0] not in ctx.progress.excluded}
-            if not snapshot:
-                break
         if record.recovered is not None:
             logger.info("%s %s: recovered in %.1fs", record.kind, record.target, record.recovery_s or 0.0)
             return record
