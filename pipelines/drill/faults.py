@@ -24,6 +24,7 @@ __all__ = [
     "DrillContext",
     "Fault",
     "FaultRecord",
+    "NotInjected",
     "ProcessorKill",
     "ProcessorStall",
     "ScaleIn",
@@ -143,11 +144,22 @@ def _group(ctx: DrillContext, instance: str) -> str:
     return f"{ctx.prefix}fleet-{instance.rsplit('.', 1)[0].replace('_', '-')}"
 
 
-def _running(ctx: DrillContext, processor: str) -> list[Instance]:
-    live = [i for i in ctx.supervisor.of(processor) if i.alive and not i.held]
+def _running(ctx: DrillContext, processor: str, wait_s: float = 60.0) -> list[Instance]:
+    """The running instances of ``processor``, waiting up to ``wait_s`` for one (it may be between an
+    exit and its restart); raises :class:`NotInjected` when none comes up."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        live = [i for i in ctx.supervisor.of(processor) if i.alive and not i.held]
+        if live or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
     if not live:
-        raise RuntimeError(f"no running instance of {processor} to inject a fault into")
+        raise NotInjected(f"no running instance of {processor} to inject a fault into")
     return live
+
+
+class NotInjected(RuntimeError):
+    """A fault the drill could not inject (its target is not running): reported, the drill goes on."""
 
 
 @dataclass
@@ -297,8 +309,9 @@ class ScaleOut(Fault):
         return f"add an instance of {self.processor}"
 
     def run(self, ctx: DrillContext) -> FaultRecord:
-        index = max((i.index for i in ctx.supervisor.of(self.processor)), default=0) + 1
-        inst = ctx.supervisor.add(self.processor, index)
+        existing = _running(ctx, self.processor)
+        index = max(i.index for i in ctx.supervisor.of(self.processor)) + 1
+        inst = ctx.supervisor.add(existing[0].processor, index)
         started = time.time()
         ctx.supervisor.start(inst)
         record = FaultRecord(self.kind, inst.name, started, started, None)

@@ -98,8 +98,10 @@ class Supervisor:
         return inst
 
     def of(self, processor: str) -> list[Instance]:
+        """The instances of ``processor`` (written with ``-`` or ``_``)."""
+        name = processor.replace("_", "-")
         with self._lock:
-            return [i for i in self.instances.values() if i.processor == processor]
+            return [i for i in self.instances.values() if i.processor.replace("_", "-") == name]
 
     def start(self, inst: Instance) -> None:
         with self._lock:

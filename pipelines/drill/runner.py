@@ -26,7 +26,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipelines.drill.cluster import STACK_SCRIPT, KafkaCluster, StackServices
-from pipelines.drill.faults import DrillContext, FaultRecord
+from pipelines.drill.faults import DrillContext, FaultRecord, NotInjected
 from pipelines.drill.ktools import KafkaToolsLane
 from pipelines.drill.load import Load, LoadConfig
 from pipelines.drill.plan import DrillPlan
@@ -66,7 +66,7 @@ class DrillReport:
     restarts: dict[str, int] = field(default_factory=dict)
     crashes: dict[str, int] = field(default_factory=dict)
     drain_s: float | None = None
-    skipped: list[str] = field(default_factory=list)  # faults not injected: the pipeline had not recovered
+    skipped: list[str] = field(default_factory=list)  # faults not injected (target down, or no recovery)
 
     @property
     def ok(self) -> bool:
@@ -105,7 +105,7 @@ class DrillReport:
                 f"fault  {f.kind:<32} {f.target:<28} outage {f.outage_s:5.1f}s  recovered in {rec}{rep}"
             )
         if self.skipped:
-            out.append(f"faults NOT injected (the pipeline had not recovered): {self.skipped}")
+            out.append(f"faults NOT injected: {self.skipped}")
         for kind, s in self.recovery_stats().items():
             out.append(f"recovery {kind}: n={s['count']} p50={s['p50_s']}s max={s['max_s']}s")
         out.append("records per topic: " + ", ".join(f"{k}={v}" for k, v in self.topics.items()))
@@ -249,10 +249,17 @@ class DrillRunner:
             self._sleep(self.plan.warmup_s, load)
             for n, fault in enumerate(self.plan.faults):
                 logger.info("fault: %s", fault.describe())
-                record = fault.run(ctx)
+                try:
+                    record = fault.run(ctx)
+                except NotInjected as exc:
+                    logger.error("fault %s not injected: %s", fault.describe(), exc)
+                    self.report.skipped.append(f"{fault.describe()} ({exc})")
+                    continue
                 self.report.faults.append(record)
                 if record.unrecoverable:
-                    self.report.skipped = [f.describe() for f in self.plan.faults[n + 1 :]]
+                    self.report.skipped += [
+                        f"{f.describe()} (the pipeline had not recovered)" for f in self.plan.faults[n + 1 :]
+                    ]
                     logger.error(
                         "the pipeline did not recover from %s %s: the %d remaining faults are skipped",
                         record.kind, record.target, len(self.report.skipped),

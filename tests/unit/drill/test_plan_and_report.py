@@ -84,3 +84,15 @@ def test_latest_records_as_each_sink_orders_them() -> None:
         {"task_id": "t", "seq": 2, "kind": "TRANSITION", "event_id": "2"},
     ]
     assert latest_transitions(events)["t"]["event_id"] == "2"
+
+
+def test_the_supervisor_finds_instances_by_either_spelling(tmp_path) -> None:
+    from pipelines.drill.processes import Supervisor
+
+    supervisor = Supervisor(tmp_path, {}, tag="t")
+    one = supervisor.add("sink_postgres", 1)
+    two = supervisor.add("sink_postgres", 2)
+    assert supervisor.of("sink-postgres") == [one, two] == supervisor.of("sink_postgres")
+    assert one.env["FLEET_STATE_DIR"] != two.env["FLEET_STATE_DIR"]
+    assert {one.env["FLEET_INSTANCE_ID"], two.env["FLEET_INSTANCE_ID"]} == {"t-1", "t-2"}
+    assert supervisor.crash_looping() == {} and supervisor.down() == ["sink_postgres.1", "sink_postgres.2"]
