@@ -129,6 +129,15 @@ def _t(
 
 CATALOG: tuple[TopicSpec, ...] = (
     _t("robot.telemetry", "robot_id", "RobotTelemetry", "delete", 7, "robot", "raw robot telemetry"),
+    _t(
+        "robot.telemetry.accepted",
+        "robot_id",
+        "RobotTelemetry",
+        "delete",
+        7,
+        "robot",
+        "telemetry the telemetry topology accepted (validated, not a duplicate)",
+    ),
     _t("robot.registry", "robot_id", "RobotRegistration", "compact", None, "robot", "known robots"),
     _t("robot.status", "robot_id", "RobotStatus", "compact,delete", 7, "robot", "derived robot status"),
     _t("robot.telemetry.1m", "robot_id", "TelemetryAggregate", "delete", 90, "robot", "1-minute aggregates"),

@@ -86,11 +86,13 @@ class TaskPhase(AvroEnum):
 
 
 class Manager(AvroEnum):
-    """Who dispatches a robot: fleetstream itself or an Open-RMF fleet adapter."""
+    """Who dispatches a robot and plans its motion: fleetstream (tasks and traffic grants), an Open-RMF fleet
+    adapter, or the robot itself (it takes tasks but plans its own way: traffic only monitors it)."""
 
     __avro_default__ = "FLEETSTREAM"
     FLEETSTREAM = "FLEETSTREAM"
     RMF = "RMF"
+    SELF = "SELF"
 
 
 class RobotState(AvroEnum):
@@ -198,6 +200,7 @@ class DecisionKind(AvroEnum):
     HOLD = "HOLD"
     RESUME = "RESUME"
     REROUTE = "REROUTE"
+    GRANT = "GRANT"
 
 
 class ConflictKind(AvroEnum):
@@ -230,6 +233,7 @@ class AlertKind(AvroEnum):
     BATTERY_OK = "BATTERY_OK"
     TASK_FAILED = "TASK_FAILED"
     CONFLICT_UNRESOLVED = "CONFLICT_UNRESOLVED"
+    CONFLICT_CLEARED = "CONFLICT_CLEARED"
 
 
 class Severity(AvroEnum):
@@ -502,6 +506,17 @@ class Decision(SiteRecord):
     reason: str | None = Field(default=None, description="Why the decision was made.")
     conflict_id: str | None = Field(default=None, description="Conflict that caused the decision.")
     planner: str = Field(default="in_process", description="Planner that made the decision.")
+    granted: int | None = Field(
+        default=None,
+        description="How many waypoints of route, from its start, the robot may drive onto (the released "
+        "base); the rest of route is the planned horizon. Null: not a grant.",
+    )
+    plan_id: str | None = Field(
+        default=None, description="Movement plan (one goal of one robot) the decision belongs to."
+    )
+    plan_seq: int | None = Field(
+        default=None, description="0 for the plan's first decision, +1 for each update of the plan."
+    )
 
 
 class Conflict(SiteRecord):
@@ -514,10 +529,16 @@ class Conflict(SiteRecord):
     lane_id: str | None = Field(default=None, description="Lane where the conflict happens.")
     zone_id: str | None = Field(default=None, description="Zone entered, for NO_GO_ZONE.")
     window_start: TimestampMs = Field(description="Start of the conflicting window, epoch ms UTC.")
-    window_end: TimestampMs = Field(description="End of the conflicting window, epoch ms UTC.")
+    window_end: TimestampMs = Field(
+        description="End of the conflicting window, epoch ms UTC; with open_ended, the last instant known "
+        "when it was emitted (the window goes on: a robot that stands until further notice)."
+    )
     resolution: Resolution = Field(description="How the conflict was resolved.")
     resolved_robot_id: str | None = Field(default=None, description="Robot that holds or re-routes.")
     detail: str | None = Field(default=None, description="Human-readable detail.")
+    open_ended: bool = Field(
+        default=False, description="The window had no known end when the conflict was emitted."
+    )
 
 
 class Alert(SiteRecord):

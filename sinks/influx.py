@@ -10,12 +10,21 @@ Measurements (tags ``tenant``, ``site``, ``robot``, ``fleet`` only, so cardinali
 Idempotent by construction: InfluxDB keeps one point per measurement + tag set + timestamp, so a replayed
 batch overwrites itself. Writes go through the v1 ``/write`` API (InfluxDB 1.x, 2.x via DBRP, 3.x) or,
 selected by ``api="v2"``, through influxdb-client's ``/api/v2/write`` with the ``db/rp`` bucket form.
-An unreachable, timing-out or 5xx server raises ``SinkBackpressureError`` (the app pauses and retries
-the same records); a 4xx answer means we built a bad point, which is a bug: :class:`InfluxWriteError`.
-The one 4xx that is not a bug is a replay older than a retention policy: the server drops those points,
-writes the rest and says so (1.6: "points beyond retention policy", 1.8+: "points outside retention
-policy"); both writers log it and go on. Both paths are tested against real servers: v1 on InfluxDB
-1.6 and 1.12, v2 on 1.12 (``deploy/local/stack.sh up influxdb2``).
+
+Failures follow ``sinks.deadletters``:
+
+- an unreachable, timing-out, 5xx or 429 server raises ``SinkBackpressureError`` (the app pauses and
+  retries the same records), and so does a database the server lost (it is created again first);
+- a record that cannot be a point (a time outside what InfluxDB stores, years 1677..2262; no numeric
+  field) and a 400 / 413 / 422 answer (a point the server refuses: a field type conflict, a limit) are
+  data: the refused points are isolated by halving the request and dead-lettered, the rest is written;
+- a replay older than a retention policy is not an error: the server drops those points, writes the
+  rest and says so (1.6: "points beyond retention policy", 1.8+: "points outside retention policy");
+  both writers log it and go on;
+- any other answer (401 / 403: credentials) is :class:`InfluxWriteError` and stops the processor.
+
+Both paths are tested against real servers: v1 on InfluxDB 1.6 and 1.12, v2 on 1.12
+(``deploy/local/stack.sh up influxdb2``).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
@@ -31,7 +40,8 @@ import httpx
 from quixstreams.sinks import SinkBackpressureError
 
 from schemas.errors import FleetError
-from sinks.batching import FlushAllSink
+from sinks.batching import FlushAllSink, Origins
+from sinks.deadletters import DeadLetter, RecordRefused, refuse_always, write_isolating
 
 __all__ = [
     "AGGREGATE_MEASUREMENT",
@@ -44,6 +54,7 @@ __all__ = [
     "LineWriter",
     "aggregate_line",
     "escape_tag",
+    "point",
     "telemetry_line",
     "to_lines",
 ]
@@ -52,6 +63,9 @@ logger = logging.getLogger(__name__)
 
 RAW_MEASUREMENT = "robot_telemetry"
 AGGREGATE_MEASUREMENT = "robot_telemetry_1m"
+#: InfluxDB stores nanoseconds in an int64: times from 1677-09-21 to 2262-04-11, in epoch ms.
+MIN_TIME_MS = -9_223_372_036_854
+MAX_TIME_MS = 9_223_372_036_854
 
 
 class InfluxWriteError(FleetError):
@@ -126,8 +140,15 @@ def _finite(*values: float) -> bool:
     return sum(v - v for v in values) == 0.0
 
 
+def _time(record: Mapping[str, Any]) -> int:
+    at = int(record["occurred_at"])
+    if not MIN_TIME_MS <= at <= MAX_TIME_MS:
+        raise ValueError(f"occurred_at = {at} is outside the times InfluxDB stores (years 1677..2262)")
+    return at
+
+
 def telemetry_line(record: Mapping[str, Any]) -> str | None:
-    """The ``robot_telemetry`` point of a RobotTelemetry dict (None if it has no finite field)."""
+    """The ``robot_telemetry`` point of a RobotTelemetry dict (ValueError if InfluxDB cannot hold it)."""
     pose = record.get("pose") or {}
     battery = float(record["battery"])
     speed = float(record.get("speed") or 0.0)
@@ -141,7 +162,7 @@ def telemetry_line(record: Mapping[str, Any]) -> str | None:
         fields = _fields(
             (("battery", battery), ("speed", speed), ("x", x), ("y", y), ("yaw", yaw), ("seq", seq))
         )
-    return f"{RAW_MEASUREMENT}{_tags(record)} {fields} {int(record['occurred_at'])}"
+    return f"{RAW_MEASUREMENT}{_tags(record)} {fields} {_time(record)}"
 
 
 def aggregate_line(record: Mapping[str, Any]) -> str | None:
@@ -153,30 +174,35 @@ def aggregate_line(record: Mapping[str, Any]) -> str | None:
             for name in ("battery_min", "battery_max", "battery_avg", "speed_avg", "speed_max", "distance_m")
         ]
     )
-    return f"{AGGREGATE_MEASUREMENT}{_tags(record)} {fields} {int(record['occurred_at'])}" if fields else None
+    return f"{AGGREGATE_MEASUREMENT}{_tags(record)} {fields} {_time(record)}" if fields else None
+
+
+def point(record: Mapping[str, Any], config: InfluxConfig) -> tuple[str, str]:
+    """``(retention policy, line)`` of one record (an aggregate if it has ``window_start``).
+
+    :raises RecordRefused: the record cannot be a point (malformed, a time InfluxDB cannot store, no
+        finite field).
+    """
+    try:
+        if "window_start" in record:
+            line, rp = aggregate_line(record), config.aggregate_rp
+        else:
+            line, rp = telemetry_line(record), config.raw_rp
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RecordRefused(f"not an InfluxDB point: {type(exc).__name__}: {exc}") from exc
+    if line is None:
+        raise RecordRefused("not an InfluxDB point: no finite numeric field")
+    return rp, line
 
 
 def to_lines(records: Iterable[Mapping[str, Any]], config: InfluxConfig) -> dict[str, list[str]]:
-    """Lines per retention policy; a record is an aggregate if it has ``window_start``."""
-    raw: list[str] = []
-    aggregates: list[str] = []
+    """Lines per retention policy (records that cannot be points raise :class:`RecordRefused`)."""
+    out: dict[str, list[str]] = {}
     for record in records:
-        if record is None:
-            continue
-        if "window_start" in record:
-            line = aggregate_line(record)
-            target = aggregates
-        else:
-            line = telemetry_line(record)
-            target = raw
-        if line is None:
-            logger.warning(
-                "point without any finite field skipped",
-                extra={"robot_id": record.get("robot_id"), "tenant_id": record.get("tenant_id")},
-            )
-            continue
-        target.append(line)
-    return {rp: lines for rp, lines in ((config.raw_rp, raw), (config.aggregate_rp, aggregates)) if lines}
+        if record is not None:
+            rp, line = point(record, config)
+            out.setdefault(rp, []).append(line)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ writers
@@ -195,6 +221,17 @@ class LineWriter(Protocol):
 def _dropped_for_retention(status: int | None, body: str) -> bool:
     """Whether an answer says "some points were older than the retention policy" (the rest was written)."""
     return status == 400 and ("beyond retention policy" in body or "outside retention policy" in body)
+
+
+#: Answers that refuse the points themselves (a type conflict, an unparsable time, a size or series limit).
+_REFUSED = (400, 413, 422)
+
+
+def _refused(rp: str, status: int | None, body: str) -> FleetError:
+    """The error of a 4xx answer to a write: :class:`RecordRefused` when it refuses the data."""
+    if status in _REFUSED:
+        return RecordRefused(f"InfluxDB refused the point for {rp} (HTTP {status}): {body[:500]}")
+    return InfluxWriteError(f"InfluxDB refused a write to {rp} (HTTP {status}): {body[:500]}")
 
 
 def _backpressure(config: InfluxConfig, what: str) -> SinkBackpressureError:
@@ -257,9 +294,7 @@ class InfluxV1Writer:
             )
             return
         if response.status_code >= 400:
-            raise InfluxWriteError(
-                f"InfluxDB refused a write to {rp} (HTTP {response.status_code}): {response.text[:500]}"
-            )
+            raise _refused(rp, response.status_code, response.text)
 
     def close(self) -> None:
         self._http.close()
@@ -319,9 +354,7 @@ class InfluxV2Writer:
                     "InfluxDB dropped points older than retention policy %s: %s", rp, str(exc.body)[:200]
                 )
                 return
-            raise InfluxWriteError(
-                f"InfluxDB refused a write to {rp} (HTTP {exc.status}): {exc.body}"
-            ) from exc
+            raise _refused(rp, exc.status, str(exc.body)) from exc
         except (HTTPError, OSError) as exc:
             raise _backpressure(self.config, f"{type(exc).__name__}: {exc}") from exc
 
@@ -333,8 +366,8 @@ class InfluxV2Writer:
 
 
 class InfluxSink(FlushAllSink):
-    """Quix sink for ``robot.telemetry`` and ``robot.telemetry.1m``: one POST per retention policy per
-    flush of all partitions' batches (chunked at ``max_points_per_request``). Never commits; the
+    """Quix sink for ``robot.telemetry.accepted`` and ``robot.telemetry.1m``: one POST per retention policy
+    per flush of all partitions' batches (chunked at ``max_points_per_request``). Never commits; the
     application does after flush."""
 
     def __init__(
@@ -343,10 +376,12 @@ class InfluxSink(FlushAllSink):
         writer: LineWriter | None = None,
         on_flush: Callable[[int, float], None] | None = None,
         on_backpressure: Callable[[BaseException], None] | None = None,
+        dead_letter: DeadLetter = refuse_always,
     ) -> None:
         """:param on_flush: called with (points written, seconds) after every successful write (metrics).
-        :param on_backpressure: called with the error when a flush fails and will be retried (metrics)."""
-        super().__init__(on_flush, on_backpressure)
+        :param on_backpressure: called with the error when a flush fails and will be retried (metrics).
+        :param dead_letter: where a record InfluxDB cannot take goes (``dlq.sink-influx``)."""
+        super().__init__(on_flush, on_backpressure, dead_letter)
         self.config = config
         self.writer: LineWriter = writer or (
             InfluxV2Writer(config) if config.api == "v2" else InfluxV1Writer(config)
@@ -366,29 +401,53 @@ class InfluxSink(FlushAllSink):
                 self.writer.setup()
             self._ready = True
 
-    def write_records(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Write RobotTelemetry / TelemetryAggregate dicts now; returns the number of points."""
+    def write_all(self, values: Sequence[Mapping[str, Any] | None], origin: Origins) -> int:
+        """Write RobotTelemetry / TelemetryAggregate dicts now; returns the number of points written."""
         started = time.perf_counter()
         self._ensure_schema()
+        lines: dict[str, list[str]] = {}
+        owners: dict[str, list[int]] = {}  # per retention policy: index in ``values`` of each line
+        config = self.config
+        for i, record in enumerate(values):
+            if record is None:
+                continue
+            try:
+                rp, line = point(record, config)
+            except RecordRefused as exc:
+                self.refuse(origin(i), exc)
+                continue
+            lines.setdefault(rp, []).append(line)
+            owners.setdefault(rp, []).append(i)
         written = 0
-        step = self.config.max_points_per_request
-        for rp, lines in to_lines(records, self.config).items():
-            for i in range(0, len(lines), step):
-                chunk = lines[i : i + step]
-                try:
-                    self.writer.write(rp, chunk)
-                except InfluxWriteError as exc:
-                    if "database not found" in str(exc):  # the server lost its data: recreate, then retry
-                        self._ready = False
-                        raise _backpressure(self.config, "database not found") from exc
-                    raise
-                written += len(chunk)
+        step = config.max_points_per_request
+        for rp, rp_lines in lines.items():
+            rp_owners = owners[rp]
+
+            def send(span: Sequence[int], rp: str = rp, rp_lines: list[str] = rp_lines) -> None:
+                assert isinstance(span, range)
+                self._send(rp, rp_lines[span.start : span.stop])
+
+            def refuse(at: int, exc: RecordRefused, rp_owners: list[int] = rp_owners) -> None:
+                self.refuse(origin(rp_owners[at]), exc)
+
+            for start in range(0, len(rp_lines), step):
+                chunk = range(start, min(start + step, len(rp_lines)))
+                written += len(chunk) - write_isolating(chunk, send, refuse)
         self.points_written += written
         elapsed = time.perf_counter() - started
         if self._on_flush:
             self._on_flush(written, elapsed)
         logger.debug("wrote %d points in %.3f s", written, elapsed)
         return written
+
+    def _send(self, rp: str, lines: list[str]) -> None:
+        try:
+            self.writer.write(rp, lines)
+        except InfluxWriteError as exc:
+            if "database not found" in str(exc):  # the server lost its data: recreate, then retry
+                self._ready = False
+                raise _backpressure(self.config, "database not found") from exc
+            raise
 
     def close(self) -> None:
         self.writer.close()

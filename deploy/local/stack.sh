@@ -412,6 +412,8 @@ start_postgres() {
 }
 
 # ---------------------------------------------------------------- redis
+# Persistent (append-only file under .local/redis, fsync every second): a restart keeps the hot views.
+# Should they be lost anyway, the Redis sink rebuilds them from the topics (sinks/redis.py).
 start_redis() {
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p "$LOCAL/redis"

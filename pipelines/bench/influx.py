@@ -85,7 +85,7 @@ def _raw_kafka_loop(
     consumed, last answered, records, CPU seconds since the first) through ``result``."""
     config = InfluxConfig(url=url, database=db)
     registry = RegistryClient(**registry_cfg)
-    decode = AvroCodec.for_topic(registry, "robot.telemetry", prefix, auto_register=False).decode
+    decode = AvroCodec.for_topic(registry, "robot.telemetry.accepted", prefix, auto_register=False).decode
     consumer = Consumer({**kafka, "group.id": f"{prefix}raw-influx", "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     step = config.max_points_per_request
@@ -126,7 +126,9 @@ def _processor_rate(
     kafka = settings.kafka_client_config()
     admin = AdminClient(kafka)
     specs = topics(
-        prefix, partitions={"robot": 2}, names=["robot.telemetry", "robot.telemetry.1m", "dlq.sink-influx"]
+        prefix,
+        partitions={"robot": 2},
+        names=["robot.telemetry.accepted", "robot.telemetry.1m", "dlq.sink-influx"],
     )
     for future in admin.create_topics(
         [
@@ -136,7 +138,7 @@ def _processor_rate(
     ).values():
         future.result(30)
     registry = RegistryClient(**settings.registry_client_config())
-    codec = AvroCodec.for_topic(registry, "robot.telemetry", prefix)
+    codec = AvroCodec.for_topic(registry, "robot.telemetry.accepted", prefix)
     encoded = [(r["robot_id"].encode(), codec.encode(r)) for r in records]
     tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-influx-"))
     env = {
@@ -160,7 +162,7 @@ def _processor_rate(
             time.sleep(0.2)
         group = f"{prefix}fleet-sink-influx"
         offsets = Consumer({**kafka, "group.id": group, "enable.auto.commit": False})
-        topic = f"{prefix}robot.telemetry"
+        topic = f"{prefix}robot.telemetry.accepted"
         partitions = next(s.partitions for s in specs if s.name == topic)
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         deadline = time.monotonic() + 60

@@ -27,7 +27,6 @@ import logging
 import os
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -36,8 +35,8 @@ from pipelines.processors.sink_postgres import Settings
 from pipelines.settings import load_settings
 from schemas.examples import example
 from sinks.postgres import PostgresSink, connect, migrate
-from sinks.postgres.rows import rows_for, task_rows
-from sinks.postgres.tables import TABLES, TASKS, TENANTS, Row
+from sinks.postgres.rows import rows_for, task_rows, tenant_rows
+from sinks.postgres.tables import TABLES, TASKS, TENANTS, Row, epoch_ms
 from sinks.postgres.writer import dedupe
 from topologies.tasks import det_uuid7
 
@@ -134,25 +133,21 @@ def _raw_copy_rate(dsn: str, schema: str, records: list[tuple[str, dict[str, Any
     for start in range(0, len(records), batch):
         grouped: dict[str, list[Row]] = {}
         transitions = []
-        tenants: dict[str, int] = {}
         for topic, record in records[start : start + batch]:
             for table, row in rows_for(topic, record):
                 grouped.setdefault(table.name, []).append(row)
             if topic == "task.events" and record["kind"] == "TRANSITION":
                 transitions.append(record)
-            tenants[record["tenant_id"]] = min(tenants.get(record["tenant_id"], record["occurred_at"]),
-                                               record["occurred_at"])  # fmt: skip
         grouped[TASKS.name] = task_rows(transitions)
-        grouped[TENANTS.name] = list(tenants.items())
+        grouped[TENANTS.name] = tenant_rows(r for _, r in records[start : start + batch])
         for name, rows in grouped.items():
             table = _BY_NAME[name]
-            ms = [i for i, c in enumerate(table.columns) if c.type == "ms"]
             converted = []
             for row in dedupe(table, rows):
                 values = list(row)
-                for i in ms:
+                for i in table.times:
                     if values[i] is not None:
-                        values[i] = datetime.fromtimestamp(values[i] / 1000, UTC)
+                        values[i] = epoch_ms(values[i])
                 converted.append(values)
             grouped[name] = converted  # type: ignore[assignment]
         batches.append(grouped)
@@ -166,7 +161,7 @@ def _raw_copy_rate(dsn: str, schema: str, records: list[tuple[str, dict[str, Any
         for grouped in batches:
             with conn.transaction():
                 for name, rows in grouped.items():
-                    cols = ", ".join(_BY_NAME[name].column_names)
+                    cols = ", ".join(_BY_NAME[name].names)
                     with conn.cursor().copy(f"COPY raw_{name} ({cols}) FROM STDIN") as copy:
                         for row in rows:
                             copy.write_row(row)

@@ -1,351 +1,165 @@
-"""Benchmark: the traffic topology's pure step against a naive all-pairs check, in the same run.
+"""Benchmark: traffic control by grants in the closed loop, against the same fleet without traffic control.
 
-One generated site: a 100 x 100 grid (10,000 nodes, 2 m lanes). For 100, 500, 1,000 and 2,000 robots
-a small closed-loop fleet drives on it: each robot follows its route (10-24 waypoints at 1 m/s), obeys
-the HOLD / RESUME / REROUTE decisions the step returns, takes a new random goal when it arrives, and
-reports a RobotStatus about once a second of event time. Only the ``step(site, status, now)`` calls are
-timed (reservation update, detection, resolution with A* detours, resumes, output records).
+For each fleet size the in-process loop (``pipelines.simulator.harness``: the simulator, the telemetry,
+tasks, dispatch and traffic topologies, Kafka's latency modelled) runs the small generated warehouse
+(``pipelines.simulator.layouts.small_warehouse``) for ``FLEET_BENCH_TRAFFIC_MINUTES`` (30) simulated
+minutes, saturated (as many open tasks as robots: a robot that finishes gets its next task at once: fetch
+from a storage pocket, bring it to a workstation on the edge), with execution noise on (stalls and a speed
+spread, deterministic from the seed). The same run with traffic control off is the baseline: robots drive
+through each other (it counts the collisions they would have), an upper bound of what any traffic control
+could reach. Both runs of a size go in parallel, one per core.
 
-A second stream, ``replan storm``, is adversarial: robots ignore every decision and re-plan a random
-route on each update, so most updates carry a conflict (the worst case for resolution cost).
+Per size it reports: tasks/h with traffic control and without, the ratio, collisions (ground truth), the
+tasks done per 5 minutes, the longest a robot stood at the end of its grant wanting to go on, the traffic
+step's CPU per simulated second, and whether the fleet kept its pace (the last 5 minutes >= 90% of the
+run's mean: no gridlock). Then 1,000 robots on the large warehouse (``FLEET_BENCH_TRAFFIC_LARGE_MINUTES``,
+10), traffic on only.
 
-Baseline: the same statuses checked naively, every reservation of the updating robot against every
-reservation of every other robot (detection only, no resolution), which is what the per-node/per-lane
-index avoids. Goal: >= 5,000 updates/s at 1,000 robots, cost growing slower than the robot count.
+The pipeline's latency is modelled as measured on the local stack with the traffic path tuned (50 ms
+checkpoints, telemetry at 5 Hz; tests/integration/loop/test_traffic_loop.py and docs/traffic.md):
+``FLEET_BENCH_TRAFFIC_COMMIT_MS`` / ``_HOP_MS`` / ``_RATE_HZ`` change it. Goals (issue: traffic control
+at warehouse scale): 0 collisions, no gridlock, >= 90% / 75% / 55% of the baseline at 50 / 100 / 200
+robots, 400 robots without gridlock, longest wait < 60 s, CPU per simulated second < 0.5 s at 400.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import time
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from typing import Any
 
-from topologies.traffic import DECISIONS, TrafficConfig, clash_between, new_site, plan_reservations, step
-from topologies.traffic.graph import SiteModel
+from pipelines.simulator.harness import LoopConfig, LoopReport, run_loop
+from pipelines.simulator.layouts import large_warehouse, small_warehouse
+from topologies.traffic import TrafficConfig
 
-__all__ = ["grid_site", "run"]
+__all__ = ["loop_config", "run", "run_size"]
 
 logger = logging.getLogger(__name__)
 
-T0 = 1_767_225_600_000
-SIDE = 100
-SPACING = 2.0
-SIZES = (100, 500, 1_000, 2_000)
-UPDATES = 5_000
-NAIVE_UPDATES = 300
-WARMUP_S = 30
-STORM_UPDATES = 2_000
-GOAL_RATE = 5_000.0
-HOP_MS = 2_000
+GOALS = {50: 0.90, 100: 0.75, 200: 0.55}
+LONGEST_WAIT_GOAL_S = 60.0
+CPU_GOAL = 0.5
 
 
-def grid_site(side: int = SIDE) -> dict[str, Any]:
-    """A SiteMap dict: a ``side`` x ``side`` grid of bidirectional lanes, node ``n{x}_{y}``."""
-    nodes = [
-        {"id": f"n{x}_{y}", "x": x * SPACING, "y": y * SPACING, "kind": "WAYPOINT"}
-        for x in range(side)
-        for y in range(side)
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def loop_config(robots: int, minutes: float, *, traffic: bool, large: bool = False, seed: int = 0) -> LoopConfig:
+    """The loop of one benchmark run (see the module doc)."""
+    site = large_warehouse() if large else small_warehouse()
+    return LoopConfig(
+        robots=robots,
+        duration_ms=round(minutes * 60_000),
+        drain_ms=0,
+        seed=seed,
+        site_map=site,
+        site_id=site["site_id"],
+        backlog=robots,
+        stall_per_min=0.5,
+        stall_ms=(1_000, 6_000),
+        speed_spread=0.2,
+        initial_battery=(0.9, 1.0),
+        commit_ms=_env_int("FLEET_BENCH_TRAFFIC_COMMIT_MS", 50),
+        hop_ms=_env_int("FLEET_BENCH_TRAFFIC_HOP_MS", 30),
+        rate_hz=float(os.environ.get("FLEET_BENCH_TRAFFIC_RATE_HZ", 5.0)),
+        traffic=TrafficConfig(speed_mps=1.2, lookahead_ms=2_500) if traffic else None,
+    )
+
+
+def run_size(config: LoopConfig) -> dict[str, Any]:
+    """One run in a worker process: the figures of its report (a LoopReport does not pickle)."""
+    report: LoopReport = run_loop(config)
+    sim_s = report.sim_ms / 1000
+    return {
+        "robots": config.robots,
+        "traffic": config.traffic is not None,
+        "tasks": report.tasks_succeeded,
+        "tasks_per_h": report.tasks_succeeded / (config.duration_ms / 3_600_000),
+        "collisions": report.collisions_total,
+        "per_5_min": list(report.done_per_bucket),
+        "longest_wait_s": report.longest_wait_ms / 1000,
+        "longest_wait_robot": report.longest_wait_robot,
+        "cpu_per_sim_s": report.traffic_cpu_s / sim_s if sim_s else 0.0,
+        "grants": report.grants,
+        "latency_ms": [report.latency_ms(0.5), report.latency_ms(0.99)],
+        "wall_s": report.wall_s,
+    }
+
+
+def _paced(per_5_min: list[int]) -> float:
+    """The last 5 minutes against the mean of the run (1.0: the same pace; under 0.9: a jam)."""
+    if len(per_5_min) < 2:
+        return 1.0
+    mean = sum(per_5_min) / len(per_5_min)
+    return per_5_min[-1] / mean if mean else 0.0
+
+
+def _rows(on: dict[str, Any], off: dict[str, Any] | None) -> list[dict[str, Any]]:
+    n = on["robots"]
+    base = off["tasks_per_h"] if off else None
+    goal = GOALS.get(n)
+    rows = [
+        {
+            "name": f"traffic loop tasks/h @{n} robots",
+            "value": on["tasks_per_h"],
+            "unit": "tasks/h",
+            "baseline": base,
+            "ratio": on["tasks_per_h"] / base if base else None,
+            "goal": f">= {goal:.0%} of collision-blind" if goal else "no gridlock",
+        },
+        {
+            "name": f"traffic loop collisions @{n} robots",
+            "value": on["collisions"],
+            "unit": "collisions",
+            "baseline": off["collisions"] if off else None,
+            "goal": "0",
+        },
+        {
+            "name": f"traffic loop last 5 min / mean @{n} robots",
+            "value": _paced(on["per_5_min"]),
+            "unit": "ratio",
+            "goal": ">= 0.9 (no gridlock)",
+        },
+        {
+            "name": f"traffic loop longest wait @{n} robots",
+            "value": on["longest_wait_s"],
+            "unit": "s",
+            "goal": f"< {LONGEST_WAIT_GOAL_S:.0f} s",
+        },
+        {
+            "name": f"traffic step CPU per sim s @{n} robots",
+            "value": on["cpu_per_sim_s"],
+            "unit": "s/s",
+            "goal": f"< {CPU_GOAL} s at 400",
+        },
     ]
-    lanes = []
-    for x in range(side):
-        for y in range(side):
-            if x + 1 < side:
-                lanes.append({"id": f"h{x}_{y}", "from_node": f"n{x}_{y}", "to_node": f"n{x + 1}_{y}"})
-            if y + 1 < side:
-                lanes.append({"id": f"v{x}_{y}", "from_node": f"n{x}_{y}", "to_node": f"n{x}_{y + 1}"})
-    return {
-        "event_id": "map",
-        "tenant_id": "bench",
-        "site_id": "big",
-        "occurred_at": T0,
-        "version": 1,
-        "name": "grid",
-        "nodes": nodes,
-        "lanes": lanes,
-        "zones": [],
-        "chargers": [],
-    }
+    logger.info(
+        "traffic @%d robots: %.0f tasks/h (collision-blind %s), %d collisions (blind %s), per 5 min %s "
+        "(blind %s), longest wait %.1f s (%s), CPU %.3f s per simulated s, %d grants, latency p50/p99 %s ms",
+        n, on["tasks_per_h"], f"{base:.0f}" if base else "-", on["collisions"],
+        off["collisions"] if off else "-", on["per_5_min"], off["per_5_min"] if off else "-",
+        on["longest_wait_s"], on["longest_wait_robot"], on["cpu_per_sim_s"], on["grants"], on["latency_ms"],
+    )  # fmt: skip
+    return rows
 
 
-def _route(rng: random.Random, x: int, y: int, now: int) -> tuple[list[dict[str, Any]], tuple[int, int]]:
-    """An L-shaped shortest route from (x, y) to a random node 5..12 hops away on each axis."""
-    gx = min(SIDE - 1, max(0, x + rng.choice((-1, 1)) * rng.randint(5, 12)))
-    gy = min(SIDE - 1, max(0, y + rng.choice((-1, 1)) * rng.randint(5, 12)))
-    cells: list[tuple[int, int]] = []
-    cx, cy = x, y
-    order = (0, 1) if rng.random() < 0.5 else (1, 0)
-    for axis in order:
-        while (cx, cy)[axis] != (gx, gy)[axis]:
-            if axis == 0:
-                cx += 1 if gx > cx else -1
-            else:
-                cy += 1 if gy > cy else -1
-            cells.append((cx, cy))
-    start = now + rng.randint(0, 1_000)
-    route = [{"node_id": f"n{a}_{b}", "eta": start + HOP_MS * (k + 1)} for k, (a, b) in enumerate(cells)]
-    return route, (cells[-1] if cells else (x, y))
-
-
-def _status(
-    robot: str, cell: tuple[int, int], route: list[dict[str, Any]], now: int, seq: int
-) -> dict[str, Any]:
-    return {
-        "event_id": f"{robot}-{seq}",
-        "tenant_id": "bench",
-        "site_id": "big",
-        "occurred_at": now,
-        "robot_id": robot,
-        "fleet_id": "f",
-        "status": "MOVING",
-        "battery": 0.8,
-        "pose": {"x": 0.0, "y": 0.0, "yaw": 0.0, "node_id": f"n{cell[0]}_{cell[1]}"},
-        "speed": 1.0,
-        "task_id": f"task-{robot}",
-        "route": route,
-        "seq": seq,
-        "last_seen_at": now,
-        "reason": "CHANGE",
-    }
-
-
-def _storm(count: int, robots: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Initial statuses of every robot, then ``count`` updates that ignore decisions (random re-plans)."""
-    rng = random.Random(seed)
-    cells = rng.sample([(x, y) for x in range(SIDE) for y in range(SIDE)], robots)
-    initial = []
-    where: dict[str, tuple[int, int]] = {}
-    for i, cell in enumerate(cells):
-        robot = f"r{i:04d}"
-        route, _goal = _route(rng, cell[0], cell[1], T0)
-        initial.append(_status(robot, cell, route, T0, 1))
-        where[robot] = cell
-    updates = []
-    seq = 1
-    now = T0
-    step_ms = max(1, 1_000 // robots)
-    for _ in range(count):
-        now += step_ms
-        seq += 1
-        robot = f"r{rng.randrange(robots):04d}"
-        x, y = where[robot]
-        route, goal = _route(rng, x, y, now)
-        updates.append(_status(robot, (x, y), route, now, seq))
-        where[robot] = goal if rng.random() < 0.2 else (x, y)
-    return initial, updates
-
-
-class _Fleet:
-    """Robots that follow their routes and obey decisions; they report where they are and what is left."""
-
-    def __init__(self, robots: int, seed: int) -> None:
-        self.rng = random.Random(seed)
-        cells = self.rng.sample([(x, y) for x in range(SIDE) for y in range(SIDE)], robots)
-        self.node = {f"r{i:04d}": f"n{x}_{y}" for i, (x, y) in enumerate(cells)}
-        self.plan: dict[str, list[tuple[str, int]]] = {}
-        self.hold_at: dict[str, str | None] = dict.fromkeys(self.node)
-        self.seq = dict.fromkeys(self.node, 0)
-
-    def _new_route(self, robot: str, now: int) -> None:
-        x, y = (int(v) for v in self.node[robot][1:].split("_"))
-        route, _ = _route(self.rng, x, y, now)
-        self.plan[robot] = [(w["node_id"], w["eta"]) for w in route]
-
-    def status(self, robot: str, now: int) -> dict[str, Any]:
-        plan = self.plan.get(robot) or []
-        hold = self.hold_at[robot]
-        while plan and plan[0][1] <= now and (hold is None or self.node[robot] != hold):
-            self.node[robot] = plan.pop(0)[0]
-        if not plan and hold is None:
-            self._new_route(robot, now)
-            plan = self.plan[robot]
-        self.plan[robot] = plan
-        self.seq[robot] += 1
-        x, y = (int(v) for v in self.node[robot][1:].split("_"))
-        route = [{"node_id": n, "eta": t} for n, t in plan]
-        return _status(robot, (x, y), route, now, self.seq[robot])
-
-    def obey(self, decision: dict[str, Any]) -> None:
-        robot = decision["robot_id"]
-        route = [(w["node_id"], w["eta"]) for w in decision["route"]]
-        if decision["kind"] == "HOLD":
-            self.hold_at[robot] = route[-1][0] if route else self.node[robot]
-        else:  # RESUME / REROUTE: drive the new route
-            self.hold_at[robot] = None
-            self.plan[robot] = route
-
-
-def _closed_loop(site: dict[str, Any], robots: int, count: int, seed: int) -> tuple[dict, list[dict]]:
-    """Run the fleet against the step; returns the step timings and every status fed (for the baseline)."""
-    fleet = _Fleet(robots, seed)
-    state = new_site(TrafficConfig())
-    step(state, site, T0)
-    fed: list[dict[str, Any]] = []
-    latest: dict[str, dict[str, Any]] = {}
-    ids = sorted(fleet.node)
-    for robot in ids:  # everyone reports once
-        record = latest[robot] = fleet.status(robot, T0)
-        for o in step(state, record, T0)[1]:
-            if o.topic == DECISIONS:
-                fleet.obey(o.value)
-    lat: list[float] = []
-    outputs = 0
-    now = T0
-    tick = max(1, 1_000 // robots)
-    warmup = WARMUP_S * 1_000 // tick
-    clock = time.perf_counter
-    for i in range(warmup + count):
-        now += tick
-        record = fleet.status(ids[i % robots], now)
-        t = clock()
-        _, out = step(state, record, now)
-        if i >= warmup:
-            lat.append(clock() - t)
-            outputs += len(out)
-            fed.append(record)
-        else:
-            latest[record["robot_id"]] = record
-        for o in out:
-            if o.topic == DECISIONS:
-                fleet.obey(o.value)
-    total = sum(lat)
-    timings = {
-        "rate": count / total,
-        "p99": _p99(lat),
-        "mean": total / count,
-        "outputs": outputs,
-        "held": len(state.held),
-    }
-    # for the baseline: everyone's last status before the timed window, then the timed statuses
-    return timings, [*latest.values(), *fed]
-
-
-def _p99(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-
-def _timed_step(site: dict[str, Any], initial: list[dict[str, Any]], updates: list[dict[str, Any]]) -> dict:
-    state = new_site(TrafficConfig())
-    step(state, site, T0)
-    for record in initial:
-        step(state, record, record["occurred_at"])
-    lat: list[float] = []
-    outputs = 0
-    clock = time.perf_counter
-    t_all = clock()
-    for record in updates:
-        t = clock()
-        _, out = step(state, record, record["occurred_at"])
-        lat.append(clock() - t)
-        outputs += len(out)
-    total = clock() - t_all
-    return {
-        "rate": len(updates) / total,
-        "p99": _p99(lat),
-        "mean": total / len(updates),
-        "outputs": outputs,
-        "held": len(state.held),
-    }
-
-
-def _timed_naive(site: dict[str, Any], initial: list[dict[str, Any]], updates: list[dict[str, Any]]) -> dict:
-    """All-pairs detection: no index, every reservation against every other robot's reservations."""
-    config = TrafficConfig()
-    model = SiteModel.from_map(site)
-    plans: dict[str, list] = {}
-
-    def reserve(record: dict[str, Any]) -> list:
-        plan = [(record["pose"]["node_id"], record["occurred_at"])]
-        plan += [(w["node_id"], w["eta"]) for w in record["route"]]
-        return plan_reservations(record["robot_id"], plan, model, config)
-
-    for record in initial:
-        plans[record["robot_id"]] = reserve(record)
-    lat: list[float] = []
-    found = 0
-    clock = time.perf_counter
-    t_all = clock()
-    for record in updates:
-        t = clock()
-        rid = record["robot_id"]
-        mine = plans[rid] = reserve(record)
-        for other_id, others in plans.items():
-            if other_id == rid:
-                continue
-            for a in mine:
-                for b in others:
-                    if a.lane == b.lane and a.key == b.key and clash_between(a, b, config) is not None:
-                        found += 1
-        lat.append(clock() - t)
-    total = clock() - t_all
-    return {"rate": len(updates) / total, "p99": _p99(lat), "mean": total / len(updates), "found": found}
-
-
-def run() -> list[dict]:
-    site = grid_site()
-    rows: list[dict] = []
-    means: dict[int, float] = {}
-    for robots in SIZES:
-        got, fed = _closed_loop(site, robots, UPDATES, seed=robots)
-        naive = _timed_naive(
-            site, fed[:robots], fed[robots : robots + max(50, NAIVE_UPDATES * 500 // robots)]
-        )
-        means[robots] = got["mean"]
-        logger.info(
-            "traffic %d robots: %.0f updates/s, p99 %.0f us, %d outputs, %d held at end; naive %.0f/s",
-            robots,
-            got["rate"],
-            got["p99"] * 1e6,
-            got["outputs"],
-            got["held"],
-            naive["rate"],
-        )
-        goal = ">= 5,000/s" if robots == 1_000 else "-"
-        rows.append(
-            {
-                "name": f"traffic.step updates/s @{robots} robots",
-                "value": got["rate"],
-                "unit": "updates/s",
-                "baseline": naive["rate"],
-                "ratio": got["rate"] / naive["rate"],
-                "goal": goal,
-            }
-        )
-        rows.append(
-            {
-                "name": f"traffic.step p99 @{robots} robots",
-                "value": got["p99"] * 1e6,
-                "unit": "us",
-                "baseline": naive["p99"] * 1e6,
-                "ratio": got["p99"] / naive["p99"],
-                "goal": "-",
-            }
-        )
-    small, large = SIZES[0], SIZES[-1]
-    growth = means[large] / means[small]
-    rows.append(
-        {
-            "name": f"traffic.step cost growth {small}->{large} robots",
-            "value": growth,
-            "unit": "x",
-            "baseline": large / small,
-            "ratio": growth / (large / small),
-            "goal": f"< {large // small}x (robots grew {large // small}x)",
-        }
-    )
-    initial, updates = _storm(STORM_UPDATES, 1_000, seed=1)
-    storm = _timed_step(site, initial, updates)
-    naive = _timed_naive(site, initial, updates[:NAIVE_UPDATES])
-    logger.info("traffic replan storm: %.0f updates/s, %d outputs", storm["rate"], storm["outputs"])
-    rows.append(
-        {
-            "name": "traffic.step replan storm @1000 robots",
-            "value": storm["rate"],
-            "unit": "updates/s",
-            "baseline": naive["rate"],
-            "ratio": storm["rate"] / naive["rate"],
-            "goal": "worst case, for reference",
-        }
-    )
+def run() -> list[dict[str, Any]]:
+    minutes = float(os.environ.get("FLEET_BENCH_TRAFFIC_MINUTES", 30))
+    sizes = [int(s) for s in os.environ.get("FLEET_BENCH_TRAFFIC_SIZES", "50,100,200,400").split(",") if s]
+    large_minutes = float(os.environ.get("FLEET_BENCH_TRAFFIC_LARGE_MINUTES", 10))
+    large_robots = _env_int("FLEET_BENCH_TRAFFIC_LARGE_ROBOTS", 1_000)
+    rows: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        for n in sizes:
+            on_cfg = loop_config(n, minutes, traffic=True)
+            logger.info("traffic loop: %d robots, %.0f simulated minutes, with and without traffic control", n, minutes)
+            on, off = pool.map(run_size, [on_cfg, replace(on_cfg, traffic=None)])
+            rows.extend(_rows(on, off))
+        if large_robots and large_minutes:
+            logger.info("traffic loop: %d robots on the large warehouse, %.0f minutes", large_robots, large_minutes)
+            big = pool.submit(run_size, loop_config(large_robots, large_minutes, traffic=True, large=True)).result()
+            rows.extend(_rows(big, None))
     return rows

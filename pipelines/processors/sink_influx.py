@@ -1,7 +1,10 @@
-"""InfluxDB sink: robot.telemetry and robot.telemetry.1m as line protocol (raw 7 d, 1-minute aggregates 90 d).
+"""InfluxDB sink: robot.telemetry.accepted and robot.telemetry.1m as line protocol (raw 7 d, aggregates 90 d).
 
-At least once with idempotent points (measurement + tags + occurred_at); an InfluxDB outage pauses the
-consumer and retries the same records; undecodable records go to ``dlq.sink-influx``.
+Only telemetry the telemetry topology accepted (validated, not a duplicate) becomes a time series: the
+sink reads ``robot.telemetry.accepted``, never raw ``robot.telemetry``. At least once with idempotent
+points (measurement + tags + occurred_at); an InfluxDB outage pauses the consumer and retries the same
+records; a record that can never be a point (undecodable, a time outside years 1970..9999 or outside
+what InfluxDB stores, a point InfluxDB refuses) goes to ``dlq.sink-influx`` with the reason.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pipelines.settings import CommonSettings
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer
 from schemas.registry import RegistryClient
+from sinks.deadletters import DeadLetterWriter
 from sinks.influx import InfluxConfig, InfluxSink
 
 __all__ = ["NAME", "TOPICS", "Settings", "run"]
@@ -24,7 +28,7 @@ __all__ = ["NAME", "TOPICS", "Settings", "run"]
 logger = logging.getLogger(__name__)
 
 NAME = "sink-influx"
-TOPICS = ("robot.telemetry", "robot.telemetry.1m")
+TOPICS = ("robot.telemetry.accepted", "robot.telemetry.1m")
 
 
 class Settings(CommonSettings):
@@ -90,9 +94,16 @@ def run(settings: Settings) -> None:
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
     on_flush, on_backpressure = sink_observers(NAME)
-    sink = InfluxSink(settings.influx_config(), on_flush=on_flush, on_backpressure=on_backpressure)
+    dead_letters = DeadLetterWriter(papp.dlq.send)
+    sink = InfluxSink(
+        settings.influx_config(),
+        on_flush=on_flush,
+        on_backpressure=on_backpressure,
+        dead_letter=dead_letters,
+    )
     for name in TOPICS:
-        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix)
+        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix, guard_decoded=True)
+        dead_letters.encoders[settings.topic(name)] = codec.encode
         papp.app.dataframe(papp.topic(name, value_deserializer=AvroDeserializer(codec))).sink(sink)
     logger.info(
         "writing to %s database %s (%s API)",

@@ -3,7 +3,8 @@
 Consumes ``task.events``, ``robot.status``, ``robot.registry``, ``site.maps``, ``scheduler.decisions``,
 ``traffic.conflicts``, ``alerts`` and ``audit.log`` at least once and writes them idempotently (see
 ``sinks/postgres/README.md``). Applies pending migrations at start-up. While Postgres is down the
-partitions pause and resume; a record that can never be written goes to ``dlq.sink-postgres``.
+partitions pause and resume; a record that can never be written (undecodable, a time outside years
+1970..9999, a value Postgres refuses) goes to ``dlq.sink-postgres`` with the reason.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer
 from schemas.registry import RegistryClient
+from sinks.deadletters import DeadLetterWriter
 from sinks.postgres import TOPIC_TABLES, PostgresSink
 
 __all__ = ["NAME", "TOPICS", "Settings", "build", "run"]
@@ -67,6 +69,7 @@ def build(settings: Settings) -> ProcessorApp:
     papp = create_processor_app(
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
+    dead_letters = DeadLetterWriter(papp.dlq.send)
     sink = PostgresSink(
         settings.postgres_dsn.get_secret_value(),
         {settings.topic(name): name for name in TOPICS},
@@ -77,9 +80,11 @@ def build(settings: Settings) -> ProcessorApp:
         startup_timeout_s=settings.postgres_startup_timeout_s,
         on_flush=_on_flush,
         on_backpressure=lambda _exc: SINK_FAILURES.labels(NAME).inc(),
+        dead_letter=dead_letters,
     )
     for name in TOPICS:
-        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix)
+        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix, guard_decoded=True)
+        dead_letters.encoders[settings.topic(name)] = codec.encode
         topic = papp.topic(
             name,
             value_deserializer=AvroDeserializer(codec),

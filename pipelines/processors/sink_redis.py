@@ -2,7 +2,9 @@
 
 Keys ``fleet:{tenant}:robot:{robot}``, ``fleet:{tenant}:site:{site}:robots``, ``fleet:{tenant}:task:{task}``,
 ``fleet:{tenant}:site:{site}:tasks`` (see ``sinks.redis``); a key never moves backwards. At least once;
-a Redis outage pauses the consumer and retries; undecodable records go to ``dlq.sink-redis``.
+a Redis outage pauses the consumer and retries; a record that can never be a view (undecodable, a time
+outside years 1970..9999, refused by Redis) goes to ``dlq.sink-redis`` with the reason. When Redis has
+lost the views (no marker key), they are rebuilt from robot.status and task.events.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pipelines.settings import CommonSettings
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer
 from schemas.registry import RegistryClient
-from sinks.redis import RedisConfig, RedisSink
+from sinks.deadletters import DeadLetterWriter
+from sinks.redis import VIEWS_MARKER, RedisConfig, RedisSink
+from sinks.redis_views import TopicReplay
 
 __all__ = ["NAME", "TOPICS", "Settings", "run"]
 
@@ -42,12 +46,14 @@ class Settings(CommonSettings):
     )
 
     def redis_config(self) -> RedisConfig:
+        marker = VIEWS_MARKER + (f":{self.topic_prefix}" if self.topic_prefix else "")
         return RedisConfig(
             url=self.redis_url,
             robot_ttl_s=self.redis_robot_ttl_s,
             task_ttl_s=self.redis_task_ttl_s,
             retry_after_s=self.redis_retry_after_s,
             socket_timeout_s=self.redis_timeout_s,
+            marker_key=marker,
         )
 
 
@@ -57,9 +63,22 @@ def run(settings: Settings) -> None:
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
     on_flush, on_backpressure = sink_observers(NAME)
-    sink = RedisSink(settings.redis_config(), on_flush=on_flush, on_backpressure=on_backpressure)
-    for name in TOPICS:
-        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix)
+    codecs = {
+        name: AvroCodec.for_topic(registry, name, settings.topic_prefix, guard_decoded=True)
+        for name in TOPICS
+    }
+    dead_letters = DeadLetterWriter(papp.dlq.send, {settings.topic(n): c.encode for n, c in codecs.items()})
+    replay = TopicReplay(
+        settings.kafka_client_config(), {n: (settings.topic(n), c.decode) for n, c in codecs.items()}
+    )
+    sink = RedisSink(
+        settings.redis_config(),
+        on_flush=on_flush,
+        on_backpressure=on_backpressure,
+        dead_letter=dead_letters,
+        replay=replay,
+    )
+    for name, codec in codecs.items():
         papp.app.dataframe(papp.topic(name, value_deserializer=AvroDeserializer(codec))).sink(sink)
     try:
         papp.run()

@@ -3,7 +3,8 @@
 Consumes ``task.events`` (a stateful step keeps each task's spec from its CREATED event and attaches it to
 the ASSIGNED / CANCELLED events the sink acts on) and ``robot.registry`` (robots with ``managed_by = RMF``).
 Publishes RMF's answers to ``rmf.task_states`` for the tasks topology (see ``sinks.rmf``). At least once,
-idempotent; an unreachable RMF server pauses the consumer; undecodable records go to ``dlq.sink-rmf``.
+idempotent; an unreachable RMF server pauses the consumer; undecodable records, times outside years
+1970..9999 and events the sink can never act on go to ``dlq.sink-rmf`` with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from schemas import tracing
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer
 from schemas.registry import RegistryClient
+from sinks.deadletters import DeadLetterWriter
 from sinks.rmf import RmfApiClient, RmfSink
 
 __all__ = ["NAME", "Settings", "build", "enrich", "run"]
@@ -97,16 +99,19 @@ def build(settings: Settings) -> tuple[ProcessorApp, RmfSink, list[Any]]:
         timeout_s=settings.rmf_timeout_s,
     )
     publisher = _TaskStatePublisher(settings.kafka_client_config(), settings.topic("rmf.task_states"))
+    dead_letters = DeadLetterWriter(papp.dlq.send)
     sink = RmfSink(
         client,
         publisher,
         rmf_fleets=settings.rmf_fleets,
         retry_after_s=settings.rmf_retry_after_s,
         cancel_attempts=settings.rmf_cancel_attempts,
+        dead_letter=dead_letters,
     )
 
     def avro(name: str) -> Any:
-        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix)
+        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix, guard_decoded=True)
+        dead_letters.encoders[settings.topic(name)] = codec.encode
         return papp.topic(name, value_deserializer=AvroDeserializer(codec))
 
     events = papp.app.dataframe(avro("task.events"))

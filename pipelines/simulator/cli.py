@@ -8,7 +8,9 @@ import signal
 import threading
 from types import FrameType
 
+from .demand import load_tasks
 from .faults import FaultConfig
+from .layouts import large_warehouse, load_site_map, small_warehouse
 from .runner import SimConfig, run_simulation
 
 __all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "config_from_args", "run_from_args"]
@@ -16,14 +18,16 @@ __all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "config_from_args", "run_fr
 logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
-Drive a simulated fleet of warehouse robots on the demo warehouse (190 nodes: aisles, cross-aisles,
-docks, chargers, parking). Publishes the site map to site.maps, one registration per robot to
-robot.registry, then one RobotTelemetry record per robot per tick to robot.telemetry (Avro in
-Confluent framing, key robot_id). Robots wander between aisles and docks and recharge themselves,
-or, with --follow, do what the scheduler decides (scheduler.decisions: ASSIGN, UNASSIGN, CHARGE,
-HOLD, RESUME, REROUTE) and report their task's phase, which closes the loop through dispatch, traffic
-and the tasks topology. --tasks-per-minute creates delivery tasks on task.commands. Faults can be
-injected deterministically from --seed to exercise the telemetry topology."""
+Drive a simulated fleet of warehouse robots on a warehouse: the demo one (190 nodes: aisles, cross-aisles,
+docks, chargers, parking), a generated shelf-block warehouse (--layout small|large) or your own
+(--site-map FILE). Publishes the site map to site.maps, one registration per robot to robot.registry,
+then one RobotTelemetry record per robot per tick to robot.telemetry (Avro in Confluent framing, key
+robot_id). Robots wander between aisles and docks and recharge themselves (they plan their own way:
+registered managed_by SELF, so traffic monitors them), or, with --follow, do what the scheduler decides
+(scheduler.decisions: ASSIGN, UNASSIGN, CHARGE, and traffic's GRANTs: they drive only onto nodes granted
+to them) and report their task's phase, which closes the loop through dispatch, traffic and the tasks
+topology. --tasks-per-minute or --tasks FILE creates tasks on task.commands. Faults and execution noise
+can be injected deterministically from --seed."""
 
 EPILOG = """\
 examples:
@@ -31,6 +35,8 @@ examples:
   fleet simulate --robots 20 --duration 60 --drop-prob 0.001 --duplicate-prob 0.01 --malformed 5
   fleet simulate --robots 100 --rate 5 --max-rate --ticks 2000      # throughput run
   fleet simulate --robots 20 --follow --tasks-per-minute 30          # closed loop with dispatch/traffic
+  fleet simulate --site w1 --layout small --robots 100 --follow --tasks docs/examples/tasks.csv
+  fleet simulate --site mine --site-map my-site.json --robots 30 --follow --tasks my-tasks.csv
 
 Kafka, the registry and the topic prefix come from FLEET_KAFKA_BOOTSTRAP_SERVERS,
 FLEET_SCHEMA_REGISTRY_URL and FLEET_TOPIC_PREFIX. Topics must exist (`fleet topics apply`)."""
@@ -64,8 +70,18 @@ def _non_negative_int(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the simulator's options to parser."""
     what = parser.add_argument_group("fleet")
+    what.add_argument("--site", default="demo", help="site id of the simulated warehouse (default: demo)")
     what.add_argument(
-        "--site", default="demo", help="site id of the generated demo warehouse (default: demo)"
+        "--layout",
+        choices=("demo", "small", "large"),
+        default="demo",
+        help="demo: the 190-node demo warehouse; small / large: a generated shelf-block warehouse of "
+        "60 x 35 / 500 x 140 cells (docs/traffic.md) (default: demo)",
+    )
+    what.add_argument(
+        "--site-map",
+        metavar="FILE",
+        help="your own warehouse: a SiteMap JSON file (docs/records.md); overrides --layout",
     )
     what.add_argument("--tenant", default="acme", help="tenant id on every record (default: acme)")
     what.add_argument("--fleet", default="sim", help="fleet id of the robots (default: sim)")
@@ -92,7 +108,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="create N delivery tasks per simulated minute on task.commands (default: 0, none)",
     )
     loop.add_argument(
+        "--tasks",
+        metavar="FILE",
+        help="create the tasks of a task list (CSV or JSON lines: at_s or per_min, pickup, dropoff, "
+        "priority; docs/traffic.md) instead of --tasks-per-minute",
+    )
+    loop.add_argument(
         "--task-limit", type=_positive(int), default=None, metavar="N", help="create at most N tasks"
+    )
+    loop.add_argument(
+        "--no-grants",
+        dest="grants",
+        action="store_false",
+        help="with --follow: drive the whole route of an ASSIGN without waiting for traffic's GRANTs "
+        "(only when no traffic processor runs)",
     )
     loop.add_argument(
         "--speed-scale",
@@ -153,6 +182,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     faults = parser.add_argument_group("faults (deterministic from --seed)")
     faults.add_argument(
+        "--stall-per-min",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="execution noise: a travelling robot stalls (1-6 s) N times a minute on average",
+    )
+    faults.add_argument(
+        "--speed-spread",
+        type=_probability,
+        default=0.0,
+        metavar="F",
+        help="execution noise: each robot's top speed is between (1 - F) and 1 times the nominal",
+    )
+    faults.add_argument(
         "--drop-prob",
         type=_probability,
         default=0.0,
@@ -186,6 +229,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress line every second")
 
 
+def _site_map(args: argparse.Namespace) -> dict[str, object] | None:
+    if args.site_map:
+        return load_site_map(args.site_map, site_id=args.site, tenant_id=args.tenant)
+    if args.layout == "small":
+        return small_warehouse(site_id=args.site, tenant_id=args.tenant)
+    if args.layout == "large":
+        return large_warehouse(site_id=args.site, tenant_id=args.tenant)
+    return None
+
+
 def config_from_args(args: argparse.Namespace, **connection: object) -> SimConfig:
     """A SimConfig from parsed arguments; connection holds kafka_config, registry_config, topic_prefix."""
     faults = FaultConfig(
@@ -197,6 +250,11 @@ def config_from_args(args: argparse.Namespace, **connection: object) -> SimConfi
         seed=args.seed,
     )
     return SimConfig(
+        site_map=_site_map(args),
+        requests=load_tasks(args.tasks) if args.tasks else None,
+        grants=args.grants,
+        stall_per_min=args.stall_per_min,
+        speed_spread=args.speed_spread,
         site_id=args.site,
         tenant_id=args.tenant,
         fleet_id=args.fleet,

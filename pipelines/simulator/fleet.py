@@ -76,6 +76,7 @@ class FleetConfig:
     stall_per_min: float = 0.0  # execution noise: stalls per minute of travel, per robot (Poisson)
     stall_ms: tuple[int, int] = (1000, 6000)  # how long a stall lasts (uniform)
     speed_spread: float = 0.0  # execution noise: each robot's top speed is (1 - U(0, spread)) x max_speed
+    managed_by: str = "FLEETSTREAM"  # registrations: SELF for robots that plan their own way (autonomous)
 
     def __post_init__(self) -> None:
         if self.robots < 0:
@@ -247,7 +248,7 @@ class FleetSim:
                 "model": self.config.model,
                 "capabilities": list(r.capabilities),
                 "max_payload_kg": r.max_payload_kg,
-                "managed_by": "FLEETSTREAM",
+                "managed_by": self.config.managed_by,
                 "active": True,
             }
             for r in self._robots.values()

@@ -2,20 +2,21 @@
 
 :func:`grid_warehouse` draws a shelf-block warehouse on a grid of square cells (``pitch`` metres):
 
-    P P P ... (west edge)  PICKUP stations, one spur per row, off the west corridor
+    W W W ... (west edge), E E E ... (east edge): workstations (DROPOFF), one spur per row off the
+      corridors: where robots bring what they fetched (goods to person)
     ║ two-lane corridors west and east (one lane each way, crossovers at every row)
     ═ cross-aisles: the first and last row, and one after every ``block_rows`` rows of shelves
     │ one-cell aisles: every third column; between two aisles a block two shelves wide
-    p parking pockets: shelf cells opening onto an aisle, every ``pocket_every`` rows (robots park
-      under the shelves, out of the aisles; they are also storage locations)
-    D D D ... (east edge)  DROPOFF stations, one spur per row, off the east corridor
+    pockets: shelf cells opening onto an aisle, every ``pocket_every`` rows: on an aisle's west side
+      storage locations (PICKUP: robots fetch from there), on its east side parking (PARKING: robots
+      park under the shelves, out of the aisles)
     C chargers: spurs off the south cross-aisle
 
 With ``one_way`` (the default), aisles alternate north- and southbound, cross-aisles east- and
 westbound, and each corridor has one lane each way: the street grid most AMR warehouses use, so that
 robots meet head-on only in spurs. Every lane is 1 ``pitch`` long; spurs are two-way.
 
-:func:`small_warehouse` is ~60 x 35 cells (about 1,500 nodes), :func:`large_warehouse` ~500 x 140 cells.
+:func:`small_warehouse` is 60 x 35 cells (1,988 nodes), :func:`large_warehouse` 500 x 140 cells (69,008).
 :func:`load_site_map` reads a SiteMap from a JSON file (the format of docs/records.md).
 """
 
@@ -78,7 +79,7 @@ def grid_warehouse(
     width: int = 60,
     height: int = 35,
     block_rows: int = 8,
-    pocket_every: int = 2,
+    pocket_every: int = 1,
     station_every: int = 1,
     chargers: int = 8,
     one_way: bool = True,
@@ -144,17 +145,17 @@ def grid_warehouse(
         for r in range(first + 1, last):
             if r in cross or r % pocket_every:
                 continue
-            for side in (c - 1, c + 1):
+            for side, kind in ((c - 1, "PICKUP"), (c + 1, "PARKING")):
                 if side in inner and side not in aisle_set:
-                    pocket = g.node(side, r, "PARKING", name=f"Pocket {side}/{r}")
+                    pocket = g.node(side, r, kind, name=f"{kind.title()} {side}/{r}")
                     g.lane(_cell(c, r), pocket, one_way=False)
 
-    # Stations on the west (PICKUP) and east (DROPOFF) edges, chargers off the south cross-aisle.
+    # Workstations on the west and east edges, chargers off the south cross-aisle.
     for r in range(first, last + 1, station_every):
-        pick = g.node(0, r, "PICKUP", node_id=f"PICK{r:03d}", name=f"Inbound {r}")
-        g.lane(_cell(west[0], r), pick, one_way=False)
-        drop = g.node(width - 1, r, "DROPOFF", node_id=f"DROP{r:03d}", name=f"Outbound {r}")
-        g.lane(_cell(east[1], r), drop, one_way=False)
+        west_station = g.node(0, r, "DROPOFF", node_id=f"WS{r:03d}", name=f"West station {r}")
+        g.lane(_cell(west[0], r), west_station, one_way=False)
+        east_station = g.node(width - 1, r, "DROPOFF", node_id=f"ES{r:03d}", name=f"East station {r}")
+        g.lane(_cell(east[1], r), east_station, one_way=False)
     charger_list = []
     step = max(1, len(aisles) // max(chargers, 1))
     for n, c in enumerate(aisles[::step][:chargers], start=1):
@@ -177,13 +178,15 @@ def grid_warehouse(
 
 
 def small_warehouse(**kwargs: Any) -> dict[str, Any]:
-    """About 60 x 35 cells (1.5 m): ~1,500 nodes, 18 aisles, 66 stations, ~500 parking pockets."""
-    return grid_warehouse(**{"width": 60, "height": 35, "site_id": "small", **kwargs})
+    """60 x 35 cells (1.5 m), cross-aisles every 6 rows: 1,988 nodes, 2,197 lanes, 18 aisles, 66
+    workstations, 442 storage and 468 parking pockets."""
+    return grid_warehouse(**{"width": 60, "height": 35, "block_rows": 5, "site_id": "small", **kwargs})
 
 
 def large_warehouse(**kwargs: Any) -> dict[str, Any]:
-    """About 500 x 140 cells (1.5 m): ~45,000 nodes, 166 aisles, 276 stations."""
-    return grid_warehouse(**{"width": 500, "height": 140, "block_rows": 12, "site_id": "large", **kwargs})
+    """500 x 140 cells (1.5 m), cross-aisles every 9 rows: 69,008 nodes, 71,953 lanes, 166 aisles, 276
+    workstations."""
+    return grid_warehouse(**{"width": 500, "height": 140, "block_rows": 8, "site_id": "large", **kwargs})
 
 
 def load_site_map(

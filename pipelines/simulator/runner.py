@@ -27,6 +27,7 @@ from schemas.codec import AvroCodec
 from schemas.ids import now_ms as wall_now_ms
 from schemas.registry import RegistryClient
 
+from .demand import TaskRequest
 from .faults import FaultConfig, FaultInjector, Outgoing, malformed_payload
 from .fleet import FleetConfig, FleetSim
 from .follow import TASK_COMMANDS_TOPIC, DecisionFeed, FollowStats, TaskFeeder
@@ -70,6 +71,11 @@ class SimConfig:
     # after standing this long (None: it stays where its last task ended)
     start_delay_ms: int = 0  # a standing robot given a new route sets off this much later
     record_history: bool = False
+    grants: bool = True  # following decisions: drive only onto nodes the traffic topology grants
+    site_map: Mapping[str, Any] | None = None  # the site (a SiteMap dict); None: the demo warehouse
+    requests: tuple[TaskRequest, ...] | None = None  # a task list instead of tasks_per_minute
+    stall_per_min: float = 0.0  # execution noise (FleetConfig)
+    speed_spread: float = 0.0
     publish_site: bool = True
     publish_registrations: bool = True
     progress_interval_s: float = 1.0
@@ -113,6 +119,10 @@ class SimConfig:
             return_home_ms=self.return_home_ms if self.follow_decisions else None,
             start_delay_ms=self.start_delay_ms,
             record_history=self.record_history,
+            grants=self.grants and self.follow_decisions,
+            stall_per_min=self.stall_per_min,
+            speed_spread=self.speed_spread,
+            managed_by="FLEETSTREAM" if self.follow_decisions else "SELF",
         )
 
 
@@ -251,7 +261,10 @@ def run_simulation(
     wall_start = time.monotonic()
     start_ms = _simulated_start(config, wall_now_ms())
     stats.start_ms = stats.end_ms = start_ms
-    site_map = demo_site(config.site_id, config.tenant_id, config.seed, occurred_at=start_ms)
+    if config.site_map is not None:
+        site_map = {**config.site_map, "site_id": config.site_id, "tenant_id": config.tenant_id}
+    else:
+        site_map = demo_site(config.site_id, config.tenant_id, config.seed, occurred_at=start_ms)
     sim = FleetSim(site_map, config.fleet_config(), start_ms)
     faults = FaultInjector(config.faults, start_ms)
     follow = FollowStats()
@@ -268,8 +281,14 @@ def run_simulation(
         )
         feed.start()
     feeder = (
-        TaskFeeder(sim, per_minute=config.tasks_per_minute, limit=config.task_limit, seed=config.seed)
-        if config.tasks_per_minute > 0
+        TaskFeeder(
+            sim,
+            per_minute=config.tasks_per_minute,
+            limit=config.task_limit,
+            seed=config.seed,
+            requests=config.requests,
+        )
+        if config.tasks_per_minute > 0 or config.requests
         else None
     )
 

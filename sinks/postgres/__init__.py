@@ -1,5 +1,6 @@
 """The Postgres sink: migrations, the tables, and the idempotent batching sink. See README.md."""
 
+from sinks.postgres.errors import is_data_error, is_outage
 from sinks.postgres.migrate import (
     MIGRATIONS_DIR,
     Migration,
@@ -10,24 +11,27 @@ from sinks.postgres.migrate import (
     pending,
 )
 from sinks.postgres.rows import TOPIC_TABLES, rows_for
-from sinks.postgres.sink import FlushHook, PostgresSink, PostgresUnavailable
-from sinks.postgres.tables import TABLES, Table
+from sinks.postgres.sink import FlushHook, PostgresSink
+from sinks.postgres.table import Column, Table
+from sinks.postgres.tables import TABLES
 from sinks.postgres.writer import Strategy, TableWriter, dedupe
 
 __all__ = [
     "MIGRATIONS_DIR",
     "TABLES",
     "TOPIC_TABLES",
+    "Column",
     "FlushHook",
     "Migration",
     "MigrationError",
     "PostgresSink",
-    "PostgresUnavailable",
     "Strategy",
     "Table",
     "TableWriter",
     "connect",
     "dedupe",
+    "is_data_error",
+    "is_outage",
     "load_migrations",
     "migrate",
     "pending",

@@ -1,20 +1,26 @@
 """``PostgresSink``: the facts of fleetstream in Postgres, idempotently, one transaction per checkpoint.
 
-Records are turned into rows when they arrive (``add``), so a record that can never be written raises
-``RejectedRecord`` inside processing and goes to the dead-letter topic. At each checkpoint ``flush``
-writes every pending batch (all topics and partitions) in one transaction: per table the rows are
-deduplicated, then staged by COPY and inserted by one ``INSERT ... SELECT ... ON CONFLICT``. Event tables
-ignore rows whose event_id they have; state tables accept a row only if it is newer (seq, or event time
-then event id). Replaying any part of any topic therefore changes nothing.
+``add`` turns each record into its rows when it arrives, so a record that can never be written (a
+missing id, a time no timestamptz holds) raises ``RejectedRecord`` while it is processed and goes to the
+dead-letter topic with its original bytes; the rows are then batched per topic partition as Quix does.
+At each checkpoint Quix hands every partition's batch to ``write(batch)`` and the sink writes them all
+in one transaction (``sinks.batching.FlushAllSink``, like the InfluxDB and Redis sinks): per table the
+rows are deduplicated, staged by COPY and moved by the table's statement (event tables ignore rows whose
+``event_id`` they have; state tables take a row only if it is newer: seq, or event time then event id).
+Replaying any part of any topic therefore changes nothing.
 
-When Postgres is unreachable (``OperationalError``) the transaction is dropped and
-``SinkBackpressureError`` is raised: Quix Streams pauses the partitions, seeks back to the last committed
-offsets and retries after ``retry_after`` (doubling up to ``max_retry_after_s`` while the outage lasts).
-The sink also keeps the unwritten records until a flush succeeds (see ``flush``), so it does not depend on
-that re-read alone. Offsets are committed only after a successful flush (sinks never commit themselves),
-and that flush's commit must be durable: the sink's sessions run with ``synchronous_commit=on`` whatever
-the server's default (the local stack runs Postgres with it off, and a stop then lost the last
-half-second of "committed" rows, whose offsets were already committed).
+Failures follow ``sinks.deadletters``:
+
+- Postgres unreachable or unable to write (``sinks.postgres.errors.is_outage``): the transaction is
+  dropped and ``SinkBackpressureError`` raised; Quix drops the checkpoint's batches, pauses the
+  partitions, seeks back to the last committed offsets and reads them again after ``retry_after``
+  (doubling up to ``max_retry_after_s`` while the outage lasts). No offset is committed before a write
+  succeeded, and that commit must be durable: the sink's sessions run with ``synchronous_commit=on``
+  whatever the server's default (the local stack runs Postgres with it off, and a stop then lost the
+  last half-second of "committed" rows whose offsets were already committed).
+- Postgres refusing a value of the batch (``is_data_error``): the records are halved until the refused
+  ones are alone; each goes to ``dead_letter`` with Postgres' reason, the rest is written.
+- anything else propagates: the processor stops.
 """
 
 from __future__ import annotations
@@ -22,49 +28,47 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
 from quixstreams.models import HeadersTuples
-from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
+from quixstreams.sinks import SinkBackpressureError
 
-from schemas.errors import FleetError
-from schemas.tracing import trace_ids
+from sinks.batching import FlushAllSink, Origins
+from sinks.deadletters import DeadLetter, RecordRefused, SinkRecord, refuse_always, write_isolating
+from sinks.postgres.errors import is_data_error, is_outage
 from sinks.postgres.migrate import connect, migrate
-from sinks.postgres.rows import DEFERRED, rows_for, tenant_of
-from sinks.postgres.tables import TABLES, TENANTS, Row
+from sinks.postgres.rows import TOPIC_TABLES, rows_for, task_rows, tenant_rows
+from sinks.postgres.tables import DEACTIVATE_ROBOT, TABLES, TASKS, TENANTS, Row
 from sinks.postgres.writer import Strategy, TableWriter, dedupe
 
-__all__ = ["FlushHook", "PostgresSink", "PostgresUnavailable"]
+__all__ = ["FlushHook", "PostgresSink"]
 
 logger = logging.getLogger(__name__)
 
 #: ``on_flush(rows_written, seconds)``; metrics are wired by the processor.
 FlushHook = Callable[[int, float], None]
-_TOMBSTONE = "robot_registry_tombstone"
-#: What ``add`` keeps of a record: its rows (table name, row), its tenant (None for a tombstone) and its
-#: headers (for the trace ids of the flush's debug line; only a reference is kept).
-_Item = tuple[list[tuple[str, Any]], Row | None, HeadersTuples]
-_DEFERRED = "deferred:"
-_DEACTIVATE = (
-    "UPDATE robots SET active = false, registered_at = to_timestamp(%s / 1000.0), registry_event_id = '' "
-    "WHERE robot_id = %s AND (registered_at IS NULL OR registered_at <= to_timestamp(%s / 1000.0))"
-)
 
 
-class PostgresUnavailable(FleetError):
-    """Postgres stayed down while more records than the sink may hold in memory were consumed."""
+#: The writer name of a deleted robot registration's rows (``DEACTIVATE_ROBOT``'s parameters).
+_TOMBSTONE = "robot_tombstone"
+
+#: What ``add`` keeps of a record: the record (None for a tombstone), its rows (table or _TOMBSTONE, row)
+#: and whether it is a task transition (which also updates ``tasks``).
+_Prepared = tuple[dict[str, Any] | None, list[tuple[Any, Row]], bool]
 
 
-class PostgresSink(BatchingSink):
+class PostgresSink(FlushAllSink):
     """Writes the catalog topics of ``topics`` to the tables of ``sinks/postgres/migrations``.
 
     :param dsn: libpq connection string (the table owner: it runs migrations and bypasses RLS).
     :param topics: real (prefixed) topic name -> catalog name, for every topic this sink is attached to.
     :param schema: the Postgres schema (tests use their own).
-    :param strategy: ``copy`` (COPY + INSERT SELECT) or ``executemany``.
+    :param strategy: ``copy`` (COPY into the staging tables) or ``executemany``.
     :param migrate_on_start: apply pending migrations in ``setup``.
+    :param dead_letter: where a record Postgres refuses goes (the processor's ``dlq.sink-postgres``);
+        without one the sink stops on such a record rather than drop it.
     """
 
     def __init__(
@@ -81,9 +85,12 @@ class PostgresSink(BatchingSink):
         startup_timeout_s: float = 120.0,
         on_flush: FlushHook | None = None,
         on_backpressure: Callable[[BaseException], None] | None = None,
-        max_retained: int = 500_000,
+        dead_letter: DeadLetter = refuse_always,
     ) -> None:
-        super().__init__()
+        super().__init__(on_flush, on_backpressure, dead_letter)
+        unknown = set(topics.values()) - set(TOPIC_TABLES)
+        if unknown:
+            raise ValueError(f"PostgresSink has no tables for topics {sorted(unknown)}")
         self._dsn = dsn
         self._topics = dict(topics)
         self._schema = schema
@@ -93,15 +100,11 @@ class PostgresSink(BatchingSink):
         self._max_retry_after = max_retry_after_s
         self._connect_timeout = connect_timeout_s
         self._startup_timeout = startup_timeout_s
-        self._on_flush = on_flush
-        self._on_backpressure = on_backpressure
         self._writers = {t.name: TableWriter(t) for t in TABLES}
         self._conn: psycopg.Connection | None = None
-        self._staged: set[str] = set()
-        # (topic, partition, offset) -> item; kept across failed flushes (see ``flush``)
-        self._pending: dict[tuple[str, int, int], _Item] = {}
-        self._max_retained = max_retained
         self._failures = 0
+        #: tenant -> the first_seen_at (ms) this sink has committed: a batch only upserts earlier ones
+        self._tenants: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"<PostgresSink schema={self._schema} strategy={self._strategy}>"
@@ -131,7 +134,7 @@ class PostgresSink(BatchingSink):
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = connect(
+            conn = connect(
                 self._dsn,
                 self._schema,
                 durable=True,
@@ -142,7 +145,9 @@ class PostgresSink(BatchingSink):
                 keepalives_interval=5,
                 keepalives_count=3,
             )
-            self._staged = set()
+            for writer in self._writers.values():
+                writer.create_stage(conn)
+            self._conn = conn
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -162,6 +167,7 @@ class PostgresSink(BatchingSink):
         partition: int,
         offset: int,
     ) -> None:
+        """Build the record's rows now (``RejectedRecord`` if it can never be written), then batch them."""
         catalog = self._topics.get(topic)
         if catalog is None:
             raise ValueError(f"PostgresSink got a record of {topic}, which it was not configured for")
@@ -169,107 +175,96 @@ class PostgresSink(BatchingSink):
             if catalog != "robot.registry" or key is None:
                 return
             robot = key.decode() if isinstance(key, bytes) else str(key)
-            self._pending[(topic, partition, offset)] = (
-                [(_TOMBSTONE, (timestamp, robot, timestamp))],
-                None,
-                headers,
-            )
-            return
-        rows: list[tuple[str, Any]] = [(table.name, row) for table, row in rows_for(catalog, value)]
-        deferred = DEFERRED.get(catalog)
-        if deferred is not None and (deferred[1] is None or deferred[1](value)):
-            rows.append((_DEFERRED + catalog, value))
-        self._pending[(topic, partition, offset)] = (rows, tenant_of(value), headers)
+            prepared: _Prepared = (None, [(_TOMBSTONE, (timestamp, robot, timestamp))], False)
+        else:
+            transition = catalog == "task.events" and value.get("kind") == "TRANSITION"
+            prepared = (value, rows_for(catalog, value), transition)
+        super().add(prepared, key, timestamp, headers, topic, partition, offset)
 
-    def write(self, batch: SinkBatch) -> None:
-        self._write([item.value for item in batch])
-
-    def flush(self) -> None:
-        """Write everything added since the last successful flush, in one transaction.
-
-        The records of every topic and partition are kept in one map rather than in per-partition
-        ``SinkBatch``es (the base class's way): they are written together anyway. A failed flush keeps
-        them (keyed by topic, partition and offset, so the re-read copies replace them): Quix Streams
-        seeks back and re-reads them after the pause, and should that re-read ever fall short, the next
-        successful flush still writes them before any offset past them is committed. An outage that
-        outgrows ``max_retained`` records stops the process instead (it restarts from the committed
-        offsets, losing nothing).
-        """
-        if not self._pending:
-            return
-        self._write(list(self._pending.values()))
-        self._pending = {}
-
-    def on_paused(self) -> None:
-        """Another sink's backpressure: keep what was added (written, idempotently, with the next flush)."""
-
-    def _write(self, items: list[_Item]) -> None:
-        grouped: dict[str, list[Any]] = {}
-        tenants: dict[str, int] = {}
-        count = len(items)
-        for rows, tenant, _headers in items:
-            for name, row in rows:
-                grouped.setdefault(name, []).append(row)
-            if tenant is not None:
-                first = tenants.get(tenant[0])
-                if first is None or tenant[1] < first:
-                    tenants[tenant[0]] = tenant[1]
-        if tenants:
-            grouped[TENANTS.name] = list(tenants.items())
-        for catalog, (table, _wanted, build) in DEFERRED.items():
-            records = grouped.pop(_DEFERRED + catalog, None)
-            if records:
-                grouped.setdefault(table.name, []).extend(build(records))
-        if not grouped:
-            return
+    def write_all(self, values: Sequence[_Prepared], origin: Origins) -> int:
+        """Write the prepared records of every partition in one transaction (see the module doc for
+        failures); returns the rows written."""
         started = time.monotonic()
-        try:
-            written = self._write_rows(grouped)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self._drop_connection()
-            self._failures += 1
-            delay = min(self._max_retry_after, self._retry_after * 2 ** (self._failures - 1))
-            logger.warning(
-                "postgres write of %d records failed (%s: %s); pausing %.1fs",
-                count,
-                type(exc).__name__,
-                exc,
-                delay,
-            )
-            if self._on_backpressure is not None:
-                self._on_backpressure(exc)
-            if len(self._pending) > self._max_retained:
-                raise PostgresUnavailable(
-                    f"postgres unreachable with {len(self._pending)} records unwritten (more than "
-                    f"{self._max_retained}); stopping, to restart from the last committed offsets"
-                ) from exc
-            raise SinkBackpressureError(retry_after=delay) from exc
-        elapsed = time.monotonic() - started
+        written = 0
+
+        def write_some(span: Sequence[int]) -> None:
+            nonlocal written
+            assert isinstance(span, range)
+            written += self._write_transaction(values[span.start : span.stop])
+
+        def refuse(at: int, error: RecordRefused) -> None:
+            record = origin(at)
+            self.refuse(SinkRecord(values[at][0], record.key, record.headers, record.topic,
+                                   record.partition, record.offset), error)  # fmt: skip
+
+        write_isolating(range(len(values)), write_some, refuse)
         if self._failures:
             logger.info("postgres is back after %d failed flushes", self._failures)
         self._failures = 0
         if self._on_flush is not None:
-            self._on_flush(written, elapsed)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "flushed %d records (%d rows) in %.3f s",
-                count,
-                written,
-                elapsed,
-                extra={"records": count, "trace_ids": trace_ids(item[2] for item in items)},
-            )
+            self._on_flush(written, time.monotonic() - started)
+        return written
 
-    def _write_rows(self, grouped: dict[str, list[Any]]) -> int:
+    def _write_transaction(self, prepared: Sequence[_Prepared]) -> int:
+        """Write ``prepared`` records in one transaction; returns the rows written.
+
+        :raises SinkBackpressureError: Postgres is down or cannot write now.
+        :raises RecordRefused: Postgres refused a value of these records.
+        """
+        grouped: dict[str, list[Row]] = {}
+        values = []
+        transitions = []
+        for record, rows, transition in prepared:
+            for table, row in rows:  # a Table, or _TOMBSTONE
+                name = table if table is _TOMBSTONE else table.name
+                grouped.setdefault(name, []).append(row)
+            if record is not None:
+                values.append(record)
+                if transition:
+                    transitions.append(record)
+        if values:
+            known = self._tenants
+            tenants = [row for row in tenant_rows(values) if row[0] not in known or row[1] < known[row[0]]]
+            if tenants:
+                grouped[TENANTS.name] = tenants
+        if transitions:
+            grouped[TASKS.name] = task_rows(transitions)
+        try:
+            written = self._write_rows(grouped)
+        except Exception as exc:
+            if is_outage(exc):
+                raise self._backpressure(exc, len(prepared)) from exc
+            if is_data_error(exc):
+                raise RecordRefused(f"postgres refused the record: {type(exc).__name__}: {exc}") from exc
+            raise
+        for tenant, first_seen in grouped.get(TENANTS.name, ()):
+            self._tenants[tenant] = first_seen
+        return written
+
+    def _backpressure(self, exc: BaseException, count: int) -> SinkBackpressureError:
+        self._drop_connection()
+        self._failures += 1
+        delay = min(self._max_retry_after, self._retry_after * 2 ** (self._failures - 1))
+        logger.warning(
+            "postgres write of %d records failed (%s: %s); pausing %.1fs",
+            count,
+            type(exc).__name__,
+            exc,
+            delay,
+        )
+        return SinkBackpressureError(retry_after=delay)  # FlushAllSink reports it (on_backpressure)
+
+    def _write_rows(self, grouped: dict[str, list[Row]]) -> int:
         conn = self._connection()
         written = 0
         with conn.transaction():
             for name, writer in self._writers.items():
                 rows = grouped.get(name)
                 if rows:
-                    written += writer.write(conn, dedupe(writer.table, rows), self._strategy, self._staged)
+                    written += writer.write(conn, dedupe(writer.table, rows), self._strategy)
             tombstones = grouped.get(_TOMBSTONE)
             if tombstones:
                 with conn.cursor() as cur:
-                    cur.executemany(_DEACTIVATE, tombstones)
+                    cur.executemany(DEACTIVATE_ROBOT.encode(), tombstones)
                 written += len(tombstones)
         return written

@@ -1,22 +1,43 @@
-"""The write targets: tables, their columns and conflict rules (``rows`` builds the rows for them).
+"""The tables the sink writes: for each, one mapping from its columns to the record, and its SQL as text.
 
-A ``Table`` is one INSERT target: its columns (timestamps are staged as epoch ms and converted in SQL),
-its conflict clause (DO NOTHING for event tables, a guarded DO UPDATE for current-state tables) and, for
-upserts, the key and order used to keep only the newest row per key of a batch (Postgres refuses to
-update one row twice in one statement, and the older rows would lose against the guard anyway).
+A :class:`Table` is one write target. ``columns`` maps every column it writes to where the value comes
+from (a record field and, where needed, a conversion); rows are built from that mapping and nothing
+else, so the column order exists in one place. ``sql`` moves a batch from the table's staging table
+(``stage_<name>``: a ``LIKE <table>`` copy whose time columns hold epoch ms as ``bigint``) into the
+table, naming its columns and turning times into ``timestamptz`` with ``to_timestamp(ms / 1000.0)``,
+with the table's conflict rule: DO NOTHING for event tables (facts keyed by ``event_id``), a guarded DO
+UPDATE for current-state tables (a row only ever moves forward). A time outside years 1..9999 refuses
+the record when its row is built, before any write.
+
+For upsert tables ``key`` and ``newest`` say which row of a batch survives per key (Postgres refuses to
+update one row twice in a statement, and the older rows would lose against the guard anyway).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
+
+from sinks.postgres.table import (
+    Column,
+    Row,
+    Table,
+    col,
+    epoch_ms,
+    jsonb,
+    or_default,
+    spec_category,
+    spec_depends_on,
+    spec_priority,
+    text,
+    text_list,
+    ts,
+)
 
 __all__ = [
     "ALERTS",
     "AUDIT",
     "CONFLICTS",
+    "DEACTIVATE_ROBOT",
     "DECISIONS",
     "ROBOT_REGISTRY",
     "ROBOT_STATUS",
@@ -26,245 +47,390 @@ __all__ = [
     "TASKS",
     "TASK_EVENTS",
     "TENANTS",
-    "Column",
     "Row",
     "Table",
+    "epoch_ms",
 ]
 
-Row = tuple[Any, ...]
+
+def _text_or_null(value: Any) -> Any:
+    """Text without NUL characters; null for an empty text."""
+    return value.replace("\x00", "") or None if isinstance(value, str) else value
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
-    name: str
-    type: str  # the staging column type; "ms" = epoch milliseconds stored as timestamptz
-
-    @property
-    def stage_type(self) -> str:
-        return "bigint" if self.type == "ms" else self.type
-
-    @property
-    def select(self) -> str:
-        return f"to_timestamp({self.name} / 1000.0)" if self.type == "ms" else self.name
-
-    @property
-    def placeholder(self) -> str:
-        return "to_timestamp(%s / 1000.0)" if self.type == "ms" else "%s"
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    """One write target. ``name`` identifies the writer; ``table`` is the Postgres table it writes."""
-
-    name: str
-    table: str
-    columns: tuple[Column, ...]
-    conflict: str
-    key: tuple[str, ...] = ()
-    order: tuple[str, ...] = ()  # keep the row with the largest (order) per key
-    keep_min: bool = False  # keep the smallest instead
-    sticky: tuple[str, ...] = ()  # columns filled from an older row of the batch when the newest has None
-    required: tuple[str, ...] = ()  # columns a record must fill (NOT NULL in the table)
-    index: dict[str, int] = field(init=False, compare=False)
-    required_index: tuple[int, ...] = field(init=False, compare=False)
-    required_values: Callable[[Row], tuple[Any, ...]] = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "index", {c.name: i for i, c in enumerate(self.columns)})
-        unknown = set(self.required) - {c.name for c in self.columns}
-        if unknown:
-            raise ValueError(f"{self.name}: required columns {sorted(unknown)} are not columns")
-        required = [i for i, c in enumerate(self.columns) if c.name in self.required]
-        object.__setattr__(self, "required_index", tuple(required))
-        getter = itemgetter(*required, required[0])  # always a tuple, even for one column
-        object.__setattr__(self, "required_values", getter)
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-
-def _cols(spec: str) -> tuple[Column, ...]:
-    out = []
-    for part in spec.split(","):
-        name, _, kind = part.strip().partition(":")
-        out.append(Column(name, kind or "text"))
-    return tuple(out)
-
-
-def _update(
-    table: str, columns: Sequence[str], guard: str, coalesce: Sequence[str] = (), keep: Sequence[str] = ()
-) -> str:
-    sets = []
-    for col in columns:
-        if col in keep:
-            sets.append(f"{col} = COALESCE({table}.{col}, excluded.{col})")
-        elif col in coalesce:
-            sets.append(f"{col} = COALESCE(excluded.{col}, {table}.{col})")
-        else:
-            sets.append(f"{col} = excluded.{col}")
-    return f"DO UPDATE SET {', '.join(sets)} WHERE {guard}"
-
-
-def _newer(table: str, cols: Sequence[str]) -> str:
-    mine = ", ".join(f"{table}.{c}" for c in cols)
-    theirs = ", ".join(f"excluded.{c}" for c in cols)
-    return f"{table}.{cols[0]} IS NULL OR ({theirs}) > ({mine})"
-
-
-# ------------------------------------------------------------------------------------------- tables
+# -------------------------------------------------------------------------------------------- tables
 TENANTS = Table(
     "tenants",
     "tenants",
-    _cols("tenant_id, first_seen_at:ms"),
-    "ON CONFLICT (tenant_id) DO UPDATE SET first_seen_at = excluded.first_seen_at "
-    "WHERE excluded.first_seen_at < tenants.first_seen_at",
+    {"tenant_id": col("tenant_id", required=True), "first_seen_at": ts("first_seen_at", required=True)},
+    """
+    INSERT INTO tenants AS t (tenant_id, first_seen_at)
+    SELECT tenant_id, to_timestamp(first_seen_at / 1000.0) FROM stage_tenants
+    ON CONFLICT (tenant_id) DO UPDATE SET first_seen_at = excluded.first_seen_at
+    WHERE excluded.first_seen_at < t.first_seen_at
+    """,
     key=("tenant_id",),
-    order=("first_seen_at",),
-    keep_min=True,
-    required=("tenant_id", "first_seen_at"),
+    newest=("first_seen_at",),
+    keep_oldest=True,
 )
+
 TASK_EVENTS = Table(
     "task_events",
     "task_events",
-    _cols(
-        "event_id, tenant_id, site_id, task_id, seq:bigint, kind, state, previous_state, reason, robot_id, "
-        "attempt:integer, spec:jsonb, external_id, causation_id, occurred_at:ms"
-    ),
-    "ON CONFLICT DO NOTHING",
-    required=("event_id", "tenant_id", "task_id", "seq", "kind", "state", "attempt", "occurred_at"),
+    {
+        "event_id": col("event_id", required=True),
+        "tenant_id": col("tenant_id", required=True),
+        "site_id": col("site_id"),
+        "task_id": col("task_id", required=True),
+        "seq": col("seq", required=True),
+        "kind": col("kind", required=True),
+        "state": col("state", required=True),
+        "previous_state": col("previous_state"),
+        "reason": text("reason"),
+        "robot_id": col("robot_id"),
+        "attempt": col("attempt", required=True),
+        "spec": jsonb("spec"),
+        "external_id": col("external_id"),
+        "causation_id": col("causation_id"),
+        "occurred_at": ts("occurred_at", required=True),
+    },
+    """
+    INSERT INTO task_events (event_id, tenant_id, site_id, task_id, seq, kind, state, previous_state, reason,
+                             robot_id, attempt, spec, external_id, causation_id, occurred_at)
+    SELECT event_id, tenant_id, site_id, task_id, seq, kind, state, previous_state, reason,
+           robot_id, attempt, spec, external_id, causation_id,
+           to_timestamp(occurred_at / 1000.0)
+    FROM stage_task_events
+    ON CONFLICT DO NOTHING
+    """,
 )
-_TASK_COLUMNS = (
-    "site_id, state, attempt:integer, robot_id, external_id, reason, category, priority:integer, "
-    "spec:jsonb, depends_on:text[], created_at:ms, updated_at:ms, seq:bigint, last_event_id"
-)
+
+#: Built at write time from a task's newest TRANSITION of the batch, with ``spec`` and ``created_at``
+#: taken from its CREATED event when the batch has it (``rows.task_rows``).
 TASKS = Table(
     "tasks",
     "tasks",
-    _cols("tenant_id, task_id, " + _TASK_COLUMNS),
-    "ON CONFLICT (tenant_id, task_id) "
-    + _update(
-        "tasks",
-        [c.name for c in _cols(_TASK_COLUMNS)],
-        "tasks.seq < excluded.seq",
-        coalesce=("external_id", "category", "priority", "spec", "depends_on"),
-        keep=("created_at",),
-    ),
+    {
+        "tenant_id": col("tenant_id", required=True),
+        "task_id": col("task_id", required=True),
+        "site_id": col("site_id"),
+        "state": col("state", required=True),
+        "attempt": col("attempt", required=True),
+        "robot_id": col("robot_id"),
+        "external_id": col("external_id"),
+        "reason": text("reason"),
+        "category": Column("spec", spec_category),
+        "priority": Column("spec", spec_priority),
+        "spec": jsonb("spec"),
+        "depends_on": Column("spec", spec_depends_on),
+        "created_at": ts("created_at"),
+        "updated_at": ts("occurred_at", required=True),
+        "seq": col("seq", required=True),
+        "last_event_id": col("event_id", required=True),
+    },
+    """
+    INSERT INTO tasks AS t (tenant_id, task_id, site_id, state, attempt, robot_id, external_id, reason,
+                            category, priority, spec, depends_on, created_at, updated_at, seq, last_event_id)
+    SELECT tenant_id, task_id, site_id, state, attempt, robot_id, external_id, reason,
+           category, priority, spec, depends_on,
+           to_timestamp(created_at / 1000.0), to_timestamp(updated_at / 1000.0), seq, last_event_id
+    FROM stage_tasks
+    ON CONFLICT (tenant_id, task_id) DO UPDATE SET
+        site_id = excluded.site_id,
+        state = excluded.state,
+        attempt = excluded.attempt,
+        robot_id = excluded.robot_id,
+        external_id = COALESCE(excluded.external_id, t.external_id),
+        reason = excluded.reason,
+        category = COALESCE(excluded.category, t.category),
+        priority = COALESCE(excluded.priority, t.priority),
+        spec = COALESCE(excluded.spec, t.spec),
+        depends_on = COALESCE(excluded.depends_on, t.depends_on),
+        created_at = COALESCE(t.created_at, excluded.created_at),
+        updated_at = excluded.updated_at,
+        seq = excluded.seq,
+        last_event_id = excluded.last_event_id
+    WHERE t.seq < excluded.seq
+    """,
     key=("tenant_id", "task_id"),
-    order=("seq",),
+    newest=("seq",),
     sticky=("external_id", "category", "priority", "spec", "depends_on", "created_at"),
-    required=("tenant_id", "task_id", "state", "attempt", "updated_at", "seq", "last_event_id"),
 )
-_STATUS_COLUMNS = (
-    "site_id, fleet_id, status, previous_status, status_reason, battery:double precision, "
-    "pose:jsonb, "
-    "speed:double precision, task_id, route:jsonb, telemetry_seq:bigint, last_seen_at:ms, "
-    "status_at:ms, status_event_id"
-)
+
 ROBOT_STATUS = Table(
     "robot_status",
     "robots",
-    _cols("tenant_id, robot_id, " + _STATUS_COLUMNS),
-    "ON CONFLICT (tenant_id, robot_id) "
-    + _update(
-        "robots", [c.name for c in _cols(_STATUS_COLUMNS)], _newer("robots", ("status_at", "status_event_id"))
-    ),
+    {
+        "tenant_id": col("tenant_id", required=True),
+        "robot_id": col("robot_id", required=True),
+        "site_id": col("site_id"),
+        "fleet_id": col("fleet_id"),
+        "status": col("status", required=True),
+        "previous_status": col("previous_status"),
+        "status_reason": col("reason"),
+        "battery": col("battery"),
+        "pose": jsonb("pose"),
+        "speed": col("speed"),
+        "task_id": col("task_id"),
+        "route": jsonb("route", default_list=True),
+        "telemetry_seq": col("seq"),
+        "last_seen_at": ts("last_seen_at"),
+        "status_at": ts("occurred_at", required=True),
+        "status_event_id": col("event_id", required=True),
+    },
+    """
+    INSERT INTO robots AS r (tenant_id, robot_id, site_id, fleet_id, status, previous_status, status_reason,
+                             battery, pose, speed, task_id, route, telemetry_seq, last_seen_at, status_at,
+                             status_event_id)
+    SELECT tenant_id, robot_id, site_id, fleet_id, status, previous_status, status_reason,
+           battery, pose, speed, task_id, route, telemetry_seq,
+           to_timestamp(last_seen_at / 1000.0), to_timestamp(status_at / 1000.0), status_event_id
+    FROM stage_robot_status
+    ON CONFLICT (tenant_id, robot_id) DO UPDATE SET
+        site_id = excluded.site_id,
+        fleet_id = excluded.fleet_id,
+        status = excluded.status,
+        previous_status = excluded.previous_status,
+        status_reason = excluded.status_reason,
+        battery = excluded.battery,
+        pose = excluded.pose,
+        speed = excluded.speed,
+        task_id = excluded.task_id,
+        route = excluded.route,
+        telemetry_seq = excluded.telemetry_seq,
+        last_seen_at = excluded.last_seen_at,
+        status_at = excluded.status_at,
+        status_event_id = excluded.status_event_id
+    WHERE r.status_at IS NULL
+       OR (excluded.status_at, excluded.status_event_id) > (r.status_at, r.status_event_id)
+    """,
     key=("tenant_id", "robot_id"),
-    order=("status_at", "status_event_id"),
-    required=("tenant_id", "robot_id", "status", "status_at", "status_event_id"),
+    newest=("status_at", "status_event_id"),
 )
-_REGISTRY_COLUMNS = (
-    "site_id, fleet_id, name, model, capabilities:text[], max_payload_kg:double precision, "
-    "managed_by, active:boolean, registered_at:ms, registry_event_id"
-)
+
 ROBOT_REGISTRY = Table(
     "robot_registry",
     "robots",
-    _cols("tenant_id, robot_id, " + _REGISTRY_COLUMNS),
-    "ON CONFLICT (tenant_id, robot_id) "
-    + _update(
-        "robots",
-        [c.name for c in _cols(_REGISTRY_COLUMNS)],
-        _newer("robots", ("registered_at", "registry_event_id")),
-    ),
+    {
+        "tenant_id": col("tenant_id", required=True),
+        "robot_id": col("robot_id", required=True),
+        "site_id": col("site_id"),
+        "fleet_id": col("fleet_id"),
+        "name": text("name"),
+        "model": text("model"),
+        "capabilities": Column("capabilities", text_list),
+        "max_payload_kg": col("max_payload_kg"),
+        "managed_by": col("managed_by"),
+        "active": col("active"),
+        "registered_at": ts("occurred_at", required=True),
+        "registry_event_id": col("event_id", required=True),
+    },
+    """
+    INSERT INTO robots AS r (tenant_id, robot_id, site_id, fleet_id, name, model, capabilities, max_payload_kg,
+                             managed_by, active, registered_at, registry_event_id)
+    SELECT tenant_id, robot_id, site_id, fleet_id, name, model, capabilities, max_payload_kg,
+           managed_by, active, to_timestamp(registered_at / 1000.0), registry_event_id
+    FROM stage_robot_registry
+    ON CONFLICT (tenant_id, robot_id) DO UPDATE SET
+        site_id = excluded.site_id,
+        fleet_id = excluded.fleet_id,
+        name = excluded.name,
+        model = excluded.model,
+        capabilities = excluded.capabilities,
+        max_payload_kg = excluded.max_payload_kg,
+        managed_by = excluded.managed_by,
+        active = excluded.active,
+        registered_at = excluded.registered_at,
+        registry_event_id = excluded.registry_event_id
+    WHERE r.registered_at IS NULL
+       OR (excluded.registered_at, excluded.registry_event_id) > (r.registered_at, r.registry_event_id)
+    """,
     key=("tenant_id", "robot_id"),
-    order=("registered_at", "registry_event_id"),
-    required=("tenant_id", "robot_id", "registered_at", "registry_event_id"),
+    newest=("registered_at", "registry_event_id"),
 )
+
+#: A deleted registration (tombstone, keyed by robot id only): (epoch ms, robot_id, epoch ms).
+DEACTIVATE_ROBOT = """
+    UPDATE robots SET active = false, registered_at = to_timestamp(%s / 1000.0), registry_event_id = ''
+    WHERE robot_id = %s AND (registered_at IS NULL OR registered_at <= to_timestamp(%s / 1000.0))
+"""
+
 SITES = Table(
     "sites",
     "sites",
-    _cols("tenant_id, site_id, name, map_version:integer, updated_at:ms, map_event_id"),
-    "ON CONFLICT (tenant_id, site_id) "
-    + _update(
-        "sites",
-        ["name", "map_version", "updated_at", "map_event_id"],
-        _newer("sites", ("map_version", "updated_at", "map_event_id")),
-    ),
+    {
+        "tenant_id": col("tenant_id", required=True),
+        "site_id": col("site_id", required=True),
+        "name": text("name"),
+        "map_version": col("version", required=True),
+        "updated_at": ts("occurred_at", required=True),
+        "map_event_id": col("event_id", required=True),
+    },
+    """
+    INSERT INTO sites AS s (tenant_id, site_id, name, map_version, updated_at, map_event_id)
+    SELECT tenant_id, site_id, name, map_version, to_timestamp(updated_at / 1000.0), map_event_id
+    FROM stage_sites
+    ON CONFLICT (tenant_id, site_id) DO UPDATE SET
+        name = excluded.name,
+        map_version = excluded.map_version,
+        updated_at = excluded.updated_at,
+        map_event_id = excluded.map_event_id
+    WHERE s.map_version IS NULL
+       OR (excluded.map_version, excluded.updated_at, excluded.map_event_id)
+        > (s.map_version, s.updated_at, s.map_event_id)
+    """,
     key=("tenant_id", "site_id"),
-    order=("map_version", "updated_at", "map_event_id"),
-    required=("tenant_id", "site_id", "map_version", "updated_at", "map_event_id"),
+    newest=("map_version", "updated_at", "map_event_id"),
 )
-_MAP_COLUMNS = "name, nodes:jsonb, lanes:jsonb, zones:jsonb, chargers:jsonb, occurred_at:ms, event_id"
+
 SITE_MAPS = Table(
     "site_maps",
     "site_maps",
-    _cols("tenant_id, site_id, version:integer, " + _MAP_COLUMNS),
-    "ON CONFLICT (tenant_id, site_id, version) "
-    + _update(
-        "site_maps", [c.name for c in _cols(_MAP_COLUMNS)], _newer("site_maps", ("occurred_at", "event_id"))
-    ),
+    {
+        "tenant_id": col("tenant_id", required=True),
+        "site_id": col("site_id", required=True),
+        "version": col("version", required=True),
+        "name": text("name"),
+        "nodes": jsonb("nodes", default_list=True),
+        "lanes": jsonb("lanes", default_list=True),
+        "zones": jsonb("zones", default_list=True),
+        "chargers": jsonb("chargers", default_list=True),
+        "occurred_at": ts("occurred_at", required=True),
+        "event_id": col("event_id", required=True),
+    },
+    """
+    INSERT INTO site_maps AS m (tenant_id, site_id, version, name, nodes, lanes, zones, chargers, occurred_at,
+                                event_id)
+    SELECT tenant_id, site_id, version, name, nodes, lanes, zones, chargers,
+           to_timestamp(occurred_at / 1000.0), event_id
+    FROM stage_site_maps
+    ON CONFLICT (tenant_id, site_id, version) DO UPDATE SET
+        name = excluded.name,
+        nodes = excluded.nodes,
+        lanes = excluded.lanes,
+        zones = excluded.zones,
+        chargers = excluded.chargers,
+        occurred_at = excluded.occurred_at,
+        event_id = excluded.event_id
+    WHERE m.occurred_at IS NULL OR (excluded.occurred_at, excluded.event_id) > (m.occurred_at, m.event_id)
+    """,
     key=("tenant_id", "site_id", "version"),
-    order=("occurred_at", "event_id"),
-    required=("tenant_id", "site_id", "version", "occurred_at", "event_id"),
+    newest=("occurred_at", "event_id"),
 )
+
 DECISIONS = Table(
     "decisions",
     "decisions",
-    _cols(
-        "event_id, decision_id, tenant_id, site_id, kind, robot_id, task_id, route:jsonb, eta:ms, "
-        "cost:double precision, reason, conflict_id, planner, occurred_at:ms"
-    ),
-    "ON CONFLICT DO NOTHING",
-    required=("event_id", "decision_id", "tenant_id", "kind", "robot_id", "occurred_at"),
+    {
+        "event_id": col("event_id", required=True),
+        "decision_id": col("decision_id", required=True),
+        "tenant_id": col("tenant_id", required=True),
+        "site_id": col("site_id"),
+        "kind": col("kind", required=True),
+        "robot_id": col("robot_id", required=True),
+        "task_id": col("task_id"),
+        "route": jsonb("route", default_list=True),
+        "eta": ts("eta"),
+        "cost": col("cost"),
+        "reason": text("reason"),
+        "conflict_id": col("conflict_id"),
+        "planner": col("planner"),
+        "occurred_at": ts("occurred_at", required=True),
+    },
+    """
+    INSERT INTO decisions (event_id, decision_id, tenant_id, site_id, kind, robot_id, task_id, route, eta, cost,
+                           reason, conflict_id, planner, occurred_at)
+    SELECT event_id, decision_id, tenant_id, site_id, kind, robot_id, task_id, route,
+           to_timestamp(eta / 1000.0), cost, reason, conflict_id, planner, to_timestamp(occurred_at / 1000.0)
+    FROM stage_decisions
+    ON CONFLICT DO NOTHING
+    """,
 )
+
+#: ``window_end`` is null while a conflict's window is open (V003).
 CONFLICTS = Table(
     "conflicts",
     "conflicts",
-    _cols(
-        "event_id, conflict_id, tenant_id, site_id, kind, robot_ids:text[], node_id, lane_id, zone_id, "
-        "window_start:ms, window_end:ms, resolution, resolved_robot_id, detail, occurred_at:ms"
-    ),
-    "ON CONFLICT DO NOTHING",
-    required=("event_id", "conflict_id", "tenant_id", "kind", "window_start", "window_end", "occurred_at"),
+    {
+        "event_id": col("event_id", required=True),
+        "conflict_id": col("conflict_id", required=True),
+        "tenant_id": col("tenant_id", required=True),
+        "site_id": col("site_id"),
+        "kind": col("kind", required=True),
+        "robot_ids": Column("robot_ids", text_list),
+        "node_id": col("node_id"),
+        "lane_id": col("lane_id"),
+        "zone_id": col("zone_id"),
+        "window_start": ts("window_start", required=True),
+        "window_end": ts("window_end"),
+        "resolution": Column("resolution", or_default("UNKNOWN")),
+        "resolved_robot_id": col("resolved_robot_id"),
+        "detail": text("detail"),
+        "occurred_at": ts("occurred_at", required=True),
+    },
+    """
+    INSERT INTO conflicts (event_id, conflict_id, tenant_id, site_id, kind, robot_ids, node_id, lane_id, zone_id,
+                           window_start, window_end, resolution, resolved_robot_id, detail, occurred_at)
+    SELECT event_id, conflict_id, tenant_id, site_id, kind, robot_ids, node_id, lane_id, zone_id,
+           to_timestamp(window_start / 1000.0), to_timestamp(window_end / 1000.0), resolution,
+           resolved_robot_id, detail, to_timestamp(occurred_at / 1000.0)
+    FROM stage_conflicts
+    ON CONFLICT DO NOTHING
+    """,
 )
+
 ALERTS = Table(
     "alerts",
     "alerts",
-    _cols("event_id, alert_id, tenant_id, site_id, kind, severity, subject_id, message, occurred_at:ms"),
-    "ON CONFLICT DO NOTHING",
-    required=("event_id", "alert_id", "tenant_id", "kind", "subject_id", "message", "occurred_at"),
+    {
+        "event_id": col("event_id", required=True),
+        "alert_id": col("alert_id", required=True),
+        "tenant_id": col("tenant_id", required=True),
+        "site_id": col("site_id"),
+        "kind": col("kind", required=True),
+        "severity": Column("severity", or_default("WARNING")),
+        "subject_id": col("subject_id", required=True),
+        "message": text("message", required=True),
+        "occurred_at": ts("occurred_at", required=True),
+    },
+    """
+    INSERT INTO alerts (event_id, alert_id, tenant_id, site_id, kind, severity, subject_id, message, occurred_at)
+    SELECT event_id, alert_id, tenant_id, site_id, kind, severity, subject_id, message,
+           to_timestamp(occurred_at / 1000.0)
+    FROM stage_alerts
+    ON CONFLICT DO NOTHING
+    """,
 )
+
+#: Every audit event is kept, refused and invalid requests included: those name no resource, so
+#: ``resource_id`` is null when the event's is empty (V003).
 AUDIT = Table(
     "audit",
     "audit",
-    _cols(
-        "event_id, tenant_id, site_id, actor, role, action, resource_type, resource_id, request_id, "
-        "status_code:integer, details_json, occurred_at:ms"
-    ),
-    "ON CONFLICT DO NOTHING",
-    required=(
-        "event_id",
-        "tenant_id",
-        "actor",
-        "role",
-        "action",
-        "resource_type",
-        "resource_id",
-        "status_code",
-        "occurred_at",
-    ),
+    {
+        "event_id": col("event_id", required=True),
+        "tenant_id": col("tenant_id", required=True),
+        "site_id": col("site_id"),
+        "actor": text("actor"),
+        "role": col("role"),
+        "action": col("action"),
+        "resource_type": col("resource_type"),
+        "resource_id": Column("resource_id", _text_or_null),
+        "request_id": col("request_id"),
+        "status_code": col("status_code", required=True),
+        "details_json": text("details_json"),
+        "occurred_at": ts("occurred_at", required=True),
+    },
+    """
+    INSERT INTO audit (event_id, tenant_id, site_id, actor, role, action, resource_type, resource_id, request_id,
+                       status_code, details_json, occurred_at)
+    SELECT event_id, tenant_id, site_id, actor, role, action, resource_type, resource_id, request_id,
+           status_code, details_json, to_timestamp(occurred_at / 1000.0)
+    FROM stage_audit
+    ON CONFLICT DO NOTHING
+    """,
 )
+
 TABLES: tuple[Table, ...] = (
     TENANTS,
     TASK_EVENTS,

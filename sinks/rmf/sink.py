@@ -18,6 +18,11 @@ RMF down (connection refused, timeout, 5xx, auth) raises ``SinkBackpressureError
 partition and re-delivers the batch; what was already done is remembered, and a dispatch that may have
 landed before a timeout is found by the label lookup, so nothing is dispatched twice. A cancel RMF keeps
 failing to answer is given up after ``cancel_attempts`` (our task is already CANCELLED).
+
+A spec that cannot make a valid RMF request (an unknown category, a payload the rmf_api_msgs schemas
+refuse) fails the task with the reason, like a refusal. An event the sink can never act on (RMF answers
+with a task state that is not valid, an id no request can carry) goes to ``dead_letter`` with the reason
+(``sinks.deadletters``) and the batch goes on.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
 
 from schemas import tracing
 from schemas.ids import now_ms
+from sinks.deadletters import DeadLetter, RecordRefused, SinkRecord, refuse_always
 from sinks.rmf import requests as rq
 from sinks.rmf.client import RmfApiClient, RmfRefused, RmfUnavailable
 
@@ -42,6 +48,12 @@ logger = logging.getLogger(__name__)
 Publish = Callable[[str, dict[str, Any]], None]
 _RUNNING = ("ASSIGNED", "DISPATCHED", "EXECUTING")
 _MEMORY = 100_000
+
+
+def _rmf_id(state: Mapping[str, Any]) -> Any:
+    """RMF's task id in one of its task states (None if it has none)."""
+    booking = state.get("booking")
+    return booking.get("id") if isinstance(booking, Mapping) else None
 
 
 class RmfSink(BatchingSink):
@@ -60,8 +72,10 @@ class RmfSink(BatchingSink):
         retry_after_s: float = 2.0,
         cancel_attempts: int = 5,
         clock: Callable[[], int] = now_ms,
+        dead_letter: DeadLetter = refuse_always,
     ) -> None:
         super().__init__()
+        self._dead_letter = dead_letter
         self.client = client
         self._publish = publish
         self.rmf_fleets = frozenset(rmf_fleets)
@@ -73,7 +87,14 @@ class RmfSink(BatchingSink):
         self.dispatched: OrderedDict[tuple[str, int], str] = OrderedDict()
         self._cancel_failures: dict[str, int] = {}
         self._cancelled: OrderedDict[str, None] = OrderedDict()
-        self.stats = {"dispatched": 0, "found": 0, "refused": 0, "cancelled": 0, "cancel_failed": 0}
+        self.stats = {
+            "dispatched": 0,
+            "found": 0,
+            "refused": 0,
+            "cancelled": 0,
+            "cancel_failed": 0,
+            "dead_lettered": 0,
+        }
 
     # ------------------------------------------------------------------------------------------ routing
     def register(self, registration: Mapping[str, Any]) -> None:
@@ -102,13 +123,22 @@ class RmfSink(BatchingSink):
             for item in batch:
                 # RMF's answers published meanwhile (rmf.task_states) continue the task's trace.
                 with tracing.activate(tracing.Trace(item.headers, item.value)):
-                    self.apply(item.value)
+                    try:
+                        self.apply(item.value)
+                    except RecordRefused as exc:
+                        self.stats["dead_lettered"] += 1
+                        logger.warning("RMF sink cannot act on a task event: %s", exc.reason)
+                        self._dead_letter(SinkRecord.of(batch, item), exc)
         except RmfUnavailable as exc:
             logger.warning("RMF API server unavailable (%s); retrying in %.1f s", exc, self._retry_after)
             raise SinkBackpressureError(retry_after=self._retry_after) from exc
 
     def apply(self, event: Mapping[str, Any] | None) -> None:
-        """Act on one enriched TaskEvent. :raises RmfUnavailable: try again later."""
+        """Act on one enriched TaskEvent.
+
+        :raises RmfUnavailable: try again later.
+        :raises RecordRefused: the event can never be acted on (dead-lettered by :meth:`write`).
+        """
         if not event or event.get("kind", "TRANSITION") != "TRANSITION":
             return
         if "robot_id" in event and "managed_by" in event:  # a RobotRegistration on the same sink
@@ -134,6 +164,8 @@ class RmfSink(BatchingSink):
 
     def _find(self, task_id: str, attempt: int | None) -> dict[str, Any] | None:
         for state in self.client.find_by_label(rq.task_label(task_id)):
+            if not isinstance(state, Mapping):
+                continue
             labels = rq.labels_of(state)
             if labels.get(rq.TASK_LABEL) != task_id:
                 continue
@@ -151,16 +183,15 @@ class RmfSink(BatchingSink):
         extra = {"task_id": task_id, "tenant_id": event.get("tenant_id")}
         try:
             request = rq.dispatch_request(task_id, spec, fleet, attempt=attempt, now_ms=self._clock())
-        except rq.UnsupportedTask as exc:
-            self._refused(key, str(spec.get("category")), [{"category": "unsupported", "detail": exc.reason}])
+        except (rq.UnsupportedTask, ValueError, TypeError) as exc:  # ValueError: rmf_api_msgs refuse it
+            reason = exc.reason if isinstance(exc, rq.UnsupportedTask) else str(exc)
+            self._refused(key, str(spec.get("category")), [{"category": "unsupported", "detail": reason}])
             return
         found = self._find(task_id, attempt)  # dispatched before a timeout or a restart?
         if found is not None:
             self.stats["found"] += 1
             state = found
-            logger.info(
-                "RMF already has %s attempt %d as %s", task_id, attempt, found["booking"]["id"], extra=extra
-            )
+            logger.info("RMF already has %s attempt %d as %s", task_id, attempt, _rmf_id(found), extra=extra)
         else:
             try:
                 state = self.client.dispatch(request)
@@ -168,11 +199,17 @@ class RmfSink(BatchingSink):
                 self._refused(key, request["request"]["category"], exc.errors)
                 return
             self.stats["dispatched"] += 1
-            logger.info(
-                "dispatched %s to RMF fleet %s as %s", task_id, fleet, state["booking"]["id"], extra=extra
-            )
-        self._publish(state["booking"]["id"], rq.linked_state(state, task_id))
-        self._remember(key, str(state["booking"]["id"]))
+            logger.info("dispatched %s to RMF fleet %s as %s", task_id, fleet, _rmf_id(state), extra=extra)
+        try:
+            rmf_id = str(state["booking"]["id"])
+            linked = rq.linked_state(state, task_id)
+        except (KeyError, TypeError, ValueError) as exc:
+            self._remember(key, "")  # RMF has it: never dispatched again
+            raise RecordRefused(
+                f"RMF answered the dispatch of {task_id} with an invalid task state: {exc}"
+            ) from exc
+        self._publish(rmf_id, linked)
+        self._remember(key, rmf_id)
 
     def _refused(self, key: tuple[str, int], category: str, errors: list[dict[str, Any]]) -> None:
         task_id, attempt = key
@@ -192,12 +229,17 @@ class RmfSink(BatchingSink):
         rmf_id = self.dispatched.get((task_id, attempt)) or event.get("external_id")
         if not rmf_id and (task_id, attempt) not in self.dispatched:
             found = self._find(task_id, attempt)
-            rmf_id = found["booking"]["id"] if found else None
+            rmf_id = _rmf_id(found) if found else None
         if not rmf_id:
             self._done_cancel(task_id)  # never reached RMF (or it refused it): nothing to cancel
             return
         try:
-            self.client.cancel(rq.cancel_request(str(rmf_id), task_id))
+            request = rq.cancel_request(str(rmf_id), task_id)
+        except ValueError as exc:
+            self._done_cancel(task_id)
+            raise RecordRefused(f"no valid cancel_task_request for {rmf_id} ({task_id}): {exc}") from exc
+        try:
+            self.client.cancel(request)
         except RmfRefused as exc:
             logger.warning("RMF refused to cancel %s (%s): %s", rmf_id, task_id, rq.error_text(exc.errors))
             self.stats["cancel_failed"] += 1

@@ -35,6 +35,10 @@ class TrafficConfig:
     :param deadlock_scan_ms: how often the whole wait-for graph is searched for cycles.
     :param deadlock_max_robots: longest wait-for cycle searched for (bounds the search in a jam).
     :param max_rounds: bound on resolution rounds per input (each round resolves one conflict).
+    :param alert_clear_ms: a robot's CONFLICT_UNRESOLVED alert is one situation until it has had no
+        unresolved conflict for this long; then CONFLICT_CLEARED.
+    :param alerts_per_minute: at most this many alerts per site and minute (a burst of as many); the
+        ones over it are counted and the count goes with the next alert sent.
 
     Grants (robots fleetstream coordinates, ``coordinate``):
 
@@ -46,6 +50,8 @@ class TrafficConfig:
     :param max_held_nodes: the most nodes one robot holds at once.
     :param horizon_nodes: how many planned nodes beyond the grant a GRANT's route shows (VDA 5050 horizon).
     :param priority_boost_ms: each point of task priority (0..10) counts as this much more waiting.
+    :param max_lane_density: flow control: while this share of the lane nodes (not dead ends) hold robots,
+        robots parked in dead ends that are not stations wait there instead of setting off.
     :param obstacle_s: planning cost of driving onto a node an OFFLINE or failed robot holds (it keeps it
         until it is back): high enough that robots go round it where they can.
     """
@@ -65,6 +71,8 @@ class TrafficConfig:
     deadlock_max_robots: int = 12
     deadlock_grace_ms: int = 30_000
     max_rounds: int = 64
+    alert_clear_ms: int = 30_000
+    alerts_per_minute: int = 30
     round_ms: int = 250
     warmup_ms: int = 5_000
     lookahead_ms: int = 4_000
@@ -72,6 +80,7 @@ class TrafficConfig:
     horizon_nodes: int = 20
     priority_boost_ms: int = 10_000
     obstacle_s: float = 120.0
+    max_lane_density: float = 0.2
 
     def __post_init__(self) -> None:
         for name in (

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 _FIXED_STATUSES = frozenset({"WORKING", "CHARGING"})
 _STUCK_STATUSES = frozenset({"OFFLINE", "ERROR"})
 _MAX_ROWS = 512
+#: Dead ends where a robot may wait out a jam (not a station where others need it gone).
+_PARKED_KINDS = frozenset({"PARKING", "PICKUP", "WAYPOINT", "AISLE"})
 
 
 def _no_priority(_task_id: str) -> int | None:
@@ -154,11 +156,13 @@ class Coordinator:
             and m.goal != m.frontier
             and self._ahead_ms(m) < cfg.lookahead_ms
         ]
+        active = self._admit(active)
         owner = table.owner
 
         def priority(m: Mover) -> tuple[bool, int, int]:
-            # A robot whose goal another robot stands on queues for it: everybody else goes first, and
-            # may push it out of their way (it would otherwise block a lane while it waits).
+            # A robot whose goal another robot stands on queues for it: everybody else goes first and may
+            # push it out of their way, so that it does not block a lane, or the way out of a dead end,
+            # while it waits.
             queued = m.goal is not None and owner.get(m.goal, m.robot_id) != m.robot_id
             return (queued, m.since - boost * m.priority, zlib.crc32(m.robot_id.encode()))
 
@@ -176,6 +180,31 @@ class Coordinator:
         for m in grown:
             self._run_ahead(m, reserved)
         return [self._grant(m, now) for m in grown]
+
+    def _admit(self, active: list[Mover]) -> list[Mover]:
+        """Flow control: while ``max_lane_density`` of the site's lane nodes (those that are not dead ends)
+        hold robots, a robot parked in a dead end that is not a station (its parking spot, a storage
+        pocket) stays there instead of setting off; it can still be pushed out to make room. A jammed site
+        then drains instead of filling up with more robots than its lanes can carry."""
+        graph = self.graph
+        tips = graph.tips
+        cap = max(1.0, self.config.max_lane_density * (len(graph) - len(tips)))
+        movers = self.table.movers.values()
+        in_lanes = sum(1 for m in movers if m.held and m.held[0] not in tips)
+        if in_lanes < cap:
+            return active
+        kinds = graph.kinds
+        wanted = {m.goal for m in movers if m.goal is not None}  # a robot on another's goal must go anyway
+        return [
+            m
+            for m in active
+            if not (
+                len(m.held) == 1
+                and m.held[0] in tips
+                and kinds[m.held[0]] in _PARKED_KINDS
+                and m.held[0] not in wanted
+            )
+        ]
 
     def _hand_over(self, node: int, now: int) -> list[Output]:
         """``node`` was just freed: the robot that wanted it gets it now."""

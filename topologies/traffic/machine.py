@@ -19,6 +19,7 @@ from topologies.traffic.config import TrafficConfig
 from topologies.traffic.deadlock import scan_deadlocks
 from topologies.traffic.geometry import distance_to_segment
 from topologies.traffic.graph import SiteModel
+from topologies.traffic.problems import clear_alerts
 from topologies.traffic.records import Output
 from topologies.traffic.resolve import settle
 from topologies.traffic.resume import check_holds
@@ -155,6 +156,7 @@ def _on_status(state: SiteState, record: dict[str, Any]) -> list[str]:
         "go_by": go_by if go_by is not None and not moving and record["occurred_at"] < go_by else None,
         "last_reroute": prev.get("last_reroute") if prev else None,
         "conflicts": prev.get("conflicts", {}) if prev else {},
+        "alert": prev.get("alert") if prev else None,  # an open CONFLICT_UNRESOLVED situation
     }
     hold = prev.get("hold") if prev else None
     if hold:
@@ -198,12 +200,13 @@ def _on_task(state: SiteState, record: dict[str, Any]) -> list[str]:
     return []
 
 
-def _prune(state: SiteState, now: int) -> None:
+def _prune(state: SiteState, now: int, out: list[Output]) -> None:
     if now < state.next_prune:
         return
     state.next_prune = now + state.config.bucket_ms
     for cid in [cid for cid, until in state.emitted.items() if until <= now]:
         state.forget(cid)
+    clear_alerts(state, now, out)
 
 
 def step(state: SiteState, event: dict[str, Any] | None, now_ms: int) -> tuple[SiteState, list[Output]]:
@@ -223,7 +226,7 @@ def step(state: SiteState, event: dict[str, Any] | None, now_ms: int) -> tuple[S
         elif kind == TASK:
             changed = _on_task(state, event)
     out: list[Output] = []
-    _prune(state, now_ms)
+    _prune(state, now_ms, out)
     if state.model is None:
         return state, out
     changed.extend(check_holds(state, now_ms, out))

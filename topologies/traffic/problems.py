@@ -77,7 +77,8 @@ def emit_conflict(
             cid=p.cid,
             kind=p.kind,
             robot_ids=p.robots,
-            window=(p.start, min(p.end, OPEN - 1)),
+            window=(p.start, p.end if p.end < OPEN else max(p.start, now)),
+            open_ended=p.end >= OPEN,
             resolution=resolution,
             resolved_robot_id=resolved,
             occurred_at=now,
@@ -90,11 +91,75 @@ def emit_conflict(
 
 
 def emit_alert(state: SiteState, cid: str, subject: str, message: str, now: int, out: list[Output]) -> None:
-    key = f"alert:{cid}"
-    if key in state.emitted:
+    """Raise CONFLICT_UNRESOLVED about ``subject`` once per situation: while its alert is open (it had an
+    unresolved conflict less than ``alert_clear_ms`` ago) a new one only extends it. Sent within the
+    site's alert budget (:func:`_spend`)."""
+    entry = state.robots.get(subject)
+    if entry is None:
         return
-    state.remember(key, [subject], now + state.config.conflict_ttl_ms)
-    out.append(records.alert(state.site, subject_id=subject, cid=cid, message=message, occurred_at=now))
+    state.dirty_robots.add(subject)
+    situation = entry.get("alert")
+    if situation is not None:
+        situation["last"] = now
+        return
+    sent = _spend(state, now)
+    entry["alert"] = {"since": now, "last": now, "cid": cid, "sent": sent}
+    if sent:
+        out.append(
+            records.alert(
+                state.site,
+                subject_id=subject,
+                cid=cid,
+                message=_with_suppressed(state, message),
+                occurred_at=now,
+            )
+        )
+
+
+def clear_alerts(state: SiteState, now: int, out: list[Output]) -> None:
+    """End the alert situations that have had no unresolved conflict for ``alert_clear_ms``: one
+    CONFLICT_CLEARED each (for those whose CONFLICT_UNRESOLVED was sent)."""
+    for rid in sorted(state.robots):
+        entry = state.robots[rid]
+        situation = entry.get("alert")
+        if situation is None or now - int(situation["last"]) < state.config.alert_clear_ms:
+            continue
+        if clashes_of(state.table, rid, state.config):
+            situation["last"] = now  # still in conflict (a robot that reports nothing new: OFFLINE)
+            state.dirty_robots.add(rid)
+            continue
+        entry["alert"] = None
+        state.dirty_robots.add(rid)
+        if situation.get("sent"):
+            message = f"robot {rid}: no unresolved conflict for {state.config.alert_clear_ms // 1000} s"
+            out.append(
+                records.alert(
+                    state.site, subject_id=rid, cid=str(situation["cid"]), message=message, occurred_at=now,
+                    kind="CONFLICT_CLEARED",
+                )
+            )  # fmt: skip
+
+
+def _spend(state: SiteState, now: int) -> bool:
+    """Take one alert from the site's budget (``alerts_per_minute``, refilled over time); False when it is
+    spent (the alert is counted as suppressed)."""
+    burst = float(state.config.alerts_per_minute)
+    tokens = burst if state.alert_tokens < 0 else state.alert_tokens
+    tokens = min(burst, tokens + max(0, now - state.alert_at) * burst / 60_000.0)
+    state.alert_at = now
+    if tokens >= 1.0:
+        state.alert_tokens = tokens - 1.0
+        return True
+    state.alert_tokens = tokens
+    state.alerts_suppressed += 1
+    return False
+
+
+def _with_suppressed(state: SiteState, message: str) -> str:
+    if not state.alerts_suppressed:
+        return message
+    n, state.alerts_suppressed = state.alerts_suppressed, 0
+    return f"{message} ({n} more alert(s) of this site suppressed over the budget of {state.config.alerts_per_minute}/min)"
 
 
 def place_hold(

@@ -98,8 +98,12 @@ def conflict(
     lane_id: str | None = None,
     zone_id: str | None = None,
     detail: str | None = None,
+    open_ended: bool = False,
 ) -> Output:
-    """A Conflict with its resolution (key: site_id). ``site`` carries tenant_id and site_id."""
+    """A Conflict with its resolution (key: site_id). ``site`` carries tenant_id and site_id.
+
+    ``window`` holds real times: a window with no known end (``open_ended``) ends, in the record, at the
+    last instant known when it is emitted; it never carries a sentinel."""
     value = {
         "event_id": det_uuid7(occurred_at, site["tenant_id"], cid, "conflict"),
         "tenant_id": site["tenant_id"],
@@ -116,21 +120,30 @@ def conflict(
         "resolution": resolution,
         "resolved_robot_id": resolved_robot_id,
         "detail": detail,
+        "open_ended": open_ended,
     }
     return Output(CONFLICTS, site["site_id"], value)
 
 
-def alert(site: dict[str, Any], *, subject_id: str, cid: str, message: str, occurred_at: int) -> Output:
-    """A CONFLICT_UNRESOLVED alert (key: subject_id, the robot concerned)."""
-    event_id = det_uuid7(occurred_at, site["tenant_id"], cid, "alert", subject_id)
+def alert(
+    site: dict[str, Any],
+    *,
+    subject_id: str,
+    cid: str,
+    message: str,
+    occurred_at: int,
+    kind: str = "CONFLICT_UNRESOLVED",
+) -> Output:
+    """A CONFLICT_UNRESOLVED (or CONFLICT_CLEARED) alert (key: subject_id, the robot concerned)."""
+    event_id = det_uuid7(occurred_at, site["tenant_id"], cid, "alert", subject_id, kind)
     value = {
         "event_id": event_id,
         "tenant_id": site["tenant_id"],
         "site_id": site["site_id"],
         "occurred_at": occurred_at,
         "alert_id": event_id,
-        "kind": "CONFLICT_UNRESOLVED",
-        "severity": "CRITICAL",
+        "kind": kind,
+        "severity": "CRITICAL" if kind == "CONFLICT_UNRESOLVED" else "INFO",
         "subject_id": subject_id,
         "message": message,
     }

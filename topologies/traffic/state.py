@@ -14,6 +14,8 @@ Robot entries are plain JSON-serialisable dicts (one state sub-key each in the Q
                                                         time by which it will have started (None: known)
     last_reroute                                        [conflict_id, nodes] of the last REROUTE emitted
     conflicts                                           {conflict_id: remember_until} emitted about it
+    alert                                               None, or its open CONFLICT_UNRESOLVED situation:
+                                                        {since, last, cid, sent} (``problems``)
 
 Everything else (site model, reservation table, held set) is derived and rebuilt by :meth:`rebuild`.
 """
@@ -156,6 +158,9 @@ class SiteState:
     dirty_map: bool = False
     next_prune: int = 0
     next_scan: int = 0
+    alert_tokens: float = -1.0  # the site's alert budget (token bucket; -1: full)
+    alert_at: int = 0  # when the budget was last topped up
+    alerts_suppressed: int = 0  # alerts over the budget since the last one sent
     waiters: dict[str, set[str]] = field(default_factory=dict)
     waits_of: dict[str, set[str]] = field(default_factory=dict)
     recheck: set[str] = field(default_factory=set)

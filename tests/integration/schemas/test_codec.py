@@ -112,3 +112,37 @@ def test_registry_is_called_once_per_id(registry: RegistryClient, subject: str) 
     for data in payloads:
         reader.decode(data)
     assert fresh.http_calls == 1
+
+
+def _foreign(codec: AvroCodec, record: dict) -> bytes:
+    """``record`` written by a producer that is not ours: plain fastavro with our registered schema id."""
+    from io import BytesIO
+
+    from fastavro import schemaless_writer
+
+    from schemas.avsc import parse_plain
+
+    out = BytesIO()
+    out.write(frame_header(codec.schema_id))
+    schemaless_writer(out, parse_plain(codec.schema), record)
+    return out.getvalue()
+
+
+def test_a_foreign_time_out_of_range_decodes_but_a_guarded_codec_refuses_it(
+    registry: RegistryClient, subject: str
+) -> None:
+    codec = AvroCodec.for_record(registry, "Conflict", subject)
+    guarded = AvroCodec.for_record(registry, "Conflict", subject, guard_decoded=True)
+    sentinel = {**example("Conflict"), "window_end": 4611686018427387903}
+    with pytest.raises(SchemaEncodeError, match="window_end = 4611686018427387903"):
+        codec.encode(sentinel)  # we never write one
+    data = _foreign(codec, sentinel)
+    assert codec.decode(data) == sentinel  # a topology or the gateway still reads it as it is
+    with pytest.raises(SchemaDecodeError) as info:
+        guarded.decode(data)  # a sink dead-letters it with its bytes
+    assert info.value.reason == (
+        f"{subject} record: window_end = 4611686018427387903 is not a time in years 1970..9999 "
+        "(timestamp-millis 0..253402300799999)"
+    )
+    good = example("Conflict")
+    assert guarded.decode(codec.encode(good)) == good

@@ -18,11 +18,13 @@ from dataclasses import replace
 from typing import Any, Literal
 
 import httpx
+import orjson
 import pytest
 from quixstreams.sinks import SinkBackpressureError
 
 from schemas.ids import now_ms
 from sinks.influx import InfluxConfig, InfluxSink, InfluxV1Writer, InfluxV2Writer, InfluxWriteError
+from tests.integration.sinks.conftest import DeadLetters
 
 T0 = (now_ms() - 3_600_000) // 60_000 * 60_000  # inside the 7-day policy, on a minute
 
@@ -179,13 +181,67 @@ def test_a_lost_database_is_recreated_after_one_backpressure(influx_config: Infl
     assert len(query(influx_config, 'SELECT * FROM "telemetry_7d"."robot_telemetry"')) == 1
 
 
-def test_a_point_influx_refuses_is_a_bug_not_backpressure(influx_config: InfluxConfig):
-    sink = InfluxSink(influx_config)
+def test_points_influx_refuses_are_dead_lettered_and_the_rest_written(
+    influx_config: InfluxConfig, dead_letters: DeadLetters
+):
+    sink = InfluxSink(influx_config, dead_letter=dead_letters.writer)
     sink.setup()
-    # Make "seq" a float field in this shard first: our integer seq then conflicts (HTTP 400).
-    InfluxV1Writer(influx_config).write("telemetry_7d", [f"robot_telemetry,robot=r1 seq=1.5 {T0}"])
-    with pytest.raises(InfluxWriteError, match="HTTP 400"):
-        sink.write_records([telemetry(1, T0 + 5)])
+    # "seq" is a float field in the shard of two days ago (shards of this policy span a day): our integer
+    # seq conflicts there (HTTP 400, "field type conflict"), and only there.
+    before = T0 - 2 * 24 * 3_600_000
+    InfluxV1Writer(influx_config).write("telemetry_7d", [f"robot_telemetry,robot=r1 seq=1.5 {before}"])
+    records = [telemetry(i, T0 + i if i != 7 else before + 7, fleet_id="", site_id="", tenant_id="")
+               for i in range(1, 13)]  # fmt: skip
+    for offset, record in enumerate(records):
+        sink.add(record, "r", record["occurred_at"], [], "robot.telemetry.accepted", 0, offset)
+    sink.flush()
+    assert sink.refused == 1 and sink.points_written == 11
+    assert (
+        len(query(influx_config, f'SELECT * FROM "telemetry_7d"."robot_telemetry" WHERE time > {T0}ms')) == 11
+    )
+    (dead,) = dead_letters.read(1)
+    headers = dict(dead.headers())
+    assert headers["fleet-dlq-offset"] == b"6" and headers["fleet-dlq-topic"] == b"robot.telemetry.accepted"
+    assert b"HTTP 400" in headers["fleet-dlq-error"] and b"conflict" in headers["fleet-dlq-error"]
+    assert dead_letters.codecs["robot.telemetry.accepted"].decode(dead.value()) == records[6]
+
+
+def test_records_at_the_limits_are_written_or_dead_lettered(
+    influx_config: InfluxConfig, dead_letters: DeadLetters
+):
+    """Nulls, NaN and infinities, unicode and long tags, huge numbers are written (non-finite fields are
+    left out); a time InfluxDB cannot store is dead-lettered; the sink keeps going."""
+    sink = InfluxSink(influx_config, dead_letter=dead_letters.writer)
+    nan, inf = float("nan"), float("inf")
+    unicode = "робот 🤖,= 漢字"
+    records = [
+        telemetry(1, T0 + 1, battery=nan, speed=inf),  # only the finite fields
+        telemetry(2, T0 + 2, robot_id=unicode, fleet_id=None, site_id=""),  # escaped, empty tags left out
+        telemetry(3, T0 + 3, robot_id="r" * 10_000),  # a long tag value
+        telemetry(2**62, T0 + 4, battery=1e308, pose={"x": -1e308, "y": 0.0, "yaw": None}),
+        telemetry(5, 4611686018427387903),  # refused: no InfluxDB time (nor ours: its dead letter is JSON)
+        telemetry(6, 253_402_300_799_999),  # year 9999: valid for us, refused by InfluxDB (2262 at most)
+        telemetry(7, T0 + 7),
+    ]
+    for offset, record in enumerate(records):
+        sink.add(record, "r", 0, [], "robot.telemetry.accepted", 1, offset)
+    sink.flush()
+    assert sink.points_written == 5 and sink.refused == 2
+    rows = {r["seq"]: r for r in query(influx_config, 'SELECT * FROM "telemetry_7d"."robot_telemetry"')}
+    assert sorted(rows) == [1, 2, 3, 7, 2**62]
+    assert rows[1]["battery"] is None and rows[1]["speed"] is None and rows[1]["x"] == 1.0
+    assert rows[2]["robot"] == unicode and rows[2]["site"] is None and rows[2]["fleet"] is None
+    assert rows[3]["robot"] == "r" * 10_000 and rows[2**62]["battery"] == 1e308
+    far, year_9999 = dead_letters.read(2)
+    assert [dict(d.headers())["fleet-dlq-offset"] for d in (far, year_9999)] == [b"4", b"5"]
+    assert all(
+        b"outside the times InfluxDB stores" in dict(d.headers())["fleet-dlq-error"] for d in (far, year_9999)
+    )
+    assert dead_letters.codecs["robot.telemetry.accepted"].decode(year_9999.value()) == records[5]
+    assert orjson.loads(far.value()) == records[4]  # no Avro record holds that time
+    assert b"kept as JSON" in dict(far.headers())["fleet-dlq-error"]
+    sink.write_records([telemetry(8, T0 + 8)])  # and the sink goes on
+    assert len(query(influx_config, 'SELECT * FROM "telemetry_7d"."robot_telemetry"')) == 6
 
 
 def test_points_older_than_the_retention_policy_are_dropped_without_failing(influx_config: InfluxConfig):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 import uuid
@@ -13,7 +14,9 @@ import pytest
 from quixstreams.sinks import SinkBackpressureError
 
 from schemas.errors import RejectedRecord
-from sinks.postgres import MIGRATIONS_DIR, MigrationError, PostgresSink, PostgresUnavailable, connect, migrate
+from sinks.deadletters import RecordRefused
+from sinks.postgres import MIGRATIONS_DIR, MigrationError, PostgresSink, connect, migrate
+from tests.integration.sinks.conftest import DeadLetters
 from tests.integration.sinks.test_postgres_support import (
     IDENTITY_TOPICS,
     TOPIC_RECORDS,
@@ -44,12 +47,13 @@ def feed(sink: PostgresSink, records: list[tuple[str, dict[str, Any]]], flush: b
 def test_migrations_apply_once_in_order_and_refuse_an_edited_file(pg_dsn: str, tmp_path: Path) -> None:
     schema = f"t_{uuid.uuid4().hex[:10]}"
     try:
-        assert [m.version for m in migrate(pg_dsn, schema)] == [1, 2]
+        assert [m.version for m in migrate(pg_dsn, schema)] == [1, 2, 3]
         assert migrate(pg_dsn, schema) == []
         with connect(pg_dsn, schema) as conn:
             assert conn.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall() == [
                 (1, "init"),
                 (2, "row_level_security"),
+                (3, "audit_without_resource_open_windows"),
             ]
         edited = tmp_path / "migrations"
         shutil.copytree(MIGRATIONS_DIR, edited)
@@ -57,13 +61,13 @@ def test_migrations_apply_once_in_order_and_refuse_an_edited_file(pg_dsn: str, t
         with pytest.raises(MigrationError, match="changed after it was applied"):
             migrate(pg_dsn, schema, edited)
         (edited / "V001__init.sql").write_text((MIGRATIONS_DIR / "V001__init.sql").read_text())
-        (edited / "V003__extra.sql").write_text("CREATE TABLE extra (id int PRIMARY KEY);")
-        assert [m.version for m in migrate(pg_dsn, schema, edited)] == [3]
-        (edited / "V004__broken.sql").write_text("CREATE TABLE ok4 (id int); SELECT no_such_function();")
-        with pytest.raises(MigrationError, match=r"V004__broken\.sql failed"):
+        (edited / "V901__extra.sql").write_text("CREATE TABLE extra (id int PRIMARY KEY);")
+        assert [m.version for m in migrate(pg_dsn, schema, edited)] == [901]
+        (edited / "V902__broken.sql").write_text("CREATE TABLE ok4 (id int); SELECT no_such_function();")
+        with pytest.raises(MigrationError, match=r"V902__broken\.sql failed"):
             migrate(pg_dsn, schema, edited)
         with connect(pg_dsn, schema) as conn:  # the failed migration left nothing behind
-            assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (3,)
+            assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (901,)
             assert conn.execute("SELECT to_regclass('ok4')").fetchone() == (None,)
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
@@ -272,19 +276,15 @@ def test_unreachable_postgres_is_backpressure_with_growing_pauses(pg_schema: str
         retry_after_s=1.0,
         max_retry_after_s=3.0,
         connect_timeout_s=1,
-        max_retained=3,
     )
     pauses = []
     for i in range(4):
-        feed(sink, [("alerts", record("alerts", "down", i))], flush=False)  # offset 0 again: replaces
+        feed(sink, [("alerts", record("alerts", "down", i))], flush=False)
         with pytest.raises(SinkBackpressureError) as exc:
             sink.flush()
         pauses.append(exc.value.retry_after)
-        assert len(sink._pending) == 1  # kept until written: the re-read copy replaced it
     assert pauses == [1.0, 2.0, 3.0, 3.0]
-    feed(sink, [("alerts", record("alerts", "down", i)) for i in range(4)], flush=False)
-    with pytest.raises(PostgresUnavailable, match="4 records unwritten"):
-        sink.flush()  # more than it may hold: stop, to restart from the committed offsets
+    assert sink.refused == 0
 
 
 def test_a_connection_lost_between_flushes_is_backpressure_then_recovers(pg_dsn: str, pg_schema: str) -> None:
@@ -296,10 +296,12 @@ def test_a_connection_lost_between_flushes_is_backpressure_then_recovers(pg_dsn:
     sink.add(record("alerts", "kill", 1), None, 0, [], "alerts", 0, 1)
     with pytest.raises(SinkBackpressureError):
         sink.flush()
-    # Even if the records were not read again after the pause, the next flush writes them.
+    assert counts(pg_dsn, pg_schema, "kill")["alerts"] == 1  # nothing of the failed batch
+    # Quix seeks back and the records come again after the pause: the sink reconnects and writes them.
+    sink.add(record("alerts", "kill", 1), None, 0, [], "alerts", 0, 1)
     sink.add(record("alerts", "kill", 2), None, 0, [], "alerts", 0, 2)
     sink.flush()
-    assert counts(pg_dsn, pg_schema, "kill")["alerts"] == 3 and sink._pending == {}
+    assert counts(pg_dsn, pg_schema, "kill")["alerts"] == 3
     sink.close()
 
 
@@ -318,4 +320,100 @@ def test_a_batch_partly_written_before_falls_back_to_insert_on_conflict(pg_dsn: 
     feed(sink, records)  # 4 of 10 already there (a replay after a crash): the COPY is refused, then merged
     assert (writer.direct_hits, writer.direct_misses) == (1, 1)
     assert counts(pg_dsn, pg_schema, "half")["alerts"] == 10
+    sink.close()
+
+
+def _incompressible(n: int, seed: int = 7) -> str:
+    """``n`` random letters and digits: too long for a b-tree index row even after compression."""
+    rng = random.Random(seed)
+    return "".join(rng.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=n))
+
+
+def test_records_at_the_limits_are_written_or_dead_lettered_and_the_sink_moves_on(
+    pg_dsn: str, pg_schema: str, dead_letters: DeadLetters
+) -> None:
+    """Values at the edges of the tables (nulls, huge text, unicode, far times, NaN) are written; a value
+    Postgres refuses goes to the dead-letter topic with Postgres' reason, and the rest of its batch, and
+    the batches after it, are written."""
+    sink = make_sink(pg_dsn, pg_schema, dead_letter=dead_letters.writer)
+    unicode = "робот 🤖 مرحبا 漢字 \u200f e\u0301"
+    huge = _incompressible(1_000_000)
+    too_long_id = _incompressible(20_000)
+    alerts = [
+        record("alerts", "lim", 0),
+        record("alerts", "lim", 1, message=unicode, subject_id=unicode),
+        record("alerts", "lim", 2, message=huge),
+        record("alerts", "lim", 3, message="nul\x00byte", site_id=None),
+        record("alerts", "lim", 4, event_id=too_long_id),  # refused: no index row holds it
+        record("alerts", "lim", 5, occurred_at=253_402_300_799_999),  # 9999-12-31T23:59:59.999Z
+        record("alerts", "lim", 6, occurred_at=0),
+        record("alerts", "lim", 7, event_id=_incompressible(20_000, seed=8)),  # refused too
+    ]
+    for offset, rec in enumerate(alerts):
+        sink.add(rec, rec["subject_id"], 0, [("traceparent", b"x")], "alerts", 0, offset)
+    statuses = [
+        record("robot.status", "lim", 0, battery=float("nan"), speed=float("inf")),
+        record("robot.status", "lim", 1, robot_id="r-null", task_id=None, previous_status=None, route=[]),
+    ]
+    for offset, rec in enumerate(statuses):
+        sink.add(rec, rec["robot_id"], 0, [], "robot.status", 1, offset)
+    refused_request = record("audit.log", "lim", 0, resource_id="", status_code=403, action="task.cancel")
+    open_window = record("traffic.conflicts", "lim", 0, window_end=None)
+    sink.add(refused_request, "lim", 0, [], "audit.log", 0, 0)
+    sink.add(open_window, "site-1", 0, [], "traffic.conflicts", 0, 0)
+    with pytest.raises(
+        RejectedRecord, match=r"window_end = 4611686018427387903 is not a time in years 1\.\.9999"
+    ):
+        sink.add(
+            record("traffic.conflicts", "lim", 1, window_end=4611686018427387903),
+            "s",
+            0,
+            [],
+            "traffic.conflicts",
+            0,
+            1,
+        )
+    sink.flush()
+
+    assert sink.refused == 2
+    with connect(pg_dsn, pg_schema) as conn:
+        stored = dict(conn.execute("SELECT alert_id, message FROM alerts WHERE tenant_id = 'lim'").fetchall())
+        assert sorted(stored) == ["a-0", "a-1", "a-2", "a-3", "a-5", "a-6"]
+        assert stored["a-1"] == unicode and stored["a-2"] == huge and stored["a-3"] == "nulbyte"
+        times = conn.execute(
+            "SELECT alert_id, occurred_at FROM alerts WHERE alert_id IN ('a-5', 'a-6') ORDER BY 1"
+        ).fetchall()
+        assert [t.year for _, t in times] == [9999, 1970]
+        robots = dict(conn.execute("SELECT robot_id, battery FROM robots WHERE tenant_id = 'lim'").fetchall())
+        assert math.isnan(robots["robot-0"]) and "r-null" in robots
+        assert conn.execute(
+            "SELECT resource_id, status_code FROM audit WHERE tenant_id = 'lim'"
+        ).fetchall() == [(None, 403)]
+        assert conn.execute("SELECT window_end FROM conflicts WHERE tenant_id = 'lim'").fetchall() == [
+            (None,)
+        ]
+
+    dead = dead_letters.read(2)
+    assert len(dead) == 2
+    for message, offset, rec in zip(dead, (4, 7), (alerts[4], alerts[7]), strict=True):
+        headers = dict(message.headers())
+        assert headers["fleet-dlq-topic"] == b"alerts" and headers["fleet-dlq-offset"] == str(offset).encode()
+        assert (
+            b"index row" in headers["fleet-dlq-error"] and headers["fleet-dlq-error-type"] == b"RecordRefused"
+        )
+        assert headers["traceparent"] == b"x"
+        assert dead_letters.codecs["alerts"].decode(message.value()) == rec  # the record, replayable
+
+    # the sink goes on with the next batches
+    feed(sink, [("alerts", record("alerts", "lim", 8))])
+    assert counts(pg_dsn, pg_schema, "lim")["alerts"] == 7
+    sink.close()
+
+
+def test_a_sink_without_a_dead_letter_topic_stops_rather_than_drop(pg_dsn: str, pg_schema: str) -> None:
+    sink = make_sink(pg_dsn, pg_schema)
+    sink.add(record("alerts", "stop", 0, event_id=_incompressible(20_000)), None, 0, [], "alerts", 0, 0)
+    with pytest.raises(RecordRefused, match="index row"):
+        sink.flush()
+    assert counts(pg_dsn, pg_schema, "stop")["alerts"] == 0
     sink.close()

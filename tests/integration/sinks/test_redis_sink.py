@@ -13,6 +13,7 @@ import redis
 from quixstreams.sinks import SinkBackpressureError
 
 from sinks.redis import RedisConfig, RedisSink
+from tests.integration.sinks.conftest import DeadLetters
 
 T0 = 1_740_816_000_000
 
@@ -119,3 +120,63 @@ def test_unreachable_redis_is_backpressure_then_the_real_one_works(
     up.add(status(tenant, 1, T0), "r1", T0, [], "robot.status", 0, 0)
     up.flush()
     assert client.exists(f"fleet:{tenant}:robot:r1")
+
+
+def test_records_at_the_limits_are_written_or_dead_lettered_and_the_sink_moves_on(
+    redis_url: str, tenant: str, client: redis.Redis, dead_letters: DeadLetters
+):
+    """Unicode and long ids, huge and non-finite values, times far ahead are written; a record Redis
+    refuses (its key holds something else) or that is no view is dead-lettered; the rest is written."""
+    sink = RedisSink(RedisConfig(url=redis_url), dead_letter=dead_letters.writer)
+    unicode = "робот 🤖 مرحبا 漢字"
+    client.set(f"fleet:{tenant}:robot:corrupt", "not json")  # a key someone else wrote
+    client.set(f"fleet:{tenant}:site:s-bad:robots", "not a sorted set")
+    records = [
+        ("robot.status", status(tenant, 1, T0, robot_id=unicode, battery=float("nan"), speed=float("inf"))),
+        ("robot.status", status(tenant, 2, T0, robot_id="r" * 100_000)),
+        ("robot.status", status(tenant, 2**62, 253_402_300_799_999, robot_id="far", last_seen_at=T0)),
+        ("robot.status", status(tenant, 3, T0, robot_id="corrupt")),  # refused: the key holds no JSON view
+        ("robot.status", status(tenant, 4, T0, robot_id="r-bad", site_id="s-bad")),  # refused: WRONGTYPE
+        ("task.events", event(tenant, 1, T0, "CREATED", task_id=unicode, reason="x" * 1_000_000)),
+        ("task.events", event(tenant, 2, T0, "QUEUED", kind="REJECTED")),  # changes no view
+        ("robot.status", status(tenant, 5, T0, robot_id="r-ok")),
+    ]
+    for offset, (topic, record) in enumerate(records):
+        sink.add(record, "k", 0, [], topic, 0, offset)
+    sink.flush()
+    assert sink.refused == 2
+    nan_view = orjson.loads(client.get(f"fleet:{tenant}:robot:{unicode}"))
+    assert nan_view["battery"] is None and nan_view["speed"] is None  # JSON has no NaN
+    assert client.exists(f"fleet:{tenant}:robot:{'r' * 100_000}")
+    assert orjson.loads(client.get(f"fleet:{tenant}:robot:far"))["seq"] == 2**62
+    assert orjson.loads(client.get(f"fleet:{tenant}:task:{unicode}"))["reason"] == "x" * 1_000_000
+    assert client.exists(f"fleet:{tenant}:robot:r-ok") and not client.exists(f"fleet:{tenant}:robot:r-bad")
+    dead = dead_letters.read(2)
+    reasons = {dict(d.headers())["fleet-dlq-offset"]: dict(d.headers())["fleet-dlq-error"] for d in dead}
+    assert set(reasons) == {b"3", b"4"}
+    assert b"Redis refused" in reasons[b"3"] and b"Expected value but found invalid token" in reasons[b"3"]
+    assert b"WRONGTYPE" in reasons[b"4"]
+    first = next(d for d in dead if dict(d.headers())["fleet-dlq-offset"] == b"3")
+    assert dead_letters.codecs["robot.status"].decode(first.value()) == records[3][1]
+    sink.write_records([status(tenant, 6, T0 + 1, robot_id="r-ok")])  # and the sink goes on
+    assert orjson.loads(client.get(f"fleet:{tenant}:robot:r-ok"))["seq"] == 6
+
+
+def test_a_redis_that_cannot_write_now_is_backpressure_not_a_dead_letter(redis_url: str, tenant: str):
+    """Out of memory (``maxmemory`` reached, no eviction) pauses the sink; nothing is dead-lettered."""
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    before = admin.config_get("maxmemory*")
+    sink = RedisSink(RedisConfig(url=redis_url, retry_after_s=0.1))
+    try:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")
+        sink.add(status(tenant, 1, T0), "r1", 0, [], "robot.status", 0, 0)
+        with pytest.raises(SinkBackpressureError):
+            sink.flush()
+        assert sink.refused == 0
+    finally:
+        admin.config_set("maxmemory", before["maxmemory"])
+        admin.config_set("maxmemory-policy", before["maxmemory-policy"])
+    sink.add(status(tenant, 1, T0), "r1", 0, [], "robot.status", 0, 0)  # read again after the pause
+    sink.flush()
+    assert admin.exists(f"fleet:{tenant}:robot:r1")

@@ -7,6 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from io import BytesIO
 from typing import Any
 
 import httpx
@@ -14,8 +15,11 @@ import orjson
 import pytest
 import redis
 from confluent_kafka.admin import AdminClient, NewTopic
+from fastavro import schemaless_writer
 
+from schemas.avsc import parse_plain
 from schemas.catalog import topics as catalog_topics
+from schemas.codec import frame_header
 from schemas.ids import now_ms
 
 from ..conftest import service_port
@@ -28,7 +32,8 @@ TENANT = "acme"
 def sink_stack(stack: Stack) -> Stack:
     admin = AdminClient(stack.settings.kafka_client_config())
     specs = catalog_topics(stack.prefix, partitions={"robot": 2, "task": 2},
-                           names=["task.events", "dlq.sink-influx", "dlq.sink-redis"])  # fmt: skip
+                           names=["task.events", "robot.telemetry.accepted", "dlq.sink-influx",
+                                  "dlq.sink-redis"])  # fmt: skip
     for future in admin.create_topics(
         [
             NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config())
@@ -59,6 +64,16 @@ def aggregate(robot_id: str, start: int) -> dict[str, Any]:
         "battery_min": 0.4, "battery_max": 0.6, "battery_avg": 0.5, "speed_avg": 0.9, "speed_max": 1.8,
         "distance_m": 54.0,
     }  # fmt: skip
+
+
+def foreign(stack: Stack, name: str, record: dict[str, Any]) -> bytes:
+    """``record`` as a producer that is not ours writes it: plain fastavro, our registered schema id, no
+    time guard."""
+    codec = stack.codec(name)
+    out = BytesIO(frame_header(codec.schema_id))
+    out.seek(5)
+    schemaless_writer(out, parse_plain(codec.schema), record)
+    return out.getvalue()
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, log: Callable[[], str]) -> None:
@@ -94,16 +109,19 @@ def test_influx_sink_processor_survives_an_outage(
 
     base = now_ms() - 600_000
     for i in range(200):
-        stack.produce("robot.telemetry", f"r{i % 4}", telemetry(f"r{i % 4}", i, base + i * 100))
+        stack.produce("robot.telemetry.accepted", f"r{i % 4}", telemetry(f"r{i % 4}", i, base + i * 100))
     for w in range(3):
         stack.produce("robot.telemetry.1m", "r0", aggregate("r0", base // 60_000 * 60_000 + w * 60_000))
-    stack.produce("robot.telemetry", "r0", b"not avro")
+    stack.produce("robot.telemetry.accepted", "r0", b"not avro")
+    far = foreign(stack, "robot.telemetry.accepted", telemetry("r0", 10_000, 4611686018427387903))
+    stack.produce("robot.telemetry.accepted", "r0", far)  # a producer that is not ours
+    stack.produce("robot.telemetry", "r9", telemetry("r9", 1, base))  # raw: not accepted (yet), not stored
     stack.flush()
     wait_for(lambda: count() == 200, 60, "the first 200 points", lambda: stack.log("sink_influx"))
 
     proxy.down()  # InfluxDB "goes away"
     for i in range(200, 500):
-        stack.produce("robot.telemetry", f"r{i % 4}", telemetry(f"r{i % 4}", i, base + i * 100))
+        stack.produce("robot.telemetry.accepted", f"r{i % 4}", telemetry(f"r{i % 4}", i, base + i * 100))
     stack.flush()
     wait_for(
         lambda: "Backpressure" in stack.log("sink_influx"),
@@ -125,9 +143,20 @@ def test_influx_sink_processor_survives_an_outage(
         timeout=10,
     ).json()
     assert agg["results"][0]["series"][0]["values"][0][1] == 3
-    dead = stack.read("dlq.sink-influx", until=lambda d: len(d) >= 1, timeout=20, raw=True)
-    assert [m.value() for m in dead] == [b"not avro"]
-    assert dict(dead[0].headers())["fleet-dlq-processor"] == b"sink-influx"
+    dead = stack.read("dlq.sink-influx", until=lambda d: len(d) >= 2, timeout=20, raw=True)
+    assert sorted(m.value() for m in dead) == sorted([b"not avro", far])  # their original bytes
+    assert all(dict(m.headers())["fleet-dlq-processor"] == b"sink-influx" for m in dead)
+    reason = next(dict(m.headers())["fleet-dlq-error"] for m in dead if m.value() == far)
+    assert b"occurred_at = 4611686018427387903 is not a time in years 1970..9999" in reason
+    raw = httpx.get(
+        f"{influx_url}/query",
+        params={
+            "db": influx_db,
+            "q": 'SELECT count(seq) FROM "telemetry_7d"."robot_telemetry" WHERE robot = \'r9\'',
+        },
+        timeout=10,
+    ).json()
+    assert "series" not in raw["results"][0]  # raw robot.telemetry never reaches InfluxDB
 
 
 def status(robot_id: str, seq: int, at: int, state: str) -> dict[str, Any]:
@@ -207,3 +236,43 @@ def test_redis_sink_processor_survives_an_outage_and_never_moves_backwards(
         client.delete(*keys)
         client.zrem(f"{prefix}:site:s1:robots", *[f"{stack.prefix}r{i}" for i in range(3)])
         client.zrem(f"{prefix}:site:s1:tasks", f"{stack.prefix}t1")
+
+
+def test_redis_views_come_back_after_redis_lost_its_data(sink_stack: Stack, redis_url: str):
+    """Redis flushed (as after a restart without its data): quiet robots' views and the task views come
+    back from robot.status and task.events, with no new record produced, and with the TTL they had left."""
+    stack = sink_stack
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    stack.start("sink_redis", redis_url=redis_url, commit_interval_s=0.3)
+    prefix = f"fleet:{TENANT}"
+    robots = [f"{stack.prefix}quiet{i}" for i in range(3)]
+    task = f"{stack.prefix}t1"
+    marker = f"fleet:views:complete:{stack.prefix}"
+    at = now_ms() - 120_000  # the robots last reported two minutes ago
+    for rid in robots:
+        for seq in (1, 2):
+            stack.produce("robot.status", rid, status(rid, seq, at + seq, "IDLE" if seq == 1 else "CHARGING"))
+    for seq, state in ((1, "CREATED"), (2, "QUEUED")):
+        stack.produce("task.events", task, task_event(task, seq, at + seq, state))
+    stack.flush()
+    keys = [f"{prefix}:robot:{rid}" for rid in robots] + [f"{prefix}:task:{task}"]
+    try:
+        wait_for(lambda: client.exists(*keys) == 4, 60, "the views", lambda: stack.log("sink_redis"))
+        wait_for(lambda: bool(client.exists(marker)), 30, "the marker", lambda: stack.log("sink_redis"))
+        before = {k: client.get(k) for k in keys}
+
+        client.flushall()  # Redis lost everything; nothing new arrives
+        wait_for(lambda: client.exists(*keys) == 4, 60, "the rebuilt views", lambda: stack.log("sink_redis"))
+        assert {k: client.get(k) for k in keys} == before
+        assert all(
+            3300 < client.ttl(f"{prefix}:robot:{rid}") <= 3600 - 119 for rid in robots
+        )  # what was left
+        assert set(robots) <= set(client.zrange(f"{prefix}:site:s1:robots", 0, -1))
+        assert client.zrange(f"{prefix}:site:s1:tasks", 0, -1) == [task]
+        assert orjson.loads(client.get(f"{prefix}:robot:{robots[0]}"))["status"] == "CHARGING"
+        wait_for(lambda: bool(client.exists(marker)), 30, "the marker again", lambda: stack.log("sink_redis"))
+        assert "rebuilding them from the topics" in stack.log("sink_redis")
+    finally:
+        client.delete(*keys, marker)
+        client.zrem(f"{prefix}:site:s1:robots", *robots)
+        client.zrem(f"{prefix}:site:s1:tasks", task)

@@ -12,6 +12,8 @@ from quixstreams.sinks.base.batch import SinkBatch
 
 from pipelines.rmf import RmfServerConfig, RmfServerSim
 from schemas import rmf
+from schemas.errors import RecordError
+from sinks.deadletters import SinkRecord
 from sinks.rmf import RmfApiClient, RmfSink
 from topologies.tasks import from_rmf
 
@@ -210,3 +212,34 @@ def test_wrong_token_is_backpressure_not_a_refusal(server: RmfServerSim) -> None
     with pytest.raises(SinkBackpressureError):
         sink.write(batch(assigned("task-m")))
     assert published == []
+
+
+def test_a_spec_rmf_messages_cannot_carry_fails_the_task_with_the_reason(server: RmfServerSim) -> None:
+    published = Published()
+    sink = make_sink(server, published)
+    sink.write(
+        batch(assigned("task-p", category="patrol", payload_json='{"places": ["A"], "rounds": "many"}'))
+    )
+    assert dispatches(server) == []
+    [(key, message)] = published
+    assert key == "task-p" and message["data"]["dispatch"]["status"] == "failed_to_assign"
+    assert "many" in message["data"]["dispatch"]["errors"][0]["detail"]
+
+
+def test_an_invalid_task_state_from_rmf_is_dead_lettered_and_the_batch_goes_on(server: RmfServerSim) -> None:
+    make_sink(server, Published()).write(batch(assigned("task-a")))
+    # RMF's record of the task loses its id; a restarted sink meets it through the label lookup.
+    (stored,) = server.sim.tasks.values()
+    del stored["booking"]["id"]
+    dead: list[tuple[SinkRecord, RecordError]] = []
+    published = Published()
+    restarted = make_sink(server, published, dead_letter=lambda r, e: dead.append((r, e)))
+    restarted.write(batch(assigned("task-a"), assigned("task-b")))
+    [(record, error)] = dead
+    assert (record.topic, record.partition, record.offset) == ("task.events", 0, 0)
+    assert record.value["task_id"] == "task-a"
+    assert "RMF answered the dispatch of task-a with an invalid task state" in error.reason
+    assert [m["data"]["booking"]["labels"][0] for _, m in published] == ["fleetstream_task_id=task-b"]
+    assert restarted.stats["dead_lettered"] == 1 and restarted.stats["dispatched"] == 1
+    restarted.write(batch(assigned("task-a")))  # read again after a pause: not dispatched twice
+    assert len(dispatches(server)) == 2 and len(dead) == 1

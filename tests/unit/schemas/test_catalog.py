@@ -17,6 +17,7 @@ from schemas.catalog import (
 
 DESIGN_TOPICS = {
     "robot.telemetry": ("RobotTelemetry", "delete", 7),
+    "robot.telemetry.accepted": ("RobotTelemetry", "delete", 7),
     "robot.registry": ("RobotRegistration", "compact", None),
     "robot.status": ("RobotStatus", "compact,delete", 7),
     "robot.telemetry.1m": ("TelemetryAggregate", "delete", 90),
@@ -83,7 +84,13 @@ def test_keyed_topics_default_to_six_partitions_and_groups_are_equal() -> None:
     groups = {t.copartition for t in CATALOG if t.copartition}
     assert groups == {"robot", "task", "site"}
     robot = {t.name for t in CATALOG if t.copartition == "robot"}
-    assert {"robot.telemetry", "robot.registry", "robot.status", "timers.due.telemetry"} <= robot
+    assert {
+        "robot.telemetry",
+        "robot.telemetry.accepted",
+        "robot.registry",
+        "robot.status",
+        "timers.due.telemetry",
+    } <= robot
     task = {t.name for t in CATALOG if t.copartition == "task"}
     assert {"task.commands", "task.events", "timers.due.tasks", "rmf.task_states"} <= task
 

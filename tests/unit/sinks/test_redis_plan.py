@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 import redis
 
+from sinks.deadletters import RecordRefused
 from sinks.redis import (
     RedisConfig,
     RedisSink,
@@ -80,5 +82,20 @@ def test_offline_status_with_the_same_seq_but_later_time_wins():
     assert orjson.loads(writes[0][2])["status"] == "OFFLINE"
 
 
-def test_refusals_and_unknown_records_do_not_touch_the_views():
-    assert sink().plan([event(3, 1, kind="REJECTED"), event(3, 1, kind="DUPLICATE"), {"x": 1}, None]) == []
+def test_task_refusals_do_not_touch_the_views():
+    assert sink().plan([event(3, 1, kind="REJECTED"), event(3, 1, kind="DUPLICATE"), None]) == []
+
+
+def test_a_record_that_is_no_view_is_refused_naming_why():
+    with pytest.raises(RecordRefused, match="neither a RobotStatus nor a TaskEvent"):
+        sink().plan([{"x": 1}])
+    with pytest.raises(RecordRefused, match="KeyError: 'last_seen_at'"):
+        sink().plan([{k: v for k, v in status(1, 1).items() if k != "last_seen_at"}])
+
+
+def test_a_rebuilt_view_keeps_the_ttl_it_has_left():
+    s = sink()  # robot TTL 60 s, task TTL 600 s
+    now = 10_000_000
+    assert s.plan_one(status(3, now - 15_000), now)[5] == 45  # type: ignore[index]
+    assert s.plan_one(status(3, now - 61_000), now) is None  # it would have expired
+    assert s.plan_one(event(2, now - 100_000), now)[5] == 500  # type: ignore[index]

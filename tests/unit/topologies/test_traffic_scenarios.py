@@ -397,3 +397,70 @@ class TestNoGoZone:
 def test_config_rejects_negative_margins() -> None:
     with pytest.raises(ValueError):
         TrafficConfig(node_margin_ms=-1)
+
+
+def test_a_conflict_with_a_robot_standing_until_further_notice_carries_real_times() -> None:
+    """Issue 15: a conflict whose window has no end (two robots that stand until further notice, reported at
+    one node) was written with ``window_end = 1 << 62``, which wedged the Postgres sink. It now ends at the
+    last instant known, is flagged ``open_ended`` and goes through the codec."""
+    from io import BytesIO
+
+    from fastavro import parse_schema, schemaless_writer
+
+    from schemas.avsc import load_schema
+    from schemas.codec import TimestampGuard
+
+    state = fresh(CORRIDOR)
+    feed(state, status("stuck", "W2", [], state="ERROR"))
+    out = feed(state, status("r1", "W2", [], at=T0 + S, seq=1, state="OFFLINE"))
+    open_ones = [c for c in conflicts(out) if c["open_ended"]]
+    assert open_ones, conflicts(out)
+    schema = load_schema("Conflict")
+    for c in open_ones:
+        assert T0 <= c["window_start"] <= c["window_end"] <= T0 + 60 * S
+        assert TimestampGuard(schema).violation(c) is None
+        schemaless_writer(BytesIO(), parse_schema(schema), c)  # fits the Avro record as it is
+
+
+def test_an_unresolved_situation_raises_one_alert_and_one_clearing() -> None:
+    """Issue 15 item 12: a conflict that stays unresolved raised an alert per conflict id (a new one every
+    time bucket): ~920 a minute with 50 robots. Now one alert per robot and situation, cleared when it ends."""
+    state = fresh(CORRIDOR)
+    raised: list[tuple[int, str, str]] = []
+    for k in range(24):  # two minutes of two robots that stand at one node until further notice
+        at = T0 + k * 5 * S
+        out = feed(
+            state,
+            status("stuck", "W2", [], at=at, seq=k + 1, state="ERROR"),
+            status("r1", "W2", [], at=at, seq=k + 1, state="OFFLINE"),
+        )
+        raised += [(k, a["kind"], a["subject_id"]) for a in alerts(out)]
+    assert raised == [(0, "CONFLICT_UNRESOLVED", "stuck")]
+    # r1 is taken away; 30 s later the situation has ended: one CONFLICT_CLEARED
+    for k in range(24, 34):
+        at = T0 + k * 5 * S
+        out = feed(
+            state,
+            status("stuck", "W2", [], at=at, seq=k + 1, state="ERROR"),
+            status("r1", "WA", [], at=at, seq=k + 1, state="OFFLINE"),
+        )
+        raised += [(k, a["kind"], a["subject_id"]) for a in alerts(out)]
+    assert [r[1:] for r in raised] == [("CONFLICT_UNRESOLVED", "stuck"), ("CONFLICT_CLEARED", "stuck")]
+
+
+def test_a_site_sends_at_most_its_alert_budget_and_counts_the_rest() -> None:
+    state = fresh(CORRIDOR, TrafficConfig(alerts_per_minute=3))
+    sent = []
+    nodes = ["WS", "WA", "WH", "W0", "W1", "W2", "W3", "EH", "ES", "EA"]
+    for k, node in enumerate(nodes):  # ten pairs of robots stuck on one node each, all at once
+        out = feed(
+            state,
+            status(f"a{k}", node, [], seq=1, state="ERROR"),
+            status(f"b{k}", node, [], seq=1, state="OFFLINE"),
+        )
+        sent += alerts(out)
+    assert len(sent) == 3
+    # a minute later the budget is back: the next alert says how many were left out
+    out = feed(state, status("late", "W1", [], at=T0 + 60 * S, seq=1, state="ERROR"))
+    later = alerts(out)
+    assert later and "7 more alert(s) of this site suppressed" in later[0]["message"], later
