@@ -60,11 +60,12 @@ class FaultRecord:
     stuck: list[str] = field(default_factory=list)  # groups still behind when the timeout ran out
     forced_recovery_s: float | None = None  # after the drill killed the stuck groups' instances
     crash_loops: dict[str, str] = field(default_factory=dict)  # instance -> last error, if any
+    drill_error: bool = False  # the drill itself failed to measure this fault's recovery
 
     @property
     def unrecoverable(self) -> bool:
         """Not recovered, not even after the drill restarted the stuck processors."""
-        return self.recovered is None and self.forced_recovery_s is None
+        return self.recovered is None and self.forced_recovery_s is None and not self.drill_error
 
     @property
     def recovery_s(self) -> float | None:

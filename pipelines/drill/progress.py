@@ -52,15 +52,30 @@ class GroupProgress:
         out: dict[tuple[str, str, int], int] = {}
         partitions = [TopicPartition(t, p) for t, p in sorted(self._partitions())]
         for group in self.groups():
+            for tp in self._committed(group, partitions):
+                if tp.error is None and tp.offset >= 0:
+                    out[(group, tp.topic, tp.partition)] = tp.offset
+        return out
+
+    def _committed(
+        self, group: str, partitions: list[TopicPartition], attempts: int = 10
+    ) -> list[TopicPartition]:
+        """The group's committed offsets, asked again (with a new consumer) while its coordinator moves."""
+        for attempt in range(attempts):
             consumer = self._group_consumers.get(group)
             if consumer is None:
                 consumer = self._group_consumers[group] = Consumer(
                     {**self.kafka_config, "group.id": group, "enable.auto.commit": False}
                 )
-            for tp in consumer.committed(partitions, timeout=10):
-                if tp.error is None and tp.offset >= 0:
-                    out[(group, tp.topic, tp.partition)] = tp.offset
-        return out
+            try:
+                return list(consumer.committed(partitions, timeout=10))
+            except KafkaException as exc:
+                if attempt == attempts - 1:
+                    raise
+                logger.debug("committed offsets of %s not available (%s); asking again", group, exc)
+                self._group_consumers.pop(group).close()
+                time.sleep(1.0)
+        raise AssertionError("unreachable")
 
     def _partitions(self) -> set[tuple[str, int]]:
         """Every partition of the drill's topics but the state changelogs (which no group reads)."""

@@ -249,12 +249,18 @@ class DrillRunner:
             self._sleep(self.plan.warmup_s, load)
             for n, fault in enumerate(self.plan.faults):
                 logger.info("fault: %s", fault.describe())
+                started = time.time()
                 try:
                     record = fault.run(ctx)
                 except NotInjected as exc:
                     logger.error("fault %s not injected: %s", fault.describe(), exc)
                     self.report.skipped.append(f"{fault.describe()} ({exc})")
                     continue
+                except Exception as exc:  # the drill's own measuring failed: record it, go on, verify
+                    logger.exception("fault %s: the drill could not measure its recovery", fault.describe())
+                    record = FaultRecord(
+                        fault.kind, fault.describe(), started, time.time(), None, f"drill error: {exc}"
+                    )
                 self.report.faults.append(record)
                 if record.unrecoverable:
                     self.report.skipped += [
