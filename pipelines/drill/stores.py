@@ -158,9 +158,9 @@ def _influx_count(cfg: StoreConfig, rp: str, measurement: str, field: str) -> in
 
 def influx_checks(evidence: Evidence, cfg: StoreConfig) -> list[Check]:
     dead = _dead(evidence, "sink-influx")
-    source = (
-        "robot.telemetry.accepted" if "robot.telemetry.accepted" in evidence.topics else "robot.telemetry"
-    )
+    # The InfluxDB sink reads robot.telemetry.accepted once the telemetry topology writes it; until then
+    # (the topic empty while telemetry flows) it reads raw robot.telemetry.
+    source = "robot.telemetry.accepted" if evidence["robot.telemetry.accepted"] else "robot.telemetry"
     raw = {
         (v["tenant_id"], v["site_id"], v["robot_id"], v["fleet_id"], v["occurred_at"])
         for v in (r.value for r in _live(evidence[source], dead | _dead(evidence, "telemetry")))
