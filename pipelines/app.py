@@ -1,20 +1,24 @@
-"""The Quix Streams application factory: sane defaults and one dead-letter path for every processor.
+"""The Quix Streams application factory: one way to wire a processor, one dead-letter path, one error rule.
 
 ``ProcessorApp`` wraps a ``quixstreams.Application`` with:
-- consumer group ``<prefix>fleet-<processor>``, earliest offsets, state under ``state_dir/<processor>``;
-- exactly-once for topology processors (their output feeds other topologies), at-least-once for sinks;
-- dead letters: a record whose bytes cannot be decoded, or that a topology rejects (``RecordError``) or
-  fails on, goes to ``dlq.<processor>`` with its original bytes and the reason; the partition moves on.
-  Broker errors are never swallowed: the process stops and is restarted from its last checkpoint;
-- trace context and metrics per record (:meth:`ProcessorApp.instrument`): while a record is processed its
-  :class:`schemas.tracing.Trace` is current, so log lines carry its trace id (``pipelines/logsetup.py``)
-  and every record produced to a topic made by :meth:`ProcessorApp.topic` carries ``traceparent`` with
-  the same trace id and this processor's span; ``fleet_records_in_total``, ``fleet_records_out_total``,
-  ``fleet_processing_latency_seconds``, ``fleet_consumer_lag`` and ``fleet_state_bytes`` are fed here.
 
-Quix Streams passes a record's headers on to what ``to_topic`` produces from it (and to sinks), but
-not a new span: this module replaces ``traceparent`` on the way out (the value serializer's
-``extra_headers``) and sets the current trace per record by wrapping the composed dataframes.
+- consumer group ``<prefix>fleet-<processor>``, earliest offsets, state under ``state_dir/<processor>``;
+  exactly-once for topology processors (their output feeds other topologies), at-least-once for sinks;
+- the processor's schema-registry client, codecs and partition counts, made once (:meth:`codec`,
+  :meth:`partitions`), its inputs (:meth:`input`, :meth:`avro_input`, :meth:`inbox`) and one produce
+  step for topology outputs (:meth:`produce`);
+- errors: a record that can never be processed (undecodable bytes, a :class:`~schemas.errors.RecordError`
+  from a step) goes to ``dlq.<processor>`` with its original bytes and the reason, and the partition
+  moves on. Anything else (a bug, a RocksDB or registry failure, the broker) stops the processor, which
+  is restarted from its last checkpoint (Kubernetes, ``fleet up``); nothing is committed past the
+  record. A processor that dead-letters more than ``dead_letters_max_ratio`` of its last
+  ``dead_letters_window`` records stops too (:class:`~pipelines.dlq.DeadLetterGuard`);
+- trace context and metrics per record, through public Quix means: every input dataframe made by
+  :meth:`dataframe` starts with a step that makes the record's :class:`schemas.tracing.Trace` current
+  (log lines carry its trace id, ``pipelines/logsetup.py``), counts it (``fleet_records_in_total``) and
+  observes its lag (``fleet_processing_latency_seconds``); every record produced to a topic made by
+  :meth:`topic` carries ``traceparent`` with the same trace id and this processor's span and is counted
+  (``fleet_records_out_total``); ``fleet_consumer_lag`` and ``fleet_state_bytes`` are fed here too.
 """
 
 from __future__ import annotations
@@ -22,116 +26,53 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaException
 from confluent_kafka.error import SerializationError
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
-from quixstreams.models import Deserializer, SerializationContext, Serializer, TopicConfig
+from quixstreams.models import Deserializer, TopicConfig
 from quixstreams.models.serializers import SERIALIZERS
 from quixstreams.models.topics import Topic
 
-from pipelines.dlq import DeadLetterQueue, dlq_topic_name
-from pipelines.metrics import PROCESSING_LATENCY, RECORDS_IN, RECORDS_OUT, STATE_BYTES, lag_stats_config
+from pipelines.dlq import DeadLetterGuard, DeadLetterQueue, dlq_topic_name
+from pipelines.metrics import PROCESSING_LATENCY, RECORDS_IN, STATE_BYTES, lag_stats_config
+from pipelines.serdes import (
+    RAW,
+    CapturingDeserializer,
+    CountingSerializer,
+    InboxDeserializer,
+    OutputSerializer,
+    TracingSerializer,
+)
 from pipelines.settings import CommonSettings
-from schemas.tracing import TRACEPARENT, Trace, activate, current, set_current
+from schemas import catalog
+from schemas.codec import AvroCodec
+from schemas.errors import RecordError
+from schemas.quix import AvroDeserializer
+from schemas.registry import RegistryClient
+from schemas.rmf import RmfJsonCodec
+from schemas.tracing import Trace, activate, set_current
+from topologies.kernel import Decode, Envelope, encode_envelope
 
-__all__ = [
-    "CapturingDeserializer",
-    "OutputSerializer",
-    "ProcessorApp",
-    "TracingSerializer",
-    "create_processor_app",
-]
+__all__ = ["ProcessorApp", "create_processor_app"]
 
 logger = logging.getLogger(__name__)
 
-
-class _RawCapture:
-    """The raw bytes of the message being processed, so a processing error can dead-letter the original."""
-
-    value: bytes | None = None
-    topic: str | None = None
+RecordHook = Callable[[Any, Any, int, Any], None]
 
 
-_RAW = _RawCapture()
+def _record_hook(processor: str, topic: str) -> RecordHook:
+    """The first step of every input dataframe: the record's trace made current, the record counted,
+    its lag (event time, else Kafka timestamp, to the start of processing) observed.
 
-
-class CapturingDeserializer(Deserializer):
-    """Wraps a value deserializer and remembers the raw bytes of the message it decodes."""
-
-    def __init__(self, inner: Deserializer) -> None:
-        super().__init__()
-        self._inner = inner
-
-    @property
-    def split_values(self) -> bool:
-        return self._inner.split_values
-
-    def __call__(self, value: bytes, ctx: SerializationContext) -> Any:
-        _RAW.value = value
-        _RAW.topic = ctx.topic
-        return self._inner(value, ctx)
-
-
-class TracingSerializer(Serializer):
-    """Wraps a value serializer: every record it serializes carries ``traceparent`` (the current trace's
-    span, or a new trace's) and is counted in ``fleet_records_out_total``."""
-
-    def __init__(self, inner: Serializer, processor: str, topic: str) -> None:
-        super().__init__()
-        self._inner = inner
-        self._topic = topic
-        self._out = RECORDS_OUT.labels(processor, topic)
-
-    @property
-    def inner(self) -> Serializer:
-        return self._inner
-
-    @property
-    def extra_headers(self) -> dict[str, Any]:
-        # Quix reads this once per record it serializes, just before serializing the value.
-        self._out.value += 1
-        trace = current()
-        header = trace.header if trace is not None else Trace().header
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("producing a record to %s", self._topic, extra={"output_topic": self._topic})
-        extra = self._inner.extra_headers
-        return {**extra, TRACEPARENT: header} if extra else {TRACEPARENT: header}
-
-    def __call__(self, value: Any, ctx: SerializationContext) -> str | bytes:
-        return self._inner(value, ctx)
-
-
-class OutputSerializer(Serializer):
-    """Serializes the record of a topology output (``out.value``, the ``Output`` of the telemetry and RMF
-    topologies: topic + record) with ``inner``."""
-
-    def __init__(self, inner: Serializer) -> None:
-        super().__init__()
-        self._inner = inner
-
-    @property
-    def extra_headers(self) -> Any:
-        return self._inner.extra_headers
-
-    def __call__(self, value: Any, ctx: SerializationContext) -> Any:
-        return self._inner(value.value, ctx)
-
-
-Composed = Callable[[Any, Any, int, Any], Any]
-
-
-def _instrumented(processor: str, topic: str, composed: Composed) -> Composed:
-    """``composed`` (what Quix runs per record of ``topic``, inside a fresh context) with the record's
-    trace made current, the record counted, and its event time to processed observed.
-
-    This runs once per record: it keeps references only (the trace is parsed when something asks for
-    it) and updates the lock-free metrics inline.
+    This runs once per record: it keeps references only (the trace is parsed when something asks for it)
+    and updates the lock-free metrics inline.
     """
     records_in = RECORDS_IN.labels(processor, topic)
     latency = PROCESSING_LATENCY.labels(processor)
@@ -139,21 +80,20 @@ def _instrumented(processor: str, topic: str, composed: Composed) -> Composed:
     now = time.time
     debug = logger.isEnabledFor(logging.DEBUG)
 
-    def run(value: Any, key: Any, timestamp: int, headers: Any) -> Any:
-        set_current(Trace(headers, value, topic))
+    def hook(value: Any, _key: Any, timestamp: int, headers: Any) -> None:
+        decoded = type(value) is dict
+        set_current(Trace(headers, value if decoded else None, topic))
         records_in.value += 1
         if debug:
             logger.debug("processing a record")
-        result = composed(value, key, timestamp, headers)
-        occurred_at = value.get("occurred_at") if type(value) is dict else None
+        occurred_at = value.get("occurred_at") if decoded else None
         lag = now() - (occurred_at if type(occurred_at) is int else timestamp) / 1000
         if lag < 0:
             lag = 0.0
         counts[bisect_left(bounds, lag)] += 1
         latency.sum += lag
-        return result
 
-    return run
+    return hook
 
 
 def _key_bytes(key: Any) -> bytes | None:
@@ -162,16 +102,59 @@ def _key_bytes(key: Any) -> bytes | None:
     return str(key).encode()
 
 
+def _raw_value(row: Any) -> bytes | None:
+    """The bytes of the record a processing error was raised for: topologies read bytes (or inbox
+    envelopes); sinks decode in their deserializer, which captured them."""
+    value = row.value
+    if value is None or type(value) is bytes:
+        return value  # type: ignore[no-any-return]
+    if type(value) is Envelope:
+        return encode_envelope(value)
+    return RAW.value if RAW.topic == row.topic else None
+
+
 @dataclass
 class ProcessorApp:
-    """A processor's Application with its settings and dead-letter queue."""
+    """A processor's Application with its settings, dead-letter queue, registry client and codecs."""
 
     name: str
     settings: CommonSettings
     app: Application
     dlq: DeadLetterQueue
-    partitions: dict[str, int] = field(default_factory=dict)
+    _registry: RegistryClient | None = None
+    _codecs: dict[tuple[str, bool], AvroCodec] = field(default_factory=dict)
+    _outputs: dict[str, Topic] = field(default_factory=dict)
 
+    # ------------------------------------------------------------------------------ what is made once
+    @property
+    def registry(self) -> RegistryClient:
+        """The processor's one schema-registry client."""
+        if self._registry is None:
+            self._registry = RegistryClient(**self.settings.registry_client_config())
+        return self._registry
+
+    def codec(self, name: str, *, guard_decoded: bool = False) -> AvroCodec:
+        """The Avro codec of catalog topic ``name`` (one per topic and kind). ``guard_decoded``: it refuses
+        decoded records with times outside years 1970..9999 (a sink's: it cannot store them)."""
+        codec = self._codecs.get((name, guard_decoded))
+        if codec is None:
+            codec = self._codecs[(name, guard_decoded)] = AvroCodec.for_topic(
+                self.registry, name, self.settings.topic_prefix, guard_decoded=guard_decoded
+            )
+        return codec
+
+    def encoders(self, names: Iterable[str]) -> dict[str, Callable[[Any], bytes]]:
+        """Real topic name -> its codec's ``encode``, for catalog topics ``names`` (what a sink's
+        ``DeadLetterWriter`` re-encodes refused records with)."""
+        return {self.settings.topic(name): self.codec(name).encode for name in names}  # type: ignore[misc]
+
+    def partitions(self, name: str) -> int:
+        """Partitions of catalog topic ``name`` when this processor creates it: the processor's
+        ``partitions`` setting, else the catalog's."""
+        override = getattr(self.settings, "partitions", None)
+        return int(override) if override else catalog.topic(name).partitions
+
+    # ------------------------------------------------------------------------------ topics and inputs
     def topic(
         self,
         name: str,
@@ -181,18 +164,23 @@ class ProcessorApp:
         key_deserializer: Any = "str",
         key_serializer: Any = "str",
         partitions: int | None = None,
+        passthrough: bool = False,
     ) -> Topic:
-        """A catalog topic by its catalog name (the environment prefix is added here). What is produced
-        to it carries ``traceparent`` and is counted (:class:`TracingSerializer`)."""
+        """A topic by its catalog name (the environment prefix is added here). What is produced to it
+        carries ``traceparent`` and is counted (:class:`TracingSerializer`); with ``passthrough`` it keeps
+        the headers of the records it copies and is counted (:class:`CountingSerializer`)."""
         real = self.settings.topic(name)
-        if isinstance(value_deserializer, Deserializer):
+        if isinstance(value_deserializer, Deserializer) and not isinstance(
+            value_deserializer, InboxDeserializer
+        ):
             value_deserializer = CapturingDeserializer(value_deserializer)
         if isinstance(value_serializer, str):
             value_serializer = SERIALIZERS[value_serializer]()
-        value_serializer = TracingSerializer(value_serializer, self.name, real)
-        config: TopicConfig | None = None
-        if partitions is not None:
-            config = TopicConfig(num_partitions=partitions, replication_factor=1)
+        wrap = CountingSerializer if passthrough else TracingSerializer
+        value_serializer = wrap(value_serializer, self.name, real)
+        if partitions is None and name in _CATALOG_NAMES:
+            partitions = self.partitions(name)
+        config = TopicConfig(num_partitions=partitions, replication_factor=1) if partitions else None
         return self.app.topic(
             real,
             value_deserializer=value_deserializer,
@@ -202,55 +190,104 @@ class ProcessorApp:
             config=config,
         )
 
-    def produce_outputs(
+    def dataframe(self, topic: Topic) -> StreamingDataFrame:
+        """The dataframe of an input topic, starting with the per-record trace and metrics step."""
+        sdf = self.app.dataframe(topic)
+        sdf.update(_record_hook(self.name, topic.name), metadata=True)
+        return sdf
+
+    def input(self, name: str) -> StreamingDataFrame:
+        """Catalog topic ``name`` as a topology input: values are the records' bytes (the step decodes
+        them, see :meth:`decoder`), keys strings."""
+        return self.dataframe(self.topic(name))
+
+    def avro_input(self, name: str) -> StreamingDataFrame:
+        """Catalog topic ``name`` with values decoded by its Avro codec, guarded (a sink's input: a record
+        of a foreign producer with a time no target can hold is dead-lettered with its bytes)."""
+        codec = self.codec(name, guard_decoded=True)
+        return self.dataframe(self.topic(name, value_deserializer=AvroDeserializer(codec)))
+
+    def inbox(self, partitions: int | None = None) -> StreamingDataFrame:
+        """This processor's inbox (``<name>.inbox``) as an input of :class:`~topologies.kernel.Envelope`
+        (the same topic :meth:`produce` writes inbox outputs to). ``partitions``: those of the inputs it is
+        co-partitioned with, when the processor creates it (default: the catalog's)."""
+        return self.dataframe(self._output_topic(catalog.inbox(self.name), partitions))
+
+    def decoder(self, name: str) -> Callable[[bytes], Any]:
+        """Bytes of catalog topic ``name`` -> its record (raises RecordError for bytes that are not one)."""
+        spec = catalog.topic(name)
+        if spec.is_avro:
+            return self.codec(name).decode
+        if spec.value == catalog.JSON:
+            return RmfJsonCodec(name).decode
+        raise ValueError(f"{name} holds {spec.value}: nothing to decode")
+
+    def sources(self, topics: Mapping[str, str]) -> tuple[dict[str, StreamingDataFrame], dict[str, Decode]]:
+        """The inputs ``kind -> catalog topic`` of a topology: their dataframes (bytes) and decoders."""
+        return (
+            {kind: self.input(name) for kind, name in topics.items()},
+            {kind: self.decoder(name) for kind, name in topics.items()},
+        )
+
+    # ------------------------------------------------------------------------------ outputs
+    def produce(
         self,
-        outputs: StreamingDataFrame,
+        outputs: StreamingDataFrame | Iterable[StreamingDataFrame],
         names: Iterable[str],
-        serializer: Callable[[str], Serializer],
-        partitions: Callable[[str], int],
-        key: Callable[[Any], Any],
+        key: Callable[[Any], Any] | None = None,
+        passthrough: Iterable[str] = (),
     ) -> None:
-        """Produce a stream of topology outputs (each with ``.topic``, a catalog name in ``names``, and
-        ``.value``, its record) to their topics, in one produce step that chooses the topic per output
-        (cheaper than a filtered branch per topic). ``serializer(name)`` serializes a record of ``name``."""
-        topics = {
-            name: self.topic(
-                name, value_serializer=OutputSerializer(serializer(name)), partitions=partitions(name)
-            )
-            for name in names
-        }
-        outputs.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key)
+        """Produce dataframes of topology ``Output`` values, each to its catalog topic ``out.topic`` (one
+        of ``names``) with key ``out.key`` (or ``key(out)``), in one produce step that picks the topic per
+        output (cheaper than a filtered branch per topic, which Quix runs and copies each record into).
+        Outputs to ``passthrough`` topics are input records copied as they came: they keep their headers."""
+        copies = set(passthrough)
+        topics = {name: self._output_topic(name, passthrough=name in copies) for name in names}
+        for sdf in [outputs] if isinstance(outputs, StreamingDataFrame) else outputs:
+            sdf.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key or _output_key)
 
-    def instrument(self) -> None:
-        """Wrap what Quix runs per record with :func:`_instrumented` (called by :meth:`run`; once).
+    def _output_topic(self, name: str, partitions: int | None = None, passthrough: bool = False) -> Topic:
+        """The one Topic of output ``name`` (an inbox is read and written through the same one)."""
+        topic = self._outputs.get(name)
+        if topic is not None:
+            return topic
+        spec = catalog.topic(name)
+        encode: Callable[[Any], bytes] | None = None
+        if spec.is_avro:
+            encode = self.codec(name).encode  # type: ignore[assignment]
+        elif spec.value == catalog.JSON and name.startswith("rmf."):
+            encode = RmfJsonCodec(name).encode  # type: ignore[assignment]
+        elif spec.value == catalog.JSON:
+            encode = orjson.dumps
+        deserializer = InboxDeserializer() if name == catalog.inbox(self.name) else "bytes"
+        topic = self._outputs[name] = self.topic(
+            name,
+            value_deserializer=deserializer,
+            value_serializer=OutputSerializer(encode),
+            partitions=partitions,
+            passthrough=passthrough,
+        )
+        return topic
 
-        Quix composes every root dataframe (inputs and ``group_by`` repartition topics) through its
-        dataframe registry when the app starts; wrapping ``compose_all`` is the one place that sees
-        every record with its headers, inside the per-record context Quix creates.
-        """
-        registry = getattr(self.app, "_dataframe_registry", None)
-        compose_all = getattr(registry, "compose_all", None)
-        if compose_all is None or getattr(compose_all, "_fleet_instrumented", False):
-            if compose_all is None:
-                logger.warning(
-                    "this Quix Streams version hides its dataframe registry: no per-record tracing"
-                )
-            return
-        name = self.name
-
-        def instrumented_compose_all(*args: Any, **kwargs: Any) -> dict[str, Composed]:
-            composed: dict[str, Composed] = compose_all(*args, **kwargs)
-            return {topic: _instrumented(name, topic, run) for topic, run in composed.items()}
-
-        instrumented_compose_all._fleet_instrumented = True  # type: ignore[attr-defined]
-        registry.compose_all = instrumented_compose_all  # type: ignore[union-attr]
-
+    # ------------------------------------------------------------------------------ running
     def run(self) -> None:
-        self.instrument()
         try:
             self.app.run()
         finally:
-            self.dlq.close()
+            self.close()
+
+    def close(self) -> None:
+        self.dlq.close()
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
+
+_CATALOG_NAMES = frozenset(t.name for t in catalog.CATALOG)
+
+
+def _output_key(out: Any) -> str:
+    return out.key  # type: ignore[no-any-return]
 
 
 def create_processor_app(
@@ -265,24 +302,41 @@ def create_processor_app(
     producer_extra_config: dict[str, Any] | None = None,
     consumer_poll_timeout: float = 0.005,
 ) -> ProcessorApp:
-    """Build the Application for processor ``name`` with fleetstream's defaults and dead-letter routing.
+    """Build the Application for processor ``name`` with fleetstream's defaults and error rules.
 
     ``consumer_poll_timeout`` is short by default: Quix waits that long for each poll, and with several
     inputs aligned by time a long poll stalls the whole app (5 ms doubled telemetry throughput).
     """
     kafka_cfg = settings.kafka_client_config()
     dlq = DeadLetterQueue(kafka_cfg, name, dlq_topic_name(name, settings.topic_prefix))
+    guard = DeadLetterGuard(settings.dead_letters_max_ratio, settings.dead_letters_window)
     consumer_config = dict(consumer_extra_config or {})
     if "stats_cb" not in consumer_config:  # fleet_consumer_lag from the consumer's statistics
         consumer_config = {**lag_stats_config(name), **consumer_config}
 
+    def dead_lettered(log: logging.Logger) -> bool:
+        """After a dead letter: True (suppress, move on) unless the guard tripped (then stop)."""
+        guard.dead_letter()
+        if not guard.tripped:
+            return True
+        log.error(
+            "stopping: %.0f of the last %d records went to %s (more than dead_letters_max_ratio %.2f); "
+            "something systematic is wrong (a schema, a producer, a bug): fix it, restart, and replay the "
+            "dead letters with `fleet dlq replay %s`",
+            guard.recent, guard.window, dlq.topic, guard.max_ratio, name,
+        )  # fmt: skip
+        return False
+
     def on_consumer_error(exc: Exception, message: Any, log: logging.Logger) -> bool:
         # Undecodable bytes arrive here with the raw message; broker errors arrive without one. Quix's own
         # deserializers raise a SerializationError, which is a KafkaException but a bad record all the same.
-        if message is None or (isinstance(exc, KafkaException) and not isinstance(exc, SerializationError)):
+        # Anything else a deserializer raises (the registry is down) is not the record's fault: stop.
+        bad_record = isinstance(exc, RecordError | SerializationError)
+        if message is None or not bad_record:
             log.error("consumer error: %s", exc)
             return False
-        RECORDS_IN.labels(name, message.topic()).value += 1  # never reaches the wrapped dataframe
+        RECORDS_IN.labels(name, message.topic()).value += 1  # never reaches the input dataframe
+        guard.record()
         with activate(Trace(message.headers(), topic=message.topic())):
             dlq.send(
                 key=message.key(),
@@ -293,30 +347,34 @@ def create_processor_app(
                 partition=message.partition(),
                 offset=message.offset(),
             )
-        return True
+            return dead_lettered(log)
 
     def on_processing_error(exc: Exception, row: Any, log: logging.Logger) -> bool:
-        if row is None or isinstance(exc, KafkaException):
-            log.error("processing error without a record or from the broker: %s", exc)
+        if row is None or isinstance(exc, KafkaException) or not isinstance(exc, RecordError):
+            # Quix calls this outside the record's context: make its trace current again for the line.
+            with activate(Trace(row.headers, None, row.topic) if row is not None else Trace()):
+                log.error(
+                    "unexpected error (a bug or an infrastructure failure): stopping the processor; it "
+                    "resumes from its last checkpoint when restarted",
+                    exc_info=exc,
+                    extra={"topic": getattr(row, "topic", None), "partition": getattr(row, "partition", None),
+                           "offset": getattr(row, "offset", None)},
+                )  # fmt: skip
             return False
-        raw = _RAW.value if _RAW.topic == row.topic else None
-        # Quix calls this outside the record's context: make its trace current again for the log lines.
-        with activate(Trace(row.headers, row.value, row.topic)):
-            if not hasattr(exc, "reason"):
-                log.exception(
-                    "unexpected error processing a record; dead-lettering it",
-                    extra={"topic": row.topic, "partition": row.partition, "offset": row.offset},
-                )
+        with activate(Trace(row.headers, row.value if type(row.value) is dict else None, row.topic)):
             dlq.send(
                 key=_key_bytes(row.key),
-                value=raw,
+                value=_raw_value(row),
                 headers=row.headers,
                 error=exc,
                 topic=row.topic,
                 partition=row.partition,
                 offset=row.offset,
             )
-        return True
+            return dead_lettered(log)
+
+    def on_message_processed(_topic: str, _partition: int, _offset: int) -> None:
+        guard.record()
 
     app = Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(kafka_cfg, ignore_extras=True),
@@ -327,6 +385,7 @@ def create_processor_app(
         processing_guarantee="exactly-once" if exactly_once else "at-least-once",
         on_consumer_error=on_consumer_error,
         on_processing_error=on_processing_error,
+        on_message_processed=on_message_processed,
         consumer_extra_config=consumer_config,
         producer_extra_config=producer_extra_config,
         consumer_poll_timeout=consumer_poll_timeout,

@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from pipelines.metrics import DLQ_RECORDS
 from pipelines.settings import PRODUCER_DEFAULTS
 
-__all__ = ["DLQ_HEADERS", "DeadLetterQueue", "dlq_topic_name", "replay"]
+__all__ = ["DLQ_HEADERS", "DeadLetterGuard", "DeadLetterQueue", "dlq_topic_name", "replay"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,43 @@ Headers = Sequence[tuple[str, bytes | str | None]] | None
 
 def dlq_topic_name(processor: str, prefix: str = "") -> str:
     return f"{prefix}dlq.{processor}"
+
+
+class DeadLetterGuard:
+    """Trips when more than ``max_ratio`` of the last ``window`` records went to the dead-letter topic.
+
+    A processor that dead-letters most of what it reads is not meeting bad records but a systematic
+    cause (a schema that changed incompatibly, a producer gone wrong, a bug that raises RecordError):
+    it stops, with a clear line, rather than drain its input into the DLQ. The window slides in two
+    halves' worth of counts (the previous window weighted by how much of it is still in view).
+    """
+
+    def __init__(self, max_ratio: float, window: int) -> None:
+        if not 0 < max_ratio <= 1 or window < 1:
+            raise ValueError("need 0 < max_ratio <= 1 and window >= 1")
+        self.max_ratio = max_ratio
+        self.window = window
+        self._seen = 0
+        self._dead = 0
+        self._previous_dead = 0
+
+    def record(self) -> None:
+        """One record read (processed or dead-lettered)."""
+        self._seen += 1
+        if self._seen >= self.window:
+            self._previous_dead, self._dead, self._seen = self._dead, 0, 0
+
+    def dead_letter(self) -> None:
+        self._dead += 1
+
+    @property
+    def recent(self) -> float:
+        """Dead letters among about the last ``window`` records."""
+        return self._dead + self._previous_dead * (1 - self._seen / self.window)
+
+    @property
+    def tripped(self) -> bool:
+        return self.recent > self.max_ratio * self.window
 
 
 class DeadLetterQueue:

@@ -47,6 +47,16 @@ class CommonSettings(BaseSettings):
         "json", description="JSON lines for machines, text for a terminal."
     )
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off.")
+    dead_letters_max_ratio: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A processor that dead-letters more than this fraction of its last "
+        "dead_letters_window records stops (a systematic cause, not a bad record).",
+    )
+    dead_letters_window: int = Field(
+        1000, ge=10, description="Records over which dead_letters_max_ratio is measured."
+    )
 
     # Kafka
     kafka_bootstrap_servers: str = Field("127.0.0.1:19092", min_length=1)

@@ -23,17 +23,66 @@ from typing import Literal
 from schemas.errors import FleetError
 
 __all__ = [
+    "ALERTS",
+    "AUDIT_LOG",
     "BYTES",
     "CATALOG",
     "DLQ_PROCESSORS",
     "JSON",
+    "RMF_FLEET_STATES",
+    "RMF_LOGS",
+    "RMF_TASK_STATES",
+    "ROBOT_REGISTRY",
+    "ROBOT_STATUS",
+    "ROBOT_TELEMETRY",
+    "ROBOT_TELEMETRY_1M",
+    "ROBOT_TELEMETRY_ACCEPTED",
+    "SCHEDULER_DECISIONS",
+    "SITE_MAPS",
+    "TASK_COMMANDS",
+    "TASK_EVENTS",
+    "TASK_SCHEDULES",
+    "TIMERS",
+    "TRAFFIC_CONFLICTS",
     "CatalogError",
     "TopicSpec",
     "dlq_topic",
+    "inbox",
     "subject_name",
+    "timers_due",
     "topic",
     "topics",
 ]
+
+# Catalog names of the topics: use these constants, never the spelled-out strings.
+ROBOT_TELEMETRY = "robot.telemetry"
+ROBOT_TELEMETRY_ACCEPTED = "robot.telemetry.accepted"
+ROBOT_REGISTRY = "robot.registry"
+ROBOT_STATUS = "robot.status"
+ROBOT_TELEMETRY_1M = "robot.telemetry.1m"
+SITE_MAPS = "site.maps"
+TASK_COMMANDS = "task.commands"
+TASK_SCHEDULES = "task.schedules"
+TASK_EVENTS = "task.events"
+SCHEDULER_DECISIONS = "scheduler.decisions"
+TRAFFIC_CONFLICTS = "traffic.conflicts"
+ALERTS = "alerts"
+AUDIT_LOG = "audit.log"
+RMF_FLEET_STATES = "rmf.fleet_states"
+RMF_TASK_STATES = "rmf.task_states"
+RMF_LOGS = "rmf.logs"
+TIMERS = "timers"
+
+
+def timers_due(owner: str) -> str:
+    """The topic on which the timer service hands ``owner`` its due timers."""
+    return f"timers.due.{owner}"
+
+
+def inbox(owner: str) -> str:
+    """The internal inbox of processor ``owner`` (see ``topologies.kernel.inbox``)."""
+    return f"{owner}.inbox"
+
 
 DAY_MS = 24 * 60 * 60 * 1000
 JSON = "json"
@@ -51,6 +100,7 @@ DLQ_PROCESSORS = (
     "sink-rmf",
     "rmf-ingest",
     "gateway",
+    "vda5050",
 )
 
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
@@ -111,6 +161,7 @@ def _t(
     group: str | None,
     description: str,
     partitions: int | None = None,
+    extra_config: Mapping[str, str] | None = None,
 ) -> TopicSpec:
     count = partitions or (KEYED_PARTITIONS if group else OTHER_PARTITIONS)
     retention = retention_days * DAY_MS if retention_days is not None else None
@@ -124,13 +175,25 @@ def _t(
         copartition=group,
         description=description,
         base_name=name,
+        extra_config=dict(extra_config or {}),
     )
 
 
 CATALOG: tuple[TopicSpec, ...] = (
-    _t("robot.telemetry", "robot_id", "RobotTelemetry", "delete", 7, "robot", "raw robot telemetry"),
+    # The broker stamps each sample when it receives it (LogAppendTime): the telemetry topology checks
+    # occurred_at against that, whatever the robot's own clock says, and a replay gets the same answer.
     _t(
-        "robot.telemetry.accepted",
+        ROBOT_TELEMETRY,
+        "robot_id",
+        "RobotTelemetry",
+        "delete",
+        7,
+        "robot",
+        "raw robot telemetry",
+        extra_config={"message.timestamp.type": "LogAppendTime"},
+    ),
+    _t(
+        ROBOT_TELEMETRY_ACCEPTED,
         "robot_id",
         "RobotTelemetry",
         "delete",
@@ -138,15 +201,15 @@ CATALOG: tuple[TopicSpec, ...] = (
         "robot",
         "telemetry the telemetry topology accepted (validated, not a duplicate)",
     ),
-    _t("robot.registry", "robot_id", "RobotRegistration", "compact", None, "robot", "known robots"),
-    _t("robot.status", "robot_id", "RobotStatus", "compact,delete", 7, "robot", "derived robot status"),
-    _t("robot.telemetry.1m", "robot_id", "TelemetryAggregate", "delete", 90, "robot", "1-minute aggregates"),
-    _t("site.maps", "site_id", "SiteMap", "compact", None, "site", "versioned site graphs"),
-    _t("task.commands", "task_id", "TaskCommand", "delete", 30, "task", "commands to the tasks topology"),
-    _t("task.schedules", "schedule_id", "TaskSchedule", "compact", None, None, "cron schedules"),
-    _t("task.events", "task_id", "TaskEvent", "delete", 30, "task", "task transitions"),
+    _t(ROBOT_REGISTRY, "robot_id", "RobotRegistration", "compact", None, "robot", "known robots"),
+    _t(ROBOT_STATUS, "robot_id", "RobotStatus", "compact,delete", 7, "robot", "derived robot status"),
+    _t(ROBOT_TELEMETRY_1M, "robot_id", "TelemetryAggregate", "delete", 90, "robot", "1-minute aggregates"),
+    _t(SITE_MAPS, "site_id", "SiteMap", "compact", None, "site", "versioned site graphs"),
+    _t(TASK_COMMANDS, "task_id", "TaskCommand", "delete", 30, "task", "commands to the tasks topology"),
+    _t(TASK_SCHEDULES, "schedule_id", "TaskSchedule", "compact", None, None, "cron schedules"),
+    _t(TASK_EVENTS, "task_id", "TaskEvent", "delete", 30, "task", "task transitions"),
     _t(
-        "scheduler.decisions",
+        SCHEDULER_DECISIONS,
         "task_id or robot_id",
         "Decision",
         "delete",
@@ -154,17 +217,17 @@ CATALOG: tuple[TopicSpec, ...] = (
         "task",
         "dispatch and traffic decisions",
     ),
-    _t("traffic.conflicts", "site_id", "Conflict", "delete", 30, "site", "traffic conflicts"),
-    _t("alerts", "subject id", "Alert", "delete", 30, None, "alerts of every topology"),
-    _t("audit.log", "tenant_id", "AuditEvent", "delete", 365, None, "audit of mutating gateway calls"),
-    _t("rmf.fleet_states", "fleet name", JSON, "delete", 7, None, "RMF fleet_state_update messages"),
-    _t("rmf.task_states", "task id", JSON, "delete", 7, "task", "RMF task_state_update messages"),
-    _t("rmf.logs", "fleet name or task id", JSON, "delete", 7, None, "RMF task/fleet log updates"),
-    _t("timers", "timer_id", "Timer", "compact", None, None, "pending timers (tombstone cancels)", 6),
-    _t("timers.due.telemetry", "robot_id", "Timer", "delete", 1, "robot", "due timers of telemetry"),
-    _t("timers.due.tasks", "task_id", "Timer", "delete", 1, "task", "due timers of tasks"),
+    _t(TRAFFIC_CONFLICTS, "site_id", "Conflict", "delete", 30, "site", "traffic conflicts"),
+    _t(ALERTS, "subject id", "Alert", "delete", 30, None, "alerts of every topology"),
+    _t(AUDIT_LOG, "tenant_id", "AuditEvent", "delete", 365, None, "audit of mutating gateway calls"),
+    _t(RMF_FLEET_STATES, "fleet name", JSON, "delete", 7, None, "RMF fleet_state_update messages"),
+    _t(RMF_TASK_STATES, "task id", JSON, "delete", 7, "task", "RMF task_state_update messages"),
+    _t(RMF_LOGS, "fleet name or task id", JSON, "delete", 7, None, "RMF task/fleet log updates"),
+    _t(TIMERS, "timer_id", "Timer", "compact", None, None, "pending timers (tombstone cancels)", 6),
+    _t(timers_due("telemetry"), "robot_id", "Timer", "delete", 1, "robot", "due timers of telemetry"),
+    _t(timers_due("tasks"), "task_id", "Timer", "delete", 1, "task", "due timers of tasks"),
     _t(
-        "timers.due.rmf-ingest",
+        timers_due("rmf-ingest"),
         "fleet name",
         "Timer",
         "delete",
@@ -172,6 +235,32 @@ CATALOG: tuple[TopicSpec, ...] = (
         None,
         "due timers of rmf-ingest (as many partitions as rmf.fleet_states)",
         OTHER_PARTITIONS,
+    ),
+    # Inboxes: each processor's internal input topic (produced by the processor itself; key: the owner
+    # of the state; value: the kind of input and its record, see topologies/kernel/inbox.py).
+    _t(inbox("telemetry"), "robot_id or site", BYTES, "delete", 7, "robot", "inbox of telemetry"),
+    _t(inbox("tasks"), "task_id or schedule_id", BYTES, "delete", 7, "task", "inbox of tasks"),
+    _t(inbox("dispatch"), "site_id", BYTES, "delete", 7, "site", "inbox of dispatch"),
+    _t(inbox("traffic"), "site_id", BYTES, "delete", 7, "site", "inbox of traffic"),
+    _t(
+        "vda5050.inbound",
+        "robot_id",
+        BYTES,
+        "delete",
+        7,
+        None,
+        "raw VDA 5050 messages from vehicles (MQTT payload as received; header vda5050-topic); as many "
+        "partitions as scheduler.decisions",
+        KEYED_PARTITIONS,
+    ),
+    _t(
+        "vda5050.outbound",
+        "robot_id",
+        JSON,
+        "delete",
+        7,
+        None,
+        "VDA 5050 orders and instant actions to publish",
     ),
     *(
         _t(f"dlq.{p}", "original key", BYTES, "delete", 30, None, f"dead letters of {p}")

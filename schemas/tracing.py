@@ -71,8 +71,12 @@ class TraceContext(NamedTuple):
 
     @classmethod
     def new(cls) -> TraceContext:
-        """The root span of a new trace."""
-        return cls(_new_trace_id(), _new_span_id())
+        """The root span of a new trace (both ids from one draw of random bits: this runs per record)."""
+        bits = f"{_rand(192):048x}"
+        trace_id, span_id = bits[:32], bits[32:]
+        if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:  # pragma: no cover - 2**-64 odds
+            return cls(_new_trace_id(), _new_span_id())
+        return cls(trace_id, span_id)
 
     def child(self) -> TraceContext:
         """A new span of the same trace (its parent is this one)."""

@@ -22,7 +22,8 @@ Mapping (``robot_step``, pure):
 When a robot state yields a record:
 
 - never for a duplicate or an older state (``unix_millis_time`` not newer than the last one seen: RMF's
-  re-sends on reconnect, and Kafka's at-least-once re-deliveries);
+  re-sends on reconnect, and Kafka's at-least-once re-deliveries), nor for a state stamped before the
+  OFFLINE record the robot got (so a robot's records move forward in event time);
 - at once when status, task or map changed (or for the first state of a robot);
 - for a pose or battery change, at most once every ``min_interval_ms`` (event time);
 - otherwise as a heartbeat when nothing was emitted for ``heartbeat_ms``.
@@ -40,8 +41,8 @@ and arms a timer again. A robot that RMF itself reports offline is not reported 
 
 State: per fleet key, one sub-key ``robot:<robot_id>`` per robot (:data:`STATE_ROBOT_PREFIX`; renaming it
 orphans the stored state) holding the last state seen, the last record emitted and the armed timer.
-Outputs are :class:`~topologies.telemetry.records.Output` values (topic + record): RobotStatus records
-for :data:`OUTPUT_TOPIC` and Timers for :data:`TIMERS_TOPIC`, keyed by :func:`output_key`.
+Outputs are :class:`~topologies.kernel.Output` values: RobotStatus records for :data:`OUTPUT_TOPIC` (key
+robot_id) and Timers for :data:`TIMERS_TOPIC` (key timer_id).
 """
 
 from __future__ import annotations
@@ -53,21 +54,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from quixstreams import State
 from quixstreams.dataframe import StreamingDataFrame
 
+from schemas import catalog
 from schemas.errors import RejectedRecord
 from schemas.ids import det_uuid7
-from topologies.telemetry.records import Output
+from topologies import timers
+from topologies.kernel import Decode, KeyState, Output, build_step
+from topologies.status import robot_status
 
 __all__ = [
-    "OUTPUT_KEY_FIELD",
-    "OUTPUT_KEY_FIELDS",
+    "FLEET_STATE",
     "OUTPUT_TOPIC",
     "OUTPUT_TOPICS",
     "OWNER",
     "RMF_ROBOT_STATUS",
     "STATE_ROBOT_PREFIX",
+    "TIMER",
     "TIMERS_TOPIC",
     "Output",
     "RmfIngestConfig",
@@ -76,7 +79,6 @@ __all__ = [
     "fleet_outputs",
     "fleet_statuses",
     "offline_timer_id",
-    "output_key",
     "robot_step",
     "robot_timer",
     "timer_outputs",
@@ -86,13 +88,13 @@ logger = logging.getLogger(__name__)
 
 #: The processor that runs this topology (consumer group, state directory, ``dlq.rmf-ingest``).
 OWNER = "rmf-ingest"
-#: Catalog name of the output, and the field of each output record that is its Kafka key.
-OUTPUT_TOPIC = "robot.status"
-OUTPUT_KEY_FIELD = "robot_id"
+#: Catalog name of the output.
+OUTPUT_TOPIC = catalog.ROBOT_STATUS
 #: Catalog name of the timer requests (the timer service hands them back on ``timers.due.rmf-ingest``).
-TIMERS_TOPIC = "timers"
+TIMERS_TOPIC = catalog.TIMERS
 OUTPUT_TOPICS = (OUTPUT_TOPIC, TIMERS_TOPIC)
-OUTPUT_KEY_FIELDS = {OUTPUT_TOPIC: OUTPUT_KEY_FIELD, TIMERS_TOPIC: "timer_id"}
+#: Kinds of the inputs: ``rmf.fleet_states`` and ``timers.due.rmf-ingest``.
+FLEET_STATE, TIMER = "fleet_state", timers.TIMER
 #: State sub-key prefix of a robot (``robot:<robot_id>``) within its fleet's key.
 STATE_ROBOT_PREFIX = "robot:"
 
@@ -160,19 +162,15 @@ def _offline_timer(
 ) -> Output:
     """A Timer asking the timer service to hand ``due_at`` back to the fleet's key (where the robot's
     state lives) on ``timers.due.rmf-ingest``; the payload names the robot."""
-    return Output(
-        TIMERS_TOPIC,
-        {
-            "event_id": det_uuid7(occurred_at, config.tenant_id, fleet, robot_id, "timer", due_at),
-            "tenant_id": config.tenant_id,
-            "site_id": config.site_of(fleet),
-            "occurred_at": occurred_at,
-            "timer_id": offline_timer_id(config.tenant_id, fleet, robot_id),
-            "owner": OWNER,
-            "target_key": fleet,
-            "due_at": due_at,
-            "payload_json": orjson.dumps({"kind": "offline", "robot_id": robot_id}).decode(),
-        },
+    return timers.arm(
+        owner=OWNER,
+        timer_id=offline_timer_id(config.tenant_id, fleet, robot_id),
+        target_key=fleet,
+        due_at=due_at,
+        at=occurred_at,
+        tenant_id=config.tenant_id,
+        site_id=config.site_of(fleet),
+        payload={"kind": "offline", "robot_id": robot_id},
     )
 
 
@@ -227,7 +225,11 @@ def robot_step(
     last = (memory or {}).get("emitted")
     since = at - (memory or {}).get("emitted_at", at)
     offline_at = new.get("offline_at")
-    if last is None or last[:3] != fingerprint[:3]:
+    if offline_at is not None and at <= offline_at:
+        # Stamped before the OFFLINE record already emitted (an adapter's buffered state arriving late):
+        # consumers that order by occurred_at would put it before the OFFLINE, so it is not emitted.
+        emit = False
+    elif last is None or last[:3] != fingerprint[:3]:
         emit = True  # first state, or status, task or map changed (back from OFFLINE too)
     elif offline_at is not None and at > offline_at:
         # The first state stamped after the OFFLINE record: consumers that order by occurred_at kept the
@@ -245,26 +247,23 @@ def robot_step(
         del new["offline_at"]
     out.insert(
         0,
-        Output(
-            OUTPUT_TOPIC,
-            {
-                "event_id": det_uuid7(at, config.tenant_id, fleet, robot_id, at),
-                "tenant_id": config.tenant_id,
-                "site_id": config.site_of(fleet),
-                "occurred_at": at,
-                "robot_id": robot_id,
-                "fleet_id": fleet,
-                "status": status,
-                "previous_status": previous,
-                "battery": battery,
-                "pose": pose,
-                "speed": speed,
-                "task_id": task_id,
-                "route": [],
-                "seq": at,
-                "last_seen_at": at,
-                "reason": "RMF",
-            },
+        robot_status(
+            event_id=det_uuid7(at, config.tenant_id, fleet, robot_id, at),
+            tenant_id=config.tenant_id,
+            site_id=config.site_of(fleet),
+            occurred_at=at,
+            robot_id=robot_id,
+            fleet_id=fleet,
+            status=status,
+            previous_status=previous,
+            battery=battery,
+            pose=pose,  # type: ignore[arg-type]
+            speed=speed,
+            task_id=task_id,
+            route=[],
+            seq=at,
+            last_seen_at=at,
+            reason="RMF",
         ),
     )
     return new, out
@@ -282,11 +281,11 @@ def robot_timer(
     emitted (see the module docstring for its fields).
     """
     due_at = timer.get("due_at")
-    if memory is None or due_at is None or due_at != memory.get("timer_due"):
+    if memory is None or due_at is None or not timers.is_armed(timer, memory.get("timer_due")):  # type: ignore[arg-type]
         return memory, []
     new: RobotMemory = dict(memory)
-    expected = memory.get("seen", 0) + config.offline_timeout_ms
-    if expected > due_at:
+    expected = timers.remaining_due(memory.get("seen", 0), config.offline_timeout_ms, due_at)
+    if expected is not None:
         new["timer_due"] = expected
         return new, [_offline_timer(config, fleet, robot_id, due_at=expected, occurred_at=due_at)]
     new["timer_due"] = None
@@ -298,25 +297,25 @@ def robot_timer(
     emitted = memory.get("emitted") or [None, None]
     task_id = emitted[1]
     new.update(status="OFFLINE", emitted=["OFFLINE", *emitted[1:]], offline_at=offline_at)
-    record: dict[str, Any] = {
-        "event_id": det_uuid7(offline_at, config.tenant_id, fleet, robot_id, "offline", last_at),
-        "tenant_id": config.tenant_id,
-        "site_id": config.site_of(fleet),
-        "occurred_at": offline_at,
-        "robot_id": robot_id,
-        "fleet_id": fleet,
-        "status": "OFFLINE",
-        "previous_status": previous,
-        "battery": memory.get("battery", 0.0),
-        "pose": memory["pose"],
-        "speed": 0.0,
-        "task_id": task_id,
-        "route": [],
-        "seq": last_at,
-        "last_seen_at": last_at,
-        "reason": "OFFLINE",
-    }
-    return new, [Output(OUTPUT_TOPIC, record)]
+    offline = robot_status(
+        event_id=det_uuid7(offline_at, config.tenant_id, fleet, robot_id, "offline", last_at),
+        tenant_id=config.tenant_id,
+        site_id=config.site_of(fleet),
+        occurred_at=offline_at,
+        robot_id=robot_id,
+        fleet_id=fleet,
+        status="OFFLINE",
+        previous_status=previous,
+        battery=memory.get("battery", 0.0),
+        pose=memory["pose"],
+        speed=0.0,
+        task_id=task_id,
+        route=[],
+        seq=last_at,
+        last_seen_at=last_at,
+        reason="OFFLINE",
+    )
+    return new, [offline]
 
 
 def fleet_outputs(
@@ -357,11 +356,6 @@ def timer_outputs(
     return out
 
 
-def output_key(out: Output) -> str:
-    """The Kafka key of an output: the field :data:`OUTPUT_KEY_FIELDS` names for its topic."""
-    return str(out.value[OUTPUT_KEY_FIELDS[out.topic]])
-
-
 def _fleet(message: Mapping[str, Any]) -> str:
     data = message.get("data")
     name = data.get("name") if isinstance(data, Mapping) else None
@@ -396,13 +390,11 @@ def _timer_robot(timer: Mapping[str, Any]) -> str | None:
     return robot_id
 
 
-def _is_timer(value: Mapping[str, Any]) -> bool:
-    return "timer_id" in value and "due_at" in value
-
-
 class RmfIngestStep:
-    """The Quix callback: one ``fleet_state_update`` of the fleet ``key``, or a due offline timer of one of
-    its robots (a Timer dict, from ``timers.due.rmf-ingest`` keyed by the fleet) -> outputs.
+    """The kernel step: a ``fleet_state_update`` of the fleet ``state.key`` (kind ``fleet_state``), or a due
+    offline timer of one of its robots (kind ``timer``, from ``timers.due.rmf-ingest`` keyed by the fleet)
+    -> outputs. ``now_ms`` (the record's Kafka timestamp: when the gateway received it) is when a state
+    arrived.
 
     Each robot's memory is its own state sub-key, so a message costs one read and at most one write per
     robot it reports, and a timer one read and at most one write.
@@ -411,31 +403,30 @@ class RmfIngestStep:
     def __init__(self, config: RmfIngestConfig) -> None:
         self.config = config
 
-    def __call__(self, value: Any, key: Any, timestamp: int, _headers: Any, state: State) -> list[Output]:
-        if not isinstance(value, Mapping):
-            return []
-        if _is_timer(value):
-            return self._timer(value, key, state)
-        if value.get("type") != "fleet_state_update":
-            return []
-        fleet = _fleet(value)
+    def __call__(self, state: KeyState, kind: str, event: Any, now_ms: int) -> list[Output]:
+        if kind == TIMER:
+            return self._timer(event, state) if event is not None else []
+        if not isinstance(event, Mapping) or event.get("type") != "fleet_state_update":
+            return []  # another RMF message type: not ours
+        fleet = _fleet(event)
         if not fleet:
             raise RejectedRecord("fleet_state_update without data.name (the fleet)")
-        if key != fleet:
-            raise RejectedRecord(f"record key {key!r} does not match the fleet name {fleet!r}")
+        if state.key != fleet:
+            raise RejectedRecord(f"record key {state.key!r} does not match the fleet name {fleet!r}")
         out: list[Output] = []
-        for robot_id, robot in _robots(value):
+        for robot_id, robot in _robots(event):
             sub_key = STATE_ROBOT_PREFIX + robot_id
             memory = state.get(sub_key)
-            new, outputs = robot_step(memory, fleet, robot_id, robot, self.config, timestamp)
+            new, outputs = robot_step(memory, fleet, robot_id, robot, self.config, now_ms)
             if new is not memory and new is not None:
                 state.set(sub_key, new)
             out.extend(outputs)
         return out
 
-    def _timer(self, timer: Mapping[str, Any], key: Any, state: State) -> list[Output]:
+    def _timer(self, timer: Mapping[str, Any], state: KeyState) -> list[Output]:
+        key = state.key
         robot_id = _timer_robot(timer)
-        if robot_id is None or timer.get("tenant_id") != self.config.tenant_id or not isinstance(key, str):
+        if robot_id is None or timer.get("tenant_id") != self.config.tenant_id:
             logger.debug("ignored timer %s on key %r", timer.get("timer_id"), key)
             return []
         sub_key = STATE_ROBOT_PREFIX + robot_id
@@ -453,21 +444,21 @@ class RmfIngestStep:
 
 
 def build_rmf_ingest(
-    sdf: StreamingDataFrame,
+    fleet_states: StreamingDataFrame,
     *,
     config: RmfIngestConfig,
-    timers_due_sdf: StreamingDataFrame | None = None,
+    decoders: Mapping[str, Decode],
+    timers_due: StreamingDataFrame | None = None,
 ) -> StreamingDataFrame:
-    """Wire the topology.
+    """Wire the topology; returns a dataframe of :class:`Output` to produce to :data:`OUTPUT_TOPICS`.
 
-    :param sdf: ``rmf.fleet_states`` (decoded ``fleet_state_update`` dicts, key fleet name).
-    :param timers_due_sdf: ``timers.due.rmf-ingest`` (Timer dicts, key fleet name; co-partitioned with
-        ``sdf``: equal partition counts). Without it no RMF robot is ever marked OFFLINE by silence. With it
-        the state store belongs to the concatenated stream (its name derives from both topic names).
-    :returns: a dataframe of :class:`Output` values; produce each to its catalog topic ``out.topic`` (one
-        of :data:`OUTPUT_TOPICS`) with key :func:`output_key`.
+    :param fleet_states: ``rmf.fleet_states`` (values: the JSON bytes, key fleet name).
+    :param decoders: kind -> decoder (``fleet_state``: the validated RMF JSON codec; ``timer``: Avro).
+    :param timers_due: ``timers.due.rmf-ingest`` (values: bytes, key fleet name; co-partitioned with
+        ``fleet_states``: equal partition counts). Without it no RMF robot is ever marked OFFLINE by silence.
+        With it the state store belongs to the dataframe of both topics.
     """
-    keyed = sdf.filter(lambda _value, key, _ts, _headers: key is not None, metadata=True)
-    if timers_due_sdf is not None:
-        keyed = keyed.concat(timers_due_sdf)
-    return keyed.apply(RmfIngestStep(config), stateful=True, metadata=True, expand=True)
+    direct = {FLEET_STATE: fleet_states}
+    if timers_due is not None:
+        direct[TIMER] = timers_due
+    return build_step(RmfIngestStep(config), direct=direct, decoders=decoders)

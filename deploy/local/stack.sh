@@ -269,6 +269,10 @@ prepare_cluster() {
   if [[ $(printf '%s\n' "${ports[@]}" | sort -u | wc -l) -ne ${#ports[@]} ]]; then
     die "cluster ports collide (${ports[*]}): node n uses FLEET_KAFKA_PORT+2(n-1) and FLEET_KAFKA_CONTROLLER_PORT+2(n-1); set FLEET_KAFKA_CONTROLLER_PORT=FLEET_KAFKA_PORT+1"
   fi
+  # the controllers' addresses are written into the formatted storage (--initial-controllers)
+  if [[ -f "$CLUSTER_DIR/ports" && "$(cat "$CLUSTER_DIR/ports")" != "${ports[*]}" ]]; then
+    die "the cluster in $CLUSTER_DIR was formatted with ports $(cat "$CLUSTER_DIR/ports"), not ${ports[*]}; use those FLEET_*_PORT values again, or remove that folder (its data) to change them"
+  fi
   write_kafka_log4j "$CLUSTER_DIR/log4j2.yaml"
   local java; mapfile -t java < <(kafka_java "$KAFKA_LIB" "$CLUSTER_DIR/log4j2.yaml" 256m)
   # random-uuid prints log lines before the id: the id is the last line
@@ -322,6 +326,7 @@ EOF
     fi
   done
   echo "$size" >"$CLUSTER_DIR/brokers"
+  echo "${ports[*]}" >"$CLUSTER_DIR/ports"
 }
 
 start_kafka_node() {  # start_kafka_node N : one node of the formatted cluster, not waiting for it
@@ -470,9 +475,21 @@ start_mosquitto() {
   command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || apt_install mosquitto mosquitto-clients
   local dir="$LOCAL/mosquitto"
   mkdir -p "$dir"
+  # Development accounts, all with the password fleetstream-dev: the bridge, the simulator, a read-only
+  # observer, and eight vehicles named as the ACL expects ("<manufacturer>/<serialNumber>"). deploy/local/mosquitto/acl says
+  # who may publish and read what; anonymous clients are refused.
+  local passwd="$dir/passwd"
+  : >"$passwd"
+  local account
+  for account in fleetstream-bridge fleetstream-sim fleetstream-observer dev/agv-0{1..8}; do
+    mosquitto_passwd -b "$passwd" "$account" fleetstream-dev
+  done
+  chmod 600 "$passwd"
   cat >"$dir/mosquitto.conf" <<EOF
 listener $MQTT_PORT 127.0.0.1
-allow_anonymous true
+allow_anonymous false
+password_file $passwd
+acl_file $HERE/mosquitto/acl
 persistence false
 user root
 EOF

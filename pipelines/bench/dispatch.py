@@ -25,7 +25,7 @@ from typing import Any
 from pipelines.planner import CircuitBreaker, PlannerClient, serve
 from pipelines.simulator.warehouse import demo_site
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.machine import step
+from topologies.dispatch.machine import MAP, REGISTRATION, STATUS, TASK, step
 from topologies.dispatch.policy import CostModel, greedy, optimal
 from topologies.dispatch.state import SiteState, robot_view, task_view
 
@@ -38,41 +38,48 @@ GOAL_P99_MS = 100.0
 _CAPS: list[tuple[str, ...]] = [(), ("lift",), ("tow",), ("lift", "tow")]
 
 
-def workload(seed: int = 11) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(site map, robot events, task specs): registrations + IDLE statuses, and TaskSpec dicts."""
+def workload(seed: int = 11) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
+    """(site map, robot inputs, task specs): (kind, record) of registrations + IDLE statuses, and TaskSpec
+    dicts."""
     rng = random.Random(seed)
     site = demo_site("bench", "acme")
     nodes = [n["id"] for n in site["nodes"] if n["kind"] in ("WAYPOINT", "AISLE", "PARKING")]
     picks = [n["id"] for n in site["nodes"] if n["kind"] in ("PICKUP", "AISLE")]
     drops = [n["id"] for n in site["nodes"] if n["kind"] == "DROPOFF"]
     base = {"tenant_id": "acme", "site_id": "bench", "event_id": "bench"}
-    robots: list[dict[str, Any]] = []
+    robots: list[tuple[str, dict[str, Any]]] = []
     for i in range(ROBOTS):
         rid = f"r{i:04d}"
         robots.append(
-            {
-                **base,
-                "occurred_at": T0,
-                "robot_id": rid,
-                "fleet_id": "f1",
-                "name": rid,
-                "capabilities": list(rng.choice(_CAPS)),
-                "managed_by": "FLEETSTREAM",
-                "active": True,
-            }
+            (
+                REGISTRATION,
+                {
+                    **base,
+                    "occurred_at": T0,
+                    "robot_id": rid,
+                    "fleet_id": "f1",
+                    "name": rid,
+                    "capabilities": list(rng.choice(_CAPS)),
+                    "managed_by": "FLEETSTREAM",
+                    "active": True,
+                },
+            )
         )
         robots.append(
-            {
-                **base,
-                "occurred_at": T0,
-                "robot_id": rid,
-                "fleet_id": "f1",
-                "status": "IDLE",
-                "battery": rng.uniform(0.4, 1.0),
-                "seq": 1,
-                "speed": 0.0,
-                "pose": {"x": 0.0, "y": 0.0, "node_id": rng.choice(nodes)},
-            }
+            (
+                STATUS,
+                {
+                    **base,
+                    "occurred_at": T0,
+                    "robot_id": rid,
+                    "fleet_id": "f1",
+                    "status": "IDLE",
+                    "battery": rng.uniform(0.4, 1.0),
+                    "seq": 1,
+                    "speed": 0.0,
+                    "pose": {"x": 0.0, "y": 0.0, "node_id": rng.choice(nodes)},
+                },
+            )
         )
     specs: list[dict[str, Any]] = []
     for j in range(TASKS):
@@ -112,17 +119,19 @@ def _pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _timed(state: SiteState, event: dict[str, Any], now: int) -> tuple[float, list[dict[str, Any]]]:
+def _timed(
+    state: SiteState, kind: str, event: dict[str, Any], now: int
+) -> tuple[float, list[dict[str, Any]]]:
     t = time.perf_counter()
-    _, out = step(state, event, now)
+    _, out = step(state, kind, event, now)
     return (time.perf_counter() - t) * 1000.0, out
 
 
-def _phases(site: dict, robots: list[dict], specs: list[dict]) -> dict[str, Any]:
+def _phases(site: dict, robots: list[tuple[str, dict]], specs: list[dict]) -> dict[str, Any]:
     state = SiteState(config=DispatchConfig())
-    step(state, site, T0)
-    for e in robots:
-        step(state, e, T0)
+    step(state, MAP, site, T0)
+    for kind, e in robots:
+        step(state, kind, e, T0)
     now = T0
     ready_ms: list[float] = []
     decisions = 0
@@ -131,8 +140,8 @@ def _phases(site: dict, robots: list[dict], specs: list[dict]) -> dict[str, Any]
     for j, spec in enumerate(specs):
         now += 10
         tid = f"t{j:05d}"
-        step(state, _task(tid, 1, "CREATED", now, spec), now)
-        ms, out = _timed(state, _task(tid, 2, "QUEUED", now), now)
+        step(state, TASK, _task(tid, 1, "CREATED", now, spec), now)
+        ms, out = _timed(state, TASK, _task(tid, 2, "QUEUED", now), now)
         busy_ms += ms
         decisions += len(out)
         for d in out:
@@ -156,12 +165,12 @@ def _phases(site: dict, robots: list[dict], specs: list[dict]) -> dict[str, Any]
             "speed": 1.0,
             "pose": {"x": 0.0, "y": 0.0, "node_id": r["node"]},
         }
-        base_ms.append(_timed(state, hb, now)[0])
+        base_ms.append(_timed(state, STATUS, hb, now)[0])
     free_ms: list[float] = []
     for rid, tid in list(holder.items()):
         now += 10
-        step(state, _task(tid, 3, "ASSIGNED", now, robot=rid), now)
-        ms, out = _timed(state, _task(tid, 4, "SUCCEEDED", now, robot=rid), now)
+        step(state, TASK, _task(tid, 3, "ASSIGNED", now, robot=rid), now)
+        ms, out = _timed(state, TASK, _task(tid, 4, "SUCCEEDED", now, robot=rid), now)
         busy_ms += ms
         decisions += len(out)
         if out:
@@ -176,15 +185,15 @@ def _phases(site: dict, robots: list[dict], specs: list[dict]) -> dict[str, Any]
     }
 
 
-def _batch(site: dict, robots: list[dict], specs: list[dict]) -> dict[str, Any]:
+def _batch(site: dict, robots: list[tuple[str, dict]], specs: list[dict]) -> dict[str, Any]:
     state = SiteState(config=DispatchConfig())
-    for e in robots:
-        step(state, e, T0)
+    for kind, e in robots:
+        step(state, kind, e, T0)
     for j, spec in enumerate(specs):
-        step(state, _task(f"t{j:05d}", 1, "CREATED", T0, spec), T0)
-        step(state, _task(f"t{j:05d}", 2, "QUEUED", T0), T0)
+        step(state, TASK, _task(f"t{j:05d}", 1, "CREATED", T0, spec), T0)
+        step(state, TASK, _task(f"t{j:05d}", 2, "QUEUED", T0), T0)
     t = time.perf_counter()
-    _, out = step(state, site, T0)  # the map arrives last: one full batch
+    _, out = step(state, MAP, site, T0)  # the map arrives last: one full batch
     batch_s = time.perf_counter() - t
     model = CostModel(state.graph, state.config, T0)  # type: ignore[arg-type]
     robots_v = [robot_view(r) for r in state.robots.values()]

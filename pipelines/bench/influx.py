@@ -2,7 +2,7 @@
 
 - ``influx.sink.write``: :class:`sinks.influx.InfluxSink` writing RobotTelemetry dicts (line formatting,
   escaping, one POST per ``max_points_per_request``), in process.
-- ``influx.sink.processor``: ``fleet run sink_influx`` draining the same records from Kafka (consume,
+- ``influx.sink.processor``: ``fleet run sink-influx`` draining the same records from Kafka (consume,
   Avro decode, format, POST, commit). The records are produced while the processor is paused (SIGSTOP),
   so it catches up a backlog; it is timed from its resume until its committed offsets reach the end
   (the sink commits only what InfluxDB accepted), and the points are then counted once.
@@ -119,7 +119,7 @@ def _raw_kafka_loop(
 def _processor_rate(
     settings: CommonSettings, url: str, records: list[dict[str, Any]]
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(points/s, CPU us per point) of `fleet run sink_influx` draining ``records`` from Kafka into a
+    """(points/s, CPU us per point) of `fleet run sink-influx` draining ``records`` from Kafka into a
     fresh database, and of the raw Kafka -> InfluxDB loop over the same records."""
     prefix = f"{settings.topic_prefix}bench-{uuid.uuid4().hex[:6]}."
     db = f"bench_proc_{uuid.uuid4().hex[:8]}"
@@ -149,7 +149,7 @@ def _processor_rate(
     }  # fmt: skip
     log = open(tmp / "sink_influx.log", "ab")  # noqa: SIM115 - owned by the child process
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("fleet")), "run", "sink_influx"],
+        [str(Path(sys.executable).with_name("fleet")), "run", "sink-influx"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -158,7 +158,7 @@ def _processor_rate(
         deadline = time.monotonic() + 60  # the sink creates the database at start-up
         while "telemetry_7d" not in str(_query(url, db, f'SHOW RETENTION POLICIES ON "{db}"')):
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"sink_influx did not start; see {tmp}")
+                raise RuntimeError(f"sink-influx did not start; see {tmp}")
             time.sleep(0.2)
         group = f"{prefix}fleet-sink-influx"
         offsets = Consumer({**kafka, "group.id": group, "enable.auto.commit": False})
@@ -169,7 +169,7 @@ def _processor_rate(
         inputs = sum(s.partitions for s in specs if "dlq." not in s.name)  # what the sink reads
         while not _joined(admin, group, inputs):  # the sink has joined its group, every input assigned
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"sink_influx did not join its group; see {tmp}")
+                raise RuntimeError(f"sink-influx did not join its group; see {tmp}")
             time.sleep(0.2)
         producer = Producer({**kafka, "linger.ms": 5, "queue.buffering.max.messages": 1_000_000})
         proc.send_signal(signal.SIGSTOP)
@@ -185,14 +185,14 @@ def _processor_rate(
         deadline = time.monotonic() + 600
         while sum(max(tp.offset, 0) for tp in offsets.committed(tps, timeout=10)) < len(records):
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"sink_influx did not commit every record; see {tmp}")
+                raise RuntimeError(f"sink-influx did not commit every record; see {tmp}")
             time.sleep(0.05)
         elapsed = time.perf_counter() - start
         cpu_us = (process_cpu_s(proc.pid) - cpu0) / len(records) * 1e6
         offsets.close()
         written = _count(url, db, "telemetry_7d")
         if written != len(records):
-            raise RuntimeError(f"sink_influx committed {len(records)} records but wrote {written} points")
+            raise RuntimeError(f"sink-influx committed {len(records)} records but wrote {written} points")
         proc.terminate()
         proc.wait(30)
         raw_db = f"bench_rawk_{uuid.uuid4().hex[:8]}"

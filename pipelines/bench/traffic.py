@@ -47,7 +47,9 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def loop_config(robots: int, minutes: float, *, traffic: bool, large: bool = False, seed: int = 0) -> LoopConfig:
+def loop_config(
+    robots: int, minutes: float, *, traffic: bool, large: bool = False, seed: int = 0
+) -> LoopConfig:
     """The loop of one benchmark run (see the module doc)."""
     site = large_warehouse() if large else small_warehouse()
     return LoopConfig(
@@ -155,11 +157,19 @@ def run() -> list[dict[str, Any]]:
     with ProcessPoolExecutor(max_workers=2) as pool:
         for n in sizes:
             on_cfg = loop_config(n, minutes, traffic=True)
-            logger.info("traffic loop: %d robots, %.0f simulated minutes, with and without traffic control", n, minutes)
+            logger.info(
+                "traffic loop: %d robots, %.0f simulated minutes, with and without traffic control",
+                n,
+                minutes,
+            )
             on, off = pool.map(run_size, [on_cfg, replace(on_cfg, traffic=None)])
             rows.extend(_rows(on, off))
         if large_robots and large_minutes:
-            logger.info("traffic loop: %d robots on the large warehouse, %.0f minutes", large_robots, large_minutes)
-            big = pool.submit(run_size, loop_config(large_robots, large_minutes, traffic=True, large=True)).result()
+            logger.info(
+                "traffic loop: %d robots on the large warehouse, %.0f minutes", large_robots, large_minutes
+            )
+            big = pool.submit(
+                run_size, loop_config(large_robots, large_minutes, traffic=True, large=True)
+            ).result()
             rows.extend(_rows(big, None))
     return rows

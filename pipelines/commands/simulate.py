@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from pipelines.logsetup import setup_logging
 from pipelines.settings import CommonSettings, load_settings
@@ -12,6 +13,19 @@ __all__ = ["add_parser"]
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    if args.protocol == "vda5050":
+        from pipelines.vda5050.settings import MqttSettings
+
+        mqtt = load_settings(MqttSettings)
+        setup_logging(mqtt.log_level, mqtt.log_format, processor="simulator")
+        return run_from_args(
+            args,
+            kafka_config=mqtt.kafka_client_config(),
+            registry_config=mqtt.registry_client_config(),
+            topic_prefix=mqtt.topic_prefix,
+            mqtt=mqtt.mqtt_options(),
+            client_id=f"fleetstream-sim-{args.site}-{os.getpid()}",
+        )
     settings = load_settings(CommonSettings)
     setup_logging(settings.log_level, settings.log_format, processor="simulator")
     return run_from_args(

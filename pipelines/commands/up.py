@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.commands.run import processor_names
 from pipelines.commands.stack import SERVICES, STACK_SCRIPT
 from pipelines.logsetup import setup_logging
+from pipelines.processors import PROCESSORS
 from pipelines.settings import load_settings
 
 __all__ = ["add_parser"]
@@ -53,11 +53,16 @@ CLIENT_SETTINGS = {
     "FLEET_REDIS_URL": ("redis", "redis://127.0.0.1:16379/0"),
     "FLEET_INFLUX_URL": ("influxdb", "http://127.0.0.1:18086"),
 }
-# Processors that need something outside this machine's stack: started only when asked for.
-OPTIONAL = {"sink_rmf": "with_rmf", "rmf_ingest": "with_rmf"}
+# The local broker's development accounts (deploy/local/stack.sh, deploy/local/mosquitto/acl).
+DEV_MQTT_PASSWORD = "fleetstream-dev"
 # Processors that do not scale by consumer-group instances: the gateway scales by --workers, the planner
 # serves gRPC on one port.
 SINGLE_INSTANCE = {"gateway", "planner"}
+# Processors a bare `--instances N` leaves at one: the vda5050 bridge's MQTT ingress would receive every
+# vehicle message once per instance; `--instances vda5050=N` runs N that split the vehicles through an
+# MQTT shared subscription (FLEET_VDA_MQTT_SHARED_GROUP, set for them unless given).
+EXPLICIT_INSTANCES = {"vda5050"}
+VDA_SHARED_GROUP = "fleet-vda5050"
 # The /_internal token of `--with-rmf` when FLEET_RMF_WS_TOKEN is unset (development only).
 DEV_RMF_WS_TOKEN = "fleetstream-dev-rmf-token"
 
@@ -118,8 +123,8 @@ def _canonical(name: str) -> str:
 
 def parse_instances(values: list[str], names: list[str]) -> dict[str, int]:
     """``["2"]`` or ``["telemetry=2,tasks=3"]`` (repeatable, later wins) -> instances per processor of
-    ``names``; a bare count applies to every processor that scales by instances. Processor names may
-    be written with ``-`` or ``_``."""
+    ``names``; a bare count applies to every processor that scales by instances (not the vda5050 bridge:
+    name it). Processor names may be written with ``-`` or ``_``."""
     by_canonical = {_canonical(n): n for n in names}
     counts = dict.fromkeys(names, 1)
     for value in values:
@@ -128,7 +133,8 @@ def parse_instances(values: list[str], names: list[str]) -> dict[str, int]:
             if not count.strip().isdigit() or int(count) < 1:
                 raise SystemExit(f"fleet up: bad --instances {item!r}: expected N or PROCESSOR=N, N >= 1")
             if not sep:
-                counts.update({n: int(count) for n in names if _canonical(n) not in SINGLE_INSTANCE})
+                bare = SINGLE_INSTANCE | EXPLICIT_INSTANCES
+                counts.update({n: int(count) for n in names if _canonical(n) not in bare})
                 continue
             key = by_canonical.get(_canonical(name.strip()))
             if key is None:
@@ -161,9 +167,15 @@ def _processor_child(
         env["FLEET_METRICS_PORT"] = "0"  # the gateway serves /metrics itself
         if args.with_rmf:
             env.setdefault("FLEET_RMF_WS_TOKEN", DEV_RMF_WS_TOKEN)
-    if _canonical(name) == "rmf-ingest":  # RMF robots join the simulated tenant and site by default
+    if name == "rmf-ingest":  # RMF robots join the simulated tenant and site unless told otherwise
         env.setdefault("FLEET_RMF_TENANT_ID", args.tenant)
         env.setdefault("FLEET_RMF_SITE_ID", args.site)
+    if name == "vda5050":  # VDA 5050 vehicles join the simulated tenant and site unless told otherwise
+        env.setdefault("FLEET_VDA_TENANT_ID", args.tenant)
+        env.setdefault("FLEET_VDA_SITE_ID", args.site)
+        env.update(_mqtt_env("fleetstream-bridge"))
+        if count > 1:  # replicas split the vehicles instead of each receiving every message
+            env.setdefault("FLEET_VDA_MQTT_SHARED_GROUP", VDA_SHARED_GROUP)
     label = name if count == 1 else f"{name}.{index}"
     return Child(label, _fleet("run", name), env, LOCAL / "logs" / f"{label}.log")
 
@@ -172,7 +184,10 @@ def _children(args: argparse.Namespace) -> list[Child]:
     base_env = {**os.environ, "FLEET_LOG_FORMAT": os.environ.get("FLEET_LOG_FORMAT", "json")}
     logs = LOCAL / "logs"
     children: list[Child] = []
-    names = [n for n in processor_names() if n not in OPTIONAL or getattr(args, OPTIONAL[n])]
+    args.with_vda5050 = getattr(args, "with_vda5050", False) or args.vda_robots > 0
+    # Processors that need something outside this machine's stack run only when asked for (--with-rmf,
+    # --with-vda5050 or simulated VDA vehicles).
+    names = [p.name for p in PROCESSORS.values() if p.optional is None or getattr(args, p.optional)]
     counts = parse_instances(args.instances, names)
     base_port = args.metrics_base_port
     port = base_port
@@ -197,7 +212,22 @@ def _children(args: argparse.Namespace) -> list[Child]:
         if args.tasks_per_minute > 0:  # the closed loop: robots do what dispatch and traffic decide
             sim += ["--follow", "--tasks-per-minute", str(args.tasks_per_minute)]
         children.append(Child("simulator", sim, base_env, logs / "simulator.log"))
+    if args.vda_robots > 0:  # VDA 5050 vehicles on the broker, driven through the vda5050 bridge
+        vda = _fleet("simulate", "--protocol", "vda5050", "--site", args.site, "--tenant", args.tenant,
+                     "--robots", str(args.vda_robots), "--vda-skip", str(max(args.robots, 0)), "--rate", "2")  # fmt: skip
+        env = {**base_env, **_mqtt_env("fleetstream-sim")}
+        children.append(Child("vda5050-simulator", vda, env, logs / "vda5050-simulator.log"))
     return children
+
+
+def _mqtt_env(account: str) -> dict[str, str]:
+    """The local broker and one of its development accounts, unless FLEET_MQTT_* say otherwise."""
+    port = os.environ.get("FLEET_MQTT_PORT", "11883")
+    return {
+        "FLEET_MQTT_URL": os.environ.get("FLEET_MQTT_URL", f"mqtt://127.0.0.1:{port}"),
+        "FLEET_MQTT_USERNAME": os.environ.get("FLEET_MQTT_USERNAME", account),
+        "FLEET_MQTT_PASSWORD": os.environ.get("FLEET_MQTT_PASSWORD", DEV_MQTT_PASSWORD),
+    }
 
 
 def _banner(children: list[Child], args: argparse.Namespace) -> str:
@@ -411,9 +441,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--with-rmf",
         action="store_true",
-        help="also run the Open-RMF processors: rmf_ingest (RMF robots -> robot.status, in --tenant/--site) "
-        "and sink_rmf (needs an RMF API server: FLEET_RMF_API_URL, FLEET_RMF_API_TOKEN, FLEET_RMF_FLEETS); "
+        help="also run the Open-RMF processors: rmf-ingest (RMF robots -> robot.status, in --tenant/--site) "
+        "and sink-rmf (needs an RMF API server: FLEET_RMF_API_URL, FLEET_RMF_API_TOKEN, FLEET_RMF_FLEETS); "
         "the gateway's /_internal takes FLEET_RMF_WS_TOKEN (default: a development token)",
+    )
+    up.add_argument(
+        "--vda-robots",
+        type=int,
+        default=4,
+        help="simulated VDA 5050 vehicles on the MQTT broker (`fleet simulate --protocol vda5050`), driven by "
+        "the vda5050 bridge, which then runs too; 0: none (default: 4)",
+    )
+    up.add_argument(
+        "--with-vda5050",
+        action="store_true",
+        help="run the vda5050 bridge even without simulated VDA vehicles (real ones on FLEET_MQTT_URL)",
     )
     up.set_defaults(func=_up)
     down = sub.add_parser("down", help="stop a running `fleet up` and everything it started")

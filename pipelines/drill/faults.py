@@ -133,7 +133,7 @@ class Fault:
         for group in record.stuck:
             processor = group.removeprefix(f"{ctx.prefix}fleet-")
             for inst in ctx.supervisor.instances.values():
-                if inst.processor.replace("_", "-") == processor and inst.alive:
+                if inst.processor == processor and inst.alive:
                     ctx.supervisor.kill(inst)
         done = ctx.progress.caught_up(ctx.progress.snapshot(), ctx.recovery_timeout_s, give_up=looping)
         record.forced_recovery_s = None if done is None else done - t0
@@ -141,8 +141,8 @@ class Fault:
 
 
 def _group(ctx: DrillContext, instance: str) -> str:
-    """The consumer group of an instance name (``sink_postgres.2`` -> ``<prefix>fleet-sink-postgres``)."""
-    return f"{ctx.prefix}fleet-{instance.rsplit('.', 1)[0].replace('_', '-')}"
+    """The consumer group of an instance name (``sink-postgres.2`` -> ``<prefix>fleet-sink-postgres``)."""
+    return f"{ctx.prefix}fleet-{instance.rsplit('.', 1)[0]}"
 
 
 def _running(ctx: DrillContext, processor: str, wait_s: float = 60.0) -> list[Instance]:

@@ -1,21 +1,25 @@
-"""The oracle: the pure step functions of the topologies run over the inputs the drill found in Kafka.
+"""The oracle: the topologies' kernel steps run over the inputs the drill found in Kafka.
 
 A topology is a deterministic function of its input log (DESIGN.md section 8), so what the processors
-wrote under faults must equal what the pure steps compute from the same inputs: the same outputs, with
-the same event ids, in the same order per key. Where the inputs of one key come from several topics,
-the oracle merges them as Quix Streams does (per partition, the record with the smallest timestamp of
-the heads of the partitions of one partition group first).
+wrote under faults must equal what their steps (``step(state, kind, event, now_ms)``, ``topologies.kernel``)
+compute from the same inputs: the same outputs, with the same event ids, in the same order per key.
+Where the inputs of one key come from several topics, the oracle merges them as Quix Streams does (per
+partition, the record with the smallest timestamp of the heads of the partitions of one partition group
+first).
 
-- telemetry (per robot): ``robot.telemetry``, ``robot.registry``, ``timers.due.telemetry`` ->
-  ``robot.status``, ``alerts``, ``robot.telemetry.1m``, ``timers`` (and what else the step emits).
-  Validation runs as in the processor, with the bounds of the site maps and a clock that never makes a
-  record one from the future (the drill's records are stamped when sent).
-- tasks: its sources normalized into ``tasks.inbox`` (the feeds; a multiset, since the feeds of several
-  sources write one partition concurrently), then per inbox key the step over the inbox in partition
-  order -> ``task.events``, ``timers``, ``tasks.inbox``. A cron fire is judged late against the Kafka
-  timestamp of its inbox record (the processor uses its wall clock when it handles it: the two differ
-  only if the tasks processor was behind by more than the misfire grace, 60 s).
+- telemetry (:class:`~topologies.telemetry.TelemetryStep`, per key): a robot's ``robot.telemetry``,
+  ``robot.registry``, ``timers.due.telemetry`` and its records of ``telemetry.inbox`` (the bounds of its
+  site; records forwarded from another partition); a site's key (``site:<id>``) its inbox records (site
+  maps, robots joining). Outputs: ``robot.telemetry.accepted``, ``robot.status``, ``alerts``,
+  ``robot.telemetry.1m``, ``timers``, and messages to the inbox. ``now_ms`` is the record's Kafka
+  timestamp, as in the processor. A direct record on another partition than its key's (murmur2) is
+  forwarded to the inbox, not applied.
+- tasks (:class:`~topologies.tasks.TasksStep`): its sources normalized into ``tasks.inbox`` by the feeds
+  (a multiset, since the feeds of several sources write one partition concurrently), then per inbox key
+  the step over the inbox in partition order, on a Quix store (``topologies.kernel.testing``) ->
+  ``task.events``, ``timers``, ``tasks.inbox``.
 
+Each inbox is checked as a multiset: exactly the feeds' messages plus the step's own, each once.
 The configurations are the processors' defaults (the drill sets none of those variables).
 Dispatch and traffic have no oracle here: their decisions depend on when records arrive relative to
 each other across topics and on wall-clock deadlines; the verifier checks their outputs for
@@ -27,37 +31,58 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from pipelines.drill.reader import Record
-from schemas.errors import RejectedRecord
-from topologies.tasks import TasksConfig, inputs, machine, step_schedule
-from topologies.telemetry import (
-    OUTPUT_KEY_FIELDS,
-    TelemetryConfig,
-    on_registration,
-    on_telemetry,
-    on_timer,
-    validate_telemetry,
-)
-from topologies.telemetry.sitemaps import SiteBounds, bounds_of
+from schemas import catalog
+from schemas.errors import RecordError
+from topologies.kernel import Envelope, Output, murmur2_partition, run_step
+from topologies.kernel.testing import StepHarness
+from topologies.tasks import TasksConfig, TasksStep, normalizer
+from topologies.tasks import builder as tasks_builder
+from topologies.telemetry import REGISTRATION, TELEMETRY, TIMER, TelemetryConfig, TelemetryStep
+from topologies.telemetry.sitemaps import SITE_MAP, map_message
 
-__all__ = ["Expected", "Explained", "explain", "merge_by_timestamp", "tasks_oracle", "telemetry_oracle"]
+__all__ = [
+    "Expected",
+    "Explained",
+    "explain",
+    "inbox_entry",
+    "merge_by_timestamp",
+    "tasks_oracle",
+    "telemetry_oracle",
+]
 
 logger = logging.getLogger(__name__)
 
-NEVER_FUTURE = 2**62  # the oracle's wall clock: no drill record is from the future
+TELEMETRY_INBOX = catalog.inbox("telemetry")
+TASKS_INBOX = catalog.inbox("tasks")
+#: The telemetry processor's direct inputs and their kinds.
+TELEMETRY_KINDS = {
+    catalog.ROBOT_TELEMETRY: TELEMETRY,
+    catalog.ROBOT_REGISTRY: REGISTRATION,
+    catalog.timers_due("telemetry"): TIMER,
+}
+#: The tasks processor's sources (catalog name -> kind), as pipelines/processors/tasks.py wires them.
+TASKS_KINDS = {
+    catalog.TASK_COMMANDS: tasks_builder.COMMAND,
+    catalog.SCHEDULER_DECISIONS: tasks_builder.DECISION,
+    catalog.ROBOT_TELEMETRY: tasks_builder.TELEMETRY,
+    catalog.RMF_TASK_STATES: tasks_builder.RMF,
+    catalog.timers_due("tasks"): tasks_builder.TIMER,
+    catalog.TASK_SCHEDULES: tasks_builder.SCHEDULE,
+}
 
 
 @dataclass
 class Expected:
     """What a topology must have written: topic -> key -> [event id or None (a tombstone)] in order, the
-    records it must have dead-lettered (source topic, partition, offset, reason), and for the tasks
-    feeds the multiset of inbox inputs."""
+    records it must have dead-lettered (source topic, partition, offset, reason), and the multiset of
+    its inbox's records (:func:`inbox_entry`)."""
 
     outputs: dict[str, dict[str, list[str | None]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
@@ -87,14 +112,6 @@ def merge_by_timestamp(*topics: list[Record]) -> Iterator[Record]:
                 heapq.heappush(heads, (queues[rank][i + 1].timestamp, rank, i + 1))
 
 
-def _bounds(site_maps: Iterable[Record]) -> dict[tuple[str, str], SiteBounds | None]:
-    out: dict[tuple[str, str], SiteBounds | None] = {}
-    for rec in site_maps:
-        if rec.value is not None:
-            out[(rec.value["tenant_id"], rec.value["site_id"])] = bounds_of(rec.value)
-    return out
-
-
 Emitted = tuple[str, str, "str | None"]  # output topic, key, event id (None: a tombstone)
 Apply = Callable[[Any, Record], tuple[Any, list[Emitted], "str | None"]]
 
@@ -120,6 +137,7 @@ def explain(
     *,
     window_ms: int = 30_000,
     budget: int = 500_000,
+    unmatched: frozenset[str] = frozenset(),
 ) -> Explained:
     """Search an order of one key's inputs (each input topic in offset order) for which ``apply`` emits
     exactly ``actual`` (per output topic and key, in order).
@@ -130,7 +148,8 @@ def explain(
     timers partition fetched before a large telemetry backlog). So the search tries timestamp order
     first and, where inputs of different topics are less than ``window_ms`` apart, the other order, and
     backtracks when the outputs disagree. Nothing is found for an output that no order explains: a
-    lost, duplicated or altered record.
+    lost, duplicated or altered record. Outputs to the topics of ``unmatched`` (an inbox, checked as a
+    whole elsewhere) are kept in the result but not compared.
     """
     streams = {k: v for k, v in actual.items()}
     start_cursor = dict.fromkeys(streams, 0)
@@ -172,6 +191,8 @@ def explain(
         new_cursor = dict(cursor)
         mismatch = None
         for topic, out_key, event_id in emitted:
+            if topic in unmatched:
+                continue
             stream = streams.get((topic, out_key), [])
             at = new_cursor.get((topic, out_key), 0)
             if at >= len(stream) or stream[at] != event_id:
@@ -203,48 +224,96 @@ def _success(key: str, stack: list[list[Any]]) -> Explained:
     return Explained(key, True, "", emitted, rejected, stack[-1][7])
 
 
+class DictState:
+    """A key's stored state as a plain dict (what :class:`~topologies.kernel.KeyState` reads and writes),
+    values stored as JSON like the processor's store, so that the search can keep one copy per step."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, bytes] | None = None) -> None:
+        self.data: dict[str, bytes] = dict(data or {})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = self.data.get(key)
+        return default if raw is None else orjson.loads(raw)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = orjson.dumps(value)
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    def exists(self, key: str) -> bool:
+        return key in self.data
+
+
+def inbox_entry(key: str, envelope: Envelope) -> bytes:
+    """One inbox record, canonical: key, kind and payload (a forwarded record decoded)."""
+    return orjson.dumps([key, envelope.kind, envelope.payload], option=orjson.OPT_SORT_KEYS)
+
+
+def _output(out: Output) -> Emitted:
+    value = out.value
+    if isinstance(value, Envelope):
+        return out.topic, out.key, inbox_entry(out.key, value).decode()
+    return out.topic, out.key, value.get("event_id") if value is not None else None
+
+
 def telemetry_oracle(
-    telemetry: list[Record],
-    registry: list[Record],
-    timers_due: list[Record],
+    direct: dict[str, list[Record]],
+    inbox: list[Record],
     site_maps: list[Record],
     actual: dict[str, dict[str, list[str | None]]],
+    partitions: int,
     config: TelemetryConfig | None = None,
 ) -> tuple[Expected, list[Explained]]:
-    """Explain the telemetry topology's outputs robot by robot (see :func:`explain`); the expected
-    outputs are those of the order found."""
-    cfg = config or TelemetryConfig()
-    bounds = _bounds(site_maps)
-    per_key: dict[str, list[list[Record]]] = defaultdict(lambda: [[], [], []])
-    for rank, records in enumerate((telemetry, registry, timers_due)):
-        for rec in records:
-            per_key[rec.key or ""][rank].append(rec)
+    """Explain the telemetry topology's outputs key by key (see :func:`explain`); the expected outputs
+    are those of the order found.
 
-    def apply(state: tuple[Any, Any], rec: Record) -> tuple[Any, list[Emitted], str | None]:
-        registration, runtime = state
-        value = rec.value
-        if rec.topic.endswith("robot.registry"):
-            return (_stored(on_registration(registration, value)), runtime), [], None
-        if value is None:
-            return state, [], None
-        if rec.topic.endswith("robot.telemetry"):
-            try:
-                if value["robot_id"] != rec.key:
-                    raise RejectedRecord(
-                        f"record key {rec.key!r} does not match robot_id {value['robot_id']!r}"
-                    )
-                validate_telemetry(
-                    value, registration, bounds.get((value["tenant_id"], value["site_id"])), cfg, NEVER_FUTURE
-                )
-            except RejectedRecord as exc:
-                return state, [], str(exc)
-            new, outs = on_telemetry(runtime, value, cfg)
-        else:
-            new, outs = on_timer(runtime, value, cfg)
-        emitted = [(o.topic, str(o.value[OUTPUT_KEY_FIELDS[o.topic]]), o.value.get("event_id")) for o in outs]
-        return (registration, _stored(new)), emitted, None
-
+    :param direct: catalog name -> records of the direct inputs (:data:`TELEMETRY_KINDS`), decoded.
+    :param inbox: ``telemetry.inbox`` as written, values :class:`Envelope` (forwarded records decoded).
+    :param site_maps: ``site.maps`` (the site-map feed's source).
+    :param actual: output topic -> key -> event ids as written.
+    :param partitions: the partitions of the direct inputs (a record elsewhere than its key's is forwarded).
+    """
+    step = TelemetryStep(config or TelemetryConfig(), decode=lambda record: record)
     expected = Expected()
+    for rec in site_maps:  # the feed: each map to its site's key
+        try:
+            if rec.key is None:
+                raise RecordError("site map without a key (the site id)")
+            for owner, message in map_message(rec.value, rec.key):
+                expected.inbox[inbox_entry(owner, Envelope(SITE_MAP, message))] += 1
+        except RecordError as exc:
+            expected.rejected.append((rec.topic, rec.partition, rec.offset, str(exc)))
+    names = [*TELEMETRY_KINDS, TELEMETRY_INBOX]
+    per_key: dict[str, list[list[Record]]] = defaultdict(lambda: [[] for _ in names])
+    for rank, name in enumerate(names):
+        for rec in inbox if name == TELEMETRY_INBOX else direct.get(name, []):
+            per_key[rec.key or ""][rank].append(rec)
+    kinds = {rank: TELEMETRY_KINDS.get(name) for rank, name in enumerate(names)}
+    topic_rank: dict[str, int] = {}
+
+    def apply(state: dict[str, bytes], rec: Record) -> tuple[Any, list[Emitted], str | None]:
+        rank = topic_rank.get(rec.topic)
+        if rank is None:
+            rank = topic_rank[rec.topic] = next(r for r, n in enumerate(names) if rec.topic.endswith(n))
+        kind = kinds[rank]
+        if kind is None:  # the inbox
+            kind, event = rec.value.kind, rec.value.payload
+        else:
+            event = rec.value
+            if rec.key is not None and rec.partition != murmur2_partition(rec.key.encode(), partitions):
+                return state, [_output(Output(TELEMETRY_INBOX, rec.key, Envelope(kind, event)))], None
+        if rec.key is None:
+            return state, [], f"{kind} record without a key"
+        store = DictState(state)
+        try:
+            outs = run_step(step, store, rec.key, kind, event, rec.timestamp)
+        except RecordError as exc:
+            return state, [], str(exc)
+        return store.data, [_output(o) for o in outs], None
+
     verdicts = []
     for key, queues in sorted(per_key.items()):
         streams: dict[tuple[str, str], list[str | None]] = {}
@@ -252,21 +321,15 @@ def telemetry_oracle(
             for out_key, ids in by_key.items():
                 if out_key == key or out_key.endswith(f":{key}"):  # the robot's own records and its timer
                     streams[(topic, out_key)] = ids
-        verdict = explain(key, queues, (None, None), apply, streams)
+        verdict = explain(key, queues, {}, apply, streams, unmatched=frozenset({TELEMETRY_INBOX}))
         verdicts.append(verdict)
         for topic, out_key, event_id in verdict.emitted:
-            expected.outputs[topic][out_key].append(event_id)
+            if topic == TELEMETRY_INBOX:
+                expected.inbox[(event_id or "").encode()] += 1
+            else:
+                expected.outputs[topic][out_key].append(event_id)
         expected.rejected += verdict.rejected
     return expected, verdicts
-
-
-def _canonical(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
-def _stored(state: Any) -> Any:
-    """A state as the processor gets it back from its store (a JSON round trip)."""
-    return None if state is None else orjson.loads(orjson.dumps(state))
 
 
 def tasks_oracle(
@@ -274,48 +337,41 @@ def tasks_oracle(
     inbox: list[Record],
     config: TasksConfig | None = None,
 ) -> Expected:
-    """Expected inbox inputs (feeds) and outputs (step) of the tasks topology.
+    """Expected inbox (the feeds' messages and the step's own) and outputs (the step) of the tasks topology.
 
-    :param sources: catalog name -> records of ``task.commands``, ``scheduler.decisions``,
-        ``robot.telemetry``, ``timers.due.tasks``, ``task.schedules``.
-    :param inbox: the records of ``tasks.inbox`` as written (the step's input).
+    :param sources: catalog name -> records of the sources (:data:`TASKS_KINDS`), decoded.
+    :param inbox: ``tasks.inbox`` as written, values :class:`Envelope` (the step's input).
     """
     cfg = config or TasksConfig()
     expected = Expected()
-    feeds = {
-        "task.commands": lambda r: inputs.from_command(r.value, r.key),
-        "scheduler.decisions": lambda r: inputs.from_decision(r.value),
-        "robot.telemetry": lambda r: inputs.from_telemetry(r.value),
-        "timers.due.tasks": lambda r: inputs.from_due_timer(r.value) if r.value is not None else [],
-        "task.schedules": lambda r: inputs.from_schedule(r.value, r.key, r.timestamp),
-    }
-    for name, normalize in feeds.items():
+    for name, kind in TASKS_KINDS.items():
+        normalize = normalizer(kind, cfg)
         for rec in sources.get(name, []):
-            if rec.value is None and name != "task.schedules":
-                continue
             try:
-                produced = normalize(rec)
-            except RejectedRecord as exc:
+                produced = normalize(rec.value, rec.key, rec.timestamp)
+            except RecordError as exc:
                 expected.rejected.append((rec.topic, rec.partition, rec.offset, str(exc)))
                 continue
             for inp in produced:
-                expected.inbox[_canonical(inp)] += 1
-    states: dict[tuple[str, str], Any] = {}
-    for rec in inbox:
-        inp = rec.value
-        if inp is None:
-            continue
-        key = rec.key or ""
-        if inp["type"] in ("schedule", "fire"):
-            sub = (key, "schedule")
-            new, outs = step_schedule(states.get(sub), inp, cfg, rec.timestamp)
-        else:
-            sub = (key, "task")
-            new, outs = machine.step(states.get(sub), inp, cfg)
-        states[sub] = _stored(new)
-        for out in outs:
-            if out.topic == "tasks.inbox":
-                expected.inbox[_canonical(out.value)] += 1
-            else:
-                expected.emit(out.topic, out.key, out.value)
+                owner = tasks_builder.inputs.inbox_key(inp)
+                expected.inbox[inbox_entry(owner, Envelope(kind, inp))] += 1
+    harness = StepHarness(TasksStep(cfg))
+    try:
+        for n, rec in enumerate(inbox, 1):
+            if rec.value is None or rec.key is None:
+                continue
+            try:
+                outs = harness.send(rec.value.kind, rec.key, rec.value.payload, rec.timestamp)
+            except RecordError as exc:
+                expected.rejected.append((rec.topic, rec.partition, rec.offset, str(exc)))
+                continue
+            for out in outs:
+                if isinstance(out.value, Envelope):
+                    expected.inbox[inbox_entry(out.key, out.value)] += 1
+                else:
+                    expected.emit(out.topic, out.key, out.value)
+            if n % 1000 == 0:
+                harness.checkpoint()
+    finally:
+        harness.close()
     return expected

@@ -84,7 +84,9 @@ class Supervisor:
 
     # -- instances ---------------------------------------------------------------------------------------
     def add(self, processor: str, index: int, extra_env: Mapping[str, str] | None = None) -> Instance:
-        """Declare instance ``index`` of ``processor``, with its own state directory and instance id."""
+        """Declare instance ``index`` of ``processor`` (the old ``_`` spelling is taken as its hyphenated
+        name), with its own state directory and instance id."""
+        processor = processor.replace("_", "-")
         name = f"{processor}.{index}"
         env = {
             **self.base_env,
@@ -101,7 +103,7 @@ class Supervisor:
         """The instances of ``processor`` (written with ``-`` or ``_``)."""
         name = processor.replace("_", "-")
         with self._lock:
-            return [i for i in self.instances.values() if i.processor.replace("_", "-") == name]
+            return [i for i in self.instances.values() if i.processor == name]
 
     def start(self, inst: Instance) -> None:
         with self._lock:

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from pipelines.drill.cluster import STACK_SCRIPT, KafkaCluster, StackServices
 from pipelines.drill.faults import DrillContext, FaultRecord, NotInjected
@@ -34,8 +34,8 @@ from pipelines.drill.processes import Supervisor
 from pipelines.drill.progress import GroupProgress
 from pipelines.drill.stores import StoreConfig, store_checks
 from pipelines.drill.verify import Check, load_evidence, topology_checks
+from pipelines.processors import PROCESSORS
 from pipelines.settings import PRODUCER_DEFAULTS, CommonSettings
-from schemas import catalog
 
 __all__ = ["DrillReport", "DrillRunner", "DrillSettings"]
 
@@ -123,17 +123,6 @@ class DrillReport:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2)
 
 
-def cli_processor_names() -> dict[str, str]:
-    """Hyphenated processor name -> the name ``fleet run`` takes, read from the CLI itself."""
-    from pipelines.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._subparsers._group_actions if a.dest == "command")  # type: ignore[union-attr]
-    run = sub.choices["run"]  # type: ignore[index]
-    action = next(a for a in run._actions if a.dest == "processor")
-    return {str(n).replace("_", "-"): str(n) for n in action.choices}
-
-
 class DrillRunner:
     def __init__(
         self,
@@ -204,15 +193,6 @@ class DrillRunner:
         self.report.cluster = self.cluster.describe()
         logger.info("drill %s on %s: prefix %s", self.plan.name, self.cluster.bootstrap_servers, self.prefix)
         self._fleet("topics", "apply")
-        # The tasks processor's internal inbox is not in the catalog; it would create it itself with
-        # replication 1 (pipelines/app.py): create it as the catalog topics are.
-        inbox_parts = catalog.topic("task.commands").partitions
-        inbox = NewTopic(
-            f"{self.prefix}tasks.inbox", num_partitions=inbox_parts, replication_factor=3,
-            config={"min.insync.replicas": "2", "cleanup.policy": "delete"},
-        )  # fmt: skip
-        for future in admin.create_topics([inbox]).values():
-            future.result(30)
         self._fleet("schemas", "register")
 
     # -- the run ----------------------------------------------------------------------------------------
@@ -224,14 +204,13 @@ class DrillRunner:
         progress: GroupProgress | None = None
         try:
             self.setup(admin)
-            names = cli_processor_names()
-            missing = [p for p in self.plan.instances if p not in names]
+            missing = [p for p in self.plan.instances if p not in PROCESSORS]
             if missing:
-                raise RuntimeError(f"`fleet run` has no processor {missing}; it has {sorted(names)}")
+                raise RuntimeError(f"`fleet run` has no processor {missing}; it has {sorted(PROCESSORS)}")
             supervisor = Supervisor(self.run_dir, self._env(), tag=self.tenant)
             for processor, count in self.plan.instances.items():
                 for index in range(1, count + 1):
-                    supervisor.add(names[processor], index)
+                    supervisor.add(processor, index)
             progress = GroupProgress(admin, self.kafka_config, f"{self.prefix}fleet-")
             ctx = DrillContext(
                 supervisor, self.cluster, StackServices(), progress, self.prefix,

@@ -6,9 +6,9 @@ system tests. The topology checks are here; the sinks' are in :mod:`pipelines.dr
 - every output topic of a topology: no event id twice;
 - ``task.events``: per task, the sequence numbers are 1..n in order; ``robot.status``: per robot,
   the sequence numbers never go back;
-- the oracle (:mod:`pipelines.drill.oracle`): the telemetry and tasks outputs equal the pure steps
-  run over the same inputs, key by key and in order, and the tasks inbox holds exactly the normalized
-  source records plus the step's own messages;
+- the oracle (:mod:`pipelines.drill.oracle`): the telemetry and tasks outputs equal their kernel steps
+  run over the same inputs, key by key and in order, and each inbox holds exactly the feeds' messages
+  plus the step's own, each once;
 - dead letters: none (nothing our producers write may be dead-lettered), and every record the oracle
   rejects is in the DLQ;
 - the load's own producers wrote no record twice (their idempotence under broker failover).
@@ -24,17 +24,27 @@ from typing import Any
 
 import orjson
 
-from pipelines.drill.oracle import tasks_oracle, telemetry_oracle
+from pipelines.drill.oracle import (
+    TASKS_INBOX,
+    TASKS_KINDS,
+    TELEMETRY_INBOX,
+    TELEMETRY_KINDS,
+    inbox_entry,
+    tasks_oracle,
+    telemetry_oracle,
+)
 from pipelines.drill.reader import Record, TopicReader
 from schemas.catalog import CATALOG, DLQ_PROCESSORS
 from schemas.codec import AvroCodec
 from schemas.registry import RegistryClient
+from topologies.kernel import Envelope, decode_envelope
 
 __all__ = ["Check", "Evidence", "load_evidence", "topology_checks"]
 
 logger = logging.getLogger(__name__)
 
-INBOX = "tasks.inbox"
+#: The inboxes the oracle checks, and where a forwarded record of each kind comes from.
+INBOXES = {TELEMETRY_INBOX: {kind: name for name, kind in TELEMETRY_KINDS.items()}, TASKS_INBOX: {}}
 #: Outputs of the topologies, written exactly once (transactions).
 TOPOLOGY_OUTPUTS = (
     "robot.status",
@@ -77,6 +87,7 @@ class Evidence:
 
     prefix: str
     topics: dict[str, list[Record]] = field(default_factory=dict)
+    partitions: dict[str, int] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> list[Record]:
         return self.topics.get(name, [])
@@ -89,10 +100,12 @@ class Evidence:
 
 
 def load_evidence(kafka_config: dict[str, Any], registry_config: dict[str, Any], prefix: str) -> Evidence:
-    """Read every catalog topic of the drill (and the tasks inbox) to its end."""
+    """Read every catalog topic of the drill to its end; inbox values as :class:`Envelope`, a forwarded
+    record's payload decoded by the codec of the topic it came from."""
     reader = TopicReader(kafka_config)
     registry = RegistryClient(**registry_config)
     evidence = Evidence(prefix)
+    decoders: dict[str, Callable[[bytes], Any]] = {}
     try:
         for spec in CATALOG:
             decode: Callable[[bytes], Any]
@@ -102,11 +115,28 @@ def load_evidence(kafka_config: dict[str, Any], registry_config: dict[str, Any],
                 decode = orjson.loads
             else:
                 decode = AvroCodec.for_topic(registry, spec.base_name, prefix, auto_register=False).decode
+            decoders[spec.base_name] = decode
+        for spec in CATALOG:
+            decode = decoders[spec.base_name]
+            if spec.base_name in INBOXES:
+                sources = {kind: decoders[name] for kind, name in INBOXES[spec.base_name].items()}
+                decode = _envelopes(sources)
             evidence.topics[spec.base_name] = reader.read(f"{prefix}{spec.base_name}", decode)
-        evidence.topics[INBOX] = reader.read(f"{prefix}{INBOX}", orjson.loads)
+            evidence.partitions[spec.base_name] = len(reader.partitions(f"{prefix}{spec.base_name}"))
     finally:
         registry.close()
     return evidence
+
+
+def _envelopes(sources: dict[str, Callable[[bytes], Any]]) -> Callable[[bytes], Envelope]:
+    def decode(data: bytes) -> Envelope:
+        envelope = decode_envelope(data)
+        payload = envelope.payload
+        if isinstance(payload, bytes) and envelope.kind in sources:
+            return Envelope(envelope.kind, sources[envelope.kind](payload))
+        return envelope
+
+    return decode
 
 
 def _per_key(records: Iterable[Record], key: Callable[[Record], str]) -> dict[str, list[Record]]:
@@ -212,43 +242,33 @@ def _dlq_coordinates(evidence: Evidence, processor: str) -> dict[tuple[str, int,
 
 
 def oracle_checks(evidence: Evidence) -> list[Check]:
-    """The telemetry and tasks outputs against the pure steps over the same inputs."""
+    """The telemetry and tasks outputs against their kernel steps over the same inputs."""
     telemetry_out = ("robot.status", "alerts", "robot.telemetry.1m", "robot.telemetry.accepted", "timers")
     actual = {t: _actual(evidence, t) for t in telemetry_out if t in evidence.topics}
     actual["alerts"] = _actual(evidence, "alerts", lambda v: v.get("kind") in TELEMETRY_ALERTS)
     telemetry, verdicts = telemetry_oracle(
-        evidence["robot.telemetry"],
-        evidence["robot.registry"],
-        evidence["timers.due.telemetry"],
+        {name: evidence[name] for name in TELEMETRY_KINDS},
+        evidence[TELEMETRY_INBOX],
         evidence["site.maps"],
         actual,
+        partitions=evidence.partitions.get("robot.telemetry") or 1,
     )
-    sources = {
-        n: evidence[n]
-        for n in (
-            "task.commands",
-            "scheduler.decisions",
-            "robot.telemetry",
-            "timers.due.tasks",
-            "task.schedules",
-        )
-    }
-    tasks = tasks_oracle(sources, evidence[INBOX])
+    tasks = tasks_oracle({name: evidence[name] for name in TASKS_KINDS}, evidence[TASKS_INBOX])
     checks = []
     failed = [v for v in verdicts if not v.ok]
-    name = "oracle telemetry: every output the steps' output for its inputs, in order"
+    name = "oracle telemetry: every output the step's output for its inputs, in order"
     emitted = sum(len(v.emitted) for v in verdicts)
     reordered = sum(v.reordered for v in verdicts)
     if failed:
         detail = "; ".join(f"{v.key}: {v.detail}" for v in failed[:3])
-        checks.append(Check(name, False, f"{len(failed)} of {len(verdicts)} robots unexplained: {detail}"))
+        checks.append(Check(name, False, f"{len(failed)} of {len(verdicts)} keys unexplained: {detail}"))
     else:
         checks.append(
             Check(
                 name,
                 True,
-                f"{emitted} records over {len(verdicts)} robots; {reordered} inputs applied out of timestamp "
-                "order (same-moment timer and sample)",
+                f"{emitted} records over {len(verdicts)} keys (robots and sites); {reordered} inputs applied "
+                "out of timestamp order (same-moment inputs of different topics)",
             )
         )
     for topic in sorted(actual):
@@ -268,23 +288,11 @@ def oracle_checks(evidence: Evidence) -> list[Check]:
     )
     task_timers = {k: v for k, v in _actual(evidence, "timers").items() if not k.startswith("telemetry:")}
     checks.append(_compare("oracle tasks -> timers", tasks.outputs.get("timers", {}), task_timers))
-    inbox = Counter(
-        orjson.dumps(r.value, option=orjson.OPT_SORT_KEYS) for r in evidence[INBOX] if r.value is not None
-    )
-    want = Counter(tasks.inbox)
-    missing, extra = want - inbox, inbox - want
-    name = "oracle tasks feeds -> tasks.inbox (each source record once)"
-    if missing or extra:
-        sample = [orjson.loads(k) for k in list(missing)[:2]] + [orjson.loads(k) for k in list(extra)[:2]]
-        checks.append(
-            Check(
-                name,
-                False,
-                f"{sum(missing.values())} missing, {sum(extra.values())} extra of {sum(want.values())}: {sample}",
-            )
-        )
-    else:
-        checks.append(Check(name, True, f"{sum(want.values())} inputs, each once"))
+    for processor, inbox, expected in (
+        ("telemetry", TELEMETRY_INBOX, telemetry),
+        ("tasks", TASKS_INBOX, tasks),
+    ):
+        checks.append(_inbox_check(processor, evidence[inbox], expected.inbox))
     for processor, expected in (("telemetry", telemetry), ("tasks", tasks)):
         dead = _dlq_coordinates(evidence, processor)
         want_dead = {(t, p, o) for t, p, o, _reason in expected.rejected}
@@ -294,6 +302,21 @@ def oracle_checks(evidence: Evidence) -> list[Check]:
             Check(name, ok, f"{len(want_dead)} rejected by the steps, {len(dead)} in dlq.{processor}")
         )
     return checks
+
+
+def _inbox_check(processor: str, records: list[Record], expected: dict[bytes, int]) -> Check:
+    written = Counter(inbox_entry(r.key or "", r.value) for r in records if isinstance(r.value, Envelope))
+    want = Counter(expected)
+    missing, extra = want - written, written - want
+    name = f"oracle {processor} inbox: the feeds' and the step's messages, each once"
+    if missing or extra:
+        sample = [orjson.loads(k) for k in list(missing)[:2]] + [orjson.loads(k) for k in list(extra)[:2]]
+        return Check(
+            name,
+            False,
+            f"{sum(missing.values())} missing, {sum(extra.values())} extra of {sum(want.values())}: {sample}",
+        )
+    return Check(name, True, f"{sum(want.values())} messages, each once")
 
 
 def _robot_keys(actual: dict[str, list[str | None]], topic: str) -> dict[str, list[str | None]]:

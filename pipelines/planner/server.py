@@ -23,9 +23,9 @@ from grpc_health.v1.health import HealthServicer
 from pipelines.planner.convert import robot_from_pb, task_from_pb
 from schemas.proto import planner_pb2 as pb
 from schemas.proto import planner_pb2_grpc as pb_grpc
+from schemas.sitegraph import SiteGraph, graph_for
 from topologies.dispatch.config import DispatchConfig
 from topologies.dispatch.decisions import route_waypoints
-from topologies.dispatch.graph import SiteGraph, graph_for
 from topologies.dispatch.policy import CostModel, optimal
 
 __all__ = ["MAP_REQUIRED", "PlannerService", "serve"]
@@ -93,7 +93,7 @@ class PlannerService(pb_grpc.PlannerServicer):
         via = list(request.via)
         if len(via) < 2:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "via needs at least two nodes")
-        legs = [graph.path(a, b) for a, b in itertools.pairwise(via)]
+        legs = [graph.timed_path(a, b) for a, b in itertools.pairwise(via)]
         if any(not leg for leg in legs):
             context.abort(grpc.StatusCode.NOT_FOUND, "no route through the given nodes")
         route = route_waypoints(legs, request.start_ms)

@@ -1,7 +1,7 @@
 """Dispatch topology: assign ready tasks to free robots per site, send robots to chargers, requeue on offline.
 
-Consumes ``robot.status``, ``task.events``, ``site.maps`` and ``robot.registry`` (each re-keyed to
-``site_id`` with ``group_by``; the four topics must have equal partition counts) and produces Decisions to
+Consumes ``robot.status``, ``task.events``, ``site.maps`` and ``robot.registry`` (each fed into its inbox
+``dispatch.inbox`` keyed by ``site_id``; the topics may have any partition counts) and produces Decisions to
 ``scheduler.decisions`` (key task_id, else robot_id) exactly once. Rejected records go to
 ``dlq.dispatch``. With ``FLEET_PLANNER_TARGET`` set, every matching with a choice (more than one robot or
 task) goes to the gRPC planner behind a deadline, retries and a circuit breaker, and falls back to the
@@ -18,20 +18,30 @@ from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.planner import CircuitBreaker, PlannerAssigner, PlannerClient
 from pipelines.settings import TopologySettings
 from schemas import catalog
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer, AvroSerializer
-from schemas.registry import RegistryClient
-from topologies.dispatch import DispatchConfig, greedy_assigner
-from topologies.dispatch.builder import build_dispatch, decision_key
-from topologies.dispatch.machine import Assigner
+from topologies.dispatch import (
+    MAP,
+    OUTPUT_TOPICS,
+    REGISTRATION,
+    STATUS,
+    TASK,
+    Assigner,
+    DispatchConfig,
+    build_dispatch,
+    greedy_assigner,
+)
+from topologies.dispatch.builder import OWNER
 
-__all__ = ["INPUTS", "OUTPUT", "Settings", "build", "run"]
+__all__ = ["SOURCES", "Settings", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
-NAME = "dispatch"
-INPUTS = ("robot.status", "task.events", "site.maps", "robot.registry")
-OUTPUT = "scheduler.decisions"
+#: Kind of input -> its source topic.
+SOURCES = {
+    STATUS: catalog.ROBOT_STATUS,
+    TASK: catalog.TASK_EVENTS,
+    MAP: catalog.SITE_MAPS,
+    REGISTRATION: catalog.ROBOT_REGISTRY,
+}
 
 
 class Settings(TopologySettings):
@@ -75,32 +85,20 @@ class Settings(TopologySettings):
         return PlannerAssigner(client)
 
 
-def _partitions(settings: Settings, name: str) -> int:
-    return settings.partitions or catalog.topic(name).partitions
-
-
 def build(settings: Settings) -> ProcessorApp:
     """The dispatch ProcessorApp, fully wired (not running)."""
-    registry = RegistryClient(**settings.registry_client_config())
-    papp = create_processor_app(settings, NAME, exactly_once=True, commit_interval=settings.commit_interval_s)
-
-    def codec(name: str) -> AvroCodec:
-        return AvroCodec.for_topic(registry, name, settings.topic_prefix)
-
-    app = papp.app
-    sdfs = [
-        app.dataframe(
-            papp.topic(
-                name, value_deserializer=AvroDeserializer(codec(name)), partitions=_partitions(settings, name)
-            )
-        )
-        for name in INPUTS
-    ]
-    decisions = build_dispatch(*sdfs, config=settings.dispatch_config(), assigner=settings.assigner())
-    out = papp.topic(
-        OUTPUT, value_serializer=AvroSerializer(codec(OUTPUT)), partitions=_partitions(settings, OUTPUT)
+    papp = create_processor_app(
+        settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
     )
-    decisions.to_topic(out, key=decision_key)
+    sources, decoders = papp.sources(SOURCES)
+    outputs = build_dispatch(
+        sources=sources,
+        inbox=papp.inbox(),
+        decoders=decoders,
+        config=settings.dispatch_config(),
+        assigner=settings.assigner(),
+    )
+    papp.produce(outputs, OUTPUT_TOPICS)
     return papp
 
 

@@ -13,27 +13,29 @@ See ``topologies.rmf``.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pydantic import Field
-from quixstreams.models import Deserializer, SerializationContext
 
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import TopologySettings
 from schemas import catalog
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer, AvroSerializer
-from schemas.registry import RegistryClient
-from schemas.rmf import RmfJsonCodec
-from topologies.rmf import OUTPUT_TOPIC, OUTPUT_TOPICS, OWNER, RmfIngestConfig, build_rmf_ingest, output_key
+from topologies.rmf import (
+    FLEET_STATE,
+    OUTPUT_TOPIC,
+    OUTPUT_TOPICS,
+    OWNER,
+    TIMER,
+    RmfIngestConfig,
+    build_rmf_ingest,
+)
 
 __all__ = ["INPUT", "TIMERS_DUE", "Settings", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
-INPUT = "rmf.fleet_states"
+INPUT = catalog.RMF_FLEET_STATES
 #: This processor's due timers (key fleet name, co-partitioned with INPUT).
-TIMERS_DUE = f"timers.due.{OWNER}"
+TIMERS_DUE = catalog.timers_due(OWNER)
 
 
 class Settings(TopologySettings):
@@ -70,49 +72,22 @@ class Settings(TopologySettings):
         )
 
 
-class _FleetStateDeserializer(Deserializer):
-    """``rmf.fleet_states`` JSON, validated against the vendored rmf_api_msgs schemas."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._codec = RmfJsonCodec(INPUT)
-
-    def __call__(self, value: bytes, ctx: SerializationContext) -> Any:
-        return self._codec.decode(value)
-
-
-def _partitions(settings: Settings, name: str) -> int:
-    return settings.partitions or catalog.topic(name).partitions
-
-
 def build(settings: Settings) -> ProcessorApp:
     """The RMF ingest ProcessorApp, fully wired (not running)."""
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
     )
-
-    def codec(name: str) -> AvroCodec:
-        return AvroCodec.for_topic(registry, name, settings.topic_prefix)
-
-    fleet_states = papp.topic(
-        INPUT, value_deserializer=_FleetStateDeserializer(), partitions=_partitions(settings, INPUT)
-    )
+    fleet_states = papp.topic(INPUT)
     # Created with INPUT's real partition count: a robot's timer must come back to the partition of its
     # fleet's state (Quix refuses to start when the two differ).
-    timers_due = papp.topic(
-        TIMERS_DUE,
-        value_deserializer=AvroDeserializer(codec(TIMERS_DUE)),
-        partitions=fleet_states.broker_config.num_partitions,
-    )
-    app = papp.app
+    timers_due = papp.topic(TIMERS_DUE, partitions=fleet_states.broker_config.num_partitions)
     outputs = build_rmf_ingest(
-        app.dataframe(fleet_states), config=settings.ingest_config(), timers_due_sdf=app.dataframe(timers_due)
+        papp.dataframe(fleet_states),
+        config=settings.ingest_config(),
+        decoders={FLEET_STATE: papp.decoder(INPUT), TIMER: papp.decoder(TIMERS_DUE)},
+        timers_due=papp.dataframe(timers_due),
     )
-    papp.produce_outputs(
-        outputs, OUTPUT_TOPICS, lambda name: AvroSerializer(codec(name)), lambda name: _partitions(settings, name),
-        output_key,
-    )  # fmt: skip
+    papp.produce(outputs, OUTPUT_TOPICS)
     return papp
 
 

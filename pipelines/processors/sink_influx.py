@@ -17,9 +17,7 @@ from pydantic import Field, SecretStr, model_validator
 from pipelines.app import create_processor_app
 from pipelines.metrics import sink_observers
 from pipelines.settings import CommonSettings
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer
-from schemas.registry import RegistryClient
+from schemas.catalog import ROBOT_TELEMETRY_1M, ROBOT_TELEMETRY_ACCEPTED
 from sinks.deadletters import DeadLetterWriter
 from sinks.influx import InfluxConfig, InfluxSink
 
@@ -28,7 +26,7 @@ __all__ = ["NAME", "TOPICS", "Settings", "run"]
 logger = logging.getLogger(__name__)
 
 NAME = "sink-influx"
-TOPICS = ("robot.telemetry.accepted", "robot.telemetry.1m")
+TOPICS = (ROBOT_TELEMETRY_ACCEPTED, ROBOT_TELEMETRY_1M)
 
 
 class Settings(CommonSettings):
@@ -89,12 +87,11 @@ class Settings(CommonSettings):
 
 
 def run(settings: Settings) -> None:
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
     on_flush, on_backpressure = sink_observers(NAME)
-    dead_letters = DeadLetterWriter(papp.dlq.send)
+    dead_letters = DeadLetterWriter(papp.dlq.send, papp.encoders(TOPICS))
     sink = InfluxSink(
         settings.influx_config(),
         on_flush=on_flush,
@@ -102,9 +99,7 @@ def run(settings: Settings) -> None:
         dead_letter=dead_letters,
     )
     for name in TOPICS:
-        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix, guard_decoded=True)
-        dead_letters.encoders[settings.topic(name)] = codec.encode
-        papp.app.dataframe(papp.topic(name, value_deserializer=AvroDeserializer(codec))).sink(sink)
+        papp.avro_input(name).sink(sink)
     logger.info(
         "writing to %s database %s (%s API)",
         settings.influx_url,
@@ -115,4 +110,3 @@ def run(settings: Settings) -> None:
         papp.run()
     finally:
         sink.close()
-        registry.close()

@@ -17,10 +17,6 @@ from pydantic import Field, SecretStr
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.metrics import SINK_BATCH_SIZE, SINK_FAILURES, SINK_WRITE_SECONDS
 from pipelines.settings import CommonSettings
-from schemas import catalog
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer
-from schemas.registry import RegistryClient
 from sinks.deadletters import DeadLetterWriter
 from sinks.postgres import TOPIC_TABLES, PostgresSink
 
@@ -65,11 +61,10 @@ def _on_flush(rows: int, seconds: float) -> None:
 
 def build(settings: Settings) -> ProcessorApp:
     """The Postgres sink ProcessorApp, fully wired (not running)."""
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
-    dead_letters = DeadLetterWriter(papp.dlq.send)
+    dead_letters = DeadLetterWriter(papp.dlq.send, papp.encoders(TOPICS))
     sink = PostgresSink(
         settings.postgres_dsn.get_secret_value(),
         {settings.topic(name): name for name in TOPICS},
@@ -83,14 +78,7 @@ def build(settings: Settings) -> ProcessorApp:
         dead_letter=dead_letters,
     )
     for name in TOPICS:
-        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix, guard_decoded=True)
-        dead_letters.encoders[settings.topic(name)] = codec.encode
-        topic = papp.topic(
-            name,
-            value_deserializer=AvroDeserializer(codec),
-            partitions=settings.partitions or catalog.topic(name).partitions,
-        )
-        papp.app.dataframe(topic).sink(sink)
+        papp.avro_input(name).sink(sink)
     return papp
 
 

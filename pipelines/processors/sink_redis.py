@@ -16,9 +16,7 @@ from pydantic import Field
 from pipelines.app import create_processor_app
 from pipelines.metrics import sink_observers
 from pipelines.settings import CommonSettings
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer
-from schemas.registry import RegistryClient
+from schemas.catalog import ROBOT_STATUS, TASK_EVENTS
 from sinks.deadletters import DeadLetterWriter
 from sinks.redis import VIEWS_MARKER, RedisConfig, RedisSink
 from sinks.redis_views import TopicReplay
@@ -28,7 +26,7 @@ __all__ = ["NAME", "TOPICS", "Settings", "run"]
 logger = logging.getLogger(__name__)
 
 NAME = "sink-redis"
-TOPICS = ("robot.status", "task.events")
+TOPICS = (ROBOT_STATUS, TASK_EVENTS)
 
 
 class Settings(CommonSettings):
@@ -58,18 +56,14 @@ class Settings(CommonSettings):
 
 
 def run(settings: Settings) -> None:
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
     on_flush, on_backpressure = sink_observers(NAME)
-    codecs = {
-        name: AvroCodec.for_topic(registry, name, settings.topic_prefix, guard_decoded=True)
-        for name in TOPICS
-    }
-    dead_letters = DeadLetterWriter(papp.dlq.send, {settings.topic(n): c.encode for n, c in codecs.items()})
+    dead_letters = DeadLetterWriter(papp.dlq.send, papp.encoders(TOPICS))
     replay = TopicReplay(
-        settings.kafka_client_config(), {n: (settings.topic(n), c.decode) for n, c in codecs.items()}
+        settings.kafka_client_config(),
+        {n: (settings.topic(n), papp.codec(n, guard_decoded=True).decode) for n in TOPICS},
     )
     sink = RedisSink(
         settings.redis_config(),
@@ -78,10 +72,9 @@ def run(settings: Settings) -> None:
         dead_letter=dead_letters,
         replay=replay,
     )
-    for name, codec in codecs.items():
-        papp.app.dataframe(papp.topic(name, value_deserializer=AvroDeserializer(codec))).sink(sink)
+    for name in TOPICS:
+        papp.avro_input(name).sink(sink)
     try:
         papp.run()
     finally:
         sink.close()
-        registry.close()

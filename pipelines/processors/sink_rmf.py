@@ -20,9 +20,8 @@ from quixstreams import State
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import PRODUCER_DEFAULTS, CommonSettings
 from schemas import tracing
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer
-from schemas.registry import RegistryClient
+from schemas.catalog import RMF_TASK_STATES, ROBOT_REGISTRY, TASK_EVENTS
+from schemas.records import TERMINAL_TASK_STATES
 from sinks.deadletters import DeadLetterWriter
 from sinks.rmf import RmfApiClient, RmfSink
 
@@ -32,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 NAME = "sink-rmf"
 _ACTS_ON = ("ASSIGNED", "CANCELLED")
-_TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
 
 
 class Settings(CommonSettings):
@@ -59,7 +57,7 @@ def enrich(event: dict[str, Any] | None, state: State) -> dict[str, Any] | None:
         state.set("spec", spec)
     else:
         spec = state.get("spec")
-    if status in _TERMINAL:
+    if status in TERMINAL_TASK_STATES:
         state.delete("spec")
     return {**event, "spec": spec} if status in _ACTS_ON else None
 
@@ -89,7 +87,6 @@ class _TaskStatePublisher:
 
 def build(settings: Settings) -> tuple[ProcessorApp, RmfSink, list[Any]]:
     """The wired processor (not running), its sink and the resources to close."""
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings, NAME, exactly_once=False, commit_interval=settings.commit_interval_s
     )
@@ -98,8 +95,8 @@ def build(settings: Settings) -> tuple[ProcessorApp, RmfSink, list[Any]]:
         settings.rmf_api_token.get_secret_value() if settings.rmf_api_token else None,
         timeout_s=settings.rmf_timeout_s,
     )
-    publisher = _TaskStatePublisher(settings.kafka_client_config(), settings.topic("rmf.task_states"))
-    dead_letters = DeadLetterWriter(papp.dlq.send)
+    publisher = _TaskStatePublisher(settings.kafka_client_config(), settings.topic(RMF_TASK_STATES))
+    dead_letters = DeadLetterWriter(papp.dlq.send, papp.encoders([TASK_EVENTS, ROBOT_REGISTRY]))
     sink = RmfSink(
         client,
         publisher,
@@ -109,17 +106,12 @@ def build(settings: Settings) -> tuple[ProcessorApp, RmfSink, list[Any]]:
         dead_letter=dead_letters,
     )
 
-    def avro(name: str) -> Any:
-        codec = AvroCodec.for_topic(registry, name, settings.topic_prefix, guard_decoded=True)
-        dead_letters.encoders[settings.topic(name)] = codec.encode
-        return papp.topic(name, value_deserializer=AvroDeserializer(codec))
-
-    events = papp.app.dataframe(avro("task.events"))
+    events = papp.avro_input(TASK_EVENTS)
     events = events.apply(enrich, stateful=True).filter(lambda v: v is not None)
     events.sink(sink)
-    registrations = papp.app.dataframe(avro("robot.registry"))
+    registrations = papp.avro_input(ROBOT_REGISTRY)
     registrations.filter(lambda v: v is not None).update(sink.register)
-    return papp, sink, [client, publisher, registry]
+    return papp, sink, [client, publisher]
 
 
 def run(settings: Settings) -> None:

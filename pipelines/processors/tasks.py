@@ -1,7 +1,8 @@
 """Tasks topology: commands, idempotency, state machine, dependencies, timeouts, retries, cron -> task.events.
 
 Consumes ``task.commands``, ``scheduler.decisions`` (ASSIGN/UNASSIGN), ``robot.telemetry`` (records with a
-task phase), ``rmf.task_states``, ``timers.due.tasks`` and ``task.schedules``; normalizes them into the
+task phase), ``rmf.task_states`` (ours, and the tasks RMF dispatched itself, adopted as external tasks when
+``FLEET_RMF_TENANT_ID`` is set), ``timers.due.tasks`` and ``task.schedules``; normalizes them into the
 internal ``tasks.inbox`` (keyed by task id, schedule id for schedules), whose one stateful step produces
 ``task.events``, ``timers`` (arm / tombstone) and inbox messages (dependencies, cron creations), exactly
 once. Rejected records go to ``dlq.tasks``. See ``topologies/tasks``.
@@ -13,42 +14,37 @@ import logging
 from typing import Any
 
 from pydantic import Field
-from quixstreams.models import Deserializer, SerializationContext
-from quixstreams.models.serializers import JSONDeserializer, JSONSerializer
 
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import TopologySettings
 from schemas import catalog
-from schemas.codec import AvroCodec
-from schemas.ids import now_ms
-from schemas.quix import AvroDeserializer, AvroSerializer
-from schemas.registry import RegistryClient
-from schemas.rmf import RmfJsonCodec
+from schemas.limits import FUTURE_SKEW_MS
 from topologies.tasks import (
-    EVENTS,
-    INBOX,
+    COMMAND,
+    DECISION,
+    OUTPUT_TOPICS,
     OWNER,
-    TIMERS,
-    OutputSerializer,
+    RMF,
+    SCHEDULE,
+    TELEMETRY,
+    TIMER,
     TasksConfig,
-    build_inbox_feeds,
     build_tasks,
-    inbox_key,
-    output_key,
 )
 
-__all__ = ["INPUTS", "RmfDeserializer", "Settings", "build", "run"]
+__all__ = ["SOURCES", "Settings", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
-INPUTS = (
-    "task.commands",
-    "scheduler.decisions",
-    "robot.telemetry",
-    "rmf.task_states",
-    f"timers.due.{OWNER}",
-    "task.schedules",
-)
+#: Kind of input -> its source topic.
+SOURCES = {
+    COMMAND: catalog.TASK_COMMANDS,
+    DECISION: catalog.SCHEDULER_DECISIONS,
+    TELEMETRY: catalog.ROBOT_TELEMETRY,
+    RMF: catalog.RMF_TASK_STATES,
+    TIMER: catalog.timers_due(OWNER),
+    SCHEDULE: catalog.TASK_SCHEDULES,
+}
 
 
 class Settings(TopologySettings):
@@ -62,7 +58,25 @@ class Settings(TopologySettings):
     max_dependencies: int = Field(100, ge=0, description="A CREATE with more prerequisites is rejected.")
     max_dependents: int = Field(10_000, ge=0, description="Dependents one task accepts.")
     misfire_grace_s: float = Field(
-        60.0, ge=0, description="A cron fire handled later than this is a misfire (SKIP / FIRE_ONCE)."
+        60.0,
+        ge=0,
+        description="A cron fire the timer service delivers later than this is a misfire (SKIP / FIRE_ONCE).",
+    )
+    future_skew_s: float = Field(
+        FUTURE_SKEW_MS / 1000,
+        ge=0,
+        description="A command stamped further than this after it was produced (its Kafka timestamp) is "
+        "dead-lettered.",
+    )
+    rmf_tenant_id: str | None = Field(
+        None,
+        min_length=1,
+        description="Tenant of the tasks Open-RMF dispatched itself: their states create external tasks "
+        "(unset: such states are logged and ignored).",
+    )
+    rmf_site_id: str = Field("", description="Site of those tasks, unless rmf_fleet_sites names one.")
+    rmf_fleet_sites: dict[str, str] = Field(
+        default_factory=dict, description='RMF fleet name -> site id, as JSON: {"tinyRobot": "s1"}.'
     )
     tasks_from_telemetry: bool = Field(True, description="Consume robot.telemetry for task progress.")
     tasks_from_rmf: bool = Field(True, description="Consume rmf.task_states for task progress.")
@@ -101,29 +115,15 @@ class Settings(TopologySettings):
             max_dependencies=self.max_dependencies,
             max_dependents=self.max_dependents,
             misfire_grace_ms=round(self.misfire_grace_s * 1000),
+            future_skew_ms=round(self.future_skew_s * 1000),
+            rmf_tenant_id=self.rmf_tenant_id,
+            rmf_site_id=self.rmf_site_id,
+            rmf_fleet_sites=dict(self.rmf_fleet_sites),
         )
 
 
-class RmfDeserializer(Deserializer):
-    """``rmf.task_states`` JSON, validated against the vendored rmf_api_msgs schemas."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._codec = RmfJsonCodec("rmf.task_states")
-
-    def __call__(self, value: bytes, ctx: SerializationContext) -> Any:
-        return self._codec.decode(value)
-
-
-def _partitions(settings: Settings, name: str) -> int:
-    if name == INBOX:
-        name = "task.commands"
-    return settings.partitions or catalog.topic(name).partitions
-
-
-def build(settings: Settings, clock: Any = now_ms) -> ProcessorApp:
+def build(settings: Settings) -> ProcessorApp:
     """The tasks ProcessorApp, fully wired (not running)."""
-    registry = RegistryClient(**settings.registry_client_config())
     producer_config: dict[str, Any] = {"transaction.timeout.ms": round(settings.transaction_timeout_s * 1000)}
     consumer_config: dict[str, Any] = {"session.timeout.ms": round(settings.session_timeout_s * 1000)}
     if settings.instance_id:
@@ -140,47 +140,16 @@ def build(settings: Settings, clock: Any = now_ms) -> ProcessorApp:
         # its output (a timer's transition, a dependency message) within commit_interval_s, not a second later.
         consumer_poll_timeout=settings.poll_timeout_s,
     )
-
-    def avro_in(name: str) -> Any:
-        deserializer = AvroDeserializer(AvroCodec.for_topic(registry, name, settings.topic_prefix))
-        return papp.topic(name, value_deserializer=deserializer, partitions=_partitions(settings, name))
-
-    def avro_out(name: str) -> Any:
-        serializer = OutputSerializer(
-            AvroSerializer(AvroCodec.for_topic(registry, name, settings.topic_prefix))
-        )
-        return papp.topic(name, value_serializer=serializer, partitions=_partitions(settings, name))
-
-    app = papp.app
-    inbox = papp.topic(
-        INBOX,
-        value_deserializer=JSONDeserializer(),
-        value_serializer=OutputSerializer(JSONSerializer()),
-        partitions=_partitions(settings, INBOX),
+    kinds = [
+        kind
+        for kind in SOURCES
+        if (kind != TELEMETRY or settings.tasks_from_telemetry) and (kind != RMF or settings.tasks_from_rmf)
+    ]
+    sources, decoders = papp.sources({kind: SOURCES[kind] for kind in kinds})
+    outputs = build_tasks(
+        sources=sources, inbox=papp.inbox(), decoders=decoders, config=settings.tasks_config()
     )
-    rmf = None
-    if settings.tasks_from_rmf:
-        rmf = app.dataframe(
-            papp.topic(
-                "rmf.task_states",
-                value_deserializer=RmfDeserializer(),
-                partitions=_partitions(settings, "rmf.task_states"),
-            )
-        )
-    feeds = build_inbox_feeds(
-        commands=app.dataframe(avro_in("task.commands")),
-        decisions=app.dataframe(avro_in("scheduler.decisions")),
-        telemetry=app.dataframe(avro_in("robot.telemetry")) if settings.tasks_from_telemetry else None,
-        rmf_task_states=rmf,
-        timers_due=app.dataframe(avro_in(f"timers.due.{OWNER}")),
-        schedules=app.dataframe(avro_in("task.schedules")),
-    )
-    for feed in feeds:
-        feed.to_topic(inbox, key=inbox_key)
-    outputs = build_tasks(app.dataframe(inbox), config=settings.tasks_config(), clock=clock)
-    targets = {EVENTS: avro_out(EVENTS), TIMERS: avro_out(TIMERS), INBOX: inbox}
-    for name, sdf in outputs.items():
-        sdf.to_topic(targets[name], key=output_key)
+    papp.produce(outputs, OUTPUT_TOPICS)
     return papp
 
 

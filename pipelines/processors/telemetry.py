@@ -1,41 +1,38 @@
 """Telemetry topology: validate, dedupe and order robot telemetry; derive status, offline/battery alerts, 1m aggregates.
 
-Consumes ``robot.telemetry``, ``robot.registry`` and ``timers.due.telemetry`` (key robot_id, co-partitioned);
-produces ``robot.status``, ``alerts``, ``robot.telemetry.1m`` and ``timers`` exactly once. Rejected records
-go to ``dlq.telemetry``. Site maps (key site_id) are read beside the application, whole, into memory, for
-the pose check (see ``topologies.telemetry.sitemaps``).
+Consumes ``robot.telemetry``, ``robot.registry`` and ``timers.due.telemetry`` (key robot_id, co-partitioned,
+read aligned by timestamp) and its inbox ``telemetry.inbox`` (records a producer put on another partition
+than their key's, the site maps fed from ``site.maps`` for the pose check); produces every accepted sample
+to ``robot.telemetry.accepted`` and ``robot.status``, ``alerts``, ``robot.telemetry.1m`` and ``timers``,
+exactly once. Rejected records go to ``dlq.telemetry``. See ``topologies.telemetry``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from pydantic import Field
 
-from pipelines.app import OutputSerializer, ProcessorApp, create_processor_app
+from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import TopologySettings
+from pipelines.writebehind import WriteBehind, WriteBehindSink
 from schemas import catalog
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer, AvroSerializer
-from schemas.registry import RegistryClient
+from schemas.limits import FUTURE_SKEW_MS
 from topologies.telemetry import (
     OUTPUT_TOPICS,
     OWNER,
-    SiteMapIndex,
+    REGISTRATION,
+    SITE_MAP,
+    TELEMETRY,
+    TIMER,
     TelemetryConfig,
     build_telemetry,
-    output_key,
 )
 
-__all__ = ["OutputSerializer", "Settings", "SiteMapFeed", "build", "run"]
+__all__ = ["Settings", "build", "run"]
 
 logger = logging.getLogger(__name__)
-
-INPUTS = ("robot.telemetry", "robot.registry", f"timers.due.{OWNER}")
 
 
 class Settings(TopologySettings):
@@ -50,7 +47,9 @@ class Settings(TopologySettings):
     battery_low: float = Field(0.2, ge=0, le=1, description="BATTERY_LOW below this state of charge.")
     battery_margin: float = Field(0.05, ge=0, le=1, description="BATTERY_OK at battery_low + this margin.")
     future_skew_s: float = Field(
-        5.0, ge=0, description="Telemetry further ahead of the wall clock is rejected."
+        FUTURE_SKEW_MS / 1000,
+        ge=0,
+        description="Telemetry stamped further ahead of the time the broker received it is rejected.",
     )
     map_margin_m: float = Field(
         2.0, ge=0, description="Poses may lie this far outside the site map's bounds."
@@ -61,9 +60,6 @@ class Settings(TopologySettings):
         gt=0,
         description="A sample with a seq not above the last one, stamped this long after the last sample, is a "
         "robot that restarted (its seq began again); closer, it is a duplicate or stale and dropped.",
-    )
-    site_maps_wait_s: float = Field(
-        30.0, ge=0, description="Start-up wait for site.maps to be read to its end."
     )
     consumer_poll_timeout_s: float = Field(
         0.005,
@@ -96,112 +92,8 @@ class Settings(TopologySettings):
         )
 
 
-class SiteMapFeed:
-    """Reads every partition of the compacted ``site.maps`` from the beginning into a :class:`SiteMapIndex`
-    and keeps following it, in a daemon thread. Commits nothing: every process reads the whole topic.
-
-    A map that cannot be decoded is logged and skipped (the gateway validated it before producing).
-    """
-
-    def __init__(
-        self,
-        kafka_config: dict[str, Any],
-        topic: str,
-        decode: Callable[[bytes], dict[str, Any] | None],
-        index: SiteMapIndex,
-        *,
-        group_id: str,
-        poll_s: float = 0.5,
-    ) -> None:
-        self.topic = topic
-        self.index = index
-        self._decode = decode
-        self._config = {
-            **kafka_config,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed",
-        }
-        self._poll_s = poll_s
-        self._stop = threading.Event()
-        self._caught_up = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="site-maps", daemon=True)
-
-    def start(self) -> SiteMapFeed:
-        self._thread.start()
-        return self
-
-    def wait_caught_up(self, timeout: float) -> bool:
-        """Block until every partition was read to its end once (or ``timeout`` seconds)."""
-        return self._caught_up.wait(timeout)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _partitions(self, consumer: Consumer) -> list[int]:
-        while not self._stop.is_set():
-            meta = consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
-            if meta is not None and meta.error is None and meta.partitions:
-                return sorted(meta.partitions)
-            logger.warning("topic %s not available yet; pose checks wait for maps", self.topic)
-            self._caught_up.set()  # nothing to wait for at start-up
-            self._stop.wait(5)
-        return []
-
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:
-            if key:
-                self.index.remove_site(key.decode())
-            return
-        try:
-            site_map = self._decode(value)
-        except Exception as exc:  # one bad map must not stop the others
-            logger.error("cannot decode a site map on %s: %s", self.topic, exc)
-            return
-        if site_map is not None and self.index.update(site_map):
-            logger.info(
-                "site map %s v%s loaded",
-                site_map["site_id"],
-                site_map.get("version"),
-                extra={"tenant_id": site_map["tenant_id"], "site_id": site_map["site_id"]},
-            )
-
-    def _run(self) -> None:
-        consumer = Consumer(self._config)
-        try:
-            partitions = self._partitions(consumer)
-            if not partitions:
-                return
-            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
-            at_end: set[int] = set()
-            while not self._stop.is_set():
-                msg = consumer.poll(self._poll_s)
-                if msg is None:
-                    continue
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(msg.partition())
-                        if len(at_end) == len(partitions) and not self._caught_up.is_set():
-                            logger.info("site maps loaded: %d sites", len(self.index))
-                            self._caught_up.set()
-                    else:
-                        logger.warning("site maps consumer: %s", error)
-                    continue
-                self._apply(msg.key(), msg.value())
-        finally:
-            consumer.close()
-
-
-def _partitions(settings: Settings, name: str) -> int:
-    return settings.partitions or catalog.topic(name).partitions
-
-
-def build(settings: Settings, site_maps: SiteMapIndex | None = None) -> ProcessorApp:
-    """The telemetry ProcessorApp, fully wired (not running). ``site_maps`` feeds the pose check."""
-    registry = RegistryClient(**settings.registry_client_config())
+def build(settings: Settings) -> ProcessorApp:
+    """The telemetry ProcessorApp, fully wired (not running)."""
     papp = create_processor_app(
         settings,
         OWNER,
@@ -211,47 +103,37 @@ def build(settings: Settings, site_maps: SiteMapIndex | None = None) -> Processo
         producer_extra_config={"transaction.timeout.ms": round(settings.kafka_transaction_timeout_s * 1000)},
         consumer_poll_timeout=settings.consumer_poll_timeout_s,
     )
-
-    def codec(name: str) -> AvroCodec:
-        return AvroCodec.for_topic(registry, name, settings.topic_prefix)
-
-    inputs = {
-        name: papp.topic(
-            name, value_deserializer=AvroDeserializer(codec(name)), partitions=_partitions(settings, name)
-        )
-        for name in INPUTS
-    }
-    app = papp.app
+    telemetry = papp.input(catalog.ROBOT_TELEMETRY)
+    partitions = int(telemetry.topics[0].broker_config.num_partitions or 1)  # where its records are
+    registry = papp.input(catalog.ROBOT_REGISTRY)
+    # Robots' state write-behind (stored once per checkpoint); the hook hangs off a branch of the
+    # rare registry input that lets nothing through, so it costs nothing on the telemetry path.
+    states = WriteBehind()
+    registry.filter(_nothing).sink(WriteBehindSink(states))
     outputs = build_telemetry(
-        app.dataframe(inputs["robot.telemetry"]),
-        registry_sdf=app.dataframe(inputs["robot.registry"]),
-        timers_due_sdf=app.dataframe(inputs[f"timers.due.{OWNER}"]),
+        telemetry=telemetry,
+        registry=registry,
+        timers_due=papp.input(catalog.timers_due(OWNER)),
+        inbox=papp.inbox(partitions),
+        site_maps=papp.input(catalog.SITE_MAPS),
+        decoders={
+            TELEMETRY: papp.decoder(catalog.ROBOT_TELEMETRY),
+            REGISTRATION: papp.decoder(catalog.ROBOT_REGISTRY),
+            TIMER: papp.decoder(catalog.timers_due(OWNER)),
+            SITE_MAP: papp.decoder(catalog.SITE_MAPS),
+        },
         config=settings.telemetry_config(),
-        site_bounds=site_maps.bounds if site_maps is not None else None,
+        partitions=partitions,
+        state_view=states.view,
     )
-    papp.produce_outputs(
-        outputs, OUTPUT_TOPICS, lambda name: AvroSerializer(codec(name)), lambda name: _partitions(settings, name),
-        output_key,
-    )  # fmt: skip
+    # An accepted sample is the input as it came: it keeps the producer's headers (and its trace, if any).
+    papp.produce(outputs, OUTPUT_TOPICS, passthrough=[catalog.ROBOT_TELEMETRY_ACCEPTED])
     return papp
 
 
+def _nothing(_value: Any) -> bool:
+    return False
+
+
 def run(settings: Settings) -> None:
-    index = SiteMapIndex()
-    registry = RegistryClient(**settings.registry_client_config())
-    maps_codec = AvroCodec.for_topic(registry, "site.maps", settings.topic_prefix)
-    feed = SiteMapFeed(
-        settings.kafka_client_config(),
-        settings.topic("site.maps"),
-        maps_codec.decode,
-        index,
-        group_id=f"{settings.topic_prefix}fleet-{OWNER}-site-maps",
-    ).start()
-    if not feed.wait_caught_up(settings.site_maps_wait_s):
-        logger.warning(
-            "site.maps not read to its end after %.0f s; starting anyway", settings.site_maps_wait_s
-        )
-    try:
-        build(settings, index).run()
-    finally:
-        feed.stop()
+    build(settings).run()

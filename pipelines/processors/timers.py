@@ -13,6 +13,7 @@ from pydantic import Field
 
 from pipelines.settings import CommonSettings
 from pipelines.timers import TimerService, due_topic
+from schemas.catalog import TIMERS, timers_due
 from schemas.codec import AvroCodec
 from schemas.registry import RegistryClient
 
@@ -27,23 +28,21 @@ class Settings(CommonSettings):
 
 def build_service(settings: Settings) -> TimerService:
     registry = RegistryClient(**settings.registry_client_config())
-    reader = AvroCodec.for_topic(registry, "timers", settings.topic_prefix)
+    reader = AvroCodec.for_topic(registry, TIMERS, settings.topic_prefix)
     writers: dict[str, AvroCodec] = {}
 
     def encode(timer: dict, topic: str) -> bytes:
         codec = writers.get(topic)
         if codec is None:
             owner = topic.rsplit(".", 1)[-1]
-            codec = writers[topic] = AvroCodec.for_topic(
-                registry, f"timers.due.{owner}", settings.topic_prefix
-            )
+            codec = writers[topic] = AvroCodec.for_topic(registry, timers_due(owner), settings.topic_prefix)
         data = codec.encode(timer)
         assert data is not None
         return data
 
     return TimerService(
         settings.kafka_client_config(),
-        timers_topic=settings.topic("timers"),
+        timers_topic=settings.topic(TIMERS),
         due_topic_for=lambda owner: due_topic(owner, settings.topic_prefix),
         decode=lambda data, _topic: reader.decode(data) or {},
         encode=encode,

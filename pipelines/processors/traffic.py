@@ -1,32 +1,32 @@
-"""Traffic topology: space-time reservations of robot routes, conflict detection and resolution per site.
+"""Traffic topology: grants for the robots fleetstream coordinates, conflict monitoring for the others, per site.
 
 Consumes ``robot.status`` (key robot_id), ``task.events`` (key task_id) and ``site.maps`` (key site_id),
-concatenated and re-keyed by site with one ``group_by``; the three topics must have equal partition counts.
-Produces HOLD / RESUME / REROUTE Decisions to ``scheduler.decisions`` (key robot_id), Conflicts to
-``traffic.conflicts`` (key site_id) and CONFLICT_UNRESOLVED Alerts to ``alerts`` (key robot id), exactly
-once. Rejected records go to ``dlq.traffic``. See ``topologies.traffic``.
+each fed into its inbox ``traffic.inbox`` keyed by site.
+Produces GRANT Decisions (the nodes a robot may drive onto, exclusively) for coordinated robots and
+HOLD / RESUME / REROUTE Decisions for monitored (Open-RMF) robots to ``scheduler.decisions`` (key
+robot_id), Conflicts to ``traffic.conflicts`` (key site_id) and CONFLICT_UNRESOLVED / CONFLICT_CLEARED
+Alerts to ``alerts`` (key robot id), exactly once. Rejected records go to ``dlq.traffic``. See
+``topologies.traffic`` and docs/traffic.md.
 """
 
 from __future__ import annotations
 
 import logging
-from operator import itemgetter
 
 from pydantic import Field
 
 from pipelines.app import ProcessorApp, create_processor_app
 from pipelines.settings import TopologySettings
 from schemas import catalog
-from schemas.codec import AvroCodec
-from schemas.quix import AvroDeserializer, AvroSerializer
-from schemas.registry import RegistryClient
-from topologies.traffic import OUTPUT_KEY_FIELDS, OWNER, TrafficConfig, build_traffic
+from topologies.traffic import OUTPUT_TOPICS, OWNER, TrafficConfig, build_traffic
+from topologies.traffic.site import MAP, STATUS, TASK
 
-__all__ = ["INPUTS", "Settings", "build", "run"]
+__all__ = ["SOURCES", "Settings", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
-INPUTS = ("robot.status", "site.maps", "task.events")
+#: Kind of input -> its source topic.
+SOURCES = {STATUS: catalog.ROBOT_STATUS, MAP: catalog.SITE_MAPS, TASK: catalog.TASK_EVENTS}
 
 
 class Settings(TopologySettings):
@@ -64,6 +64,43 @@ class Settings(TopologySettings):
         description="How long a decision may take to reach the robot after the status that caused it "
         "(robots drive on meanwhile: a HOLD only stops a robot at a node it reaches after that).",
     )
+    traffic_alert_clear_s: float = Field(
+        30.0,
+        ge=0,
+        description="A robot's unresolved-conflict alert stays one situation until clear this long.",
+    )
+    traffic_alerts_per_minute: int = Field(
+        30, ge=1, description="At most this many traffic alerts per site and minute (the rest are counted)."
+    )
+    traffic_round_s: float = Field(0.25, gt=0, description="Grants: a planning round at most this often.")
+    traffic_warmup_s: float = Field(
+        5.0, ge=0, description="Grants: no grant until this long after a site's first status."
+    )
+    traffic_lookahead_s: float = Field(
+        4.0,
+        gt=0,
+        description="Grants: a robot is granted nodes until its grant ends this far ahead of it (covers the "
+        "pipeline's latency, or robots stop at every frontier).",
+    )
+    traffic_max_held_nodes: int = Field(
+        8, ge=2, description="Grants: the most nodes one robot holds at once."
+    )
+    traffic_horizon_nodes: int = Field(
+        20, ge=0, description="Grants: planned nodes a GRANT shows beyond what it grants (VDA 5050 horizon)."
+    )
+    traffic_priority_boost_s: float = Field(
+        10.0, ge=0, description="Grants: each point of task priority counts as this much more waiting."
+    )
+    traffic_obstacle_s: float = Field(
+        120.0, ge=0, description="Grants: planning cost of a node an OFFLINE or failed robot holds."
+    )
+    traffic_max_lane_density: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Grants: robots parked off the lanes set off only while fewer than this share of the lane "
+        "nodes hold robots.",
+    )
     commit_interval_s: float = Field(
         0.2, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
     )
@@ -80,38 +117,29 @@ class Settings(TopologySettings):
             latency_ms=round(self.traffic_latency_s * 1000),
             stand_ms=round(self.traffic_stand_s * 1000),
             deadlock_grace_ms=round(self.traffic_deadlock_grace_s * 1000),
+            alert_clear_ms=round(self.traffic_alert_clear_s * 1000),
+            alerts_per_minute=self.traffic_alerts_per_minute,
+            round_ms=round(self.traffic_round_s * 1000),
+            warmup_ms=round(self.traffic_warmup_s * 1000),
+            lookahead_ms=round(self.traffic_lookahead_s * 1000),
+            max_held_nodes=self.traffic_max_held_nodes,
+            horizon_nodes=self.traffic_horizon_nodes,
+            priority_boost_ms=round(self.traffic_priority_boost_s * 1000),
+            obstacle_s=self.traffic_obstacle_s,
+            max_lane_density=self.traffic_max_lane_density,
         )
-
-
-def _partitions(settings: Settings, name: str) -> int:
-    return settings.partitions or catalog.topic(name).partitions
 
 
 def build(settings: Settings) -> ProcessorApp:
     """The traffic ProcessorApp, fully wired (not running)."""
-    registry = RegistryClient(**settings.registry_client_config())
     papp = create_processor_app(
         settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
     )
-
-    def codec(name: str) -> AvroCodec:
-        return AvroCodec.for_topic(registry, name, settings.topic_prefix)
-
-    app = papp.app
-    status, maps, tasks = (
-        app.dataframe(
-            papp.topic(
-                name, value_deserializer=AvroDeserializer(codec(name)), partitions=_partitions(settings, name)
-            )
-        )
-        for name in INPUTS
+    sources, decoders = papp.sources(SOURCES)
+    outputs = build_traffic(
+        sources=sources, inbox=papp.inbox(), decoders=decoders, config=settings.traffic_config()
     )
-    outputs = build_traffic(status, maps_sdf=maps, tasks_sdf=tasks, config=settings.traffic_config())
-    for name, sdf in outputs.items():
-        topic = papp.topic(
-            name, value_serializer=AvroSerializer(codec(name)), partitions=_partitions(settings, name)
-        )
-        sdf.to_topic(topic, key=itemgetter(OUTPUT_KEY_FIELDS[name]))
+    papp.produce(outputs, OUTPUT_TOPICS)
     return papp
 
 

@@ -1,7 +1,7 @@
 """A deterministic warehouse-fleet simulator and its Kafka producer loop.
 
-Pure parts (no clock, no I/O): `demo_site` (the SiteMap), `SiteGraph` (routes), `FleetSim` (robots
-on the graph, stepped with an injected time), `FaultInjector` (drop-outs, duplicates, reordering,
+Pure parts (no clock, no I/O): `demo_site` (the SiteMap), `FleetSim` (robots on the map's shared
+`schemas.sitegraph.SiteGraph`, stepped with an injected time), `FaultInjector` (drop-outs, duplicates, reordering,
 malformed payloads) and `GroundTruth` (node occupancy and collisions). `run_simulation` wires them to
 Kafka, with `DecisionFeed` (follow scheduler.decisions) and `TaskFeeder` (create tasks) to close the
 loop; `fleet simulate` is its command line.
@@ -11,7 +11,6 @@ from .decisions import apply_decision
 from .faults import FaultConfig, FaultInjector, FaultStats, MalformedKind, Outgoing, malformed_payload
 from .fleet import FleetConfig, FleetSim, RobotView
 from .follow import DecisionFeed, FollowStats, TaskFeeder
-from .graph import Edge, NoRouteError, SiteGraph
 from .groundtruth import Collision, GroundTruth, Occupancy
 from .ids import SeededUuid7
 from .runner import SimConfig, SimStats, TickHook, run_simulation
@@ -21,7 +20,6 @@ __all__ = [
     "DEMO_EPOCH_MS",
     "Collision",
     "DecisionFeed",
-    "Edge",
     "FaultConfig",
     "FaultInjector",
     "FaultStats",
@@ -30,14 +28,12 @@ __all__ = [
     "FollowStats",
     "GroundTruth",
     "MalformedKind",
-    "NoRouteError",
     "Occupancy",
     "Outgoing",
     "RobotView",
     "SeededUuid7",
     "SimConfig",
     "SimStats",
-    "SiteGraph",
     "TaskFeeder",
     "TickHook",
     "apply_decision",

@@ -12,8 +12,16 @@ from .demand import load_tasks
 from .faults import FaultConfig
 from .layouts import large_warehouse, load_site_map, small_warehouse
 from .runner import SimConfig, run_simulation
+from .vda5050_mqtt import VdaSimConfig, run_vda5050
 
-__all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "config_from_args", "run_from_args"]
+__all__ = [
+    "DESCRIPTION",
+    "EPILOG",
+    "add_arguments",
+    "config_from_args",
+    "run_from_args",
+    "vda_config_from_args",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +45,7 @@ examples:
   fleet simulate --robots 20 --follow --tasks-per-minute 30          # closed loop with dispatch/traffic
   fleet simulate --site w1 --layout small --robots 100 --follow --tasks docs/examples/tasks.csv
   fleet simulate --site mine --site-map my-site.json --robots 30 --follow --tasks my-tasks.csv
+  fleet simulate --robots 5 --protocol vda5050 --vda-version 3.0.0   # VDA 5050 vehicles for `fleet run vda5050`
 
 Kafka, the registry and the topic prefix come from FLEET_KAFKA_BOOTSTRAP_SERVERS,
 FLEET_SCHEMA_REGISTRY_URL and FLEET_TOPIC_PREFIX. Topics must exist (`fleet topics apply`)."""
@@ -226,6 +235,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="send exactly N payloads that are not valid Avro (within the first minute)",
     )
+    vda = parser.add_argument_group("protocol")
+    vda.add_argument(
+        "--protocol",
+        choices=("kafka", "vda5050"),
+        default="kafka",
+        help="kafka: telemetry straight to robot.telemetry (default); vda5050: the robots are VDA 5050 "
+        "vehicles on the MQTT broker (FLEET_MQTT_URL, _USERNAME, _PASSWORD) that fleetstream's bridge "
+        "(`fleet run vda5050`) drives; --rate is then their state messages per second",
+    )
+    vda.add_argument(
+        "--vda-version", default="2.1.0", choices=("2.0.0", "2.1.0", "3.0.0"), help="protocol version"
+    )
+    vda.add_argument(
+        "--vda-manufacturer",
+        default="fleetstream-sim",
+        help="the vehicles' manufacturer (topic level; the local broker lets the simulator speak for "
+        "fleetstream-sim only)",
+    )
+    vda.add_argument("--vda-interface", default="uagv", help="2.x topic root (default: uagv; 3.0: vda5050)")
+    vda.add_argument(
+        "--vda-skip",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="leave the first N parking spots to another simulator of the same --seed (as `fleet up` does)",
+    )
+    vda.add_argument(
+        "--action-time",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="seconds a pick, drop or other action takes",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line every second")
 
 
@@ -279,10 +321,48 @@ def config_from_args(args: argparse.Namespace, **connection: object) -> SimConfi
     )
 
 
+def vda_config_from_args(args: argparse.Namespace, **connection: object) -> VdaSimConfig:
+    """The run of ``--protocol vda5050``; connection holds kafka_config, registry_config, topic_prefix, mqtt."""
+    return VdaSimConfig(
+        site_id=args.site,
+        tenant_id=args.tenant,
+        robots=args.robots,
+        rate_hz=args.rate,
+        duration_s=args.duration,
+        seed=args.seed,
+        version=args.vda_version,
+        manufacturer=args.vda_manufacturer,
+        interface=args.vda_interface,
+        skip=args.vda_skip,
+        speed_scale=args.speed_scale,
+        site_map=_site_map(args),
+        action_ms=round(args.action_time * 1000),
+        tasks_per_minute=args.tasks_per_minute,
+        task_limit=args.task_limit,
+        progress_interval_s=0.0 if args.quiet else 5.0,
+        **connection,  # type: ignore[arg-type]
+    )
+
+
 def run_from_args(args: argparse.Namespace, **connection: object) -> int:
     """Run until the duration/ticks are done or SIGINT/SIGTERM arrives; exit code 1 on lost records."""
-    config = config_from_args(args, **connection)
     stop = threading.Event()
+    if args.protocol == "vda5050":
+
+        def _stop_vda(signum: int, _frame: FrameType | None) -> None:
+            logger.info("signal %s: stopping", signal.Signals(signum).name)
+            stop.set()
+
+        previous = {sig: signal.signal(sig, _stop_vda) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            run_vda5050(vda_config_from_args(args, **connection), stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+    connection.pop("mqtt", None)
+    connection.pop("client_id", None)
+    config = config_from_args(args, **connection)
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         logger.info("signal %s: stopping after this tick", signal.Signals(signum).name)

@@ -10,8 +10,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from schemas.sitegraph import NoRouteError
+
 from .fleet import FleetSim
-from .graph import NoRouteError
 
 __all__ = ["apply_decision"]
 

@@ -21,9 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.sitegraph import graph_for
+from schemas.sitegraph import NoRouteError, graph_for
 
-from .graph import NoRouteError, SiteGraph
 from .groundtruth import GroundTruth, MotionEvent, MotionKind
 from .ids import IdFactory, SeededUuid7
 from .robot import Activity, Motion, Purpose, Robot
@@ -128,8 +127,7 @@ class FleetSim:
     ) -> None:
         self.config = config
         self.site_map = site_map
-        self.graph = SiteGraph(site_map)
-        self._shared = graph_for(site_map)
+        self.graph = graph_for(site_map)  # the shared immutable graph of this map version
         self.site_id: str = site_map["site_id"]
         self.tenant_id = config.tenant_id
         self.ground_truth = GroundTruth(record_history=config.record_history)
@@ -141,7 +139,7 @@ class FleetSim:
             config.drain_moving_per_s / 1000.0 * config.speed_scale,  # same energy per metre
             config.speed_scale,
         )
-        self._charger_nodes = sorted(self.graph.chargers)
+        self._charger_nodes = sorted({node for _charger, node in self.graph.chargers})
         self._wander_targets = sorted(self.graph.nodes_of_kind(*_WANDER_KINDS))
         self._robots: dict[str, Robot] = {}
         self._place_robots(start_ms)
@@ -456,7 +454,7 @@ class FleetSim:
             r.path = r.path[: r.allowed]
             r.stops = r.path[-1:]
         else:
-            r.path = [r.edge.to_node] if r.edge is not None else []
+            r.path = [r.edge_to] if r.edge is not None else []
         if r.activity in (Activity.TRAVEL, Activity.WORK):
             r.activity = Activity.TRAVEL if r.edge is not None or r.path else Activity.IDLE
         r.purpose, r.until_ms = Purpose.NONE, None
@@ -524,7 +522,7 @@ class FleetSim:
 
     def _stops_of(self, start: str, path: list[str]) -> list[str]:
         """The nodes of ``path`` (driven from ``start``) where the robot stops, as traffic reads them."""
-        g = self._shared
+        g = self.graph
         idx = [g.index[n] for n in path]
         return [path[i] for i in g.stops(idx, g.index.get(start))]
 

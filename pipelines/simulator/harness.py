@@ -30,9 +30,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from schemas.errors import RejectedRecord
+from schemas.records import TERMINAL_TASK_STATES, Decision, Timer
 from topologies import dispatch as dispatch_topology
 from topologies import tasks as tasks_topology
 from topologies import traffic as traffic_topology
@@ -52,7 +53,6 @@ __all__ = ["LoopConfig", "LoopReport", "run_loop"]
 
 logger = logging.getLogger(__name__)
 
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
 _RELEASES = frozenset({"RESUME", "REROUTE"})
 
 
@@ -262,14 +262,16 @@ class _Loop:
         return repartition
 
     # -- processors ----------------------------------------------------------------------------------
-    def on_telemetry(self, at: int, record: dict[str, Any]) -> None:
+    def on_telemetry(self, at: int, record: Any) -> None:
         rid = record["robot_id"]
         new, out = on_telemetry(self.telemetry_state.get(rid), record, self.cfg.telemetry)
         self.telemetry_state[rid] = new
         when = self.visible("telemetry", at)
         for o in out:
             if o.topic == telemetry_records.STATUS:
-                self.queue.at(when, self.rekeyed("dispatch", self.on_dispatch), o.value)
+                self.queue.at(
+                    when, self.rekeyed("dispatch", self.on_dispatch), (dispatch_topology.STATUS, o.value)
+                )
                 if self.traffic is not None:
                     self.queue.at(when, self.rekeyed("traffic", self.traffic_input("status")), o.value)
 
@@ -290,11 +292,13 @@ class _Loop:
         for o in out:
             if o.topic == tasks_topology.EVENTS and o.value is not None:
                 event = o.value
-                if event.get("kind") == "TRANSITION" and event["state"] in _TERMINAL:
+                if event.get("kind") == "TRANSITION" and event["state"] in TERMINAL_TASK_STATES:
                     self.task_final[event["task_id"]] = event["state"]
                     if event["state"] == "SUCCEEDED":
                         self.done_at.append(at)
-                self.queue.at(when, self.rekeyed("dispatch", self.on_dispatch), event)
+                self.queue.at(
+                    when, self.rekeyed("dispatch", self.on_dispatch), (dispatch_topology.TASK, event)
+                )
                 if self.traffic is not None:
                     self.queue.at(when, self.rekeyed("traffic", self.traffic_input("task")), event)
             elif o.topic == tasks_topology.TIMERS:
@@ -303,12 +307,13 @@ class _Loop:
                 else:
                     self.timers[o.key] = o.value
             elif o.topic == tasks_topology.INBOX and o.value is not None:
-                self.queue.at(when, self.on_task_input, o.value)
+                self.queue.at(when, self.on_task_input, o.value.payload)
 
-    def on_dispatch(self, at: int, record: dict[str, Any]) -> None:
+    def on_dispatch(self, at: int, item: tuple[str, dict[str, Any]]) -> None:
+        kind, record = item
         self.dispatch_now = max(int(record.get("occurred_at") or 0), self.dispatch_now)
         try:
-            _, decisions = dispatch_topology.step(self.dispatch, record, self.dispatch_now)
+            _, decisions = dispatch_topology.step(self.dispatch, kind, record, self.dispatch_now)
         except RejectedRecord:
             self.report.rejected += 1
             return
@@ -319,7 +324,7 @@ class _Loop:
             self.queue.at(when, self.on_decision_for_tasks, d)
 
     def on_decision_for_tasks(self, at: int, decision: dict[str, Any]) -> None:
-        self.feed_tasks(at, tasks_topology.from_decision(decision))
+        self.feed_tasks(at, tasks_topology.from_decision(cast(Decision, decision)))
 
     def traffic_input(self, kind: str) -> Callable[[int, Any], None]:
         return lambda at, record: self.on_traffic(at, kind, record)
@@ -367,7 +372,7 @@ class _Loop:
         due = [k for k, v in self.timers.items() if int(v["due_at"]) <= now]
         for key in sorted(due, key=lambda k: (self.timers[k]["due_at"], k)):
             timer = self.timers.pop(key)
-            self.feed_tasks(now, tasks_topology.from_due_timer(timer))
+            self.feed_tasks(now, tasks_topology.from_due_timer(cast(Timer, timer)))
 
     def tick(self, now: int, create_tasks: bool) -> None:
         self.queue.run_until(now)
@@ -409,9 +414,9 @@ class _Loop:
         cfg = self.cfg
         started = time.perf_counter()
         t0 = cfg.start_ms
-        self.queue.at(t0, self.on_dispatch, self.site_map)
+        self.queue.at(t0, self.on_dispatch, (dispatch_topology.MAP, self.site_map))
         for registration in self.sim.registrations(t0):
-            self.queue.at(t0, self.on_dispatch, registration)
+            self.queue.at(t0, self.on_dispatch, (dispatch_topology.REGISTRATION, registration))
         if self.traffic is not None:
             self.queue.at(t0, self.traffic_input("map"), self.site_map)
         tick_ms = 1000.0 / cfg.rate_hz

@@ -7,8 +7,9 @@ import random
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from schemas.sitegraph import Lane, SiteGraph
+
 from .geometry import heading
-from .graph import Edge, SiteGraph
 from .groundtruth import MotionEvent, MotionKind
 
 __all__ = ["Activity", "Motion", "Purpose", "Robot"]
@@ -62,7 +63,9 @@ class Robot:
     purpose: Purpose = Purpose.NONE
     # Nodes still to reach; path[0] is the lane's end node while the robot is on a lane.
     path: list[str] = field(default_factory=list)
-    edge: Edge | None = None
+    edge: Lane | None = None  # the lane being driven (a lane of the shared site graph)
+    edge_from: str = ""  # its start node
+    edge_to: str = ""  # its end node
     progress: float = 0.0  # metres along `edge`
     left_from: bool = False  # released the edge's start node
     reached_to: bool = False  # occupies the edge's end node
@@ -94,7 +97,7 @@ class Robot:
     def anchor(self) -> str:
         """The node the robot is at, or the node it is driving to."""
         if self.edge is not None:
-            return self.edge.to_node
+            return self.edge_to
         assert self.node is not None
         return self.node
 
@@ -104,10 +107,10 @@ class Robot:
             return self.node
         at_from, at_to = not self.left_from, self.reached_to
         if at_from and at_to:
-            return self.edge.from_node if self.progress < self.edge.length / 2 else self.edge.to_node
+            return self.edge_from if self.progress < self.edge.length / 2 else self.edge_to
         if at_from:
-            return self.edge.from_node
-        return self.edge.to_node if at_to else None
+            return self.edge_from
+        return self.edge_to if at_to else None
 
     def stopped(self) -> bool:
         """Whether a travelling robot must stand at its current node (route done, or held here)."""
@@ -142,7 +145,7 @@ class Robot:
             self.hold_left = len(path) - path.index(at_node) - 1
 
     # -- motion -------------------------------------------------------------------------------------------
-    def speed_on(self, edge: Edge, motion: Motion) -> float:
+    def speed_on(self, edge: Lane, motion: Motion) -> float:
         top = motion.max_speed * self.speed_factor
         if edge.speed_limit:
             return min(top, edge.speed_limit * motion.speed_scale)
@@ -179,11 +182,11 @@ class Robot:
                 if what == 0:
                     self.left_from = True
                     events.append(
-                        MotionEvent(t, MotionKind.LEAVE_NODE, self.robot_id, node_id=edge.from_node)
+                        MotionEvent(t, MotionKind.LEAVE_NODE, self.robot_id, node_id=self.edge_from)
                     )
                 elif what == 1:
                     self.reached_to = True
-                    events.append(MotionEvent(t, MotionKind.ENTER_NODE, self.robot_id, node_id=edge.to_node))
+                    events.append(MotionEvent(t, MotionKind.ENTER_NODE, self.robot_id, node_id=self.edge_to))
                 else:
                     self._arrive_node(graph, t, events)
                     arrived = True
@@ -204,18 +207,18 @@ class Robot:
 
     def _start_edge(self, graph: SiteGraph, t: float, events: list[MotionEvent]) -> None:
         assert self.node is not None
-        edge = graph.edge(self.node, self.path[0])
-        self.edge, self.node = edge, None
+        edge = graph.lane_between(self.node, self.path[0])
+        self.edge, self.edge_from, self.edge_to, self.node = edge, self.node, self.path[0], None
         self.progress, self.left_from, self.reached_to = 0.0, False, False
-        self.yaw = heading(graph.position(edge.from_node), graph.position(edge.to_node))
+        self.yaw = heading(graph.position(self.edge_from), graph.position(self.edge_to))
         events.append(
             MotionEvent(
                 t,
                 MotionKind.ENTER_LANE,
                 self.robot_id,
                 lane_id=edge.lane_id,
-                from_node=edge.from_node,
-                to_node=edge.to_node,
+                from_node=self.edge_from,
+                to_node=self.edge_to,
             )
         )
 
@@ -228,17 +231,17 @@ class Robot:
                 MotionKind.LEAVE_LANE,
                 self.robot_id,
                 lane_id=edge.lane_id,
-                from_node=edge.from_node,
-                to_node=edge.to_node,
+                from_node=self.edge_from,
+                to_node=self.edge_to,
             )
         )
-        self.edge, self.node = None, edge.to_node
+        self.edge, self.node = None, self.edge_to
         self.progress = 0.0
-        if self.path and self.path[0] == edge.to_node:
+        if self.path and self.path[0] == self.node:
             self.path.pop(0)
             if self.allowed is not None:
                 self.allowed -= 1
-        if self.stops and self.stops[0] == edge.to_node:
+        if self.stops and self.stops[0] == self.node:
             self.stops.pop(0)
 
     def _place(self, graph: SiteGraph) -> None:
@@ -246,7 +249,7 @@ class Robot:
             assert self.node is not None
             self.x, self.y = graph.position(self.node)
             return
-        (x0, y0), (x1, y1) = graph.position(self.edge.from_node), graph.position(self.edge.to_node)
+        (x0, y0), (x1, y1) = graph.position(self.edge_from), graph.position(self.edge_to)
         f = min(self.progress / self.edge.length, 1.0) if self.edge.length > 0 else 1.0
         self.x, self.y = x0 + (x1 - x0) * f, y0 + (y1 - y0) * f
 
@@ -263,13 +266,13 @@ class Robot:
             out.append({"node_id": self.node, "eta": math.ceil(t)})
         if self.edge is not None:
             t += (self.edge.length - self.progress) / self.speed_on(self.edge, motion) * 1000.0
-            out.append({"node_id": self.edge.to_node, "eta": math.ceil(t)})
-            prev, rest = self.edge.to_node, self.path[1:]
+            out.append({"node_id": self.edge_to, "eta": math.ceil(t)})
+            prev, rest = self.edge_to, self.path[1:]
         else:
             prev, rest = self.node, self.path
         for node in rest:
             assert prev is not None
-            edge = graph.edge(prev, node)
+            edge = graph.lane_between(prev, node)
             t += edge.length / self.speed_on(edge, motion) * 1000.0
             out.append({"node_id": node, "eta": math.ceil(t)})
             prev = node

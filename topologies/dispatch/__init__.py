@@ -1,13 +1,23 @@
 """The dispatch topology (per site): assigns ready tasks to free robots and sends robots to chargers.
 
-Pure parts: :mod:`graph` (site graph, shortest paths), :mod:`policy` (cost, greedy and optimal
+Pure parts: the shared site graph (``schemas.sitegraph``: shortest paths), :mod:`policy` (cost, greedy and optimal
 assignment), :mod:`machine` (``step``), :mod:`decisions` (Decision builders). :mod:`builder` adapts them
-to Quix Streams.
+to Quix Streams through the kernel.
 """
 
+from schemas.sitegraph import SiteGraph, graph_for
+from topologies.dispatch.builder import OUTPUT_TOPICS, DispatchStep, build_dispatch, decision_key
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.graph import SiteGraph, graph_for
-from topologies.dispatch.machine import Assigner, event_kind, greedy_assigner, step
+from topologies.dispatch.machine import (
+    KINDS,
+    MAP,
+    REGISTRATION,
+    STATUS,
+    TASK,
+    Assigner,
+    greedy_assigner,
+    step,
+)
 from topologies.dispatch.policy import (
     Assignment,
     CostModel,
@@ -20,16 +30,24 @@ from topologies.dispatch.policy import (
 from topologies.dispatch.state import SiteState
 
 __all__ = [
+    "KINDS",
+    "MAP",
+    "OUTPUT_TOPICS",
+    "REGISTRATION",
+    "STATUS",
+    "TASK",
     "Assigner",
     "Assignment",
     "CostModel",
     "CostTable",
     "DispatchConfig",
+    "DispatchStep",
     "RobotView",
     "SiteGraph",
     "SiteState",
     "TaskView",
-    "event_kind",
+    "build_dispatch",
+    "decision_key",
     "graph_for",
     "greedy",
     "greedy_assigner",

@@ -1,45 +1,49 @@
-"""``build_dispatch``: the thin Quix adapter around the pure site transition (``machine.step``).
+"""The dispatch topology on the kernel: feeds re-key every input by site into the inbox, one step per site.
 
-Inputs ``robot.status``, ``task.events``, ``site.maps`` and ``robot.registry`` are concatenated and
-re-keyed to ``site_id`` with one ``group_by`` (tombstones, which carry no site, are dropped first), so
-every record of a site is processed with that site's state.
+Inputs ``robot.status``, ``task.events``, ``site.maps`` and ``robot.registry`` are each fed, tagged with
+their kind, into the processor's inbox (``dispatch.inbox``) keyed by ``site_id`` (tombstones, which carry
+no site, are left out), so every record of a site is processed with that site's state. The state store
+belongs to the inbox alone: its name does not change when an input is added.
 
-State of a site (Quix state of the site key; renaming a sub-key orphans it)::
+State of a site (sub-keys of the site key; renaming one orphans it)::
 
-    meta               {"tenant_id", "site_id"}
+    meta               {"tenant_id", "site_id", "clock"}
     map                the latest SiteMap dict
     robot:<id>         one robot entry          task:<id>   one task entry
     index:robots       sorted robot ids         index:tasks sorted task ids
-    gen                a token rewritten by every update
+    gen                the kernel's generation token of the cached model
 
-The site model lives in memory (:class:`DispatchStep` caches one :class:`SiteState` per site). A message
+The site model lives in memory (a :class:`~topologies.kernel.ModelCache` of :class:`SiteState`): a record
 reads ``gen`` (one get) and, when it matches the cache, applies the step to the cached model and writes
-only the entries the step changed: O(1) state I/O per update (the index sub-keys are rewritten only
-when a robot or task is added or removed). After a rebalance, an aborted checkpoint or a restart the
-token differs and the model is rebuilt from the sub-keys.
+only the entries the step changed: O(1) state I/O per update (the index sub-keys are rewritten only when
+a robot or task is added or removed). After a rebalance, an aborted checkpoint or a restart the token
+differs and the model is rebuilt from the sub-keys; a step that raises drops it.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from quixstreams.dataframe import StreamingDataFrame
 
+from schemas.catalog import SCHEDULER_DECISIONS, inbox
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.machine import Assigner, greedy_assigner, step
+from topologies.dispatch.machine import KINDS, Assigner, greedy_assigner, step
 from topologies.dispatch.state import SiteState
+from topologies.kernel import Decode, KeyState, ModelCache, Output, build_step, feeds, rekey
 
 __all__ = [
-    "GEN",
+    "DECISIONS",
+    "INBOX",
     "INDEX_ROBOTS",
     "INDEX_TASKS",
     "MAP",
     "META",
+    "OUTPUT_TOPICS",
+    "OWNER",
     "DispatchStep",
-    "KeyState",
     "build_dispatch",
     "decision_key",
     "load_site",
@@ -47,20 +51,18 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-META, MAP, GEN = "meta", "map", "gen"
+#: The processor (consumer group, state directory, ``dlq.dispatch``, its inbox).
+OWNER = "dispatch"
+DECISIONS = SCHEDULER_DECISIONS
+INBOX = inbox(OWNER)
+OUTPUT_TOPICS = (DECISIONS, INBOX)
+
+META, MAP = "meta", "map"
 INDEX_ROBOTS, INDEX_TASKS = "index:robots", "index:tasks"
 _ROBOT, _TASK = "robot:", "task:"
 
 
-class KeyState(Protocol):
-    """The part of a Quix ``State`` the adapter uses (get/set/delete by sub-key)."""
-
-    def get(self, key: str, default: Any = None) -> Any: ...
-    def set(self, key: str, value: Any) -> None: ...
-    def delete(self, key: str) -> None: ...
-
-
-def decision_key(decision: dict[str, Any]) -> str:
+def decision_key(decision: Mapping[str, Any]) -> str:
     """Kafka key of a Decision on ``scheduler.decisions``: the task id, else the robot id."""
     return str(decision.get("task_id") or decision["robot_id"])
 
@@ -69,6 +71,7 @@ def load_site(state: KeyState, config: DispatchConfig) -> SiteState:
     """Rebuild a site's model from its sub-keys (after a rebalance or a restart)."""
     meta = state.get(META) or {}
     site = SiteState(config=config, tenant_id=meta.get("tenant_id"), site_id=meta.get("site_id"))
+    site.clock = int(meta.get("clock") or 0)
     site.site_map = state.get(MAP)
     for rid in state.get(INDEX_ROBOTS) or ():
         robot = state.get(_ROBOT + rid)
@@ -95,8 +98,7 @@ def _store(site: SiteState, state: KeyState) -> None:
                 state.set(_TASK + ident, task)
         elif kind == "map":
             state.set(MAP, site.site_map)
-        elif kind == "meta":
-            state.set(META, {"tenant_id": site.tenant_id, "site_id": site.site_id})
+    state.set(META, {"tenant_id": site.tenant_id, "site_id": site.site_id, "clock": site.clock})
     if "robots" in index_dirty:
         state.set(INDEX_ROBOTS, sorted(site.robots))
     if "tasks" in index_dirty:
@@ -104,70 +106,45 @@ def _store(site: SiteState, state: KeyState) -> None:
 
 
 class DispatchStep:
-    """One record of a site applied to the cached model; writes back only what changed."""
+    """The kernel step: one record of a site applied to its cached model; writes only what changed.
+
+    The site's clock (``now`` of its decisions) is the latest ``occurred_at`` it has seen, kept in state,
+    so the decisions of a replay carry the same times."""
 
     def __init__(self, config: DispatchConfig, assigner: Assigner = greedy_assigner) -> None:
         self.config = config
         self.assigner = assigner
-        self._sites: dict[Any, tuple[str | None, SiteState, int]] = {}
-        self.rebuilds = 0
+        self.sites: ModelCache[SiteState] = ModelCache(lambda state: load_site(state, config))
 
-    def __call__(self, value: dict[str, Any], key: Any, _timestamp: int, _headers: Any, state: Any) -> list:
-        return self.apply(value, key, state)
-
-    def apply(self, value: dict[str, Any], key: Any, state: KeyState) -> list[dict[str, Any]]:
-        token = state.get(GEN)
-        cached = self._sites.get(key)
-        if cached is None or cached[0] != token:
-            if cached is not None:
-                logger.info("site %s: state changed under the cache, rebuilding", key)
-            site, last_now = load_site(state, self.config), 0
-            self.rebuilds += 1
-        else:
-            _, site, last_now = cached
-        now = max(int(value.get("occurred_at") or 0), last_now)
-        try:
-            site, decisions = step(site, value, now, self.assigner)
-        except Exception:
-            self._sites.pop(key, None)  # the model may be half-updated: rebuild it next time
-            raise
+    def __call__(self, state: KeyState, kind: str, event: Any, now_ms: int) -> list[Output]:
+        site = self.sites.get(state)
+        site.clock = max(int(event.get("occurred_at") or 0), site.clock)
+        site, decisions = step(site, kind, event, site.clock, self.assigner)
         if site.dirty or site.index_dirty:
             _store(site, state)
-            token = uuid.uuid4().hex
-            state.set(GEN, token)
-        self._sites[key] = (token, site, now)
-        return decisions
-
-    def forget(self) -> None:
-        """Drop every cached site (e.g. on partition revocation)."""
-        self._sites.clear()
-
-
-def _site_of(value: dict[str, Any]) -> str:
-    return str(value["site_id"])
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value.get("site_id") is not None
+        return [Output(DECISIONS, decision_key(d), d) for d in decisions]
 
 
 def build_dispatch(
-    status_sdf: StreamingDataFrame,
-    tasks_sdf: StreamingDataFrame,
-    maps_sdf: StreamingDataFrame,
-    registry_sdf: StreamingDataFrame,
     *,
+    sources: Mapping[str, StreamingDataFrame],
+    inbox: StreamingDataFrame,
+    decoders: Mapping[str, Decode],
     config: DispatchConfig,
     assigner: Assigner = greedy_assigner,
-    step_factory: Callable[[DispatchConfig, Assigner], DispatchStep] = DispatchStep,
-) -> StreamingDataFrame:
-    """Wire the dispatch topology; returns a dataframe of Decision dicts for ``scheduler.decisions``.
+) -> list[StreamingDataFrame]:
+    """Wire the dispatch topology; returns the dataframes of Outputs to produce to :data:`OUTPUT_TOPICS`
+    (Decisions with key :func:`decision_key`, and the feeds' inbox records).
 
-    Produce it with key :func:`decision_key`. ``assigner`` solves batches (several free robots and ready
-    tasks at once), e.g. the gRPC planner behind its circuit breaker; single matches are always greedy.
+    :param sources: kind (``status``, ``task``, ``map``, ``registration``) -> the source topic's dataframe
+        (values: bytes).
+    :param inbox: the processor's inbox (``dispatch.inbox``).
+    :param decoders: kind -> decoder of the source's bytes.
+    :param assigner: solves batches (several free robots and ready tasks at once), e.g. the gRPC planner
+        behind its circuit breaker; single matches are always greedy.
     """
-    # Concatenate first and re-key once: one repartition topic, and a changelog name that stays short
-    # (names derived from four stacked repartition topics exceed Kafka's 255 characters).
-    merged = status_sdf.concat(tasks_sdf).concat(maps_sdf).concat(registry_sdf)
-    merged = merged.filter(_present).group_by(_site_of, name="site")
-    return merged.apply(step_factory(config, assigner), stateful=True, metadata=True, expand=True)
+    unknown = set(sources) - set(KINDS)
+    if unknown:
+        raise ValueError(f"dispatch has no inputs of kind {sorted(unknown)}")
+    by_site = feeds(sources, inbox=INBOX, forward=lambda kind: rekey(decoders[kind], "site_id"))
+    return [*by_site, build_step(DispatchStep(config, assigner), inbox=inbox)]

@@ -1,6 +1,7 @@
-"""The dispatch site transition: ``step(site_state, event, now_ms) -> (site_state, decisions)``.
+"""The dispatch site transition: ``step(site_state, kind, event, now_ms) -> (site_state, decisions)``.
 
-Inputs are RobotStatus, RobotRegistration, SiteMap and TaskEvent dicts (docs/records.md). After applying
+Inputs are RobotStatus (kind ``status``), RobotRegistration (``registration``), SiteMap (``map``) and
+TaskEvent (``task``) dicts (docs/records.md), each tagged with its kind by the feed it came from. After applying
 one, the step matches what the input freed (a robot that became free, a task that became ready) against
 the rest of the site, so the site is always at the greedy fixpoint: no free robot can take a ready task.
 
@@ -22,59 +23,61 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.errors import RejectedRecord
+from schemas.records import (
+    RUNNING_TASK_STATES,
+    TERMINAL_TASK_STATES,
+    RobotRegistration,
+    RobotStatus,
+    SiteMap,
+    TaskEvent,
+)
+from schemas.sitegraph import graph_for
 from topologies.dispatch.decisions import decision, decision_id, route_waypoints
 from topologies.dispatch.policy import Assignment, CostModel, CostTable, greedy, nearest_free_charger
 from topologies.dispatch.state import SiteState, robot_view
 
-__all__ = ["Assigner", "event_kind", "greedy_assigner", "step"]
+__all__ = ["KINDS", "MAP", "REGISTRATION", "STATUS", "TASK", "Assigner", "greedy_assigner", "step"]
 
 logger = logging.getLogger(__name__)
 
 Assigner = Callable[[CostTable], tuple[list[Assignment], str]]
 """Solves one batch: the assignments and the planner's name (the Decision ``planner`` field)."""
 
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
+#: Kinds of input, one per source topic.
+STATUS, TASK, MAP, REGISTRATION = "status", "task", "map", "registration"
+KINDS = (STATUS, TASK, MAP, REGISTRATION)
+
+_TERMINAL = TERMINAL_TASK_STATES
 _RELEASING = frozenset({"RETRYING", "WAITING", "CREATED", "QUEUED"})
-_BUSY = frozenset({"ASSIGNED", "DISPATCHED", "EXECUTING"})
+_BUSY = RUNNING_TASK_STATES
 
 
 def greedy_assigner(table: CostTable) -> tuple[list[Assignment], str]:
     return greedy(table), "in_process"
 
 
-def event_kind(record: dict[str, Any]) -> str:
-    """``map``, ``task``, ``status`` or ``registration``, from the record's fields."""
-    if "nodes" in record and "lanes" in record:
-        return "map"
-    if "task_id" in record and "seq" in record and "state" in record:
-        return "task"
-    if "robot_id" in record and "status" in record:
-        return "status"
-    if "robot_id" in record and ("capabilities" in record or "managed_by" in record):
-        return "registration"
-    raise RejectedRecord("dispatch: not a RobotStatus, RobotRegistration, SiteMap or TaskEvent")
-
-
 def step(
-    state: SiteState, event: dict[str, Any], now_ms: int, assigner: Assigner = greedy_assigner
+    state: SiteState, kind: str, event: Any, now_ms: int, assigner: Assigner = greedy_assigner
 ) -> tuple[SiteState, list[dict[str, Any]]]:
-    """Apply one input record to the site and return the decisions it causes."""
-    kind = event_kind(event)
+    """Apply one input record of ``kind`` to the site and return the decisions it causes (``event``: the
+    record of its kind's type, :mod:`schemas.records`)."""
+    if kind not in KINDS:
+        raise RejectedRecord(f"dispatch: no input of kind {kind!r}")
     if state.tenant_id is None:
         state.tenant_id, state.site_id = event["tenant_id"], event["site_id"]
         state.dirty.add(("meta", ""))
     elif event["tenant_id"] != state.tenant_id:
         raise RejectedRecord(f"site {state.site_id} belongs to another tenant")
     out: list[dict[str, Any]] = []
-    if kind == "map":
+    if kind == MAP:
         if _on_map(state, event):
             _match_all(state, now_ms, assigner, out)
         return state, out
     robots: set[str] = set()
     tasks: set[str] = set()
-    if kind == "status":
+    if kind == STATUS:
         robots |= _on_status(state, event, now_ms, out)
-    elif kind == "registration":
+    elif kind == REGISTRATION:
         robots |= _on_registration(state, event)
     else:
         r, t = _on_task(state, event)
@@ -86,17 +89,21 @@ def step(
 
 
 # -- inputs -------------------------------------------------------------------------------------------
-def _on_map(state: SiteState, record: dict[str, Any]) -> bool:
+def _on_map(state: SiteState, record: SiteMap) -> bool:
     current = state.site_map
     if current is not None and int(current.get("version", 0)) > int(record.get("version", 0)):
         return False
+    try:
+        graph_for(record, state.config.nominal_speed_mps)
+    except ValueError as exc:  # a lane to an unknown node, a duplicate node id
+        raise RejectedRecord(f"site map v{record.get('version')} is not a graph: {exc}") from exc
     state.site_map = record
     state.dirty.add(("map", ""))
     graph = state.graph
     assert graph is not None
     for rid, robot in state.robots.items():
         if robot["node"] not in graph and robot["x"] is not None:
-            robot["node"] = graph.nearest(robot["x"], robot["y"])
+            robot["node"] = graph.nearest_node(robot["x"], robot["y"])
             state.dirty.add(("robot", rid))
     for charger_id, rid in list(state.charger_holder.items()):
         if all(cid != charger_id for cid, _ in graph.chargers):
@@ -105,7 +112,7 @@ def _on_map(state: SiteState, record: dict[str, Any]) -> bool:
     return True
 
 
-def _on_registration(state: SiteState, record: dict[str, Any]) -> set[str]:
+def _on_registration(state: SiteState, record: RobotRegistration) -> set[str]:
     rid = record["robot_id"]
     robot = state.robots.get(rid) or state.add_robot(rid)
     robot.update(
@@ -118,7 +125,7 @@ def _on_registration(state: SiteState, record: dict[str, Any]) -> set[str]:
     return {rid}
 
 
-def _on_status(state: SiteState, record: dict[str, Any], now_ms: int, out: list[dict[str, Any]]) -> set[str]:
+def _on_status(state: SiteState, record: RobotStatus, now_ms: int, out: list[dict[str, Any]]) -> set[str]:
     rid = record["robot_id"]
     robot = state.robots.get(rid) or state.add_robot(rid)
     at = int(record.get("occurred_at", 0))
@@ -130,7 +137,7 @@ def _on_status(state: SiteState, record: dict[str, Any], now_ms: int, out: list[
     graph = state.graph
     node = pose.get("node_id")
     if graph is not None and node not in graph and pose.get("x") is not None:
-        node = graph.nearest(float(pose["x"]), float(pose["y"]))
+        node = graph.nearest_node(float(pose["x"]), float(pose["y"]))
     robot.update(
         status=record["status"],
         battery=float(record["battery"]),
@@ -152,7 +159,7 @@ def _on_status(state: SiteState, record: dict[str, Any], now_ms: int, out: list[
     return {rid} if changed else set()
 
 
-def _on_task(state: SiteState, record: dict[str, Any]) -> tuple[set[str], set[str]]:
+def _on_task(state: SiteState, record: TaskEvent) -> tuple[set[str], set[str]]:
     tid = record["task_id"]
     task = state.tasks.get(tid)
     if record.get("kind", "TRANSITION") != "TRANSITION":
@@ -295,7 +302,7 @@ def _charge(state: SiteState, now_ms: int, out: list[dict[str, Any]]) -> None:
                 site_id=state.site_id or "",
                 now_ms=now_ms,
                 robot_id=rid,
-                route=route_waypoints([graph.path(robot["node"], node)], now_ms),
+                route=route_waypoints([graph.timed_path(robot["node"], node)], now_ms),
                 cost=seconds,
                 reason=f"battery {float(robot['battery']):.2f} below reserve {state.config.battery_reserve:.2f}; "
                 f"charger {charger_id}",
@@ -355,9 +362,9 @@ def _solve(
         task["assign_seq"] = int(task["assign_seq"]) + 1
         view = state.task_view(a.task_id)
         first = view.pickup or view.dropoff or robot["node"]
-        legs = [graph.path(robot["node"], first)]
+        legs = [graph.timed_path(robot["node"], first)]
         if view.pickup and view.dropoff:
-            legs.append(graph.path(view.pickup, view.dropoff))
+            legs.append(graph.timed_path(view.pickup, view.dropoff))
         out.append(
             decision(
                 kind="ASSIGN",

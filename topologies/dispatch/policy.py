@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from schemas.sitegraph import SiteGraph
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.graph import SiteGraph
 
 __all__ = [
     "INFEASIBLE",
@@ -140,7 +140,7 @@ class CostModel:
         if known.any():
             sources = np.unique(src[known])
             g.prepare(sources.tolist())
-            rows = np.stack([g.distances_from(int(i)) for i in sources])
+            rows = np.stack([g.seconds_from(int(i)) for i in sources])
             values[known] = rows[np.searchsorted(sources, src[known]), dst[known]]
         out[np.array(both)] = values
         return out
@@ -183,7 +183,7 @@ class CostModel:
         known_r = r_idx >= 0
         has_target = t_first >= 0
         if known_r.any() and has_target.any():
-            rows = np.stack([g.distances_from(int(i)) for i in r_idx[known_r]])
+            rows = np.stack([g.seconds_from(int(i)) for i in r_idx[known_r]])
             block = rows[:, t_first[has_target]]
             to_first[np.ix_(known_r, has_target)] = block
         to_first[~known_r, :] = np.inf

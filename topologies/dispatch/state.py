@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.records import SiteMap
+from schemas.sitegraph import SiteGraph, graph_for
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.graph import SiteGraph, graph_for
 from topologies.dispatch.policy import RobotView, TaskView
 
 __all__ = ["READY_STATES", "SiteState", "new_robot", "robot_view", "task_view"]
@@ -82,7 +83,8 @@ class SiteState:
     config: DispatchConfig = field(default_factory=DispatchConfig)
     tenant_id: str | None = None
     site_id: str | None = None
-    site_map: dict[str, Any] | None = None
+    clock: int = 0
+    site_map: SiteMap | None = None
     robots: dict[str, dict[str, Any]] = field(default_factory=dict)
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     # derived
@@ -95,7 +97,7 @@ class SiteState:
     dirty: set[tuple[str, str]] = field(default_factory=set)
     index_dirty: set[str] = field(default_factory=set)
 
-    _graph: tuple[dict[str, Any], SiteGraph] | None = field(default=None, repr=False)
+    _graph: tuple[SiteMap, SiteGraph] | None = field(default=None, repr=False)
 
     @property
     def graph(self) -> SiteGraph | None:

@@ -1,20 +1,25 @@
 """The tasks topology (key task_id): commands, idempotency, the state machine, dependencies, timeouts,
 retries and cron schedules -> ``task.events``.
 
-``build_inbox_feeds`` / ``build_tasks`` are the Quix builders; ``machine`` holds the pure task
-transitions, ``deps`` the dependency protocol, ``cron`` the schedules, ``inputs`` the normalization of
-every source record (including the RMF status table).
+``build_tasks`` wires it on the kernel (feeds into the inbox, one stateful :class:`TasksStep`);
+``machine`` holds the pure task transitions, ``deps`` the dependency protocol, ``cron`` the schedules,
+``inputs`` the normalization of every source record (including the RMF status table).
 """
 
 from topologies.tasks.builder import (
+    COMMAND,
+    DECISION,
+    KINDS,
     OUTPUT_TOPICS,
+    RMF,
+    SCHEDULE,
     STATE_SCHEDULE,
     STATE_TASK,
-    OutputSerializer,
+    TELEMETRY,
+    TIMER,
     TasksStep,
-    build_inbox_feeds,
     build_tasks,
-    output_key,
+    normalizer,
 )
 from topologies.tasks.config import OWNER, TasksConfig
 from topologies.tasks.cron import next_fire, step_schedule, validate_schedule
@@ -22,6 +27,8 @@ from topologies.tasks.inputs import (
     RMF_DISPATCH_STATUS,
     RMF_STATUS,
     RMF_TASK_LABEL,
+    check_command_limits,
+    check_time,
     from_command,
     from_decision,
     from_due_timer,
@@ -30,9 +37,11 @@ from topologies.tasks.inputs import (
     from_telemetry,
     inbox_key,
 )
-from topologies.tasks.machine import step
+from topologies.tasks.machine import external_spec, step
 from topologies.tasks.records import (
     ACTIVE,
+    CRON,
+    DEP,
     EVENTS,
     INBOX,
     RUNNING,
@@ -47,27 +56,37 @@ from topologies.tasks.records import (
 
 __all__ = [
     "ACTIVE",
+    "COMMAND",
+    "CRON",
+    "DECISION",
+    "DEP",
     "EVENTS",
     "INBOX",
+    "KINDS",
     "OUTPUT_TOPICS",
     "OWNER",
+    "RMF",
     "RMF_DISPATCH_STATUS",
     "RMF_STATUS",
     "RMF_TASK_LABEL",
     "RUNNING",
+    "SCHEDULE",
     "STATES",
     "STATE_SCHEDULE",
     "STATE_TASK",
+    "TELEMETRY",
     "TERMINAL",
+    "TIMER",
     "TIMERS",
     "Output",
-    "OutputSerializer",
     "TasksConfig",
     "TasksStep",
-    "build_inbox_feeds",
     "build_tasks",
+    "check_command_limits",
+    "check_time",
     "cron_task_id",
     "det_uuid7",
+    "external_spec",
     "from_command",
     "from_decision",
     "from_due_timer",
@@ -76,7 +95,7 @@ __all__ = [
     "from_telemetry",
     "inbox_key",
     "next_fire",
-    "output_key",
+    "normalizer",
     "step",
     "step_schedule",
     "task_id_for",

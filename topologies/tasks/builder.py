@@ -1,45 +1,49 @@
-"""The thin Quix adapter of the tasks topology: normalize every input into one inbox, then one stateful step.
+"""The tasks topology on the kernel: every input normalized into the inbox, then one stateful step.
 
-Two stages in one application:
-
-1. *Feeds* (stateless): each source topic's records are normalized (``inputs``) into plain input dicts
-   and produced to the processor's internal inbox topic (``tasks.inbox``), keyed by task id (schedule
-   id for schedule inputs). This is also the re-keying of the inputs that are not keyed by task id
-   (decisions, telemetry, RMF task states, schedules' timers).
-2. *Step* (stateful, the inbox only): ``machine.step`` for task inputs (state sub-key ``task``) and
-   ``cron.step_schedule`` for schedule inputs (sub-key ``schedule``). Its outputs go to ``task.events``,
-   ``timers`` and back to the inbox (dependency messages, cron-created tasks).
+1. *Feeds* (stateless, one per source topic, each tagged with its kind): a record is decoded, checked and
+   normalized (``inputs``) into plain input dicts and sent to the processor's inbox (``tasks.inbox``),
+   keyed by task id (schedule id for schedule inputs). This is also the re-keying of the inputs that are
+   not keyed by task id (decisions, telemetry, RMF task states, schedules' timers). A record that can
+   never be applied is dead-lettered here, from its own topic.
+2. *Step* (stateful, on the inbox only): :class:`TasksStep` applies ``machine.step`` to task inputs (state
+   sub-key ``task``) and ``cron.step_schedule`` to schedule inputs (sub-key ``schedule``). Its outputs go
+   to ``task.events``, ``timers`` and back to the inbox (dependency messages, cron-created tasks).
 
 Why an inbox rather than a ``concat`` of the sources: the state store's changelog topic is named after
 the stream's topics, so a concat would orphan every task's state the day an input is added; the inbox
-keeps one stable name (``changelog__<group>--<prefix>tasks.inbox--default``), needs no repartition
-topics, and no cross-topic time alignment. It costs one hop (one checkpoint) of latency.
+keeps one stable name (``changelog__<group>--<prefix>tasks.inbox--default``) and needs no cross-topic
+time alignment. It costs one hop (one checkpoint) of latency.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from quixstreams.dataframe import StreamingDataFrame
-from quixstreams.models import SerializationContext, Serializer
 
-from schemas.ids import now_ms
+from schemas.errors import RejectedRecord
+from schemas.limits import TASK_COMMAND_MAX_BYTES
+from topologies.kernel import Decode, Forward, KeyState, Output, annotate, build_step, feeds, merge
 from topologies.tasks import cron, inputs, machine
 from topologies.tasks.config import TasksConfig
-from topologies.tasks.records import EVENTS, INBOX, TIMERS, Output
+from topologies.tasks.records import EVENTS, INBOX, TIMERS
 
 __all__ = [
+    "COMMAND",
+    "DECISION",
+    "KINDS",
     "OUTPUT_TOPICS",
+    "RMF",
+    "SCHEDULE",
     "STATE_SCHEDULE",
     "STATE_TASK",
-    "OutputSerializer",
-    "StateStore",
+    "TELEMETRY",
+    "TIMER",
     "TasksStep",
-    "build_inbox_feeds",
     "build_tasks",
-    "output_key",
+    "normalizer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,52 +51,63 @@ logger = logging.getLogger(__name__)
 #: State sub-keys inside an inbox key. Renaming one orphans the stored state.
 STATE_TASK = "task"
 STATE_SCHEDULE = "schedule"
-#: Catalog names of the outputs of the step.
+#: Catalog names of the outputs of the step (and of the feeds: the inbox).
 OUTPUT_TOPICS = (EVENTS, TIMERS, INBOX)
+#: Kinds of the sources (each fed from its own topic).
+COMMAND, DECISION, TELEMETRY, RMF, TIMER, SCHEDULE = (
+    "command", "decision", "telemetry", "rmf_task_state", "timer", "schedule",
+)  # fmt: skip
+KINDS = (COMMAND, DECISION, TELEMETRY, RMF, TIMER, SCHEDULE)
 _SCHEDULE_INPUTS = ("schedule", "fire")
 
-
-class OutputSerializer(Serializer):
-    """Serializes an :class:`Output`'s value with ``inner``; a None value becomes a tombstone."""
-
-    def __init__(self, inner: Callable[[Any, SerializationContext], str | bytes]) -> None:
-        super().__init__()
-        self._inner = inner
-
-    def __call__(self, value: Any, ctx: SerializationContext) -> str | bytes:
-        payload = value.value if isinstance(value, Output) else value
-        # None makes the producer write a tombstone (the Serializer type does not say so).
-        return None if payload is None else self._inner(payload, ctx)  # type: ignore[return-value]
+#: ``(decoded record or None, record key, Kafka timestamp) -> normalized inputs``.
+Normalize = Callable[[Any, Any, int], list[dict[str, Any]]]
 
 
-class StateStore(Protocol):
-    """What the step needs of a Quix ``State``: get, set and delete by sub-key."""
+def normalizer(kind: str, config: TasksConfig) -> Normalize:
+    """How a record of source ``kind`` becomes inbox inputs (RejectedRecord for one that cannot)."""
 
-    def get(self, key: str, default: Any = None) -> Any: ...
+    def command(record: Any, key: Any, now_ms: int) -> list[dict[str, Any]]:
+        if record is None:
+            raise RejectedRecord("a task command cannot be a tombstone")
+        inputs.check_time(record, now_ms, config.future_skew_ms)
+        return inputs.from_command(record, key)
 
-    def set(self, key: str, value: Any) -> None: ...
+    def skip_tombstones(fn: Callable[[Any], list[dict[str, Any]]]) -> Normalize:
+        return lambda record, _key, _ts: fn(record) if record is not None else []
 
-    def delete(self, key: str) -> None: ...
+    table: dict[str, Normalize] = {
+        COMMAND: command,
+        DECISION: skip_tombstones(inputs.from_decision),
+        TELEMETRY: skip_tombstones(inputs.from_telemetry),
+        RMF: lambda record, _key, ts: inputs.from_rmf(record, ts) if record is not None else [],
+        TIMER: skip_tombstones(inputs.from_due_timer),
+        SCHEDULE: inputs.from_schedule,
+    }
+    return table[kind]
 
 
-def output_key(output: Output) -> str:
-    return output.key
+def _limited(decode: Decode, most: int, what: str) -> Decode:
+    def checked(data: bytes) -> Any:
+        if len(data) > most:
+            raise RejectedRecord(f"{what} record is {len(data)} bytes; at most {most}")
+        return decode(data)
+
+    return checked
 
 
 class TasksStep:
-    """One inbox input applied to its key's state: load, step, store. Stateless itself."""
+    """The kernel step: one normalized input applied to its key's task or schedule. Stateless itself."""
 
-    def __init__(self, config: TasksConfig, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(self, config: TasksConfig) -> None:
         self.config = config
-        self.clock = clock
 
-    def __call__(
-        self, inp: dict[str, Any], _key: Any, _ts: int, _headers: Any, state: StateStore
-    ) -> list[Output]:
+    def __call__(self, state: KeyState, kind: str, event: Any, now_ms: int) -> list[Output]:
+        inp: dict[str, Any] = event
         if inp["type"] in _SCHEDULE_INPUTS:
             sub = STATE_SCHEDULE
             old = state.get(sub)
-            new, out = cron.step_schedule(old, inp, self.config, self.clock())
+            new, out = cron.step_schedule(old, inp, self.config, now_ms)
         else:
             sub = STATE_TASK
             old = state.get(sub)
@@ -114,52 +129,40 @@ class TasksStep:
 
 
 def build_tasks(
-    inbox_sdf: StreamingDataFrame, *, config: TasksConfig, clock: Callable[[], int] = now_ms
-) -> dict[str, StreamingDataFrame]:
-    """Wire the stateful step on the inbox; returns ``{catalog topic: sdf of Output}`` for OUTPUT_TOPICS.
-
-    Produce each with ``key=output_key`` to a topic whose value serializer is an :class:`OutputSerializer`
-    (it unwraps the Output and writes tombstones for cancelled timers).
-    """
-    routed = inbox_sdf.apply(TasksStep(config, clock), stateful=True, metadata=True, expand=True)
-    return {name: routed.filter(_is_for(name)) for name in OUTPUT_TOPICS}
-
-
-def _is_for(topic: str) -> Callable[[Output], bool]:
-    return lambda out: out.topic == topic
-
-
-def _feed(
-    sdf: StreamingDataFrame, normalize: Callable[[Any, Any, int], list[dict[str, Any]]]
-) -> StreamingDataFrame:
-    return sdf.apply(lambda value, key, ts, _headers: normalize(value, key, ts), metadata=True, expand=True)
-
-
-def build_inbox_feeds(
     *,
-    commands: StreamingDataFrame,
-    decisions: StreamingDataFrame | None = None,
-    telemetry: StreamingDataFrame | None = None,
-    rmf_task_states: StreamingDataFrame | None = None,
-    timers_due: StreamingDataFrame | None = None,
-    schedules: StreamingDataFrame | None = None,
+    sources: Mapping[str, StreamingDataFrame],
+    inbox: StreamingDataFrame,
+    decoders: Mapping[str, Decode],
+    config: TasksConfig,
 ) -> list[StreamingDataFrame]:
-    """Normalize each source into inbox inputs; produce each returned sdf with ``key=inputs.inbox_key``.
+    """Wire the tasks topology; returns the dataframes of :class:`~topologies.kernel.Output` to produce
+    (to :data:`OUTPUT_TOPICS`): the feeds' and the step's.
 
-    :param commands: ``task.commands`` (TaskCommand dicts, key task_id).
-    :param decisions: ``scheduler.decisions`` (Decision dicts); only ASSIGN/UNASSIGN of a task pass.
-    :param telemetry: ``robot.telemetry`` (RobotTelemetry dicts); only records with a task phase pass.
-    :param rmf_task_states: ``rmf.task_states`` (RMF JSON).
-    :param timers_due: ``timers.due.tasks`` (Timer dicts).
-    :param schedules: ``task.schedules`` (TaskSchedule dicts, tombstones delete).
+    :param sources: kind (:data:`KINDS`) -> the source topic's dataframe (values: bytes). ``command`` is
+        required; the others are optional (e.g. without ``telemetry`` no robot reports task progress).
+    :param inbox: the processor's inbox (``tasks.inbox``, values: envelopes).
+    :param decoders: kind -> decoder of the source's bytes.
     """
-    feeds = [_feed(commands, lambda v, k, _ts: inputs.from_command(v, k))]
-    optional: Iterable[tuple[StreamingDataFrame | None, Callable[[Any, Any, int], list[dict[str, Any]]]]] = (
-        (decisions, lambda v, _k, _ts: inputs.from_decision(v)),
-        (telemetry, lambda v, _k, _ts: inputs.from_telemetry(v)),
-        (rmf_task_states, lambda v, _k, ts: inputs.from_rmf(v, ts)),
-        (timers_due, lambda v, _k, _ts: inputs.from_due_timer(v) if v is not None else []),
-        (schedules, inputs.from_schedule),
-    )
-    feeds.extend(_feed(sdf, fn) for sdf, fn in optional if sdf is not None)
-    return feeds
+    if COMMAND not in sources:
+        raise ValueError("the tasks topology needs its commands")
+
+    def forward(kind: str) -> Forward:
+        decode = decoders[kind]
+        if kind == COMMAND:
+            decode = _limited(decode, TASK_COMMAND_MAX_BYTES, "task command")
+        return _forward(decode, normalizer(kind, config))
+
+    # One stream of all feeds: Quix then reads the sources aligned by timestamp, partition by partition, so
+    # the inputs of one task from its co-partitioned sources (commands, decisions, RMF states, timers) reach
+    # the inbox in the order of their timestamps, and a replay of those topics gives the same inbox.
+    merged = merge(feeds(sources, inbox=INBOX, forward=forward))
+    return [merged, build_step(TasksStep(config), inbox=inbox)]
+
+
+def _forward(decode: Decode, normalize: Normalize) -> Forward:
+    def forward(value: Any, key: Any, timestamp: int) -> list[tuple[str, Any]]:
+        record = decode(value) if value is not None else None
+        annotate(record)  # log lines of this record name its tenant and task
+        return [(inputs.inbox_key(inp), inp) for inp in normalize(record, key, timestamp)]
+
+    return forward

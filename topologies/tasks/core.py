@@ -10,8 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.records import TaskSpec
 from topologies.tasks.config import TasksConfig
-from topologies.tasks.records import EVENTS, INBOX, TERMINAL, Output, task_event, timer_record, tombstone
+from topologies.tasks.records import (
+    DEP,
+    EVENTS,
+    TERMINAL,
+    Output,
+    inbox_message,
+    task_event,
+    timer_record,
+    tombstone,
+)
 
 __all__ = ["TaskRun", "new_task_state"]
 
@@ -75,7 +85,7 @@ class TaskRun:
         previous: str | None,
         reason: str | None,
         robot_id: str | None,
-        spec: dict[str, Any] | None = None,
+        spec: TaskSpec | None = None,
     ) -> None:
         self.s["seq"] += 1
         self.s["last_at"] = self.at
@@ -93,7 +103,7 @@ class TaskRun:
         )
         self.out.append(Output(EVENTS, self.task_id, event))
 
-    def transition(self, new: str, reason: str | None = None, *, spec: dict[str, Any] | None = None) -> None:
+    def transition(self, new: str, reason: str | None = None, *, spec: TaskSpec | None = None) -> None:
         """Move to ``new`` and emit the TRANSITION; on a terminal state disarm timers, tell dependents."""
         previous = self.s["status"]
         self.s["status"] = new
@@ -153,8 +163,8 @@ class TaskRun:
     def send(self, to: str, msg: str, **fields: Any) -> None:
         """A dependency-protocol message to task ``to`` through the inbox (see ``deps``)."""
         self.out.append(
-            Output(
-                INBOX,
+            inbox_message(
+                DEP,
                 to,
                 {
                     "type": "dep",

@@ -18,6 +18,7 @@ first time, so a daily 02:30 job runs once and an every-30-minutes job pauses fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,7 +27,15 @@ from croniter import croniter
 
 from schemas.errors import RejectedRecord
 from topologies.tasks.config import TasksConfig
-from topologies.tasks.records import INBOX, Output, cron_task_id, det_uuid7, timer_record, tombstone
+from topologies.tasks.records import (
+    CRON,
+    Output,
+    cron_task_id,
+    det_uuid7,
+    inbox_message,
+    timer_record,
+    tombstone,
+)
 
 __all__ = ["next_fire", "step_schedule", "validate_schedule"]
 
@@ -40,7 +49,7 @@ def _zone(name: str) -> ZoneInfo:
         raise RejectedRecord(f"unknown time zone {name!r}") from exc
 
 
-def validate_schedule(record: dict[str, Any]) -> None:
+def validate_schedule(record: Mapping[str, Any]) -> None:
     """RejectedRecord unless cron (five fields), time zone and misfire policy are usable."""
     expr = record.get("cron")
     if not isinstance(expr, str) or len(expr.split()) != 5 or not croniter.is_valid(expr):
@@ -131,8 +140,8 @@ def _create_input(state: ScheduleState, fire_at: int, at: int, late: bool) -> Ou
     labels = {**(template.get("labels") or {}), "schedule_id": state["schedule_id"], "fire_at": str(fire_at)}
     if late:
         labels["misfire"] = "FIRE_ONCE"
-    return Output(
-        INBOX,
+    return inbox_message(
+        CRON,
         task_id,
         {
             "type": "create",

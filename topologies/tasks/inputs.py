@@ -25,16 +25,24 @@ The reason of the resulting event reads ``RMF <status>[ on <fleet>/<robot>][: <R
 so a refusal fails the task with RMF's own words.
 
 Which task: the ``booking.labels`` entry ``fleetstream_task_id=<id>`` (the RMF sink sets it when it
-submits), else ``booking.id`` itself; ``booking.id`` is kept as the event's ``external_id``.
+submits), else ``booking.id`` itself; ``booking.id`` is kept as the event's ``external_id``. A state
+without our label is of a task RMF dispatched itself (``origin`` ``rmf``): the state machine adopts it
+as an external task (see ``machine``).
+
+Limits: a command whose ``occurred_at`` lies more than ``future_skew_ms`` after the time it was produced
+(its Kafka timestamp) is refused, as telemetry is; so is one past the size limits of ``schemas.limits``
+(per field here, per record in the builder's decoder), naming the field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
+from schemas import limits
 from schemas.errors import RejectedRecord
+from schemas.records import Decision, RobotTelemetry, TaskCommand, TaskSchedule, Timer
+from topologies import timers
 from topologies.tasks import cron
 
 __all__ = [
@@ -42,6 +50,8 @@ __all__ = [
     "RMF_STATUS",
     "RMF_TASK_LABEL",
     "TELEMETRY_PHASES",
+    "check_command_limits",
+    "check_time",
     "from_command",
     "from_decision",
     "from_due_timer",
@@ -90,7 +100,7 @@ def inbox_key(inp: dict[str, Any]) -> str:
     return str(inp["schedule_id"] if inp["type"] in _SCHEDULE_TYPES else inp["task_id"])
 
 
-def _text(record: dict[str, Any], field: str) -> str:
+def _text(record: Mapping[str, Any], field: str) -> str:
     value = record.get(field)
     if not isinstance(value, str) or not value:
         raise RejectedRecord(f"{field} is missing or empty")
@@ -100,6 +110,62 @@ def _text(record: dict[str, Any], field: str) -> str:
 def _check_key(key: Any, expected: str, field: str) -> None:
     if key is not None and key != expected:
         raise RejectedRecord(f"record key {key!r} does not match {field} {expected!r}")
+
+
+def _too_long(field: str, value: Any, most: int) -> None:
+    if isinstance(value, str) and len(value) > most:
+        raise RejectedRecord(f"{field} is {len(value)} characters long; at most {most}")
+
+
+def _list_limits(field: str, value: Any) -> None:
+    if isinstance(value, list):
+        if len(value) > limits.TASK_LIST_MAX:
+            raise RejectedRecord(f"{field} has {len(value)} entries; at most {limits.TASK_LIST_MAX}")
+        for item in value:
+            _too_long(f"{field}[]", item, limits.TASK_LIST_ITEM_MAX)
+
+
+def check_spec_limits(spec: Mapping[str, Any], field: str = "spec") -> None:
+    """RejectedRecord naming the first field of a task spec past ``schemas.limits``."""
+    _too_long(f"{field}.category", spec.get("category"), limits.TASK_TEXT_MAX)
+    for name in ("pickup_node", "dropoff_node", "fleet_id", "robot_id"):
+        _too_long(f"{field}.{name}", spec.get(name), limits.TASK_ID_MAX)
+    _list_limits(f"{field}.required_capabilities", spec.get("required_capabilities"))
+    _list_limits(f"{field}.depends_on", spec.get("depends_on"))
+    labels = spec.get("labels") or {}
+    if isinstance(labels, dict):
+        if len(labels) > limits.TASK_LABELS_MAX:
+            raise RejectedRecord(
+                f"{field}.labels has {len(labels)} entries; at most {limits.TASK_LABELS_MAX}"
+            )
+        for key, value in labels.items():
+            _too_long(f"{field}.labels key", key, limits.TASK_LABEL_KEY_MAX)
+            _too_long(f"{field}.labels[{key[:64]}]", value, limits.TASK_LABEL_VALUE_MAX)
+    payload = spec.get("payload_json")
+    if isinstance(payload, str) and len(payload.encode()) > limits.TASK_PAYLOAD_MAX_BYTES:
+        raise RejectedRecord(
+            f"{field}.payload_json is {len(payload.encode())} bytes; at most {limits.TASK_PAYLOAD_MAX_BYTES}"
+        )
+
+
+def check_command_limits(record: Mapping[str, Any]) -> None:
+    """RejectedRecord naming the first field of a TaskCommand past ``schemas.limits``."""
+    for name in ("task_id", "idempotency_key", "timer"):
+        _too_long(name, record.get(name), limits.TASK_ID_MAX)
+    for name in ("reason", "requested_by"):
+        _too_long(name, record.get(name), limits.TASK_TEXT_MAX)
+    if isinstance(record.get("spec"), dict):
+        check_spec_limits(record["spec"])
+
+
+def check_time(record: Mapping[str, Any], now_ms: int, future_skew_ms: int) -> None:
+    """RejectedRecord when ``occurred_at`` lies more than ``future_skew_ms`` after ``now_ms`` (the time the
+    record was produced): the same rule as telemetry's."""
+    ahead = int(record["occurred_at"]) - now_ms
+    if ahead > future_skew_ms:
+        raise RejectedRecord(
+            f"occurred_at {record['occurred_at']} is {ahead} ms in the future (allowed clock skew {future_skew_ms} ms)"
+        )
 
 
 def validate_spec(spec: Any) -> dict[str, Any]:
@@ -125,7 +191,7 @@ def validate_spec(spec: Any) -> dict[str, Any]:
     return spec
 
 
-def _base(record: dict[str, Any], task_id: str) -> dict[str, Any]:
+def _base(record: Mapping[str, Any], task_id: str) -> dict[str, Any]:
     return {
         "task_id": task_id,
         "tenant_id": _text(record, "tenant_id"),
@@ -135,10 +201,11 @@ def _base(record: dict[str, Any], task_id: str) -> dict[str, Any]:
     }
 
 
-def from_command(record: dict[str, Any], key: Any = None) -> list[dict[str, Any]]:
+def from_command(record: TaskCommand, key: Any = None) -> list[dict[str, Any]]:
     """TaskCommand (``task.commands``) -> ``create`` / ``cancel`` / ``timer``."""
     task_id = _text(record, "task_id")
     _check_key(key, task_id, "task_id")
+    check_command_limits(record)
     command = record.get("command")
     base = _base(record, task_id)
     if command == "CREATE":
@@ -166,12 +233,12 @@ def from_command(record: dict[str, Any], key: Any = None) -> list[dict[str, Any]
     raise RejectedRecord(f"unknown command {command!r}")
 
 
-def from_decision(record: dict[str, Any]) -> list[dict[str, Any]]:
+def from_decision(record: Decision) -> list[dict[str, Any]]:
     """Decision (``scheduler.decisions``): ASSIGN / UNASSIGN of a task; other decisions are not ours."""
-    kind = record.get("kind")
-    if kind not in ("ASSIGN", "UNASSIGN") or not record.get("task_id"):
+    kind, task_id = record.get("kind"), record.get("task_id")
+    if kind not in ("ASSIGN", "UNASSIGN") or not task_id:
         return []
-    base = _base(record, record["task_id"])
+    base = _base(record, task_id)
     robot = _text(record, "robot_id") if kind == "ASSIGN" else record.get("robot_id")
     return [
         {
@@ -184,17 +251,17 @@ def from_decision(record: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def from_telemetry(record: dict[str, Any]) -> list[dict[str, Any]]:
+def from_telemetry(record: RobotTelemetry) -> list[dict[str, Any]]:
     """RobotTelemetry with a task and a phase -> ``observe``; everything else is not ours."""
-    observed = TELEMETRY_PHASES.get(record.get("task_phase") or "NONE")
-    if observed is None or not record.get("task_id"):
+    observed, task_id = TELEMETRY_PHASES.get(record.get("task_phase") or "NONE"), record.get("task_id")
+    if observed is None or not task_id:
         return []
     reason = None
     if observed == "FAILED":
         reason = f"robot reported FAILED ({record['error_code']})" if record.get("error_code") else None
     return [
         {
-            **_base(record, record["task_id"]),
+            **_base(record, task_id),
             "type": "observe",
             "observed": observed,
             "robot_id": record.get("robot_id"),
@@ -206,15 +273,21 @@ def from_telemetry(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def rmf_task_id(state: dict[str, Any]) -> tuple[str, str]:
-    """``(our task id, RMF booking id)`` of an RMF task_state."""
+    """``(our task id, RMF booking id)`` of an RMF task_state (the booking id for a task RMF dispatched
+    itself)."""
+    task_id, booking_id, _ours = _rmf_ids(state)
+    return task_id, booking_id
+
+
+def _rmf_ids(state: dict[str, Any]) -> tuple[str, str, bool]:
     booking = state.get("booking")
     if not isinstance(booking, dict) or not isinstance(booking.get("id"), str) or not booking["id"]:
         raise RejectedRecord("RMF task state without booking.id")
     for label in booking.get("labels") or []:
         name, _, value = str(label).partition("=")
         if name == RMF_TASK_LABEL and value:
-            return value, booking["id"]
-    return booking["id"], booking["id"]
+            return value, booking["id"], True
+    return booking["id"], booking["id"], False
 
 
 def _object(parent: dict[str, Any], field: str) -> dict[str, Any]:
@@ -254,11 +327,12 @@ def from_rmf(message: dict[str, Any], timestamp_ms: int) -> list[dict[str, Any]]
     state = message.get("data") if message.get("type") == "task_state_update" else message
     if not isinstance(state, dict):
         raise RejectedRecord("task_state_update without data")
-    task_id, booking_id = rmf_task_id(state)
+    task_id, booking_id, ours = _rmf_ids(state)
     observed = rmf_observed(state)
     if observed is None:
         return []
     assigned = _object(state, "assigned_to")
+    booking = _object(state, "booking")
     detail = f"RMF {state.get('status') or _object(state, 'dispatch').get('status')}"
     if assigned.get("name"):
         detail += f" on {assigned.get('group')}/{assigned['name']}"
@@ -278,18 +352,21 @@ def from_rmf(message: dict[str, Any], timestamp_ms: int) -> list[dict[str, Any]]
             "source": "rmf",
             "external_id": booking_id,
             "reason": detail,
+            # what adopting a task RMF dispatched itself needs (machine._adopt)
+            "origin": "fleetstream" if ours else "rmf",
+            "category": state.get("category") if isinstance(state.get("category"), str) else None,
+            "requester": booking.get("requester") if isinstance(booking.get("requester"), str) else None,
+            "fleet": assigned.get("group") if isinstance(assigned.get("group"), str) else None,
+            "robot": assigned.get("name") if isinstance(assigned.get("name"), str) else None,
         }
     ]
 
 
-def from_due_timer(record: dict[str, Any]) -> list[dict[str, Any]]:
+def from_due_timer(record: Timer) -> list[dict[str, Any]]:
     """Timer (``timers.due.tasks``) -> ``timer`` (a task's timeout or retry) or ``fire`` (a cron fire)."""
     target = _text(record, "target_key")
     timer_id = _text(record, "timer_id")
-    try:
-        payload = orjson.loads(record.get("payload_json") or "{}")
-    except orjson.JSONDecodeError as exc:
-        raise RejectedRecord(f"timer payload is not JSON: {exc}") from exc
+    payload = timers.payload_of(record)  # type: ignore[arg-type]
     due = int(record["due_at"])
     base = {
         "tenant_id": record.get("tenant_id"),
@@ -303,7 +380,7 @@ def from_due_timer(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**base, "type": "timer", "task_id": target}]
 
 
-def from_schedule(record: dict[str, Any] | None, key: Any, timestamp_ms: int) -> list[dict[str, Any]]:
+def from_schedule(record: TaskSchedule | None, key: Any, timestamp_ms: int) -> list[dict[str, Any]]:
     """TaskSchedule (``task.schedules``, compacted) -> ``schedule``; a tombstone deletes the schedule."""
     if record is None:
         if not key:
@@ -322,6 +399,7 @@ def from_schedule(record: dict[str, Any] | None, key: Any, timestamp_ms: int) ->
     _text(record, "tenant_id")
     cron.validate_schedule(record)
     validate_spec(record.get("template"))
+    check_spec_limits(record["template"], "template")
     return [
         {
             "type": "schedule",

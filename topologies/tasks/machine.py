@@ -31,6 +31,13 @@ Sequence numbers: every event on ``task.events`` takes the next ``seq`` of its t
 DUPLICATE included, so the seq is gapless over exactly the events emitted (a reader detects a lost
 event by a gap, whatever its kind). A REJECTED command for a never-created task takes seq 1 of that id.
 
+Tasks RMF dispatched itself (an RMF task state without our label, ``origin`` ``rmf``) are adopted: the
+first such state creates an *external* task (tenant and site from the configuration, ``external_id``
+RMF's booking id, a spec with RMF's category, ``max_attempts`` 1 and the labels ``origin=rmf`` and
+``rmf_booking_id``): CREATED, then straight to the state RMF reports (DISPATCHED, EXECUTING or a terminal
+one), robot and reason from RMF. Later states follow the usual ``observe`` rules. Dispatch never assigns
+an external task (it is never QUEUED). Without a configured RMF tenant the state is logged and ignored.
+
 Event time: an event's ``occurred_at`` is its input's, never earlier than the task's previous event.
 Timers are evaluated in event time: before any input stamped at or after an armed timer's due time is
 applied, the timer's transition happens first (at the due time), whether or not the due timer itself has
@@ -39,14 +46,18 @@ arrived yet, so the outcome does not depend on how late the timer service delive
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from schemas.records import TaskSpec
 from topologies.tasks import deps
 from topologies.tasks.config import TasksConfig
 from topologies.tasks.core import TaskRun, new_task_state
-from topologies.tasks.records import INBOX, RUNNING, TERMINAL, Output, tombstone
+from topologies.tasks.records import DEP, RUNNING, TERMINAL, Output, inbox_message, tombstone
 
-__all__ = ["step"]
+__all__ = ["external_spec", "step"]
+
+logger = logging.getLogger(__name__)
 
 TaskState = dict[str, Any]
 _COMMANDS = ("create", "cancel", "assign", "unassign")
@@ -60,9 +71,16 @@ def step(
     if state is None:
         if kind == "dep":
             if inp["msg"] == "probe":
-                return None, [Output(INBOX, inp["from"], deps.reply_to_probe_of_unknown(inp))]
+                return None, [inbox_message(DEP, inp["from"], deps.reply_to_probe_of_unknown(inp))]
             return None, []
+        if kind == "observe" and inp.get("origin") == "rmf":
+            return _adopt(inp, cfg)
         if kind not in _COMMANDS:
+            if kind == "observe" and inp.get("source") == "rmf":
+                logger.warning(
+                    "RMF reports %s for task %s, which is not created (yet): ignored",
+                    inp["observed"], inp["task_id"], extra={"task_id": inp["task_id"]},
+                )  # fmt: skip
             return None, []  # a fact or a timer about a task we never saw: nothing to apply it to
         state = new_task_state(inp)
         fresh = True
@@ -76,6 +94,64 @@ def step(
         _HANDLERS[kind](run, inp)
     if not fresh and run.s == state:
         return state, run.out
+    return run.s, run.out
+
+
+# --------------------------------------------------------------------------------------------- adopt
+def external_spec(inp: dict[str, Any]) -> TaskSpec:
+    """The spec of a task RMF dispatched itself, from its task state."""
+    labels = {"origin": "rmf", "rmf_booking_id": str(inp.get("external_id") or inp["task_id"])}
+    return {
+        "category": inp.get("category") or "rmf",
+        "priority": 5,
+        "pickup_node": None,
+        "dropoff_node": None,
+        "required_capabilities": [],
+        "deadline": None,
+        "timeout_ms": None,
+        "max_attempts": 1,
+        "depends_on": [],
+        "on_dependency_failure": "CANCEL",
+        "fleet_id": inp.get("fleet"),
+        "robot_id": None,
+        "labels": labels,
+        "payload_json": None,
+    }
+
+
+def _adopt(inp: dict[str, Any], cfg: TasksConfig) -> tuple[TaskState | None, list[Output]]:
+    """A first RMF state of a task RMF dispatched itself: the external task, CREATED then as reported."""
+    if cfg.rmf_tenant_id is None:
+        logger.warning(
+            "RMF task %s (not created by fleetstream) reports %s: ignored, no RMF tenant is configured "
+            "(FLEET_RMF_TENANT_ID of the tasks processor)",
+            inp["task_id"], inp["observed"], extra={"task_id": inp["task_id"]},
+        )  # fmt: skip
+        return None, []
+    requester = inp.get("requester")
+    create = {
+        "type": "create",
+        "task_id": inp["task_id"],
+        "tenant_id": cfg.rmf_tenant_id,
+        "site_id": cfg.rmf_site_of(inp.get("fleet")),
+        "occurred_at": inp["occurred_at"],
+        "event_id": inp.get("event_id"),
+        "spec": external_spec(inp),
+        "idempotency_key": None,
+        "requested_by": f"rmf:{requester}" if requester else "rmf",
+    }
+    run = TaskRun(new_task_state(create), cfg, inp)
+    run.s["external_id"] = inp.get("external_id")
+    run.create(create)
+    observed = inp["observed"]
+    run.s["attempt"], run.s["attempt_open"] = 1, observed not in TERMINAL
+    run.s["robot_id"] = inp.get("robot")
+    run.transition(observed, inp.get("reason"))
+    logger.info(
+        "adopted RMF task %s (%s) as an external task, %s",
+        inp["task_id"], create["spec"]["category"], observed,
+        extra={"task_id": inp["task_id"], "tenant_id": cfg.rmf_tenant_id},
+    )  # fmt: skip
     return run.s, run.out
 
 

@@ -7,15 +7,26 @@ an input therefore yields the same ids, which keeps every sink idempotent even a
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
-import orjson
-
+from schemas import catalog
 from schemas.ids import det_uuid7, task_id_for
+from schemas.records import (
+    ACTIVE_TASK_STATES,
+    RUNNING_TASK_STATES,
+    TASK_STATES,
+    TERMINAL_TASK_STATES,
+    TaskEvent,
+    TaskSpec,
+)
+from topologies import timers
+from topologies.kernel import Envelope, Output
 from topologies.tasks.config import OWNER
 
 __all__ = [
     "ACTIVE",
+    "CRON",
+    "DEP",
     "EVENTS",
     "INBOX",
     "RUNNING",
@@ -25,6 +36,7 @@ __all__ = [
     "Output",
     "cron_task_id",
     "det_uuid7",
+    "inbox_message",
     "task_event",
     "task_id_for",
     "timer_record",
@@ -32,40 +44,27 @@ __all__ = [
 ]
 
 # Catalog names of the outputs. INBOX is internal to the tasks processor (see builder).
-EVENTS = "task.events"
-TIMERS = "timers"
-INBOX = "tasks.inbox"
+EVENTS = catalog.TASK_EVENTS
+TIMERS = catalog.TIMERS
+INBOX = catalog.inbox(OWNER)
 
-# TaskState symbols (docs/records.md). "UNKNOWN" is the state of a task that was never created.
-STATES = (
-    "CREATED",
-    "WAITING",
-    "QUEUED",
-    "ASSIGNED",
-    "DISPATCHED",
-    "EXECUTING",
-    "RETRYING",
-    "SUCCEEDED",
-    "FAILED",
-    "CANCELLED",
-    "TIMED_OUT",
-)
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
+#: Kinds of the messages the step sends itself through the inbox: the dependency protocol (``deps``) and
+#: the creations of cron schedules (``cron``).
+DEP = "dep"
+CRON = "cron"
+
+# The task states (schemas.records, the one definition).
+STATES = TASK_STATES
+TERMINAL = TERMINAL_TASK_STATES
 #: A robot holds the task: the attempt timeout runs, UNASSIGN and progress apply.
-RUNNING = frozenset({"ASSIGNED", "DISPATCHED", "EXECUTING"})
+RUNNING = RUNNING_TASK_STATES
 #: Created and not finished.
-ACTIVE = frozenset(STATES) - TERMINAL
-
-#: Namespace of task ids derived from idempotency keys: the gateway's (gateway/routers/tasks.py), so a
-#: cron-created task id and an API-created one come from one scheme.
+ACTIVE = ACTIVE_TASK_STATES
 
 
-class Output(NamedTuple):
-    """One record to emit: catalog topic, Kafka key, value (None is a tombstone)."""
-
-    topic: str
-    key: str
-    value: dict[str, Any] | None
+def inbox_message(kind: str, to: str, message: dict[str, Any]) -> Output:
+    """A message of ``kind`` (:data:`DEP`, :data:`CRON`) to the key ``to`` through the inbox."""
+    return Output(INBOX, to, Envelope(kind, message))
 
 
 def cron_task_id(tenant_id: str, schedule_id: str, fire_at: int) -> str:
@@ -83,10 +82,10 @@ def task_event(
     at: int,
     reason: str | None = None,
     robot_id: str | None = None,
-    spec: dict[str, Any] | None = None,
+    spec: TaskSpec | None = None,
     causation_id: str | None = None,
-) -> dict[str, Any]:
-    """A TaskEvent dict (docs/records.md) about ``task`` (its state dict)."""
+) -> TaskEvent:
+    """A TaskEvent (docs/records.md) about ``task`` (its state dict)."""
     return {
         "event_id": det_uuid7(at, "task", task["task_id"], seq),
         "tenant_id": task["tenant_id"],
@@ -116,24 +115,13 @@ def timer_record(
     site_id: str | None,
     payload: dict[str, Any],
 ) -> Output:
-    """Arm timer ``timer_id``: a Timer on ``timers`` that comes back on ``timers.due.tasks`` at ``due_at``."""
-    return Output(
-        TIMERS,
-        timer_id,
-        {
-            "event_id": det_uuid7(at, "timer", timer_id),
-            "tenant_id": tenant_id,
-            "site_id": site_id,
-            "occurred_at": at,
-            "timer_id": timer_id,
-            "owner": OWNER,
-            "target_key": target_key,
-            "due_at": due_at,
-            "payload_json": orjson.dumps(payload).decode(),
-        },
-    )
+    """Arm timer ``timer_id``: it comes back on ``timers.due.tasks`` at ``due_at`` (``topologies.timers``)."""
+    return timers.arm(
+        owner=OWNER, timer_id=timer_id, target_key=target_key, due_at=due_at, at=at, tenant_id=tenant_id,
+        site_id=site_id, payload=payload,
+    )  # fmt: skip
 
 
 def tombstone(timer_id: str) -> Output:
     """Cancel (or clean up after firing) timer ``timer_id``."""
-    return Output(TIMERS, timer_id, None)
+    return timers.cancel(timer_id)

@@ -1,46 +1,52 @@
 """The telemetry topology (key robot_id): validate, dedupe, derive status, offline and battery alerts,
-1-minute aggregates.
+1-minute aggregates, every accepted sample to ``robot.telemetry.accepted``.
 
-``build_telemetry`` is the Quix builder; ``machine`` holds the pure per-robot transitions, ``rules`` the
-rejections and the status derivation, ``sitemaps`` the in-memory site-map bounds for the pose check.
+``build_telemetry`` wires it on the kernel; ``machine`` holds the pure per-robot transitions, ``rules``
+the rejections and the status derivation, ``sitemaps`` the site directory that brings each robot the
+bounds of its site's map for the pose check.
 """
 
 from topologies.telemetry.builder import (
-    OUTPUT_KEY_FIELDS,
     OUTPUT_TOPICS,
     REGISTRATION,
     STATE_ROBOT,
     TELEMETRY,
     TIMER,
-    BoundsLookup,
-    StateFlush,
     TelemetryStep,
     build_telemetry,
-    output_key,
 )
 from topologies.telemetry.config import OWNER, TelemetryConfig
 from topologies.telemetry.machine import classify_order, on_registration, on_telemetry, on_timer
-from topologies.telemetry.records import AGGREGATES, ALERTS, STATUS, TIMERS, Output, det_uuid7
+from topologies.telemetry.records import (
+    ACCEPTED,
+    AGGREGATES,
+    ALERTS,
+    INBOX,
+    STATUS,
+    TIMERS,
+    Output,
+    det_uuid7,
+)
 from topologies.telemetry.rules import derive_status, validate_telemetry
-from topologies.telemetry.sitemaps import SiteBounds, SiteMapIndex, bounds_of
+from topologies.telemetry.sitemaps import SITE_BOUNDS, SITE_JOIN, SITE_MAP, bounds_of, site_key
 
 __all__ = [
+    "ACCEPTED",
     "AGGREGATES",
     "ALERTS",
-    "OUTPUT_KEY_FIELDS",
+    "INBOX",
     "OUTPUT_TOPICS",
     "OWNER",
     "REGISTRATION",
+    "SITE_BOUNDS",
+    "SITE_JOIN",
+    "SITE_MAP",
     "STATE_ROBOT",
     "STATUS",
     "TELEMETRY",
     "TIMER",
     "TIMERS",
-    "BoundsLookup",
     "Output",
-    "SiteBounds",
-    "SiteMapIndex",
-    "StateFlush",
     "TelemetryConfig",
     "TelemetryStep",
     "bounds_of",
@@ -51,6 +57,6 @@ __all__ = [
     "on_registration",
     "on_telemetry",
     "on_timer",
-    "output_key",
+    "site_key",
     "validate_telemetry",
 ]

@@ -24,9 +24,11 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.records import RobotRegistration, RobotTelemetry, Timer
+from topologies import timers
+from topologies.kernel import Output
 from topologies.telemetry import records
 from topologies.telemetry.config import TelemetryConfig
-from topologies.telemetry.records import Output
 from topologies.telemetry.rules import derive_status
 
 __all__ = [
@@ -46,11 +48,11 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def _route_nodes(route: list[dict[str, Any]] | None) -> list[str]:
+def _route_nodes(route: Any) -> list[str]:
     return [w["node_id"] for w in route or ()]
 
 
-def classify_order(robot: RobotRuntime | None, record: dict[str, Any], config: TelemetryConfig) -> str:
+def classify_order(robot: RobotRuntime | None, record: RobotTelemetry, config: TelemetryConfig) -> str:
     """``"new"``, ``"duplicate"`` (same seq as the last accepted), ``"stale"`` (an older seq, or a sample
     from before the robot restarted) or ``"restart"`` (the robot's seq began again: see ``on_telemetry``)."""
     if robot is None or robot["tenant_id"] != record["tenant_id"]:
@@ -63,7 +65,9 @@ def classify_order(robot: RobotRuntime | None, record: dict[str, Any], config: T
     return "duplicate" if record["seq"] + base == robot["seq"] else "stale"
 
 
-def on_registration(current: dict[str, Any] | None, record: dict[str, Any] | None) -> dict[str, Any] | None:
+def on_registration(
+    current: dict[str, Any] | None, record: RobotRegistration | None
+) -> dict[str, Any] | None:
     """The registration kept in the robot's state: what the rules need of a RobotRegistration.
 
     A tombstone (``None``) forgets the robot; its later telemetry is rejected as unknown.
@@ -78,7 +82,7 @@ def on_registration(current: dict[str, Any] | None, record: dict[str, Any] | Non
     }
 
 
-def _open_window(start: int, record: dict[str, Any], seq: int) -> dict[str, Any]:
+def _open_window(start: int, record: RobotTelemetry, seq: int) -> dict[str, Any]:
     battery = record["battery"]
     speed = record.get("speed", 0.0)
     return {
@@ -101,11 +105,11 @@ def _flush(
 ) -> None:
     """Emit ``window`` if it holds samples not emitted yet (an early flush may be followed by a later one)."""
     if window is not None and window["count"] > window["emitted"]:
-        out.append(Output(records.AGGREGATES, records.aggregate(robot, window, config.window_ms)))
+        out.append(records.aggregate(robot, window, config.window_ms))
         window["emitted"] = window["count"]
 
 
-def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: TelemetryConfig) -> Step:
+def on_telemetry(robot: RobotRuntime | None, record: RobotTelemetry, config: TelemetryConfig) -> Step:
     """Apply one *valid* telemetry sample (see ``rules.validate_telemetry``).
 
     Duplicates and stale samples (seq not above the last accepted) change nothing and emit nothing.
@@ -198,29 +202,23 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
 
     if previous_status == "OFFLINE":
         out.append(
-            Output(
-                records.ALERTS,
-                records.alert(
-                    state,
-                    kind="ROBOT_ONLINE",
-                    severity="INFO",
-                    occurred_at=occurred_at,
-                    message=f"robot {state['robot_id']} is back online ({new_status})",
-                ),
+            records.alert(
+                state,
+                kind="ROBOT_ONLINE",
+                severity="INFO",
+                occurred_at=occurred_at,
+                message=f"robot {state['robot_id']} is back online ({new_status})",
             )
         )
 
     if changed or last_emit is None or occurred_at - last_emit >= config.heartbeat_ms:
         out.append(
-            Output(
-                records.STATUS,
-                records.status(
-                    state,
-                    status_value=new_status,
-                    previous=previous_status,
-                    reason="CHANGE" if changed else "HEARTBEAT",
-                    occurred_at=occurred_at,
-                ),
+            records.status(
+                state,
+                status_value=new_status,
+                previous=previous_status,
+                reason="CHANGE" if changed else "HEARTBEAT",
+                occurred_at=occurred_at,
             )
         )
         state["last_emit"] = occurred_at
@@ -229,36 +227,30 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
         if battery < config.battery_low:
             state["battery_low"] = True
             out.append(
-                Output(
-                    records.ALERTS,
-                    records.alert(
-                        state,
-                        kind="BATTERY_LOW",
-                        severity="WARNING",
-                        occurred_at=occurred_at,
-                        message=f"robot {state['robot_id']} battery {battery:.0%} below {config.battery_low:.0%}",
-                    ),
+                records.alert(
+                    state,
+                    kind="BATTERY_LOW",
+                    severity="WARNING",
+                    occurred_at=occurred_at,
+                    message=f"robot {state['robot_id']} battery {battery:.0%} below {config.battery_low:.0%}",
                 )
             )
     elif battery >= config.battery_low + config.battery_margin:
         state["battery_low"] = False
         out.append(
-            Output(
-                records.ALERTS,
-                records.alert(
-                    state,
-                    kind="BATTERY_OK",
-                    severity="INFO",
-                    occurred_at=occurred_at,
-                    message=f"robot {state['robot_id']} battery recovered to {battery:.0%}",
-                ),
+            records.alert(
+                state,
+                kind="BATTERY_OK",
+                severity="INFO",
+                occurred_at=occurred_at,
+                message=f"robot {state['robot_id']} battery recovered to {battery:.0%}",
             )
         )
 
     if timer_due is None:
         due = last_seen + config.offline_timeout_ms
         state["timer_due"] = due
-        out.append(Output(records.TIMERS, records.offline_timer(state, due_at=due, occurred_at=occurred_at)))
+        out.append(records.offline_timer(state, due_at=due, occurred_at=occurred_at))
 
     start = occurred_at - occurred_at % config.window_ms
     if window is None or start > window["start"]:
@@ -287,22 +279,26 @@ def on_telemetry(robot: RobotRuntime | None, record: dict[str, Any], config: Tel
     return state, out
 
 
-def on_timer(robot: RobotRuntime | None, timer: dict[str, Any], config: TelemetryConfig) -> Step:
+def on_timer(robot: RobotRuntime | None, timer: Timer, config: TelemetryConfig) -> Step:
     """Handle a due offline timer (from ``timers.due.telemetry``).
 
     A timer that is not the one armed in state (already re-armed, or fired twice) is ignored. If the
     robot was seen since the timer was armed, the timer is re-armed for the remainder; otherwise the
     robot goes OFFLINE: RobotStatus OFFLINE, ROBOT_OFFLINE alert, its open window flushed, timer disarmed.
     """
-    if robot is None or robot["tenant_id"] != timer["tenant_id"] or timer["due_at"] != robot.get("timer_due"):
+    if (
+        robot is None
+        or robot["tenant_id"] != timer["tenant_id"]
+        or not timers.is_armed(timer, robot.get("timer_due"))
+    ):
         return robot, []
     due_at = timer["due_at"]
     state = dict(robot)
     out: list[Output] = []
-    expected = robot["last_seen"] + config.offline_timeout_ms
-    if expected > due_at:
+    expected = timers.remaining_due(robot["last_seen"], config.offline_timeout_ms, due_at)
+    if expected is not None:
         state["timer_due"] = expected
-        out.append(Output(records.TIMERS, records.offline_timer(state, due_at=expected, occurred_at=due_at)))
+        out.append(records.offline_timer(state, due_at=expected, occurred_at=due_at))
         return state, out
 
     state["timer_due"] = None
@@ -310,29 +306,23 @@ def on_timer(robot: RobotRuntime | None, timer: dict[str, Any], config: Telemetr
         state["status"] = "OFFLINE"
         state["last_emit"] = due_at
         out.append(
-            Output(
-                records.STATUS,
-                records.status(
-                    state,
-                    status_value="OFFLINE",
-                    previous=robot["status"],
-                    reason="OFFLINE",
-                    occurred_at=due_at,
-                ),
+            records.status(
+                state,
+                status_value="OFFLINE",
+                previous=robot["status"],
+                reason="OFFLINE",
+                occurred_at=due_at,
             )
         )
         out.append(
-            Output(
-                records.ALERTS,
-                records.alert(
-                    state,
-                    kind="ROBOT_OFFLINE",
-                    severity="WARNING",
-                    occurred_at=due_at,
-                    message=(
-                        f"robot {robot['robot_id']} sent no telemetry for {config.offline_timeout_ms / 1000:g} s "
-                        f"(last seen {_iso(robot['last_seen'])})"
-                    ),
+            records.alert(
+                state,
+                kind="ROBOT_OFFLINE",
+                severity="WARNING",
+                occurred_at=due_at,
+                message=(
+                    f"robot {robot['robot_id']} sent no telemetry for {config.offline_timeout_ms / 1000:g} s "
+                    f"(last seen {_iso(robot['last_seen'])})"
                 ),
             )
         )

@@ -7,16 +7,21 @@ the same ids, which keeps every downstream sink idempotent even across a replay.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
-import orjson
-
+from schemas import catalog
 from schemas.ids import det_uuid7
+from schemas.records import Alert, TelemetryAggregate
+from topologies import timers
+from topologies.kernel import Output
+from topologies.status import robot_status
 from topologies.telemetry.config import OWNER
 
 __all__ = [
+    "ACCEPTED",
     "AGGREGATES",
     "ALERTS",
+    "INBOX",
     "STATUS",
     "TIMERS",
     "Output",
@@ -29,51 +34,44 @@ __all__ = [
 ]
 
 # Catalog names of the output topics.
-STATUS = "robot.status"
-ALERTS = "alerts"
-AGGREGATES = "robot.telemetry.1m"
-TIMERS = "timers"
-
-
-class Output(NamedTuple):
-    """One record to emit: the catalog topic and the record dict (keyed by the topic's key field)."""
-
-    topic: str
-    value: dict[str, Any]
+STATUS = catalog.ROBOT_STATUS
+ALERTS = catalog.ALERTS
+AGGREGATES = catalog.ROBOT_TELEMETRY_1M
+TIMERS = catalog.TIMERS
+ACCEPTED = catalog.ROBOT_TELEMETRY_ACCEPTED
+INBOX = catalog.inbox(OWNER)
 
 
 def status(
     robot: dict[str, Any], *, status_value: str, previous: str | None, reason: str, occurred_at: int
-) -> dict[str, Any]:
-    """A RobotStatus from a robot's runtime state (see ``machine.RobotState`` keys)."""
-    return {
-        "event_id": det_uuid7(
+) -> Output:
+    """The RobotStatus of a robot's runtime state (see ``machine``)."""
+    return robot_status(
+        event_id=det_uuid7(
             occurred_at, robot["tenant_id"], robot["robot_id"], "status", robot["seq"], reason
         ),
-        "tenant_id": robot["tenant_id"],
-        "site_id": robot["site_id"],
-        "occurred_at": occurred_at,
-        "robot_id": robot["robot_id"],
-        "fleet_id": robot["fleet_id"],
-        "status": status_value,
-        "previous_status": previous,
-        "battery": robot["battery"],
-        "pose": robot["pose"],
-        "speed": robot["speed"],
-        "task_id": robot["task_id"],
-        "route": robot["route"],
-        "seq": robot["seq"],
-        "last_seen_at": robot["last_seen"],
-        "reason": reason,
-    }
+        tenant_id=robot["tenant_id"],
+        site_id=robot["site_id"],
+        occurred_at=occurred_at,
+        robot_id=robot["robot_id"],
+        fleet_id=robot["fleet_id"],
+        status=status_value,
+        previous_status=previous,
+        battery=robot["battery"],
+        pose=robot["pose"],
+        speed=robot["speed"],
+        task_id=robot["task_id"],
+        route=robot["route"],
+        seq=robot["seq"],
+        last_seen_at=robot["last_seen"],
+        reason=reason,
+    )
 
 
-def alert(
-    robot: dict[str, Any], *, kind: str, severity: str, message: str, occurred_at: int
-) -> dict[str, Any]:
+def alert(robot: dict[str, Any], *, kind: str, severity: str, message: str, occurred_at: int) -> Output:
     """An Alert about a robot (key: ``subject_id`` = robot id)."""
     event_id = det_uuid7(occurred_at, robot["tenant_id"], robot["robot_id"], "alert", kind, robot["seq"])
-    return {
+    record: Alert = {
         "event_id": event_id,
         "tenant_id": robot["tenant_id"],
         "site_id": robot["site_id"],
@@ -84,13 +82,14 @@ def alert(
         "subject_id": robot["robot_id"],
         "message": message,
     }
+    return Output(ALERTS, robot["robot_id"], record)
 
 
-def aggregate(robot: dict[str, Any], window: dict[str, Any], window_ms: int) -> dict[str, Any]:
-    """A TelemetryAggregate of an open window accumulator (``occurred_at`` = ``window_start``)."""
+def aggregate(robot: dict[str, Any], window: dict[str, Any], window_ms: int) -> Output:
+    """The TelemetryAggregate of an open window accumulator (``occurred_at`` = ``window_start``)."""
     start = window["start"]
     count = window["count"]
-    return {
+    record: TelemetryAggregate = {
         "event_id": det_uuid7(start, robot["tenant_id"], robot["robot_id"], "1m", count, window["last_seq"]),
         "tenant_id": robot["tenant_id"],
         "site_id": window["site_id"],
@@ -107,6 +106,7 @@ def aggregate(robot: dict[str, Any], window: dict[str, Any], window_ms: int) -> 
         "speed_max": window["smax"],
         "distance_m": window["dist"],
     }
+    return Output(AGGREGATES, robot["robot_id"], record)
 
 
 def offline_timer_id(tenant_id: str, robot_id: str) -> str:
@@ -114,16 +114,15 @@ def offline_timer_id(tenant_id: str, robot_id: str) -> str:
     return f"{OWNER}:offline:{tenant_id}:{robot_id}"
 
 
-def offline_timer(robot: dict[str, Any], *, due_at: int, occurred_at: int) -> dict[str, Any]:
+def offline_timer(robot: dict[str, Any], *, due_at: int, occurred_at: int) -> Output:
     """A Timer asking the timer service to hand ``due_at`` back to this robot's key."""
-    return {
-        "event_id": det_uuid7(occurred_at, robot["tenant_id"], robot["robot_id"], "timer", due_at),
-        "tenant_id": robot["tenant_id"],
-        "site_id": robot["site_id"],
-        "occurred_at": occurred_at,
-        "timer_id": offline_timer_id(robot["tenant_id"], robot["robot_id"]),
-        "owner": OWNER,
-        "target_key": robot["robot_id"],
-        "due_at": due_at,
-        "payload_json": orjson.dumps({"kind": "offline"}).decode(),
-    }
+    return timers.arm(
+        owner=OWNER,
+        timer_id=offline_timer_id(robot["tenant_id"], robot["robot_id"]),
+        target_key=robot["robot_id"],
+        due_at=due_at,
+        at=occurred_at,
+        tenant_id=robot["tenant_id"],
+        site_id=robot["site_id"],
+        payload={"kind": "offline"},
+    )

@@ -6,8 +6,9 @@ import math
 from typing import Any
 
 from schemas.errors import RejectedRecord
+from schemas.records import RobotTelemetry
+from schemas.sitegraph import Bounds
 from topologies.telemetry.config import TelemetryConfig
-from topologies.telemetry.sitemaps import SiteBounds
 
 __all__ = ["WORKING_PHASES", "derive_status", "validate_telemetry"]
 
@@ -16,9 +17,9 @@ WORKING_PHASES = frozenset({"STARTED", "IN_PROGRESS"})
 
 
 def validate_telemetry(
-    record: dict[str, Any],
+    record: RobotTelemetry,
     registration: dict[str, Any] | None,
-    bounds: SiteBounds | None,
+    bounds: Bounds | None,
     config: TelemetryConfig,
     now_ms: int,
 ) -> None:
@@ -66,7 +67,7 @@ def validate_telemetry(
         )
 
 
-def derive_status(record: dict[str, Any], config: TelemetryConfig) -> str:
+def derive_status(record: RobotTelemetry, config: TelemetryConfig) -> str:
     """The RobotState a valid telemetry sample means.
 
     ERROR when the robot says so or reports an error code; CHARGING, WORKING and MOVING when it says so;

@@ -1,20 +1,14 @@
 """The traffic topology (key site_id): space-time reservations of planned routes, conflict detection
 (vertex, edge, following distance, no-go zones, deadlocks) and resolution (HOLD / RESUME / REROUTE).
 
-``machine.step`` is the pure per-site transition and ``builder.build_traffic`` its Quix adapter. Parts:
+``machine.step`` is the pure per-site transition and ``builder.build_traffic`` its adapter to the kernel. Parts:
 ``reservations`` (the indexed table), ``detect`` (clashes, zone hits, wait-for cycles), ``problems``
 (what to resolve, emitted once), ``resolve`` (who yields; HOLD at a safe node), ``detour`` (A* reroutes),
 ``deadlock`` (cycle breaking), ``resume`` (RESUME with hysteresis), ``graph`` / ``geometry`` (site
 model, no-go polygons), ``state`` (the in-memory site), ``records`` (output builders).
 """
 
-from topologies.traffic.builder import (
-    OUTPUT_KEY_FIELDS,
-    OUTPUT_TOPICS,
-    SiteCache,
-    TrafficStep,
-    build_traffic,
-)
+from topologies.traffic.builder import KINDS, OUTPUT_TOPICS, TrafficStep, build_traffic
 from topologies.traffic.config import OWNER, TrafficConfig
 from topologies.traffic.detect import Clash, ZoneHit, clash_between, clashes_of, find_cycle, zone_hits
 from topologies.traffic.graph import SiteModel
@@ -27,15 +21,14 @@ __all__ = [
     "ALERTS",
     "CONFLICTS",
     "DECISIONS",
+    "KINDS",
     "OPEN",
-    "OUTPUT_KEY_FIELDS",
     "OUTPUT_TOPICS",
     "OWNER",
     "Clash",
     "Output",
     "Reservation",
     "ReservationTable",
-    "SiteCache",
     "SiteModel",
     "SiteState",
     "TrafficConfig",

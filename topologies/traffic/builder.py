@@ -1,51 +1,61 @@
-"""``build_traffic``: the thin Quix adapter around the pure per-site transition (``machine.step``).
+"""The traffic topology's adapter to the kernel: feeds re-key every input by site into the inbox, one
+:class:`TrafficStep` per site around the pure transition (:func:`topologies.traffic.site.step`).
 
-Inputs: ``robot.status`` (key robot_id), ``site.maps`` (key site_id) and, optionally, ``task.events``
-(key task_id) are concatenated first and then re-keyed by ``site_id`` with one ``group_by``, so a site's
-robots, tasks and map live in one key's state (equal partition counts are required). ``site.maps`` goes
-through the repartition topic too: its own key bytes and partitioner need not match the repartition
-topic's (JSON keys, murmur2), so only re-keying every input alike puts a site in one partition.
+Inputs: ``robot.status`` (key robot_id), ``site.maps`` (key site_id) and ``task.events`` (key task_id,
+for task priorities) are each fed, tagged with their kind, into the processor's inbox (``traffic.inbox``)
+keyed by ``site_id`` (tombstones, which carry no site, are left out), so a site's robots, tasks and map
+live in one key's state. The store belongs to the inbox alone: its name does not change with the inputs.
 
-State of one site key (store of the concatenated stream; sub-key names are stable — renaming one
-orphans the stored state):
+State of one site key (sub-keys are stable — renaming one orphans the stored state):
 
-- ``meta``: site/tenant ids, event-time clock, prune/scan times and a revision counter (written on
-  every message: one small write);
+- ``meta``: site/tenant ids, event-time clock, prune/scan times, the alert budget and the planner's round
+  clock (written on every record: one small write);
 - ``map``: the latest SiteMap (written when it changes);
-- ``robots``: the index of robot ids; ``robot:<id>``: one robot entry each (written when it changes);
-- ``tasks``: the index of task ids; ``task:<id>``: the task's priority.
+- ``robots``: the index of monitored robot ids (Open-RMF's); ``robot:<id>``: one entry each;
+- ``movers``: the index of coordinated robot ids; ``mover:<id>``: what one holds and where it goes;
+- ``monitored``: ids of the robots that plan their own traffic;
+- ``wanted``: node id -> the robot that is granted it once its holder has left;
+- ``tasks``: the index of task ids; ``task:<id>``: the task's priority;
+- ``gen``: the kernel's generation token of the cached model.
 
-The site model and the reservation table are derived: :class:`SiteCache` keeps them in memory per
-site and rebuilds them from the sub-keys when the stored revision differs from the cached one (first
-message after a start or a rebalance that moved the partition away and back). One RobotStatus thus
-costs O(1) state I/O: ``meta`` plus the entries it changed.
+The site model, the grant table and the reservation table are derived: a
+:class:`~topologies.kernel.ModelCache` keeps them in memory per site, rebuilt from the sub-keys when the
+stored token differs from the cached one (first record after a start or a rebalance) and dropped when a
+step raises. One RobotStatus thus costs O(1) state I/O: the token, ``meta`` and the entries it changed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
-from quixstreams import State
 from quixstreams.dataframe import StreamingDataFrame
 
+from schemas.catalog import inbox
 from schemas.errors import RejectedRecord
-from topologies.traffic import machine
-from topologies.traffic.config import TrafficConfig
-from topologies.traffic.records import ALERTS, CONFLICTS, DECISIONS, Output
-from topologies.traffic.state import SiteState
+from schemas.sitegraph import graph_for
+from topologies.kernel import Decode, KeyState, ModelCache, Output, build_step, feeds, rekey
+from topologies.traffic import site as traffic_site
+from topologies.traffic.config import OWNER, TrafficConfig
+from topologies.traffic.coordinate import Coordinator
+from topologies.traffic.records import ALERTS, CONFLICTS, DECISIONS
+from topologies.traffic.site import TrafficSite
 
 __all__ = [
-    "OUTPUT_KEY_FIELDS",
+    "INBOX",
+    "KINDS",
     "OUTPUT_TOPICS",
     "STATE_MAP",
     "STATE_META",
+    "STATE_MONITORED",
+    "STATE_MOVERS",
     "STATE_ROBOTS",
     "STATE_TASKS",
-    "SiteCache",
     "TrafficStep",
     "build_traffic",
+    "load",
+    "store",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,58 +64,69 @@ STATE_META = "meta"
 STATE_MAP = "map"
 STATE_ROBOTS = "robots"
 STATE_TASKS = "tasks"
+STATE_MOVERS = "movers"
+STATE_MONITORED = "monitored"
+STATE_WANTED = "wanted"
 _ROBOT = "robot:"
 _TASK = "task:"
+_MOVER = "mover:"
 
-#: Catalog names of the outputs, and the field of each output record that is its Kafka key.
-OUTPUT_TOPICS = (DECISIONS, CONFLICTS, ALERTS)
-OUTPUT_KEY_FIELDS = {DECISIONS: "robot_id", CONFLICTS: "site_id", ALERTS: "subject_id"}
-
-_STATUS = machine.STATUS
-
-
-class SiteCache:
-    """In-memory :class:`SiteState` per site key, each with the state revision it reflects."""
-
-    def __init__(self) -> None:
-        self._sites: dict[str, tuple[int, SiteState]] = {}
-
-    def get(self, key: str, rev: int) -> SiteState | None:
-        hit = self._sites.get(key)
-        return hit[1] if hit is not None and hit[0] == rev else None
-
-    def put(self, key: str, rev: int, site: SiteState) -> None:
-        self._sites[key] = (rev, site)
-
-    def clear(self) -> None:
-        self._sites.clear()
+INBOX = inbox(OWNER)
+#: Catalog names of the outputs (each output carries its key).
+OUTPUT_TOPICS = (DECISIONS, CONFLICTS, ALERTS, INBOX)
+#: Kinds of input, one per source topic.
+KINDS = (traffic_site.STATUS, traffic_site.MAP, traffic_site.TASK)
 
 
-def load(state: State, config: TrafficConfig) -> SiteState:
+def load(state: KeyState, config: TrafficConfig) -> TrafficSite:
     """Rebuild a site from its sub-keys (after a start or a rebalance)."""
     meta = state.get(STATE_META) or {}
-    site = SiteState(config=config, site_id=meta.get("site_id", ""), tenant_id=meta.get("tenant_id", ""))
-    site.clock = meta.get("clock", 0)
-    site.next_prune = meta.get("next_prune", 0)
-    site.next_scan = meta.get("next_scan", 0)
-    site.site_map = state.get(STATE_MAP)
+    site = TrafficSite.new(config, meta.get("site_id", ""), meta.get("tenant_id", ""))
+    monitor = site.monitor
+    monitor.clock = meta.get("clock", 0)
+    monitor.next_prune = meta.get("next_prune", 0)
+    monitor.next_scan = meta.get("next_scan", 0)
+    monitor.alert_tokens = meta.get("alert_tokens", -1.0)
+    monitor.alert_at = meta.get("alert_at", 0)
+    monitor.alerts_suppressed = meta.get("alerts_suppressed", 0)
+    monitor.site_map = state.get(STATE_MAP)
     for rid in state.get(STATE_ROBOTS) or ():
         entry = state.get(_ROBOT + rid)
         if entry is not None:
-            site.robots[rid] = entry
+            monitor.robots[rid] = entry
     for task_id in state.get(STATE_TASKS) or ():
         priority = state.get(_TASK + task_id)
         if priority is not None:
-            site.tasks[task_id] = priority
-    site.rebuild()
+            monitor.tasks[task_id] = priority
+    monitor.rebuild()
+    site.monitored = set(state.get(STATE_MONITORED) or ())
+    movers = [m for m in (state.get(_MOVER + rid) for rid in state.get(STATE_MOVERS) or ()) if m is not None]
+    if monitor.site_map is not None:
+        coordinator = site.coordinator = Coordinator(graph_for(monitor.site_map, config.speed_mps), config)
+        coordinator.load(movers)
+        coordinator.next_round = meta.get("next_round", 0)
+        coordinator.rounds = meta.get("rounds", 0)
+        index = coordinator.graph.index
+        coordinator.wanted = {
+            index[node]: rid for node, rid in (state.get(STATE_WANTED) or {}).items() if node in index
+        }
+        traffic_site.block_monitored(site, monitor.clock)
+    logger.info(
+        "traffic site %s loaded from state: %d coordinated and %d monitored robots",
+        state.key,
+        len(movers),
+        len(monitor.robots),
+        extra={"site_id": state.key},
+    )
     return site
 
 
-def store(state: State, site: SiteState, rev: int) -> None:
-    """Write what the last step changed, and the new revision."""
+def store(state: KeyState, site: TrafficSite) -> None:
+    """Write what the last step changed."""
+    monitor = site.monitor
     robots_changed = False
-    for rid in site.dirty_robots:
-        entry = site.robots.get(rid)
+    for rid in monitor.dirty_robots:
+        entry = monitor.robots.get(rid)
         if entry is None:
             state.delete(_ROBOT + rid)
         else:
@@ -113,113 +134,99 @@ def store(state: State, site: SiteState, rev: int) -> None:
             state.set(_ROBOT + rid, entry)
         robots_changed |= entry is None
     if robots_changed:
-        state.set(STATE_ROBOTS, sorted(site.robots))
-    if site.dirty_tasks:
-        for task_id in site.dirty_tasks:
-            if task_id in site.tasks:
-                state.set(_TASK + task_id, site.tasks[task_id])
+        state.set(STATE_ROBOTS, sorted(monitor.robots))
+    if monitor.dirty_tasks:
+        for task_id in monitor.dirty_tasks:
+            if task_id in monitor.tasks:
+                state.set(_TASK + task_id, monitor.tasks[task_id])
             else:
                 state.delete(_TASK + task_id)
-        state.set(STATE_TASKS, sorted(site.tasks))
-    if site.dirty_map:
-        state.set(STATE_MAP, site.site_map)
-    state.set(
-        STATE_META,
-        {
-            "site_id": site.site_id,
-            "tenant_id": site.tenant_id,
-            "clock": site.clock,
-            "next_prune": site.next_prune,
-            "next_scan": site.next_scan,
-            "rev": rev,
-        },
-    )
-    site.dirty_robots.clear()
-    site.dirty_tasks.clear()
-    site.dirty_map = False
+        state.set(STATE_TASKS, sorted(monitor.tasks))
+    if monitor.dirty_map:
+        state.set(STATE_MAP, monitor.site_map)
+    meta = {
+        "site_id": monitor.site_id,
+        "tenant_id": monitor.tenant_id,
+        "clock": monitor.clock,
+        "next_prune": monitor.next_prune,
+        "next_scan": monitor.next_scan,
+        "alert_tokens": monitor.alert_tokens,
+        "alert_at": monitor.alert_at,
+        "alerts_suppressed": monitor.alerts_suppressed,
+    }
+    coordinator = site.coordinator
+    if coordinator is not None:
+        meta["next_round"] = coordinator.next_round
+        meta["rounds"] = coordinator.rounds
+        if coordinator.changed:
+            movers_changed = False
+            for rid, record in coordinator.records(coordinator.changed).items():
+                if record is None:
+                    movers_changed |= state.exists(_MOVER + rid)
+                    state.delete(_MOVER + rid)
+                else:
+                    movers_changed |= not state.exists(_MOVER + rid)
+                    state.set(_MOVER + rid, record)
+            if movers_changed:
+                state.set(STATE_MOVERS, sorted(coordinator.table.movers))
+            coordinator.changed.clear()
+        wanted = {coordinator.graph.ids[n]: rid for n, rid in sorted(coordinator.wanted.items())}
+        if wanted != (state.get(STATE_WANTED) or {}):
+            state.set(STATE_WANTED, wanted)
+    if sorted(site.monitored) != (state.get(STATE_MONITORED) or []):
+        state.set(STATE_MONITORED, sorted(site.monitored))
+    state.set(STATE_META, meta)
+    monitor.dirty_robots.clear()
+    monitor.dirty_tasks.clear()
+    monitor.dirty_map = False
 
 
 class TrafficStep:
-    """One input of a site applied to its state: load (from cache), step, store. Stateless itself."""
+    """The kernel step: one input of a site applied to its cached model, then stored."""
 
-    def __init__(self, config: TrafficConfig, cache: SiteCache | None = None) -> None:
+    def __init__(self, config: TrafficConfig) -> None:
         self.config = config
-        self.cache = cache or SiteCache()
+        self.sites: ModelCache[TrafficSite] = ModelCache(lambda state: load(state, config))
 
-    def __call__(
-        self, item: tuple[str, Any], key: Any, _timestamp: int, _headers: Any, state: State
-    ) -> list[Output]:
-        kind, value = item
-        if value is None:
-            return []
-        site_key = str(key)
-        if value.get("site_id") not in (None, site_key):
-            raise RejectedRecord(f"record of site {value.get('site_id')!r} under site key {site_key!r}")
-        meta = state.get(STATE_META) or {}
-        rev = int(meta.get("rev", 0))
-        site = self.cache.get(site_key, rev)
-        if site is None:
-            site = load(state, self.config)
-            logger.info(
-                "traffic site %s loaded from state: %d robots",
-                site_key,
-                len(site.robots),
-                extra={"site_id": site_key},
-            )
-        if kind == _STATUS and site.robots.get(value["robot_id"], {}).get("seq", -1) >= value["seq"]:
+    def __call__(self, state: KeyState, kind: str, event: Any, now_ms: int) -> list[Output]:
+        if kind not in KINDS:
+            raise RejectedRecord(f"traffic: no input of kind {kind!r}")
+        if event.get("site_id") != state.key:
+            raise RejectedRecord(f"record of site {event.get('site_id')!r} under site key {state.key!r}")
+        site = self.sites.get(state)
+        if kind == traffic_site.STATUS and _seen(site, event):
             return []  # duplicate or stale: no state write at all
-        _, out = machine.step(site, value, int(value.get("occurred_at") or 0))
-        store(state, site, rev + 1)
-        self.cache.put(site_key, rev + 1, site)
-        return out
+        out = traffic_site.step(site, kind, event, int(event.get("occurred_at") or now_ms))
+        store(state, site)
+        return [Output(o.topic, o.key, o.value) for o in out]
 
 
-def _tagged(value: dict[str, Any]) -> tuple[str, Any]:
-    """``(kind, value)``: which input a record is, told by its fields (``machine.classify``)."""
-    return machine.classify(value), value
-
-
-def _present(value: Any) -> bool:
-    return value is not None and bool(value.get("site_id"))
-
-
-def _is_for(topic: str) -> Callable[[Output], bool]:
-    return lambda out: out.topic == topic
-
-
-def _value(out: Output) -> dict[str, Any]:
-    return out.value
-
-
-def _site_of(value: Any) -> Any:
-    return value["site_id"]
+def _seen(site: TrafficSite, event: Any) -> bool:
+    """Whether this RobotStatus is one the site has already applied (or an older one)."""
+    rid, seq = event["robot_id"], event["seq"]
+    coordinator = site.coordinator
+    mover = coordinator.table.movers.get(rid) if coordinator is not None else None
+    if mover is not None:
+        return bool(mover.seq >= seq)
+    return bool(site.monitor.robots.get(rid, {}).get("seq", -1) >= seq)
 
 
 def build_traffic(
-    status_sdf: StreamingDataFrame,
     *,
-    maps_sdf: StreamingDataFrame,
-    tasks_sdf: StreamingDataFrame | None = None,
+    sources: Mapping[str, StreamingDataFrame],
+    inbox: StreamingDataFrame,
+    decoders: Mapping[str, Decode],
     config: TrafficConfig,
-    cache: SiteCache | None = None,
-) -> dict[str, StreamingDataFrame]:
-    """Wire the traffic topology; returns one dataframe of plain records per output catalog topic.
+) -> list[StreamingDataFrame]:
+    """Wire the traffic topology; returns the dataframes of Outputs to produce to :data:`OUTPUT_TOPICS`.
 
-    :param status_sdf: ``robot.status`` (RobotStatus dicts, key robot_id); re-keyed by site here.
-    :param maps_sdf: ``site.maps`` (SiteMap dicts, key site_id); re-keyed with the others here.
-    :param tasks_sdf: ``task.events`` (TaskEvent dicts, key task_id; re-keyed by site here), for task
-        priorities; without it every robot with a task has the default priority 5.
-    :param config: margins and thresholds.
-    :param cache: the in-memory site cache (one per process; a new one by default).
-    :returns: ``{topic: sdf}`` for ``OUTPUT_TOPICS``; produce each with key ``OUTPUT_KEY_FIELDS[topic]``.
+    :param sources: kind (``status``, ``map``, ``task``) -> the source topic's dataframe (values: bytes);
+        without ``task`` every robot with a task has the default priority 5.
+    :param inbox: the processor's inbox (``traffic.inbox``).
+    :param decoders: kind -> decoder of the source's bytes.
     """
-    # Concatenate first and re-key once (as dispatch does): one repartition topic for all inputs, so a
-    # map and the statuses of its site share a partition and a key, and a changelog name that stays
-    # short (per-input group_bys stack repartition names into it, past 255 chars with longer prefixes).
-    merged = status_sdf.concat(maps_sdf)
-    if tasks_sdf is not None:
-        merged = merged.concat(tasks_sdf)
-    merged = merged.filter(_present).group_by(_site_of, name="site").apply(_tagged)
-    step = TrafficStep(config, cache)
-    routed = merged.apply(step, stateful=True, metadata=True, expand=True)
-    return {name: routed.filter(_is_for(name)).apply(_value) for name in OUTPUT_TOPICS}
+    unknown = set(sources) - set(KINDS)
+    if unknown:
+        raise ValueError(f"traffic has no inputs of kind {sorted(unknown)}")
+    by_site = feeds(sources, inbox=INBOX, forward=lambda kind: rekey(decoders[kind], "site_id"))
+    return [*by_site, build_step(TrafficStep(config), inbox=inbox)]

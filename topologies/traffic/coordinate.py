@@ -41,7 +41,7 @@ _FIXED_STATUSES = frozenset({"WORKING", "CHARGING"})
 _STUCK_STATUSES = frozenset({"OFFLINE", "ERROR"})
 _MAX_ROWS = 512
 #: Dead ends where a robot may wait out a jam (not a station where others need it gone).
-_PARKED_KINDS = frozenset({"PARKING", "PICKUP", "WAYPOINT", "AISLE"})
+_PARKED_KINDS = frozenset({"PARKING", "PICKUP"})
 
 
 def _no_priority(_task_id: str) -> int | None:
@@ -182,29 +182,30 @@ class Coordinator:
         return [self._grant(m, now) for m in grown]
 
     def _admit(self, active: list[Mover]) -> list[Mover]:
-        """Flow control: while ``max_lane_density`` of the site's lane nodes (those that are not dead ends)
-        hold robots, a robot parked in a dead end that is not a station (its parking spot, a storage
-        pocket) stays there instead of setting off; it can still be pushed out to make room. A jammed site
-        then drains instead of filling up with more robots than its lanes can carry."""
+        """Flow control: robots parked in a dead end that is not a station (a parking spot, a storage pocket)
+        set off only while fewer than ``max_lane_density`` of the site's lane nodes (those that are not dead
+        ends) hold robots, oldest first, as many as there is room for; the others stay where they are (they
+        can still be pushed out to make room). A busy site then drains instead of filling up with more
+        robots than its lanes can carry."""
         graph = self.graph
-        tips = graph.tips
-        cap = max(1.0, self.config.max_lane_density * (len(graph) - len(tips)))
+        tips, kinds = graph.tips, graph.kinds
         movers = self.table.movers.values()
-        in_lanes = sum(1 for m in movers if m.held and m.held[0] not in tips)
-        if in_lanes < cap:
-            return active
-        kinds = graph.kinds
+        cap = max(1.0, self.config.max_lane_density * (len(graph) - len(tips)))
+        room = cap - sum(1 for m in movers if m.held and m.held[0] not in tips)
         wanted = {m.goal for m in movers if m.goal is not None}  # a robot on another's goal must go anyway
-        return [
+        parked = [
             m
             for m in active
-            if not (
-                len(m.held) == 1
-                and m.held[0] in tips
-                and kinds[m.held[0]] in _PARKED_KINDS
-                and m.held[0] not in wanted
-            )
+            if len(m.held) == 1
+            and m.held[0] in tips
+            and kinds[m.held[0]] in _PARKED_KINDS
+            and m.held[0] not in wanted
         ]
+        if len(parked) <= room:
+            return active
+        parked.sort(key=lambda m: (m.since, zlib.crc32(m.robot_id.encode())))
+        held_back = {m.robot_id for m in parked[max(0, int(room)) :]}
+        return [m for m in active if m.robot_id not in held_back]
 
     def _hand_over(self, node: int, now: int) -> list[Output]:
         """``node`` was just freed: the robot that wanted it gets it now."""

@@ -29,7 +29,7 @@ from topologies.traffic.coordinate import Coordinator
 from topologies.traffic.records import Output
 from topologies.traffic.state import SiteState
 
-__all__ = ["MAP", "STATUS", "TASK", "TICK", "TrafficSite", "step"]
+__all__ = ["MAP", "STATUS", "TASK", "TICK", "TrafficSite", "block_monitored", "step"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _on_map(site: TrafficSite, record: dict[str, Any], now: int) -> list[Output]
     return out
 
 
-def _block_monitored(site: TrafficSite, now: int) -> None:
+def block_monitored(site: TrafficSite, now: int) -> None:
     """Keep the coordinator off the nodes monitored robots stand on or reach within the next seconds."""
     coordinator = site.coordinator
     if coordinator is None:
@@ -125,7 +125,7 @@ def step(site: TrafficSite, kind: str, event: dict[str, Any] | None, now_ms: int
                 out.extend(site.coordinator.remove(event["robot_id"], now_ms))
             _, monitor_out = machine.step(site.monitor, event, now_ms)
             out.extend(monitor_out)
-            _block_monitored(site, now_ms)
+            block_monitored(site, now_ms)
     elif kind == TASK and event is not None:
         _, monitor_out = machine.step(site.monitor, event, now_ms)
         out.extend(monitor_out)

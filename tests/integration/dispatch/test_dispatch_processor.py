@@ -18,7 +18,10 @@ from tests.integration.telemetry.conftest import Stack
 
 TENANT = "acme"
 SITE = "s1"
-TOPICS = ("robot.status", "task.events", "site.maps", "robot.registry", "scheduler.decisions", "dlq.dispatch")
+TOPICS = (
+    "robot.status", "task.events", "site.maps", "robot.registry", "scheduler.decisions", "dlq.dispatch",
+    "dispatch.inbox",
+)  # fmt: skip
 
 
 @pytest.fixture

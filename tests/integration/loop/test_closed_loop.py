@@ -1,5 +1,5 @@
 """The closed loop on the real stack: the simulator creates tasks and follows scheduler.decisions, and the
-real processors (telemetry, timers, tasks, dispatch, sink_postgres) carry every task to SUCCEEDED.
+real processors (telemetry, timers, tasks, dispatch, sink-postgres) carry every task to SUCCEEDED.
 
 simulator --task.commands--> tasks --task.events--> dispatch --scheduler.decisions--> simulator
 simulator --robot.telemetry--> telemetry --robot.status--> dispatch;  robot.telemetry (task phase) --> tasks
@@ -49,7 +49,7 @@ LOOP_TOPICS = (
     "dlq.telemetry",
     "dlq.dispatch",
 )
-PROCESSORS = ("telemetry", "timers", "tasks", "dispatch", "sink_postgres")
+PROCESSORS = ("telemetry", "timers", "tasks", "dispatch", "sink-postgres")
 _TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
 
 
@@ -127,8 +127,8 @@ def test_simulated_fleet_finishes_every_task(loop_stack: TaskStack, pg_schema: s
         planner_failure_threshold=2,
         **common,
     )
-    s.start("sink_postgres", postgres_schema=pg_schema)
-    for proc in ("telemetry", "tasks", "dispatch", "sink_postgres"):
+    s.start("sink-postgres", postgres_schema=pg_schema)
+    for proc in ("telemetry", "tasks", "dispatch", "sink-postgres"):
         s.wait_started(proc, timeout=90)
 
     settings = s.settings

@@ -1,6 +1,6 @@
 """The closed loop with traffic control on the real stack: 30 simulated robots follow scheduler.decisions
 from dispatch (ASSIGN) and traffic (HOLD / RESUME / REROUTE) while the real processors (telemetry,
-timers, tasks, dispatch, traffic, sink_postgres) run, and the simulator's ground truth must show no
+timers, tasks, dispatch, traffic, sink-postgres) run, and the simulator's ground truth must show no
 collision. Robots drive twice as fast as real ones (speed_scale 2) to keep the test short; they set off
 3 s after they are given a route (so that a HOLD can still keep them where they stand) and go home as
 soon as they are idle. Tasks: 6 deliveries in the first minute, from random pickups to random docks.
@@ -68,8 +68,8 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
     s.start("tasks", **common)
     s.start("dispatch", **common)
     s.start("traffic", traffic_speed_mps=1.2 * SPEED_SCALE, traffic_latency_s=1.5, **common)
-    s.start("sink_postgres", postgres_schema=pg_schema)
-    for processor in ("telemetry", "tasks", "dispatch", "traffic", "sink_postgres"):
+    s.start("sink-postgres", postgres_schema=pg_schema)
+    for processor in ("telemetry", "tasks", "dispatch", "traffic", "sink-postgres"):
         s.wait_started(processor, timeout=90)
 
     settings = s.settings

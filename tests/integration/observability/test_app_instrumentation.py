@@ -1,6 +1,8 @@
 """``create_processor_app``'s per-record hooks in a real Quix Streams application against real Kafka:
 the record's trace is current while it is processed (log lines), outputs carry ``traceparent`` with a
-span of this processor, dead letters keep the original header, and the record metrics move."""
+span of this processor, dead letters keep the original header, and the record metrics move. Only bad
+records are dead-lettered: an unexpected exception stops the processor, and so does a dead-letter rate
+past the limit."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from prometheus_client import REGISTRY
 from pipelines.app import create_processor_app
 from pipelines.logsetup import JsonFormatter, TraceContextFilter
 from pipelines.metrics import PROCESSING_LATENCY, RECORDS_IN, RECORDS_OUT
+from schemas.errors import RejectedRecord
 from schemas.tracing import TraceContext, parse_traceparent
 
 log = logging.getLogger("tests.observability.step")
@@ -78,11 +81,11 @@ def test_records_are_traced_counted_and_dead_lettered_with_their_trace(
 
     papp = create_processor_app(s, name, exactly_once=False, commit_interval=0.2)
     out = papp.topic("out", value_serializer="json")
-    sdf = papp.app.dataframe(papp.topic("in", value_deserializer="json"))
+    sdf = papp.dataframe(papp.topic("in", value_deserializer="json"))
 
     def step(value: dict[str, Any]) -> dict[str, Any]:
         if value.get("fail"):
-            raise ValueError("this record cannot be processed")
+            raise RejectedRecord("this record cannot be processed")
         log.info("handled record %d", value["n"])
         return {**value, "done": True}
 
@@ -93,7 +96,6 @@ def test_records_are_traced_counted_and_dead_lettered_with_their_trace(
     old_level = root.level
     root.setLevel(logging.INFO)
     try:
-        papp.instrument()
         papp.app.run(timeout=3.0)
     finally:
         root.removeHandler(handler)
@@ -124,8 +126,77 @@ def test_records_are_traced_counted_and_dead_lettered_with_their_trace(
     assert RECORDS_IN.labels(name, f"{p}in").value == 4  # the undecodable one too
     assert RECORDS_OUT.labels(name, f"{p}out").value == 2
     latency = PROCESSING_LATENCY.labels(name)
-    assert sum(latency.counts) == 2 and 0 <= latency.sum < 2 * 60  # two records, each within a minute
     assert (
-        REGISTRY.get_sample_value("fleet_dlq_records_total", {"processor": name, "error_type": "ValueError"})
+        sum(latency.counts) == 3 and 0 <= latency.sum < 3 * 60
+    )  # three decoded records, each within a minute
+    assert (
+        REGISTRY.get_sample_value(
+            "fleet_dlq_records_total", {"processor": name, "error_type": "RejectedRecord"}
+        )
         == 1
+    )
+
+
+def _run_until_stopped(papp: Any, seconds: float = 20.0) -> BaseException | None:
+    try:
+        papp.app.run(timeout=seconds)
+    except BaseException as exc:
+        return exc
+    finally:
+        papp.dlq.close()
+    return None
+
+
+def test_an_unexpected_exception_stops_the_processor_and_nothing_is_dead_lettered(
+    prefixed_settings, create_topics
+) -> None:
+    name = f"probe{uuid.uuid4().hex[:6]}"
+    s = prefixed_settings
+    p = s.topic_prefix
+    create_topics([f"{p}in", f"{p}dlq.{name}"], partitions=1)
+    producer = Producer(s.kafka_producer_config())
+    for n in range(3):
+        producer.produce(f"{p}in", key=b"k", value=orjson.dumps({"n": n}))
+    assert producer.flush(10) == 0
+    papp = create_processor_app(s, name, exactly_once=False, commit_interval=0.2)
+    sdf = papp.dataframe(papp.topic("in", value_deserializer="json"))
+
+    def step(value: dict[str, Any]) -> dict[str, Any]:
+        if value["n"] == 1:
+            raise KeyError("a bug")
+        return value
+
+    sdf.apply(step)
+    stopped = _run_until_stopped(papp)
+    assert isinstance(stopped, KeyError)
+    assert _read_all(s, f"{p}dlq.{name}") == []
+
+
+def test_a_dead_letter_rate_past_the_limit_stops_the_processor(
+    prefixed_settings, create_topics, caplog
+) -> None:
+    name = f"probe{uuid.uuid4().hex[:6]}"
+    s = prefixed_settings.model_copy(update={"dead_letters_max_ratio": 0.5, "dead_letters_window": 20})
+    p = s.topic_prefix
+    create_topics([f"{p}in", f"{p}dlq.{name}"], partitions=1)
+    producer = Producer(s.kafka_producer_config())
+    for n in range(60):
+        producer.produce(f"{p}in", key=b"k", value=orjson.dumps({"n": n, "bad": n >= 5}))
+    assert producer.flush(10) == 0
+    papp = create_processor_app(s, name, exactly_once=False, commit_interval=0.2)
+    sdf = papp.dataframe(papp.topic("in", value_deserializer="json"))
+
+    def step(value: dict[str, Any]) -> dict[str, Any]:
+        if value["bad"]:
+            raise RejectedRecord(f"record {value['n']} is impossible")
+        return value
+
+    sdf.apply(step)
+    with caplog.at_level(logging.ERROR):
+        stopped = _run_until_stopped(papp)
+    assert isinstance(stopped, RejectedRecord)
+    dead = _read_all(s, f"{p}dlq.{name}")
+    assert 10 < len(dead) < 55  # stopped once more than half of the last 20 were bad, not at the end
+    assert any(
+        "went to" in r.getMessage() and "dead_letters_max_ratio" in r.getMessage() for r in caplog.records
     )

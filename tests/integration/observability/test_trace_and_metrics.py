@@ -78,7 +78,7 @@ class Pipeline:
             time.sleep(0.3)
         raise AssertionError(
             f"task {task_id} never reached {state} in Postgres (now {self.task_state(tenant, task_id)}); "
-            f"tasks log:\n{self.stack.log('tasks')[-3000:]}\nsink log:\n{self.stack.log('sink_postgres')[-3000:]}"
+            f"tasks log:\n{self.stack.log('tasks')[-3000:]}\nsink log:\n{self.stack.log('sink-postgres')[-3000:]}"
         )
 
     def records(self, topic: str, key: str, want: int, timeout: float = 30.0) -> list[Any]:
@@ -149,7 +149,7 @@ def _run_pipeline(
 ) -> Iterator[Pipeline]:
     http_port, tasks_port, sink_port = _free_port(), _free_port(), _free_port()
     stack.start("tasks", log_level="DEBUG", metrics_port=tasks_port)
-    stack.start("sink_postgres", log_level="DEBUG", metrics_port=sink_port, postgres_schema=schema)
+    stack.start("sink-postgres", log_level="DEBUG", metrics_port=sink_port, postgres_schema=schema)
     stack.start(
         "gateway",
         log_level="DEBUG",
@@ -169,10 +169,10 @@ def _run_pipeline(
         schema,
         {
             "tasks": f"http://127.0.0.1:{tasks_port}/metrics",
-            "sink_postgres": f"http://127.0.0.1:{sink_port}/metrics",
+            "sink-postgres": f"http://127.0.0.1:{sink_port}/metrics",
         },
     )
-    for proc in ("tasks", "sink_postgres"):
+    for proc in ("tasks", "sink-postgres"):
         stack.wait_started(proc)
     deadline = time.monotonic() + 60
     while "gateway ready" not in stack.log("gateway"):
@@ -219,7 +219,7 @@ def test_one_trace_id_from_the_gateway_to_the_postgres_row(pipeline: Pipeline) -
         for line in tasks_lines
     ), tasks_lines
     assert any(line.get("output_topic") == p.stack.settings.topic("task.events") for line in tasks_lines)
-    sink_lines = [line for line in p.log_lines("sink_postgres") if trace_id in line.get("trace_ids", [])]
+    sink_lines = [line for line in p.log_lines("sink-postgres") if trace_id in line.get("trace_ids", [])]
     assert sink_lines, "the Postgres sink logged no batch with the trace id"
     assert all(line["records"] >= 1 for line in sink_lines)
 
@@ -257,7 +257,7 @@ def _wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> No
 def test_processor_metrics_move(pipeline: Pipeline) -> None:
     p = pipeline
     topic = p.stack.settings.topic
-    before_tasks, before_sink = p.scrape("tasks"), p.scrape("sink_postgres")
+    before_tasks, before_sink = p.scrape("tasks"), p.scrape("sink-postgres")
     tenant = f"metrics-{uuid.uuid4().hex[:8]}"
     task_ids = []
     # Twelve tasks, so that both task.commands partitions hold records (the lag check below needs a
@@ -318,7 +318,7 @@ def test_processor_metrics_move(pipeline: Pipeline) -> None:
     _wait_for(caught_up, "fleet_consumer_lag of tasks never showed its task.commands partitions caught up")
 
     def sink_moved() -> bool:
-        now = p.scrape("sink_postgres")
+        now = p.scrape("sink-postgres")
         return (
             _value(now, "fleet_records_in_total", processor="sink-postgres", topic=topic("task.events"))
             >= _value(

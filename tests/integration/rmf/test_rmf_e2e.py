@@ -1,10 +1,10 @@
 """One task's full round trip through Open-RMF, on the real stack with the real processors.
 
 RMF fleet adapters (``FleetAdapterSim``) push their robots over the gateway's ``/_internal`` websocket, on
-the port of its own that ``fleet run gateway`` serves it on; ``rmf_ingest`` turns them into robot.status;
+the port of its own that ``fleet run gateway`` serves it on; ``rmf-ingest`` turns them into robot.status;
 tasks created through the gateway's REST API for the RMF fleet are assigned by ``dispatch``, submitted by
-``sink_rmf`` to the RMF API server simulator, whose dispatcher pushes their states back over the websocket
-into the ``tasks`` topology; ``sink_postgres`` projects the outcome that ``GET /v1/tasks/{id}`` returns:
+``sink-rmf`` to the RMF API server simulator, whose dispatcher pushes their states back over the websocket
+into the ``tasks`` topology; ``sink-postgres`` projects the outcome that ``GET /v1/tasks/{id}`` returns:
 SUCCEEDED, FAILED with RMF's reason, CANCELLED (and cancelled in RMF too).
 """
 
@@ -41,7 +41,7 @@ SITE = "s1"
 FLEET = "tinyRobot"
 ROBOTS = ("tinyRobot1", "tinyRobot2", "tinyRobot3")
 RMF_PLACES = ("P1", "P2", "P3")  # Z is on our map, but no RMF fleet can reach it
-PROCESSORS = ("tasks", "dispatch", "rmf_ingest", "sink_rmf", "sink_postgres")
+PROCESSORS = ("tasks", "dispatch", "rmf-ingest", "sink-rmf", "sink-postgres")
 
 
 def _free_port() -> int:
@@ -107,16 +107,16 @@ def _start_processes(
     )
     s.start("tasks")
     s.start("dispatch")
-    s.start("rmf_ingest", rmf_tenant_id=tenant, rmf_site_id=SITE, rmf_min_interval_s=2, commit_interval_s=0.2)
+    s.start("rmf-ingest", rmf_tenant_id=tenant, rmf_site_id=SITE, rmf_min_interval_s=2, commit_interval_s=0.2)
     s.start(
-        "sink_rmf",
+        "sink-rmf",
         rmf_api_url=server.url,
         rmf_api_token=server.token(),
         rmf_fleets=f'["{FLEET}"]',
         rmf_retry_after_s=0.5,
         commit_interval_s=0.2,
     )
-    s.start("sink_postgres", postgres_schema=schema)
+    s.start("sink-postgres", postgres_schema=schema)
     for name in PROCESSORS:
         s.wait_started(name, timeout=120)
     deadline = time.monotonic() + 60
@@ -265,7 +265,7 @@ def test_task_round_trip_through_rmf(
     task_states = _raw(s, "rmf.task_states", 8)
     for msg in task_states:
         rmf.validate(orjson.loads(msg.value()), "task_state_update")
-    # What sink_rmf publishes of RMF's answers (the refusal, the accepted dispatches) continues the
+    # What sink-rmf publishes of RMF's answers (the refusal, the accepted dispatches) continues the
     # trace of the task's command; what RMF pushes over the websocket starts new traces downstream.
     commands = {m.key().decode(): trace_id_of(m.headers()) for m in _raw(s, "task.commands", 4)}
     answered = {trace_id_of(m.headers()) for m in task_states} - {None}

@@ -1,4 +1,4 @@
-"""`fleet run rmf_ingest` against the real stack: RMF fleet states on rmf.fleet_states become RobotStatus
+"""`fleet run rmf-ingest` against the real stack: RMF fleet states on rmf.fleet_states become RobotStatus
 records on robot.status, once each (re-sends, Kafka re-deliveries and a restart emit nothing new); bad
 records go to dlq.rmf-ingest; with `fleet run timers`, the robots of an adapter that falls silent become
 OFFLINE once, and come back with their new status."""
@@ -34,10 +34,10 @@ def send(s: TaskStack, message: dict[str, Any] | bytes, key: str | None = None) 
 
 def wait_started(s: TaskStack, times: int = 1, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
-    while s.log("rmf_ingest").count(STARTED) < times:
-        proc = s.procs.get("rmf_ingest")
-        assert proc is not None and proc.poll() is None, s.log("rmf_ingest")[-3000:]
-        assert time.monotonic() < deadline, s.log("rmf_ingest")[-3000:]
+    while s.log("rmf-ingest").count(STARTED) < times:
+        proc = s.procs.get("rmf-ingest")
+        assert proc is not None and proc.poll() is None, s.log("rmf-ingest")[-3000:]
+        assert time.monotonic() < deadline, s.log("rmf-ingest")[-3000:]
         time.sleep(0.2)
 
 
@@ -58,7 +58,7 @@ def test_fleet_states_become_robot_statuses_once(rmf_stack: TaskStack) -> None:
         "rmf_heartbeat_s": 3600,
         "commit_interval_s": 0.2,
     }
-    s.start("rmf_ingest", **env)
+    s.start("rmf-ingest", **env)
     wait_started(s)
     first = fleet_state(
         "f1", {"r1": robot_state("r1", T0), "r2": robot_state("r2", T0, status="charging", battery=0.3)}
@@ -104,8 +104,8 @@ def test_fleet_states_become_robot_statuses_once(rmf_stack: TaskStack) -> None:
 
     # A restart keeps each robot's memory (the state store and its changelog): the latest states sent
     # again change nothing; a real change still comes through, with the status it changed from.
-    s.stop("rmf_ingest")
-    s.start("rmf_ingest", **env)
+    s.stop("rmf-ingest")
+    s.start("rmf-ingest", **env)
     wait_started(s, times=2)
     send(s, moved)
     send(s, fleet_state("f1", {"r2": robot_state("r2", T0 + 2, battery=0.35)}))
@@ -115,8 +115,8 @@ def test_fleet_states_become_robot_statuses_once(rmf_stack: TaskStack) -> None:
     last = records[-1]
     assert (last["robot_id"], last["status"], last["previous_status"]) == ("r2", "IDLE", "CHARGING")
     assert len({r["event_id"] for r in records}) == 5
-    assert s.procs["rmf_ingest"].poll() is None
-    s.kill("rmf_ingest", signal.SIGTERM)
+    assert s.procs["rmf-ingest"].poll() is None
+    s.kill("rmf-ingest", signal.SIGTERM)
 
 
 OFFLINE_TIMEOUT_S = 3.0
@@ -124,7 +124,7 @@ OFFLINE_TIMEOUT_S = 3.0
 
 def create_due_topic(s: TaskStack) -> None:
     """``timers.due.rmf-ingest`` as ``fleet topics apply`` creates it, with as many partitions as the
-    catalog's ``rmf.fleet_states`` (the timers processor may produce to it before rmf_ingest creates it)."""
+    catalog's ``rmf.fleet_states`` (the timers processor may produce to it before rmf-ingest creates it)."""
     spec = catalog.topic("timers.due.rmf-ingest", s.prefix)
     partitions = catalog.topic("rmf.fleet_states").partitions  # as open_task_stack created it
     new = NewTopic(spec.name, num_partitions=partitions, replication_factor=1, config=spec.config())
@@ -156,7 +156,7 @@ def test_robots_of_a_silent_adapter_become_offline_once_and_come_back(rmf_stack:
         "rmf_offline_timeout_s": OFFLINE_TIMEOUT_S,
         "commit_interval_s": 0.2,
     }
-    s.start("rmf_ingest", **env)
+    s.start("rmf-ingest", **env)
     wait_started(s)
 
     def report(fleets: dict[str, tuple[str, ...]], seconds: float) -> float:
@@ -203,4 +203,4 @@ def test_robots_of_a_silent_adapter_become_offline_once_and_come_back(rmf_stack:
         (r["robot_id"], r["status"], r["previous_status"]) for _, r in messages if r["occurred_at"] >= since
     )
     assert back == [("r1", "CHARGING", "OFFLINE"), ("r2", "IDLE", "OFFLINE")]
-    assert s.procs["rmf_ingest"].poll() is None and s.procs["timers"].poll() is None
+    assert s.procs["rmf-ingest"].poll() is None and s.procs["timers"].poll() is None

@@ -1,6 +1,6 @@
 """The Postgres sink processor under load: Postgres stopped for 30 s, then back; and a replay of every topic.
 
-Runs ``fleet run sink_postgres`` against a unique topic prefix and Postgres schema. While Postgres is down
+Runs ``fleet run sink-postgres`` against a unique topic prefix and Postgres schema. While Postgres is down
 the sink pauses (backpressure) and commits nothing; when it is back it catches up, and the row counts
 match the topics exactly. Replaying the topics from the beginning afterwards leaves every table as it was.
 """
@@ -98,8 +98,8 @@ def _caught_up(s: TaskStack, topics: list[str]) -> bool:
 
 def test_postgres_outage_under_load_then_replay(task_stack: TaskStack, pg_schema: str, pg_dsn: str) -> None:
     s = task_stack
-    s.start("sink_postgres", postgres_schema=pg_schema, postgres_retry_s=1, postgres_retry_max_s=4)
-    s.wait_started("sink_postgres")
+    s.start("sink-postgres", postgres_schema=pg_schema, postgres_retry_s=1, postgres_retry_max_s=4)
+    s.wait_started("sink-postgres")
     total = int(RATE * (OUTAGE_AT + OUTAGE + 10))
     produced = {"task.events": 0, "alerts": 0}
 
@@ -135,7 +135,7 @@ def test_postgres_outage_under_load_then_replay(task_stack: TaskStack, pg_schema
         time.sleep(1)
     assert _count(pg_dsn, pg_schema) == expected, _missing(s, pg_dsn, pg_schema)
     assert before is not None and 0 < before[0] < expected[0]  # it was writing when Postgres went down
-    log = s.log("sink_postgres")
+    log = s.log("sink-postgres")
     assert "pausing" in log and "postgres is back" in log, log[-3000:]
     assert s.read("dlq.sink-postgres", timeout=2) == []
     deadline = time.monotonic() + 30
@@ -144,11 +144,11 @@ def test_postgres_outage_under_load_then_replay(task_stack: TaskStack, pg_schema
 
     # Replay: forget the sink's offsets, let it read both topics again from the beginning.
     first = snapshot(pg_dsn, pg_schema, TENANT)
-    s.stop("sink_postgres")
+    s.stop("sink-postgres")
     group = f"{s.prefix}fleet-sink-postgres"
     s.admin.delete_consumer_groups([group])[group].result(30)
-    s.start("sink_postgres", postgres_schema=pg_schema)
-    s.wait_started("sink_postgres")
+    s.start("sink-postgres", postgres_schema=pg_schema)
+    s.wait_started("sink-postgres")
     deadline = time.monotonic() + 60
     while not _caught_up(s, ["task.events", "alerts"]) and time.monotonic() < deadline:
         time.sleep(0.5)

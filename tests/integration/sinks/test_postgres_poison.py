@@ -1,4 +1,4 @@
-"""`fleet run sink_postgres` never wedges on a record (issue 15, items 1 and 2).
+"""`fleet run sink-postgres` never wedges on a record (issue 15, items 1 and 2).
 
 Through Kafka, as in production: a conflict whose open window was written as the sentinel
 ``4611686018427387903`` by a producer that is not ours (it once stopped the sink for good), bytes that are
@@ -64,8 +64,8 @@ def test_poison_records_are_dead_lettered_and_everything_else_written(
     task_stack: TaskStack, pg_schema: str, pg_dsn: str
 ) -> None:
     s = task_stack
-    s.start("sink_postgres", postgres_schema=pg_schema)
-    s.wait_started("sink_postgres")
+    s.start("sink-postgres", postgres_schema=pg_schema)
+    s.wait_started("sink-postgres")
     sentinel = record("traffic.conflicts", TENANT, 1, window_end=4611686018427387903)
     too_long = "".join(random.Random(3).choices("abcdefghijklmnopqrstuvwxyz0123456789", k=20_000))
     refused_request = record("audit.log", TENANT, 0, resource_id="", status_code=422, action="task.create")
@@ -93,7 +93,7 @@ def test_poison_records_are_dead_lettered_and_everything_else_written(
     deadline = time.monotonic() + 60
     while not caught_up(s) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert caught_up(s), s.log("sink_postgres")[-3000:]
+    assert caught_up(s), s.log("sink-postgres")[-3000:]
     with connect(pg_dsn, pg_schema) as conn:
         alerts = conn.execute(
             "SELECT alert_id FROM alerts WHERE tenant_id = %s ORDER BY 1", [TENANT]
@@ -107,4 +107,4 @@ def test_poison_records_are_dead_lettered_and_everything_else_written(
             "SELECT action, resource_id, status_code FROM audit WHERE tenant_id = %s", [TENANT]
         ).fetchall()
         assert audit == [("task.create", None, 422)]
-    assert "Traceback" not in s.log("sink_postgres")
+    assert "Traceback" not in s.log("sink-postgres")

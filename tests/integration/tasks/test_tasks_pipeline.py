@@ -1,4 +1,4 @@
-"""Commands -> task.events -> Postgres rows, through the real processors (``fleet run tasks|timers|sink_postgres``)."""
+"""Commands -> task.events -> Postgres rows, through the real processors (``fleet run tasks|timers|sink-postgres``)."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def test_commands_become_events_and_rows(task_stack: TaskStack, pg_schema: str, 
     s = task_stack
     s.start("tasks", retry_backoff_base_s=0.3)
     s.start("timers")
-    s.start("sink_postgres", postgres_schema=pg_schema)
-    for proc in ("tasks", "sink_postgres"):
+    s.start("sink-postgres", postgres_schema=pg_schema)
+    for proc in ("tasks", "sink-postgres"):
         s.wait_started(proc)
     t = now_ms()
     # a: the happy path through telemetry;  b: through RMF;  c: cancelled;  d: depends on a;

@@ -1,5 +1,5 @@
 """The tasks pipeline against the real stack: catalog topics under a unique prefix, an Avro producer,
-processors as subprocesses (``fleet run tasks|timers|sink_postgres``) and read_committed readers."""
+processors as subprocesses (``fleet run tasks|timers|sink-postgres``) and read_committed readers."""
 
 from __future__ import annotations
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,8 @@ from pipelines.settings import CommonSettings
 from schemas.catalog import topics as catalog_topics
 from schemas.registry import RegistryClient
 from tests.integration.processes import ProcessStack
+from topologies.kernel import decode_envelope
+from topologies.telemetry import SITE_BOUNDS
 
 TELEMETRY_TOPICS = (
     "robot.telemetry",
@@ -26,6 +30,8 @@ TELEMETRY_TOPICS = (
     "timers",
     "site.maps",
     "dlq.telemetry",
+    "telemetry.inbox",
+    "robot.telemetry.accepted",
 )
 
 
@@ -33,7 +39,40 @@ class Stack(ProcessStack):
     """One test's slice of the stack for the telemetry-side processors (see :class:`ProcessStack`)."""
 
     def __init__(self, settings: CommonSettings, registry: RegistryClient, tmp: Path) -> None:
-        super().__init__(settings, registry, tmp, base_env={"FLEET_SITE_MAPS_WAIT_S": "10"})
+        super().__init__(settings, registry, tmp)
+
+    def site_bounds(self, timeout: float = 30.0) -> dict[str, Any]:
+        """The bounds the telemetry processor's site directory sent each robot so far (robot -> the last
+        ``site_bounds`` message), read from its inbox."""
+        found: dict[str, Any] = {}
+        for message in self.read("telemetry.inbox", until=lambda m: bool(m), timeout=timeout, raw=True):
+            envelope = decode_envelope(message.value())
+            if envelope.kind == SITE_BOUNDS:
+                found[message.key().decode()] = envelope.payload
+        return found
+
+    def wait_until_bounds(self, robot: str, check: Callable[[Any], bool], timeout: float = 30.0) -> None:
+        """Until the last bounds the site directory sent ``robot`` pass ``check`` (None: no map)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            last = self.site_bounds(timeout=2.0).get(robot)
+            if last is not None and check(last["bounds"]):
+                return
+        raise AssertionError(
+            f"the bounds of {robot} never passed the check:\n{self.log('telemetry')[-3000:]}"
+        )
+
+    def wait_for_bounds(self, robots: Iterable[str], timeout: float = 30.0) -> None:
+        """Until the processor has given each of ``robots`` its site's map bounds (the pose check is on)."""
+        deadline = time.monotonic() + timeout
+        wanted = set(robots)
+        while time.monotonic() < deadline:
+            bounds = self.site_bounds(timeout=2.0)
+            if all(bounds.get(r, {}).get("bounds") for r in wanted):
+                return
+        raise AssertionError(
+            f"no site bounds for {sorted(wanted)} after {timeout} s:\n{self.log('telemetry')[-3000:]}"
+        )
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""`fleet run sink_influx` and `fleet run sink_redis` end to end: Kafka -> sink -> real InfluxDB / Redis,
+"""`fleet run sink-influx` and `fleet run sink-redis` end to end: Kafka -> sink -> real InfluxDB / Redis,
 through an outage of the target (cut with a TCP proxy): the consumer pauses, catches up, loses nothing."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_influx_sink_processor_survives_an_outage(
 ):
     stack = sink_stack
     proxy = tcp_proxy(service_port("influxdb"))
-    stack.start("sink_influx", influx_url=f"http://127.0.0.1:{proxy.port}", influx_database=influx_db,
+    stack.start("sink-influx", influx_url=f"http://127.0.0.1:{proxy.port}", influx_database=influx_db,
                 influx_retry_after_s=0.5, influx_timeout_s=1, commit_interval_s=0.3)  # fmt: skip
 
     def count() -> int:
@@ -117,21 +117,21 @@ def test_influx_sink_processor_survives_an_outage(
     stack.produce("robot.telemetry.accepted", "r0", far)  # a producer that is not ours
     stack.produce("robot.telemetry", "r9", telemetry("r9", 1, base))  # raw: not accepted (yet), not stored
     stack.flush()
-    wait_for(lambda: count() == 200, 60, "the first 200 points", lambda: stack.log("sink_influx"))
+    wait_for(lambda: count() == 200, 60, "the first 200 points", lambda: stack.log("sink-influx"))
 
     proxy.down()  # InfluxDB "goes away"
     for i in range(200, 500):
         stack.produce("robot.telemetry.accepted", f"r{i % 4}", telemetry(f"r{i % 4}", i, base + i * 100))
     stack.flush()
     wait_for(
-        lambda: "Backpressure" in stack.log("sink_influx"),
+        lambda: "Backpressure" in stack.log("sink-influx"),
         30,
         "backpressure",
-        lambda: stack.log("sink_influx"),
+        lambda: stack.log("sink-influx"),
     )
     assert count() == 200
     proxy.up()
-    wait_for(lambda: count() == 500, 60, "catching up after the outage", lambda: stack.log("sink_influx"))
+    wait_for(lambda: count() == 500, 60, "catching up after the outage", lambda: stack.log("sink-influx"))
     time.sleep(2)
     assert count() == 500  # nothing lost, nothing duplicated (points are idempotent)
     agg = httpx.get(
@@ -184,7 +184,7 @@ def test_redis_sink_processor_survives_an_outage_and_never_moves_backwards(
     tenant = TENANT
     proxy = tcp_proxy(service_port("redis"))
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    stack.start("sink_redis", redis_url=f"redis://127.0.0.1:{proxy.port}/0", redis_retry_after_s=0.5,
+    stack.start("sink-redis", redis_url=f"redis://127.0.0.1:{proxy.port}/0", redis_retry_after_s=0.5,
                 redis_timeout_s=1, commit_interval_s=0.3)  # fmt: skip
     prefix = f"fleet:{tenant}"
     keys = [f"{prefix}:robot:{stack.prefix}r{i}" for i in range(3)] + [f"{prefix}:task:{stack.prefix}t1"]
@@ -201,7 +201,7 @@ def test_redis_sink_processor_survives_an_outage_and_never_moves_backwards(
                 "task.events", f"{stack.prefix}t1", task_event(f"{stack.prefix}t1", seq, at + seq, state)
             )
         stack.flush()
-        wait_for(lambda: client.exists(*keys) == 4, 60, "the first keys", lambda: stack.log("sink_redis"))
+        wait_for(lambda: client.exists(*keys) == 4, 60, "the first keys", lambda: stack.log("sink-redis"))
 
         proxy.down()
         for seq, state in ((3, "ASSIGNED"), (4, "EXECUTING")):
@@ -210,10 +210,10 @@ def test_redis_sink_processor_survives_an_outage_and_never_moves_backwards(
             )
         stack.flush()
         wait_for(
-            lambda: "Backpressure" in stack.log("sink_redis"),
+            lambda: "Backpressure" in stack.log("sink-redis"),
             30,
             "backpressure",
-            lambda: stack.log("sink_redis"),
+            lambda: stack.log("sink-redis"),
         )
         proxy.up()
 
@@ -221,7 +221,7 @@ def test_redis_sink_processor_survives_an_outage_and_never_moves_backwards(
             raw = client.get(f"{prefix}:task:{stack.prefix}t1")
             return orjson.loads(raw)["state"] if raw else None
 
-        wait_for(lambda: task_state() == "EXECUTING", 60, "catching up", lambda: stack.log("sink_redis"))
+        wait_for(lambda: task_state() == "EXECUTING", 60, "catching up", lambda: stack.log("sink-redis"))
         for i in range(3):
             stored = orjson.loads(client.get(f"{prefix}:robot:{stack.prefix}r{i}"))
             assert (stored["seq"], stored["status"]) == (3, "MOVING")
@@ -243,7 +243,7 @@ def test_redis_views_come_back_after_redis_lost_its_data(sink_stack: Stack, redi
     back from robot.status and task.events, with no new record produced, and with the TTL they had left."""
     stack = sink_stack
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    stack.start("sink_redis", redis_url=redis_url, commit_interval_s=0.3)
+    stack.start("sink-redis", redis_url=redis_url, commit_interval_s=0.3)
     prefix = f"fleet:{TENANT}"
     robots = [f"{stack.prefix}quiet{i}" for i in range(3)]
     task = f"{stack.prefix}t1"
@@ -257,12 +257,12 @@ def test_redis_views_come_back_after_redis_lost_its_data(sink_stack: Stack, redi
     stack.flush()
     keys = [f"{prefix}:robot:{rid}" for rid in robots] + [f"{prefix}:task:{task}"]
     try:
-        wait_for(lambda: client.exists(*keys) == 4, 60, "the views", lambda: stack.log("sink_redis"))
-        wait_for(lambda: bool(client.exists(marker)), 30, "the marker", lambda: stack.log("sink_redis"))
+        wait_for(lambda: client.exists(*keys) == 4, 60, "the views", lambda: stack.log("sink-redis"))
+        wait_for(lambda: bool(client.exists(marker)), 30, "the marker", lambda: stack.log("sink-redis"))
         before = {k: client.get(k) for k in keys}
 
         client.flushall()  # Redis lost everything; nothing new arrives
-        wait_for(lambda: client.exists(*keys) == 4, 60, "the rebuilt views", lambda: stack.log("sink_redis"))
+        wait_for(lambda: client.exists(*keys) == 4, 60, "the rebuilt views", lambda: stack.log("sink-redis"))
         assert {k: client.get(k) for k in keys} == before
         assert all(
             3300 < client.ttl(f"{prefix}:robot:{rid}") <= 3600 - 119 for rid in robots
@@ -270,8 +270,8 @@ def test_redis_views_come_back_after_redis_lost_its_data(sink_stack: Stack, redi
         assert set(robots) <= set(client.zrange(f"{prefix}:site:s1:robots", 0, -1))
         assert client.zrange(f"{prefix}:site:s1:tasks", 0, -1) == [task]
         assert orjson.loads(client.get(f"{prefix}:robot:{robots[0]}"))["status"] == "CHARGING"
-        wait_for(lambda: bool(client.exists(marker)), 30, "the marker again", lambda: stack.log("sink_redis"))
-        assert "rebuilding them from the topics" in stack.log("sink_redis")
+        wait_for(lambda: bool(client.exists(marker)), 30, "the marker again", lambda: stack.log("sink-redis"))
+        assert "rebuilding them from the topics" in stack.log("sink-redis")
     finally:
         client.delete(*keys, marker)
         client.zrem(f"{prefix}:site:s1:robots", *robots)

@@ -61,6 +61,9 @@ def test_telemetry_processor_end_to_end(stack: Stack):
 
     stack.start("telemetry", offline_timeout_s=3, heartbeat_s=30, commit_interval_s=0.2)
     stack.start("timers")
+    # The site map reaches each registered robot through the processor's site directory (one inbox round
+    # trip after its registration); from then on its poses are checked.
+    stack.wait_for_bounds(["r1", "r2"])
 
     # r1 and r2 report live; bad records are interleaved.
     modes = ["IDLE", "IDLE", "MOVING", "MOVING", "MOVING", "MOVING"]
@@ -134,6 +137,10 @@ def test_telemetry_processor_end_to_end(stack: Stack):
     assert [(a["window_start"] - base, a["count"]) for a in aggregates] == [(0, 6), (60_000, 6), (120_000, 2)]
     first = aggregates[0]
     assert first["battery_min"] == 0.51 and first["battery_max"] == 0.56 and first["distance_m"] == 5.0
+
+    accepted = stack.read("robot.telemetry.accepted", until=lambda a: len(a) >= 27, timeout=20)
+    assert Counter(a["robot_id"] for a in accepted) == {"r1": 7, "r2": 6, "r3": 14}  # neither bad nor dup
+    assert len({a["event_id"] for a in accepted}) == 27
 
     timers = stack.read("timers", until=lambda t: len(t) >= 4, timeout=10)
     assert {t["timer_id"] for t in timers} == {f"telemetry:offline:{TENANT}:{r}" for r in ("r1", "r2", "r3")}

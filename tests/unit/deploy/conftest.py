@@ -6,7 +6,6 @@ temporary directory, so the tests touch nothing of the user's.
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 from collections.abc import Callable, Iterable
@@ -16,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
+
+from pipelines.processors import PROCESSORS
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "deploy" / "helm" / "fleetstream"
@@ -130,7 +131,7 @@ def load_values() -> dict:
 FULLNAME = f"{RELEASE}-fleetstream"
 # Every optional feature on, so that every template is validated.
 ALL_FEATURES = [
-    "processors.sink_rmf.enabled=true",
+    "processors.sink-rmf.enabled=true",
     "processors.planner.enabled=true",
     "processors.gateway.ingress.enabled=true",
     "processors.gateway.ingress.hosts[0].host=fleet.example.com",
@@ -182,11 +183,7 @@ def env_names(cls: type[BaseSettings]) -> set[str]:
 
 
 def settings_class(processor: str) -> type[BaseSettings] | None:
-    """``pipelines.processors.<processor>.Settings``, or None while that module is not written."""
-    try:
-        module = importlib.import_module(f"pipelines.processors.{processor}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"pipelines.processors.{processor}":
-            raise
-        return None
-    return module.Settings
+    """The Settings of processor ``processor`` (``pipelines.processors.PROCESSORS``), or None when the
+    code has no such processor."""
+    found = PROCESSORS.get(processor)
+    return found.settings if found is not None else None

@@ -45,11 +45,11 @@ def test_helm_lint_passes_strictly(helm: Helm, values: list[Path]) -> None:
 
 
 def test_default_render_has_one_deployment_per_enabled_processor(default_manifests: Manifests) -> None:
-    wanted = {name.replace("_", "-") for name in enabled_in_values()}
+    wanted = set(enabled_in_values())
     assert set(deployments(default_manifests)) == wanted
     for name, deployment in deployments(default_manifests).items():
         assert deployment["metadata"]["name"] == f"{FULLNAME}-{name}"
-        assert container(deployment)["args"][:2] == ["run", name.replace("-", "_")]
+        assert container(deployment)["args"][:2] == ["run", name]
     kinds = {m["kind"] for m in default_manifests}
     assert kinds == {
         "ServiceAccount",
@@ -196,7 +196,7 @@ def test_a_processor_is_one_values_entry(render: Callable[..., Manifests]) -> No
 
 
 def test_disabled_processor_renders_nothing(render: Callable[..., Manifests]) -> None:
-    manifests = render(sets=["processors.sink_influx.enabled=false"])
+    manifests = render(sets=["processors.sink-influx.enabled=false"])
     names = {m["metadata"]["name"] for m in manifests}
     assert not {n for n in names if n.endswith("sink-influx")}
 

@@ -144,7 +144,7 @@ def test_compose_runs_the_local_stack_versions_on_the_local_stack_ports(compose:
 def test_compose_runs_every_processor_the_chart_enables(compose: dict) -> None:
     services = compose["services"]
     for name in enabled_in_values() | {"planner"}:
-        service = services[name.replace("_", "-")]
+        service = services[name]
         assert service["command"] == ["run", name]
         assert service["image"] == services["provision"]["image"]
         assert service["depends_on"]["provision"] == {"condition": "service_completed_successfully"}
@@ -179,5 +179,5 @@ def test_compose_env_names_are_fields_of_the_processor_settings(compose: dict, p
         pytest.fail(
             f"pipelines/processors/{processor}.py does not exist: compose runs a processor the code lacks"
         )
-    env = set(compose["services"][processor.replace("_", "-")]["environment"])
+    env = set(compose["services"][processor]["environment"])
     assert env <= env_names(cls), sorted(env - env_names(cls))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pipelines.commands.run import processor_names
+from pipelines.processors import PROCESSORS
 from pipelines.settings import CommonSettings
 from schemas import catalog
 
@@ -67,7 +67,7 @@ def test_processor_env_names_are_fields_of_its_settings(everything: Manifests, p
             f"pipelines/processors/{processor}.py does not exist: the chart deploys a processor the code lacks"
         )
     assert issubclass(cls, CommonSettings)
-    deployment = deployments(everything)[processor.replace("_", "-")]
+    deployment = deployments(everything)[processor]
     unknown = pod_env(everything, deployment) - env_names(cls)
     assert not unknown, (
         f"the chart gives processor {processor} {sorted(unknown)}, which {cls.__module__}.{cls.__name__} "
@@ -77,14 +77,14 @@ def test_processor_env_names_are_fields_of_its_settings(everything: Manifests, p
 
 def test_production_values_set_only_known_settings(production_manifests: Manifests) -> None:
     for deployment in by_kind(production_manifests, "Deployment").values():
-        cls = settings_class(component(deployment).replace("-", "_"))
+        cls = settings_class(component(deployment))
         if cls is not None:
             assert pod_env(production_manifests, deployment) <= env_names(cls), component(deployment)
 
 
 def test_provisioning_job_env_is_what_the_cli_reads(render: Callable[..., Manifests]) -> None:
     """topics apply and schemas register read CommonSettings; db migrate the Postgres sink's Settings."""
-    manifests = render(sets=[*ALL_FEATURES, "processors.sink_postgres.env.FLEET_POSTGRES_SCHEMA=fleet"])
+    manifests = render(sets=[*ALL_FEATURES, "processors.sink-postgres.env.FLEET_POSTGRES_SCHEMA=fleet"])
     (job,) = by_kind(manifests, "Job").values()
     pod = job["spec"]["template"]["spec"]
     steps = {
@@ -92,15 +92,21 @@ def test_provisioning_job_env_is_what_the_cli_reads(render: Callable[..., Manife
     }
     for name in ("topics-apply", "schemas-register"):
         assert set(steps[name]) <= env_names(CommonSettings), name
-    sink = settings_class("sink_postgres")
+    sink = settings_class("sink-postgres")
     assert sink is not None
     assert set(steps["db-migrate"]) <= env_names(sink)
     assert steps["db-migrate"]["FLEET_POSTGRES_SCHEMA"]["value"] == "fleet"  # where the sink writes
 
 
 def test_every_processor_module_has_a_chart_entry() -> None:
-    missing = set(processor_names()) - set(load_values()["processors"])
+    missing = set(PROCESSORS) - set(load_values()["processors"])
     assert not missing, f"processors {sorted(missing)} have no entry under `processors:` in values.yaml"
+    unknown = set(load_values()["processors"]) - set(PROCESSORS)
+    assert not unknown, f"values.yaml deploys {sorted(unknown)}, which are not in PROCESSORS"
+
+
+def test_dead_letter_topics_are_those_of_the_processors() -> None:
+    assert set(catalog.DLQ_PROCESSORS) == {p.name for p in PROCESSORS.values() if p.dead_letters}
 
 
 def test_topic_overrides_accepted_by_the_schema_are_the_catalog() -> None:

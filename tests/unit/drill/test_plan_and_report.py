@@ -95,4 +95,4 @@ def test_the_supervisor_finds_instances_by_either_spelling(tmp_path) -> None:
     assert supervisor.of("sink-postgres") == [one, two] == supervisor.of("sink_postgres")
     assert one.env["FLEET_STATE_DIR"] != two.env["FLEET_STATE_DIR"]
     assert {one.env["FLEET_INSTANCE_ID"], two.env["FLEET_INSTANCE_ID"]} == {"t-1", "t-2"}
-    assert supervisor.crash_looping() == {} and supervisor.down() == ["sink_postgres.1", "sink_postgres.2"]
+    assert supervisor.crash_looping() == {} and supervisor.down() == ["sink-postgres.1", "sink-postgres.2"]

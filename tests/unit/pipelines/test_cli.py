@@ -20,10 +20,24 @@ def test_run_lists_processors_with_their_summaries():
 
 
 def test_unknown_processor_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as done:
-        main(["run", "no-such-processor"])
-    assert done.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    assert main(["run", "no-such-processor"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown processor 'no-such-processor'" in err and "sink-postgres" in err
+
+
+def test_the_old_underscore_name_still_runs_the_processor_with_a_warning(monkeypatch, caplog, capsys):
+    monkeypatch.setenv("FLEET_POSTGRES_RETRY_S", "-1")  # stops it at its settings, before any connection
+    assert main(["run", "sink_postgres"]) == 2
+    assert "FLEET_POSTGRES_RETRY_S" in capsys.readouterr().err
+    assert "'sink_postgres' is deprecated: use 'sink-postgres'" in caplog.text
+
+
+def test_one_hyphenated_name_per_processor_everywhere():
+    from pipelines.processors import PROCESSORS
+
+    for name, proc in PROCESSORS.items():
+        assert "_" not in name and proc.module.__name__ == f"pipelines.processors.{name.replace('-', '_')}"
+        assert proc.summary, name
 
 
 def test_bad_configuration_exits_2_with_the_variable(monkeypatch, capsys):

@@ -16,15 +16,15 @@ def test_every_processor_but_the_optional_ones_plus_the_simulator():
         "dispatch",
         "traffic",
         "timers",
-        "sink_postgres",
-        "sink_influx",
-        "sink_redis",
+        "sink-postgres",
+        "sink-influx",
+        "sink-redis",
         "gateway",
         "planner",
         "simulator",
     } <= set(children)
-    assert "sink_rmf" not in children, "sink_rmf needs an RMF server: only with --with-rmf"
-    assert "rmf_ingest" not in children, "the RMF processors run only with --with-rmf"
+    assert "sink-rmf" not in children, "sink-rmf needs an RMF server: only with --with-rmf"
+    assert "rmf-ingest" not in children, "the RMF processors run only with --with-rmf"
     sim = children["simulator"].argv
     assert sim[sim.index("--tenant") + 1] == "t1"
     assert sim[sim.index("--site") + 1] == "s9"
@@ -32,7 +32,8 @@ def test_every_processor_but_the_optional_ones_plus_the_simulator():
     assert "--follow" in sim, "by default the simulated robots follow dispatch and traffic"
     assert float(sim[sim.index("--tasks-per-minute") + 1]) > 0
     assert children["gateway"].env["FLEET_HTTP_PORT"] == "8080"
-    ports = [c.env["FLEET_METRICS_PORT"] for n, c in children.items() if n not in ("gateway", "simulator")]
+    simulators = ("gateway", "simulator", "vda5050-simulator")
+    ports = [c.env["FLEET_METRICS_PORT"] for n, c in children.items() if n not in simulators]
     assert len(set(ports)) == len(ports), "each processor gets its own metrics port"
 
 
@@ -43,16 +44,16 @@ def test_no_tasks_means_robots_wander_on_their_own():
 
 def test_with_rmf_adds_the_rmf_sink_and_no_robots_means_no_simulator():
     children = {c.name: c for c in _children(_args("--with-rmf", "--robots", "0", "--tenant", "t1"))}
-    assert {"sink_rmf", "rmf_ingest"} <= set(children)
+    assert {"sink-rmf", "rmf-ingest"} <= set(children)
     assert "simulator" not in children
-    assert children["rmf_ingest"].env["FLEET_RMF_TENANT_ID"] == "t1"
-    assert children["rmf_ingest"].env["FLEET_RMF_SITE_ID"] == "demo"
+    assert children["rmf-ingest"].env["FLEET_RMF_TENANT_ID"] == "t1"
+    assert children["rmf-ingest"].env["FLEET_RMF_SITE_ID"] == "demo"
     assert children["gateway"].env["FLEET_RMF_WS_TOKEN"]
 
 
 def test_instances_spread_the_kafka_processors_and_keep_each_instance_apart():
     children = {c.name: c for c in _children(_args("--instances", "2", "--instances", "tasks=3"))}
-    assert {"telemetry.1", "telemetry.2", "tasks.1", "tasks.2", "tasks.3", "sink_postgres.2"} <= set(children)
+    assert {"telemetry.1", "telemetry.2", "tasks.1", "tasks.2", "tasks.3", "sink-postgres.2"} <= set(children)
     assert "gateway" in children and "gateway.2" not in children, "the gateway scales by --workers"
     assert "planner" in children and "planner.2" not in children
     tasks = [children[f"tasks.{i}"] for i in (1, 2, 3)]
@@ -60,13 +61,13 @@ def test_instances_spread_the_kafka_processors_and_keep_each_instance_apart():
     assert len({c.env["FLEET_INSTANCE_ID"] for c in tasks}) == 3
     assert len({c.env.get("FLEET_STATE_DIR") for c in tasks}) == 3, "RocksDB locks its state directory"
     assert len({c.log for c in tasks}) == 3
-    ports = [c.env["FLEET_METRICS_PORT"] for n, c in children.items() if n not in ("gateway", "simulator")]
+    ports = _metrics_ports(children.values())
     assert len(set(ports)) == len(ports)
 
 
 def test_instances_of_one_processor_by_either_spelling_and_bad_counts_refused():
-    children = {c.name for c in _children(_args("--instances", "sink-postgres=2"))}
-    assert {"sink_postgres.1", "sink_postgres.2", "telemetry"} <= children
+    children = {c.name for c in _children(_args("--instances", "sink_postgres=2"))}
+    assert {"sink-postgres.1", "sink-postgres.2", "telemetry"} <= children
     for bad in ("0", "telemetry=x", "nope=2", "gateway=2"):
         try:
             _children(_args("--instances", bad))
@@ -76,8 +77,34 @@ def test_instances_of_one_processor_by_either_spelling_and_bad_counts_refused():
             raise AssertionError(f"--instances {bad} was accepted")
 
 
+def test_a_bare_count_leaves_the_vda_bridge_at_one_and_named_replicas_share_the_vehicles():
+    bare = {c.name: c for c in _children(_args("--instances", "2", "--vda-robots", "2"))}
+    assert "vda5050" in bare and "vda5050.2" not in bare
+    assert "FLEET_VDA_MQTT_SHARED_GROUP" not in bare["vda5050"].env
+    named = {c.name: c for c in _children(_args("--instances", "vda5050=2", "--vda-robots", "2"))}
+    groups = {named[f"vda5050.{i}"].env["FLEET_VDA_MQTT_SHARED_GROUP"] for i in (1, 2)}
+    assert groups == {"fleet-vda5050"}
+
+
+def test_vda_robots_run_the_bridge_and_a_vda_simulator_on_the_parking_spots_left():
+    children = {c.name: c for c in _children(_args("--robots", "5", "--vda-robots", "3", "--site", "s9"))}
+    bridge = children["vda5050"].env
+    assert (bridge["FLEET_VDA_SITE_ID"], bridge["FLEET_MQTT_USERNAME"]) == ("s9", "fleetstream-bridge")
+    sim = children["vda5050-simulator"]
+    assert sim.argv[sim.argv.index("--protocol") + 1] == "vda5050"
+    assert sim.argv[sim.argv.index("--robots") + 1] == "3"
+    assert sim.argv[sim.argv.index("--vda-skip") + 1] == "5"
+    assert sim.env["FLEET_MQTT_USERNAME"] == "fleetstream-sim"
+    none = {c.name for c in _children(_args("--vda-robots", "0"))}
+    assert "vda5050" not in none and "vda5050-simulator" not in none
+
+
 def _metrics_ports(children) -> list[str]:
-    return [c.env["FLEET_METRICS_PORT"] for c in children if c.name not in ("gateway", "simulator")]
+    return [
+        c.env["FLEET_METRICS_PORT"]
+        for c in children
+        if c.name not in ("gateway", "simulator", "vda5050-simulator")
+    ]
 
 
 def test_metrics_ports_move_with_the_option_and_the_variable(monkeypatch):

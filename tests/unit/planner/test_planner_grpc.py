@@ -11,10 +11,10 @@ import pytest
 
 from pipelines.planner import BreakerState, CircuitBreaker, PlannerAssigner, PlannerClient, serve
 from pipelines.planner.convert import robot_from_pb, robot_to_pb, task_from_pb, task_to_pb
+from schemas.sitegraph import graph_for
 from tests.unit.topologies.test_dispatch_policy import crafted_case
 from tests.unit.topologies.test_dispatch_support import T0, line_map
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.graph import graph_for
 from topologies.dispatch.policy import CostModel, RobotView, TaskView, greedy, optimal
 
 

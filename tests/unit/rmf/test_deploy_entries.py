@@ -3,33 +3,29 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipelines.commands.run import processor_names
-from pipelines.commands.up import OPTIONAL
+from pipelines.processors import PROCESSORS
 
 ROOT = Path(__file__).resolve().parents[3]
-RMF_PROCESSORS = ("rmf_ingest", "sink_rmf")
+RMF_PROCESSORS = ("rmf-ingest", "sink-rmf")
 
 
 def _fields(processor: str) -> set[str]:
-    settings = importlib.import_module(f"pipelines.processors.{processor}").Settings
+    settings = PROCESSORS[processor].settings
     return {f"FLEET_{name.upper()}" for name in settings.model_fields}
 
 
 @pytest.mark.parametrize("processor", RMF_PROCESSORS)
 def test_rmf_processors_are_optional_everywhere(processor: str) -> None:
-    assert processor in processor_names()
+    assert processor in PROCESSORS
     values = yaml.safe_load((ROOT / "deploy/helm/fleetstream/values.yaml").read_text())["processors"]
     assert values[processor]["enabled"] is False
-    assert OPTIONAL[processor] == "with_rmf"
-    service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][
-        processor.replace("_", "-")
-    ]
+    assert PROCESSORS[processor].optional == "with_rmf"
+    service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][processor]
     assert service["profiles"] == ["rmf"] and service["command"] == ["run", processor]
     assert set(service["environment"]) <= _fields(processor)
 

@@ -21,11 +21,8 @@ from topologies.rmf import (
     RmfIngestConfig,
     RmfIngestStep,
     fleet_outputs,
-    output_key,
     timer_outputs,
 )
-
-from .test_ingest_topology import MemoryState
 
 TIMEOUT = 10_000
 CFG = RmfIngestConfig(tenant_id="t1", site_id="s1", heartbeat_ms=60_000, offline_timeout_ms=TIMEOUT)
@@ -62,8 +59,9 @@ def test_first_state_arms_one_timer_keyed_for_the_fleet_partition() -> None:
     assert timer["target_key"] == "f"  # back on timers.due.rmf-ingest with the fleet's key and state
     assert timer["due_at"] == R + TIMEOUT  # the gateway's clock, not RMF's
     assert orjson.loads(timer["payload_json"]) == {"kind": "offline", "robot_id": "r1"}
-    assert output_key(Output(TIMERS_TOPIC, timer)) == timer["timer_id"] == "rmf-ingest:offline:t1:f:r1"
-    assert output_key(Output(OUTPUT_TOPIC, status)) == "r1"
+    out = states({}, fleet_state("f", {"r1": robot_state("r1", T)}), R)
+    assert [(o.topic, o.key) for o in out] == [(OUTPUT_TOPIC, "r1"), (TIMERS_TOPIC, timer["timer_id"])]
+    assert timer["timer_id"] == "rmf-ingest:offline:t1:f:r1"
     assert memories["r1"]["timer_due"] == R + TIMEOUT
 
 
@@ -135,18 +133,18 @@ def test_back_with_the_same_status_is_emitted_at_once_too() -> None:
 
 def test_states_buffered_during_an_outage_then_the_first_newer_than_offline_is_emitted() -> None:
     """An adapter that lost its connection sends its buffered states on reconnect: stamped before the
-    OFFLINE record's time, the first is emitted (status changed) but consumers ordering by occurred_at
-    keep OFFLINE; so the first state stamped after it is emitted as well, even with nothing changed."""
+    OFFLINE record's time, they are not emitted (every consumer orders by occurred_at and would put them
+    before the OFFLINE: a robot's records move forward in time); the first state stamped after it is
+    emitted, even with nothing else changed."""
     memories: dict[str, Any] = {}
     robot = robot_state("r1", T)
     _, [timer] = split(states(memories, fleet_state("f", {"r1": robot}), R))
     [offline], _ = split(timer_outputs(memories, "f", timer, CFG))
     received = R + 20_000  # all of them arrive together on reconnect
-    [buffered], _ = split(states(memories, fleet_state("f", {"r1": at(robot, 5)}), received))
-    assert buffered["previous_status"] == "OFFLINE" and buffered["occurred_at"] < offline["occurred_at"]
+    assert split(states(memories, fleet_state("f", {"r1": at(robot, 5)}), received))[0] == []
     assert split(states(memories, fleet_state("f", {"r1": at(robot, 9)}), received))[0] == []
     [newer], _ = split(states(memories, fleet_state("f", {"r1": at(robot, 11)}), received))
-    assert newer["occurred_at"] > offline["occurred_at"] and newer["previous_status"] == "IDLE"
+    assert newer["occurred_at"] > offline["occurred_at"] and newer["previous_status"] == "OFFLINE"
     assert split(states(memories, fleet_state("f", {"r1": at(robot, 12)}), received))[0] == []
 
 
@@ -159,28 +157,29 @@ def test_a_robot_rmf_reports_offline_is_not_reported_again() -> None:
     assert memories["r1"]["timer_due"] is None
 
 
-def test_a_robot_removed_from_its_fleet_goes_offline_while_the_others_stay() -> None:
-    step = RmfIngestStep(CFG)
-    state: Any = MemoryState()
+def test_a_robot_removed_from_its_fleet_goes_offline_while_the_others_stay(harness: Any) -> None:
+    h = harness(RmfIngestStep(CFG))
     robots = {"r1": robot_state("r1", T), "r2": robot_state("r2", T)}
-    first = step(fleet_state("f", robots), "f", R, None, state)
+    first = h.send("fleet_state", "f", fleet_state("f", robots), R)
     armed = {o.value["timer_id"]: o.value for o in first if o.topic == TIMERS_TOPIC}
     assert len(armed) == 2
     for i in range(1, 12):  # r2 left the fleet's list; r1 keeps reporting
-        out = step(fleet_state("f", {"r1": at(robots["r1"], i)}), "f", R + i * 1000, None, state)
+        out = h.send("fleet_state", "f", fleet_state("f", {"r1": at(robots["r1"], i)}), R + i * 1000)
         assert all(o.topic == OUTPUT_TOPIC for o in out)
 
-    fired = [o for timer in armed.values() for o in step(timer, "f", timer["due_at"], None, state)]
+    fired = [o for timer in armed.values() for o in h.send("timer", "f", timer, timer["due_at"])]
     statuses, timers = split(fired)
     assert [(r["robot_id"], r["status"], r["previous_status"]) for r in statuses] == [
         ("r2", "OFFLINE", "IDLE")
     ]
     assert [t["payload_json"] for t in timers] == ['{"kind":"offline","robot_id":"r1"}']
     assert timers[0]["due_at"] == R + 11_000 + TIMEOUT
-    assert state.data[STATE_ROBOT_PREFIX + "r2"]["status"] == "OFFLINE"
-    writes = state.writes
-    assert [o for timer in armed.values() for o in step(timer, "f", 0, None, state)] == []  # fired again
-    assert state.writes == writes  # a stale timer costs a read, no write
+    h.checkpoint()
+    assert h.stored("f", STATE_ROBOT_PREFIX + "r2")["status"] == "OFFLINE"
+    before = {r: h.stored("f", STATE_ROBOT_PREFIX + r) for r in ("r1", "r2")}
+    assert [o for timer in armed.values() for o in h.send("timer", "f", timer, 0)] == []  # fired again
+    h.checkpoint()
+    assert {r: h.stored("f", STATE_ROBOT_PREFIX + r) for r in ("r1", "r2")} == before  # nothing written
 
 
 @pytest.mark.parametrize(
@@ -193,18 +192,18 @@ def test_a_robot_removed_from_its_fleet_goes_offline_while_the_others_stay() -> 
         {"payload_json": None},
     ],
 )
-def test_timers_that_are_not_ours_are_ignored(change: dict[str, Any]) -> None:
-    step = RmfIngestStep(CFG)
-    state: Any = MemoryState()
-    [_, timer] = step(fleet_state("f", {"r1": robot_state("r1", T)}), "f", R, None, state)
-    writes = state.writes
-    assert step({**timer.value, **change}, "f", 0, None, state) == []
-    assert state.writes == writes
-    assert step(timer.value, "f", 0, None, state)[0].value["status"] == "OFFLINE"
+def test_timers_that_are_not_ours_are_ignored(change: dict[str, Any], harness: Any) -> None:
+    h = harness(RmfIngestStep(CFG))
+    [_, timer] = h.send("fleet_state", "f", fleet_state("f", {"r1": robot_state("r1", T)}), R)
+    h.checkpoint()
+    before = h.stored("f", STATE_ROBOT_PREFIX + "r1")
+    assert h.send("timer", "f", {**timer.value, **change}, 0) == []
+    h.checkpoint()
+    assert h.stored("f", STATE_ROBOT_PREFIX + "r1") == before
+    assert h.send("timer", "f", timer.value, 0)[0].value["status"] == "OFFLINE"
 
 
-def test_a_timer_for_an_unknown_robot_is_ignored() -> None:
-    step = RmfIngestStep(CFG)
-    state: Any = MemoryState()
-    [_, timer] = step(fleet_state("f", {"r1": robot_state("r1", T)}), "f", R, None, state)
-    assert step(timer.value, "g", 0, None, MemoryState()) == []  # state of another key: no such robot
+def test_a_timer_for_an_unknown_robot_is_ignored(harness: Any) -> None:
+    h = harness(RmfIngestStep(CFG))
+    [_, timer] = h.send("fleet_state", "f", fleet_state("f", {"r1": robot_state("r1", T)}), R)
+    assert h.send("timer", "g", timer.value, 0) == []  # state of another key: no such robot

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import orjson
 import pytest
 
 from pipelines.rmf import fleet_state, robot_state
@@ -32,21 +31,6 @@ def run(memory: dict[str, Any], message: dict[str, Any], received_ms: int = 0) -
 def at(robot: dict[str, Any], ms: int, **changes: Any) -> dict[str, Any]:
     """``robot`` re-stamped at ``ms`` with ``changes``."""
     return {**copy.deepcopy(robot), "unix_millis_time": ms, **changes}
-
-
-class MemoryState:
-    """The get/set surface of a Quix State, in memory, storing JSON copies and counting writes."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.writes = 0
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.writes += 1
-        self.data[key] = orjson.loads(orjson.dumps(value))
 
 
 def test_every_rmf_status_maps_onto_a_robot_state() -> None:
@@ -138,23 +122,25 @@ def test_event_ids_are_deterministic_so_a_replay_emits_the_same_records() -> Non
     assert first == again and len({r["event_id"] for r in first}) == 2
 
 
-def test_quix_step_keeps_one_sub_key_per_robot_and_writes_only_what_changed() -> None:
-    step = RmfIngestStep(CFG)
-    state: Any = MemoryState()  # the State surface the step uses
+def test_the_step_keeps_one_sub_key_per_robot_and_writes_only_what_changed(harness: Any) -> None:
+    h = harness(RmfIngestStep(CFG))
     message = fleet_state("f", {"r1": robot_state("r1", T), "r2": robot_state("r2", T)})
-    out = step(message, "f", 0, None, state)
-    assert [(o.topic, o.value.get("robot_id")) for o in out] == [
-        ("robot.status", "r1"), ("timers", None), ("robot.status", "r2"), ("timers", None),
+    out = h.send("fleet_state", "f", message, 0)
+    assert [(o.topic, o.key) for o in out] == [
+        ("robot.status", "r1"), ("timers", "rmf-ingest:offline:t1:f:r1"),
+        ("robot.status", "r2"), ("timers", "rmf-ingest:offline:t1:f:r2"),
     ]  # fmt: skip
-    assert set(state.data) == {STATE_ROBOT_PREFIX + "r1", STATE_ROBOT_PREFIX + "r2"}
-    writes = state.writes
-    assert step(message, "f", 0, None, state) == []  # a duplicate costs reads, no writes
-    assert state.writes == writes
-    assert step({"type": "fleet_log_update", "data": {}}, "f", 0, None, state) == []
+    h.checkpoint()
+    stored = {r: h.stored("f", STATE_ROBOT_PREFIX + r) for r in ("r1", "r2")}
+    assert all(stored.values()) and h.stored("f", STATE_ROBOT_PREFIX + "r3") is None
+    assert h.send("fleet_state", "f", message, 0) == []  # a duplicate: nothing emitted, nothing changed
+    h.checkpoint()
+    assert {r: h.stored("f", STATE_ROBOT_PREFIX + r) for r in ("r1", "r2")} == stored
+    assert h.send("fleet_state", "f", {"type": "fleet_log_update", "data": {}}, 0) == []
     with pytest.raises(RejectedRecord, match="does not match the fleet"):
-        step(message, "g", 0, None, state)
+        h.send("fleet_state", "g", message, 0)
     with pytest.raises(RejectedRecord, match=r"without data\.name"):
-        step({"type": "fleet_state_update", "data": {"robots": {}}}, "f", 0, None, state)
+        h.send("fleet_state", "f", {"type": "fleet_state_update", "data": {"robots": {}}}, 0)
 
 
 def test_config_refuses_empty_tenant_or_site() -> None:

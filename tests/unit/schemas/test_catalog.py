@@ -36,6 +36,14 @@ DESIGN_TOPICS = {
     "timers.due.telemetry": ("Timer", "delete", 1),
     "timers.due.tasks": ("Timer", "delete", 1),
     "timers.due.rmf-ingest": ("Timer", "delete", 1),
+    "vda5050.inbound": (BYTES, "delete", 7),
+    "vda5050.outbound": (JSON, "delete", 7),
+}
+INBOXES = {
+    "telemetry.inbox": "robot",
+    "tasks.inbox": "task",
+    "dispatch.inbox": "site",
+    "traffic.inbox": "site",
 }
 DAY = 86_400_000
 
@@ -62,6 +70,7 @@ def test_dlq_topic_per_processor() -> None:
         "sink-rmf",
         "rmf-ingest",
         "gateway",
+        "vda5050",
     }
     for processor in DLQ_PROCESSORS:
         spec = by_name[f"dlq.{processor}"]
@@ -69,7 +78,15 @@ def test_dlq_topic_per_processor() -> None:
     assert dlq_topic("sink-redis", "t1.") == "t1.dlq.sink-redis"
     with pytest.raises(CatalogError):
         dlq_topic("nope")
-    assert len(CATALOG) == len(DESIGN_TOPICS) + len(DLQ_PROCESSORS)
+    assert len(CATALOG) == len(DESIGN_TOPICS) + len(INBOXES) + len(DLQ_PROCESSORS)
+
+
+def test_inboxes_are_co_partitioned_with_the_state_they_feed() -> None:
+    by_name = {t.name: t for t in topics()}
+    for name, group in INBOXES.items():
+        assert (by_name[name].value, by_name[name].copartition) == (BYTES, group), name
+        assert by_name[name].retention_ms == 7 * DAY, name
+    assert by_name["robot.telemetry.accepted"].partitions == by_name["robot.telemetry"].partitions
 
 
 def test_avro_values_have_a_schema() -> None:
@@ -96,9 +113,16 @@ def test_keyed_topics_default_to_six_partitions_and_groups_are_equal() -> None:
 
 
 def test_rmf_ingest_inputs_have_equal_partitions() -> None:
-    """rmf_ingest concatenates its due timers with the fleet states by fleet name: same partition count."""
+    """rmf-ingest concatenates its due timers with the fleet states by fleet name: same partition count."""
     assert topic("timers.due.rmf-ingest").partitions == topic("rmf.fleet_states").partitions
     assert topic("timers.due.rmf-ingest").key == topic("rmf.fleet_states").key == "fleet name"
+
+
+def test_vda5050_inbound_partitions_match_the_decisions() -> None:
+    """The bridge joins the inbound messages with the decisions re-keyed by robot (group_by keeps the
+    decisions' partition count): the two counts must be equal."""
+    assert topic("vda5050.inbound").partitions == topic("scheduler.decisions").partitions
+    assert topic("vda5050.inbound").key == topic("vda5050.outbound").key == "robot_id"
 
 
 def test_prefix_applies_to_names_and_subjects() -> None:

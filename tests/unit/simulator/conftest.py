@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from fastavro import schemaless_reader, schemaless_writer
 
-from pipelines.simulator import SiteGraph, demo_site
+from pipelines.simulator import demo_site
 from schemas.avsc import load_schema, parse_plain
+from schemas.sitegraph import SiteGraph, graph_for
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +20,7 @@ def site_map() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def graph(site_map: dict[str, Any]) -> SiteGraph:
-    return SiteGraph(site_map)
+    return graph_for(site_map)
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from pipelines.simulator import FleetConfig, FleetSim, SiteGraph, apply_decision, demo_site
+from pipelines.simulator import FleetConfig, FleetSim, apply_decision, demo_site
 from pipelines.simulator.geometry import distance
 from schemas.ids import uuid7_time_ms
 from schemas.models import RobotRegistration, RobotTelemetry
+from schemas.sitegraph import SiteGraph
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 TICK = 500
@@ -186,7 +187,7 @@ def test_routes_follow_lanes_with_increasing_etas_and_are_driven_to_the_end(
                 continue
             nodes = [w["node_id"] for w in route]
             etas = [w["eta"] for w in route]
-            assert all(graph.has_edge(a, b) for a, b in itertools.pairwise(nodes))
+            assert all(graph.has_lane(a, b) for a, b in itertools.pairwise(nodes))
             assert etas == sorted(etas) and etas[0] >= rec["occurred_at"]
             if i + 1 < len(recs) and not recs[i + 1]["route"]:
                 # The route just ended: the robot stands on its last node.
@@ -428,7 +429,7 @@ def test_decisions_drive_the_fleet(site_map: dict[str, Any]) -> None:
     assert apply_decision(sim, _decision("REROUTE", robot, ("PICK3",)))
     assert sim.view(robot).path[-1] == "PICK3"
     assert apply_decision(sim, _decision("CHARGE", other))
-    assert sim.view(other).charger in sim.graph.chargers
+    assert sim.view(other).charger in {node for _, node in sim.graph.chargers}
     assert apply_decision(sim, _decision("UNASSIGN", robot))
     assert sim.view(robot).task_id is None
     # Not for this fleet, or impossible: ignored.

@@ -5,9 +5,10 @@ import math
 from collections import Counter
 from typing import Any
 
-from pipelines.simulator import SiteGraph, demo_site
+from pipelines.simulator import demo_site
 from pipelines.simulator.geometry import distance, point_in_polygon, segment_intersects_polygon
 from schemas.models import SiteMap
+from schemas.sitegraph import SiteGraph
 
 
 def test_demo_site_is_a_large_grid_with_every_kind_of_node(site_map: dict[str, Any]) -> None:
@@ -44,7 +45,7 @@ def test_lanes_join_adjacent_nodes_with_lengths_from_coordinates(
 ) -> None:
     for lane in site_map["lanes"]:
         a, b = graph.position(lane["from_node"]), graph.position(lane["to_node"])
-        length = graph.edge(lane["from_node"], lane["to_node"]).length
+        length = graph.lane_between(lane["from_node"], lane["to_node"]).length
         assert math.isclose(length, distance(a, b))
         assert 1.0 <= length <= 6.0, lane  # neighbours only, no long jumps across the map
         # A lane is axis-aligned: along an aisle, a cross-aisle, a corridor or a spur.
@@ -55,24 +56,23 @@ def test_mostly_bidirectional_with_a_few_one_way_lanes(site_map: dict[str, Any],
     one_way = [lane for lane in site_map["lanes"] if not lane["bidirectional"]]
     assert 2 <= len(one_way) <= len(site_map["lanes"]) // 10
     lane = one_way[0]
-    assert graph.has_edge(lane["from_node"], lane["to_node"])
-    assert not graph.has_edge(lane["to_node"], lane["from_node"])
+    assert graph.has_lane(lane["from_node"], lane["to_node"])
+    assert not graph.has_lane(lane["to_node"], lane["from_node"])
 
 
 def test_every_node_reaches_every_node(site_map: dict[str, Any], graph: SiteGraph) -> None:
-    nodes = set(graph.nodes)
     parking = graph.nodes_of_kind("PARKING")[0]
-    assert set(graph.distances_from(parking)) == nodes
+    assert all(math.isfinite(s) for s in graph.seconds_from(graph.node(parking)))
     # ...and back: every node reaches that parking spot (strong connectivity, one-way lanes included).
-    for node in graph.nodes:
+    for node in graph.ids:
         assert graph.shortest_path(node, parking)[-1] == parking
 
 
 def test_stations_and_chargers_are_reachable_from_every_parking_spot(graph: SiteGraph) -> None:
     targets = graph.nodes_of_kind("PICKUP", "DROPOFF", "CHARGER")
     for spot in graph.nodes_of_kind("PARKING"):
-        dist = graph.distances_from(spot)
-        assert all(t in dist for t in targets)
+        dist = graph.seconds_from(graph.node(spot))
+        assert all(math.isfinite(dist[graph.node(t)]) for t in targets)
 
 
 def test_no_go_zone_covers_no_lane_and_no_node(site_map: dict[str, Any], graph: SiteGraph) -> None:
@@ -83,7 +83,7 @@ def test_no_go_zone_covers_no_lane_and_no_node(site_map: dict[str, Any], graph: 
     for lane in site_map["lanes"]:
         a, b = graph.position(lane["from_node"]), graph.position(lane["to_node"])
         assert not segment_intersects_polygon(a, b, polygon), lane["id"]
-    assert not any(point_in_polygon(graph.position(n), polygon) for n in graph.nodes)
+    assert not any(point_in_polygon(graph.position(n), polygon) for n in graph.ids)
     # It is inside the warehouse, between the aisles, not somewhere off the map.
     xs = [n["x"] for n in site_map["nodes"]]
     ys = [n["y"] for n in site_map["nodes"]]

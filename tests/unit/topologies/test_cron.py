@@ -96,7 +96,7 @@ def test_a_fire_handled_twice_never_creates_a_second_task() -> None:
     h.send(*from_due_timer(timer))
     # a replay from the old state (as after a crash) creates the same task id: a DUPLICATE at most
     _, out = step_schedule(before, from_due_timer(timer)[0], CFG, timer["due_at"])
-    h.send(*[o.value for o in out if o.topic == "tasks.inbox" and o.value is not None])
+    h.send(*[o.value.payload for o in out if o.topic == "tasks.inbox" and o.value is not None])
     task_id = cron_task_id("t1", "s1", timer["due_at"])
     assert h.kinds(task_id) == [("TRANSITION", "CREATED"), ("TRANSITION", "QUEUED"), ("DUPLICATE", "QUEUED")]
     assert h.schedules["s1"]["fires"] == 1  # type: ignore[index]

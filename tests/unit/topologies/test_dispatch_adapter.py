@@ -1,97 +1,130 @@
-"""The Quix adapter: O(1) state I/O per update, rebuild from sub-keys, cache invalidation."""
+"""The dispatch step on the kernel, over Quix's memory and RocksDB stores: O(1) state I/O per update, the
+site model rebuilt from sub-keys, the model cache invalidated by a foreign write, nothing kept of a
+rejected record."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-import orjson
 import pytest
 
 from schemas.errors import RejectedRecord
-from tests.unit.topologies.test_dispatch_support import T0, line_map, queued_task, registration, spec, status
-from topologies.dispatch.builder import GEN, INDEX_ROBOTS, DispatchStep, decision_key, load_site
-from topologies.dispatch.config import DispatchConfig
+from tests.unit.topologies.test_dispatch_support import (
+    T0,
+    Record,
+    line_map,
+    queued_task,
+    registration,
+    spec,
+    status,
+    tagged,
+)
+from topologies.dispatch import REGISTRATION, DispatchConfig, DispatchStep, decision_key
+from topologies.dispatch.builder import INDEX_ROBOTS, META, load_site
+from topologies.kernel import GENERATION, KeyState, run_step
+from topologies.kernel.testing import StepHarness
+
+Harness = Callable[[Any], StepHarness]
 
 
-class JsonState:
-    """A key's state that stores JSON bytes, like Quix's stores; counts reads and writes."""
+class Counting:
+    """Counts the calls a step makes on a key's real Quix state (and passes them on)."""
 
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
+    def __init__(self, state: Any) -> None:
+        self.state = state
         self.reads = 0
         self.writes = 0
 
     def get(self, key: str, default: Any = None) -> Any:
         self.reads += 1
-        return orjson.loads(self.data[key]) if key in self.data else default
+        return self.state.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
         self.writes += 1
-        self.data[key] = orjson.dumps(value)
+        self.state.set(key, value)
 
     def delete(self, key: str) -> None:
         self.writes += 1
-        self.data.pop(key, None)
+        self.state.delete(key)
+
+    def exists(self, key: str) -> bool:
+        self.reads += 1
+        return bool(self.state.exists(key))
 
 
-def _fleet(n: int) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = [line_map(10, chargers={"c1": "N0"})]
+def send(h: StepHarness, event: Record, key: str = "s1") -> list[dict[str, Any]]:
+    return [o.value for o in h.send(event.kind, key, event, event["occurred_at"])]
+
+
+def _fleet(n: int) -> list[Record]:
+    events: list[Record] = [line_map(10, chargers={"c1": "N0"})]
     for i in range(n):
         events += [registration(f"r{i:03d}"), status(f"r{i:03d}", f"N{i % 10}", 0.9, "MOVING")]
     return events
 
 
-def test_one_update_costs_constant_state_io_whatever_the_fleet_size() -> None:
-    for n in (10, 200):
-        state, step = JsonState(), DispatchStep(DispatchConfig())
-        for e in _fleet(n):
-            step.apply(e, "s1", state)
-        state.reads = state.writes = 0
-        step.apply(status("r005", "N6", 0.85, "MOVING", at=T0 + 1), "s1", state)
-        assert (state.reads, state.writes) == (1, 2)  # gen; the robot entry and gen
+@pytest.mark.parametrize("robots", [10, 200])
+def test_one_update_costs_constant_state_io_whatever_the_fleet_size(harness: Harness, robots: int) -> None:
+    step = DispatchStep(DispatchConfig())
+    h = harness(step)
+    for e in _fleet(robots):
+        send(h, e)
+    counting = Counting(h.state("s1"))
+    update = status("r005", "N6", 0.85, "MOVING", at=T0 + 1)
+    run_step(step, counting, "s1", update.kind, update, T0 + 1)
+    assert (counting.reads, counting.writes) == (1, 3)  # gen; the robot entry, meta (clock) and gen
 
 
-def test_model_rebuilt_from_sub_keys_matches_the_cached_one() -> None:
-    state, step = JsonState(), DispatchStep(DispatchConfig())
+def test_model_rebuilt_from_sub_keys_matches_the_cached_one(harness: Harness) -> None:
+    step = DispatchStep(DispatchConfig())
+    h = harness(step)
     events = [*_fleet(5), *queued_task("t1", spec("N3")), status("r002", "N2", 0.9, "IDLE", at=T0 + 2)]
-    decisions = [d for e in events for d in step.apply(e, "s1", state)]
+    decisions = [d for e in events for d in send(h, e)]
     assert [(d["kind"], d["task_id"], d["robot_id"]) for d in decisions] == [("ASSIGN", "t1", "r002")]
-    rebuilt = load_site(state, DispatchConfig())
-    cached = step._sites["s1"][1]
+    h.checkpoint()
+    rebuilt = load_site(KeyState(h.state("s1"), "s1"), DispatchConfig())
+    cached = step.sites.get(KeyState(h.state("s1"), "s1"))
+    assert step.sites.loads == 1  # the cached model is still the one built at the start
     assert rebuilt.robots == cached.robots and rebuilt.tasks == cached.tasks
-    assert rebuilt.free == cached.free and rebuilt.ready == cached.ready
-    assert orjson.loads(state.data[INDEX_ROBOTS]) == [f"r{i:03d}" for i in range(5)]
+    assert rebuilt.free == cached.free and rebuilt.ready == cached.ready and rebuilt.clock == cached.clock
+    assert h.stored("s1", INDEX_ROBOTS) == [f"r{i:03d}" for i in range(5)]
+    assert h.stored("s1", META)["clock"] == T0 + 2
 
 
-def test_a_new_instance_or_foreign_write_rebuilds_and_continues_identically() -> None:
+def test_a_new_instance_or_foreign_write_rebuilds_and_continues_identically(harness: Harness) -> None:
     events = [*_fleet(4), *queued_task("t1", spec("N3")), *queued_task("t2", spec("N8"))]
     tail = [status("r001", "N1", 0.9, "IDLE", at=T0 + 5), status("r003", "N3", 0.9, "IDLE", at=T0 + 6)]
 
-    state, step = JsonState(), DispatchStep(DispatchConfig())
+    h = harness(DispatchStep(DispatchConfig()))
     for e in events:
-        step.apply(e, "s1", state)
-    expected = [d for e in tail for d in step.apply(e, "s1", state)]
+        send(h, e)
+    expected = [d for e in tail for d in send(h, e)]
 
-    state2, step2 = JsonState(), DispatchStep(DispatchConfig())
+    first = DispatchStep(DispatchConfig())
+    h2 = harness(first)
     for e in events:
-        step2.apply(e, "s1", state2)
-    other = DispatchStep(DispatchConfig())  # another instance owned the partition for a while
-    got = [d for d in other.apply(tail[0], "s1", state2)]
-    state2.set(GEN, "changed-elsewhere")
-    got += step2.apply(tail[1], "s1", state2)  # the stale cache is detected and rebuilt
+        send(h2, e)
+    h2.step = DispatchStep(DispatchConfig())  # another instance owned the partition for a while
+    got = send(h2, tail[0])
+    h2.step = first
+    h2.state("s1").set(GENERATION, "changed-elsewhere")
+    got += send(h2, tail[1])  # the stale cache is detected and the model rebuilt
     assert got == expected and len(got) == 2
-    assert step2.rebuilds == 2  # the first message and the foreign write
+    assert first.sites.loads == 2  # the first message and the foreign write
 
 
-def test_rejected_record_leaves_state_untouched() -> None:
-    state, step = JsonState(), DispatchStep(DispatchConfig())
-    step.apply(line_map(3), "s1", state)
-    before = dict(state.data)
+def test_a_rejected_record_leaves_state_untouched(harness: Harness) -> None:
+    step = DispatchStep(DispatchConfig())
+    h = harness(step)
+    send(h, line_map(3))
+    h.checkpoint()
     with pytest.raises(RejectedRecord):
-        step.apply({**registration("r1"), "tenant_id": "other"}, "s1", state)
-    with pytest.raises(RejectedRecord):
-        step.apply({"tenant_id": "acme", "site_id": "s1", "occurred_at": T0}, "s1", state)
-    assert state.data == before
+        send(h, tagged(REGISTRATION, {**registration("r1"), "tenant_id": "other"}))
+    with pytest.raises(RejectedRecord, match="no input of kind 'mystery'"):
+        h.send("mystery", "s1", {"tenant_id": "acme", "site_id": "s1", "occurred_at": T0}, T0)
+    h.checkpoint()
+    assert h.stored("s1", "robot:r1") is None and h.stored("s1", INDEX_ROBOTS) is None
 
 
 def test_decision_key_is_task_then_robot() -> None:

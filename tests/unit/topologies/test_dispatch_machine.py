@@ -15,7 +15,7 @@ from tests.unit.topologies.test_dispatch_support import (
     task_event,
 )
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.machine import step
+from topologies.dispatch.machine import MAP, step
 from topologies.dispatch.policy import Assignment, CostTable, optimal
 from topologies.dispatch.state import SiteState
 
@@ -28,7 +28,7 @@ def run(
     state = state or SiteState(config=DispatchConfig(age_weight=0.0))
     out: list[dict[str, Any]] = []
     for e in events:
-        state, got = step(state, e, now)
+        state, got = step(state, e.kind, e, now)
         out.extend(got)
     return state, out
 
@@ -188,9 +188,9 @@ def test_batches_go_to_the_injected_assigner_and_its_bad_answers_are_dropped() -
     ]
     state = SiteState(config=DispatchConfig(age_weight=0.0))
     for e in events:
-        state, out = step(state, e, T0, planner)
+        state, out = step(state, e.kind, e, T0, planner)
         assert out == []  # no map yet
-    state, out = step(state, line_map(10, chargers=CHARGERS), T0, planner)  # the map: one batch
+    state, out = step(state, MAP, line_map(10, chargers=CHARGERS), T0, planner)  # the map: one batch
     assert calls == [(2, 2)]
     assert sorted(assigns(out)) == [("t1", "r1"), ("t2", "r2")]
     assert {d["planner"] for d in out} == {"planner"}

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from schemas.sitegraph import SiteGraph
 from tests.unit.topologies.test_dispatch_support import T0, line_map, site_map
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.graph import SiteGraph
 from topologies.dispatch.policy import CostModel, RobotView, TaskView, greedy, optimal
 
 CFG = DispatchConfig(age_weight=0.0)

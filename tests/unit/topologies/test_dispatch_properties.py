@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.unit.topologies.test_dispatch_support import T0, line_map, registration, spec, status, task_event
 from topologies.dispatch.config import DispatchConfig
-from topologies.dispatch.machine import step
+from topologies.dispatch.machine import MAP, step
 from topologies.dispatch.policy import CostModel
 from topologies.dispatch.state import SiteState, robot_view, task_view
 
@@ -54,7 +54,7 @@ def _events(
     out: list[dict[str, Any]] = []
     for op in ops:
         if op[0] == "reg":
-            out.append({**registration(op[1], op[2], active=op[3])})
+            out.append(registration(op[1], op[2], active=op[3]))
         elif op[0] == "status":
             out.append(status(op[1], op[2], op[3], op[4], at=now))
         elif op[0] == "new":  # CREATED with a spec, then QUEUED
@@ -110,7 +110,7 @@ def test_no_double_booking_and_greedy_fixpoint(ops: list[tuple], map_first: bool
     last: list[dict[str, Any]] = []
     site = line_map(8, chargers={"c1": "N0", "c2": "N7"})
     if map_first:
-        state, last = step(state, site, T0)
+        state, last = step(state, MAP, site, T0)
     for k, op in enumerate(ops):
         now = T0 + 1000 * (k + 1)
         events = _events([op], state, last, seqs, now)
@@ -121,7 +121,7 @@ def test_no_double_booking_and_greedy_fixpoint(ops: list[tuple], map_first: bool
             about = event.get("task_id") if "seq" in event else None
             booked_robots = {r for r, v in state.robots.items() if v["task_id"] and v["task_id"] != about}
             booked_tasks = {t for t, v in state.tasks.items() if v["robot_id"] and t != about}
-            state, out = step(state, event, now)
+            state, out = step(state, event.kind, event, now)
             given_ = [(d["robot_id"], d["task_id"]) for d in out if d["kind"] == "ASSIGN"]
             assert len({r for r, _ in given_}) == len(given_)
             assert len({t for _, t in given_}) == len(given_)

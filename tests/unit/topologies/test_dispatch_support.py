@@ -1,25 +1,45 @@
-"""Factories of dispatch inputs (SiteMap, RobotRegistration, RobotStatus, TaskEvent dicts); no tests here."""
+"""Factories of dispatch inputs (SiteMap, RobotRegistration, RobotStatus, TaskEvent dicts); no tests here.
+
+Each returns a :class:`Record`: the dict, tagged with the kind of input it is, as the feed of its topic
+tags it in the processor (the step is never told a kind from the record's fields).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from topologies.dispatch import MAP, REGISTRATION, STATUS, TASK
+
 __all__ = [
     "SITE",
     "T0",
     "TENANT",
+    "Record",
     "line_map",
     "queued_task",
     "registration",
     "site_map",
     "spec",
     "status",
+    "tagged",
     "task_event",
 ]
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 TENANT = "acme"
 SITE = "s1"
+
+
+class Record(dict[str, Any]):
+    """A record built for a test, with ``kind``: the kind of input it is."""
+
+    kind: str
+
+
+def tagged(kind: str, record: dict[str, Any]) -> Record:
+    out = Record(record)
+    out.kind = kind
+    return out
 
 
 def _base(at: int) -> dict[str, Any]:
@@ -33,7 +53,7 @@ def site_map(
     *,
     version: int = 1,
     speed_limits: dict[tuple[str, str], float] | None = None,
-) -> dict[str, Any]:
+) -> Record:
     """Lanes are (a, b) bidirectional or (a, b, False) one-way a -> b; chargers map charger id -> node."""
     out_lanes = []
     for lane in lanes:
@@ -43,28 +63,31 @@ def site_map(
         out_lanes.append(
             {"id": f"{a}-{b}", "from_node": a, "to_node": b, "bidirectional": bidir, "speed_limit": limit}
         )
-    return {
-        **_base(T0),
-        "event_id": f"map-{version}-{hash(repr((nodes, lanes, chargers, speed_limits)))}",
-        "version": version,
-        "name": "test",
-        "nodes": [
-            {
-                "id": n,
-                "x": x,
-                "y": y,
-                "kind": "CHARGER" if n in (chargers or {}).values() else "WAYPOINT",
-                "name": None,
-            }
-            for n, (x, y) in nodes.items()
-        ],
-        "lanes": out_lanes,
-        "zones": [],
-        "chargers": [{"id": c, "node_id": n} for c, n in (chargers or {}).items()],
-    }
+    return tagged(
+        MAP,
+        {
+            **_base(T0),
+            "event_id": f"map-{version}-{hash(repr((nodes, lanes, chargers, speed_limits)))}",
+            "version": version,
+            "name": "test",
+            "nodes": [
+                {
+                    "id": n,
+                    "x": x,
+                    "y": y,
+                    "kind": "CHARGER" if n in (chargers or {}).values() else "WAYPOINT",
+                    "name": None,
+                }
+                for n, (x, y) in nodes.items()
+            ],
+            "lanes": out_lanes,
+            "zones": [],
+            "chargers": [{"id": c, "node_id": n} for c, n in (chargers or {}).items()],
+        },
+    )
 
 
-def line_map(n: int = 6, step: float = 10.0, chargers: dict[str, str] | None = None) -> dict[str, Any]:
+def line_map(n: int = 6, step: float = 10.0, chargers: dict[str, str] | None = None) -> Record:
     """N0 - N1 - ... - N(n-1) along x, ``step`` metres apart, all lanes bidirectional."""
     nodes = {f"N{i}": (i * step, 0.0) for i in range(n)}
     lanes = [(f"N{i}", f"N{i + 1}") for i in range(n - 1)]
@@ -73,18 +96,21 @@ def line_map(n: int = 6, step: float = 10.0, chargers: dict[str, str] | None = N
 
 def registration(
     robot_id: str, caps: tuple[str, ...] = (), *, fleet: str = "f1", active: bool = True
-) -> dict:
-    return {
-        **_base(T0),
-        "robot_id": robot_id,
-        "fleet_id": fleet,
-        "name": robot_id,
-        "model": None,
-        "capabilities": list(caps),
-        "max_payload_kg": None,
-        "managed_by": "FLEETSTREAM",
-        "active": active,
-    }
+) -> Record:
+    return tagged(
+        REGISTRATION,
+        {
+            **_base(T0),
+            "robot_id": robot_id,
+            "fleet_id": fleet,
+            "name": robot_id,
+            "model": None,
+            "capabilities": list(caps),
+            "max_payload_kg": None,
+            "managed_by": "FLEETSTREAM",
+            "active": active,
+        },
+    )
 
 
 def status(
@@ -95,22 +121,25 @@ def status(
     *,
     at: int = T0,
     xy: tuple = (0, 0),
-) -> dict[str, Any]:
-    return {
-        **_base(at),
-        "robot_id": robot_id,
-        "fleet_id": "f1",
-        "status": state,
-        "previous_status": None,
-        "battery": battery,
-        "pose": {"x": float(xy[0]), "y": float(xy[1]), "yaw": 0.0, "node_id": node, "map_name": None},
-        "speed": 0.0,
-        "task_id": None,
-        "route": [],
-        "seq": at,
-        "last_seen_at": at,
-        "reason": "CHANGE",
-    }
+) -> Record:
+    return tagged(
+        STATUS,
+        {
+            **_base(at),
+            "robot_id": robot_id,
+            "fleet_id": "f1",
+            "status": state,
+            "previous_status": None,
+            "battery": battery,
+            "pose": {"x": float(xy[0]), "y": float(xy[1]), "yaw": 0.0, "node_id": node, "map_name": None},
+            "speed": 0.0,
+            "task_id": None,
+            "route": [],
+            "seq": at,
+            "last_seen_at": at,
+            "reason": "CHANGE",
+        },
+    )
 
 
 def task_event(
@@ -123,21 +152,24 @@ def task_event(
     spec: dict[str, Any] | None = None,
     kind: str = "TRANSITION",
     attempt: int = 0,
-) -> dict[str, Any]:
-    return {
-        **_base(at),
-        "task_id": task_id,
-        "seq": seq,
-        "kind": kind,
-        "state": state,
-        "previous_state": None,
-        "reason": None,
-        "robot_id": robot_id,
-        "attempt": attempt,
-        "spec": spec,
-        "external_id": None,
-        "causation_id": None,
-    }
+) -> Record:
+    return tagged(
+        TASK,
+        {
+            **_base(at),
+            "task_id": task_id,
+            "seq": seq,
+            "kind": kind,
+            "state": state,
+            "previous_state": None,
+            "reason": None,
+            "robot_id": robot_id,
+            "attempt": attempt,
+            "spec": spec,
+            "external_id": None,
+            "causation_id": None,
+        },
+    )
 
 
 def spec(
@@ -168,7 +200,7 @@ def spec(
     }
 
 
-def queued_task(task_id: str, task_spec: dict[str, Any], *, at: int = T0) -> list[dict[str, Any]]:
+def queued_task(task_id: str, task_spec: dict[str, Any], *, at: int = T0) -> list[Record]:
     """CREATED (with the spec) then QUEUED."""
     return [
         task_event(task_id, 1, "CREATED", at=at, spec=task_spec),

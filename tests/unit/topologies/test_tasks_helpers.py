@@ -198,9 +198,9 @@ class Harness:
                     self.tombstoned.append(o.key)
                 else:
                     self.timers[o.key] = o.value
-            elif o.topic == INBOX:
-                assert o.value is not None and inbox_key(o.value) == o.key
-                self.inbox.append(o.value)
+            elif o.topic == INBOX:  # a message to another key, through the inbox
+                assert o.value is not None and inbox_key(o.value.payload) == o.key
+                self.inbox.append(o.value.payload)
         return out
 
     def send(self, *inps: dict[str, Any], drain: bool = True) -> None:

@@ -9,13 +9,23 @@ from typing import Any
 import pytest
 
 from schemas.errors import RejectedRecord
-from topologies.telemetry import SiteBounds, SiteMapIndex, TelemetryConfig, bounds_of, derive_status
+from schemas.sitegraph import Bounds
+from topologies.telemetry import (
+    SITE_JOIN,
+    SITE_MAP,
+    TelemetryConfig,
+    TelemetryStep,
+    bounds_of,
+    derive_status,
+    site_key,
+)
 from topologies.telemetry.rules import validate_telemetry
+from topologies.telemetry.sitemaps import map_message
 
 T0 = int(datetime(2025, 3, 1, 8, 0, tzinfo=UTC).timestamp() * 1000)
 CFG = TelemetryConfig()
 REG = {"tenant_id": "acme", "fleet_id": "f1", "active": True, "managed_by": "FLEETSTREAM"}
-BOUNDS = SiteBounds(version=3, min_x=0.0, min_y=0.0, max_x=50.0, max_y=20.0)
+BOUNDS = Bounds(version=3, min_x=0.0, min_y=0.0, max_x=50.0, max_y=20.0)
 
 
 def sample(**overrides: Any) -> dict[str, Any]:
@@ -46,7 +56,7 @@ def sample(**overrides: Any) -> dict[str, Any]:
 def reject_reason(
     record: dict[str, Any],
     registration: dict[str, Any] | None = REG,
-    bounds: SiteBounds | None = BOUNDS,
+    bounds: Bounds | None = BOUNDS,
     now: int = T0,
 ) -> str:
     with pytest.raises(RejectedRecord) as info:
@@ -158,17 +168,32 @@ def _map(version: int, nodes: list[tuple[float, float]], zones: list[list[tuple[
 
 def test_bounds_cover_nodes_and_zone_corners():
     bounds = bounds_of(_map(1, [(0, 0), (10, 5)], zones=[[(-3, 1), (2, 8)]]))
-    assert bounds == SiteBounds(1, -3.0, 0.0, 10.0, 8.0)
+    assert bounds == Bounds(1, -3.0, 0.0, 10.0, 8.0)
     assert bounds_of(_map(1, [])) is None
 
 
-def test_site_map_index_keeps_the_newest_version_per_tenant_and_site():
-    index = SiteMapIndex()
-    assert index.update(_map(2, [(0, 0), (10, 10)]))
-    assert not index.update(_map(1, [(0, 0), (99, 99)]))  # older version arrives late: ignored
-    assert index.bounds("acme", "s1") == SiteBounds(2, 0.0, 0.0, 10.0, 10.0)
-    assert index.bounds("globex", "s1") is None
-    assert index.update(_map(3, [(0, 0), (20, 10)]))
-    assert index.bounds("acme", "s1").max_x == 20.0
-    index.remove_site("s1")
-    assert index.bounds("acme", "s1") is None and len(index) == 0
+def test_a_map_that_is_not_a_graph_is_rejected():
+    bad = {**_map(2, [(0, 0), (10, 5)]), "lanes": [{"id": "l", "from_node": "n0", "to_node": "nowhere"}]}
+    with pytest.raises(RejectedRecord, match="site map v2 is not a graph: lane 'l' references unknown node"):
+        bounds_of(bad)
+
+
+def test_the_site_directory_keeps_the_newest_version_per_tenant_and_tells_its_robots(harness):
+    h = harness(TelemetryStep(CFG, decode=lambda raw: raw))
+    key = site_key("s1")
+
+    def bounds_sent(out):
+        return {(o.key, tuple(o.value.payload["bounds"] or ())) for o in out}
+
+    [(_, message)] = map_message(_map(2, [(0, 0), (10, 10)]), "s1")
+    assert h.send(SITE_MAP, key, message, 0) == []  # nobody joined yet
+    joined = h.send(SITE_JOIN, key, {"tenant_id": "acme", "site_id": "s1", "robot_id": "r1"}, 0)
+    assert bounds_sent(joined) == {("r1", (2, 0.0, 0.0, 10.0, 10.0))}
+    [(_, older)] = map_message(_map(1, [(0, 0), (99, 99)]), "s1")
+    assert h.send(SITE_MAP, key, older, 0) == []  # an older version arriving late: ignored
+    [(_, newer)] = map_message(_map(3, [(0, 0), (20, 10)]), "s1")
+    assert bounds_sent(h.send(SITE_MAP, key, newer, 0)) == {("r1", (3, 0.0, 0.0, 20.0, 10.0))}
+    other = h.send(SITE_JOIN, key, {"tenant_id": "globex", "site_id": "s1", "robot_id": "g1"}, 0)
+    assert bounds_sent(other) == {("g1", ())}  # no map of that tenant's site
+    [(_, deleted)] = map_message(None, "s1")
+    assert bounds_sent(h.send(SITE_MAP, key, deleted, 0)) == {("r1", ())}

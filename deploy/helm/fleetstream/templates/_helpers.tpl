@@ -51,7 +51,7 @@ app.kubernetes.io/component: {{ include "fleetstream.componentName" .name }}
 app.kubernetes.io/component: {{ include "fleetstream.componentName" .name }}
 {{- end -}}
 
-{{/* A processor name as a DNS label: sink_postgres -> sink-postgres. */}}
+{{/* A processor name as a DNS label (processor names are hyphenated already). */}}
 {{- define "fleetstream.componentName" -}}
 {{- . | replace "_" "-" -}}
 {{- end -}}
@@ -134,6 +134,8 @@ Context: dict root, name.
   "FLEET_LOG_LEVEL" $v.logLevel
   "FLEET_LOG_FORMAT" $v.logFormat
   "FLEET_METRICS_PORT" (toString $v.metrics.port)
+  "FLEET_DEAD_LETTERS_MAX_RATIO" (toString $v.deadLetters.maxRatio)
+  "FLEET_DEAD_LETTERS_WINDOW" (toString (int $v.deadLetters.window))
   "FLEET_STATE_DIR" $v.stateDir
   "FLEET_TOPIC_PREFIX" $v.topicPrefix
   "FLEET_KAFKA_BOOTSTRAP_SERVERS" $v.kafka.bootstrapServers

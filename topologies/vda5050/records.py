@@ -1,0 +1,113 @@
+"""Builders of the records the VDA 5050 topology emits, with deterministic UUIDv7 event ids (a replay of
+the same inputs emits the same ids, so every idempotent sink writes a record once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.ids import det_uuid7
+from topologies.kernel.output import Output
+
+__all__ = [
+    "ALERTS",
+    "OUTBOUND",
+    "OUTPUT_KEY_FIELDS",
+    "OUTPUT_TOPICS",
+    "REGISTRY",
+    "STATUS",
+    "TELEMETRY",
+    "Output",
+    "alert",
+    "det_uuid7",
+    "offline_status",
+    "output",
+    "output_key",
+    "registration",
+    "status",
+]
+
+TELEMETRY = "robot.telemetry"
+REGISTRY = "robot.registry"
+STATUS = "robot.status"
+ALERTS = "alerts"
+OUTBOUND = "vda5050.outbound"
+#: Catalog names of the outputs, and the field of each output record that is its Kafka key.
+OUTPUT_TOPICS = (TELEMETRY, REGISTRY, STATUS, ALERTS, OUTBOUND)
+OUTPUT_KEY_FIELDS = {TELEMETRY: "robot_id", REGISTRY: "robot_id", STATUS: "robot_id", ALERTS: "subject_id",
+                     OUTBOUND: "robot_id"}  # fmt: skip
+
+
+def output(topic: str, value: dict[str, Any]) -> Output:
+    """The kernel's :class:`Output` of ``value`` on ``topic``, keyed by the topic's key field."""
+    return Output(topic, str(value[OUTPUT_KEY_FIELDS[topic]]), value)
+
+
+def output_key(out: Output) -> str:
+    return out.key
+
+
+def registration(
+    vehicle: dict[str, Any], factsheet: dict[str, Any] | None, capabilities: list[str], at: int
+) -> dict[str, Any]:
+    """A RobotRegistration for a vehicle, from its factsheet when it sent one."""
+    spec = (factsheet or {}).get("typeSpecification") or {}
+    payload = spec.get("maxLoadMass", spec.get("maximumLoadMass"))
+    return {
+        "event_id": det_uuid7(at, vehicle["tenant_id"], vehicle["robot_id"], "registration", *capabilities),
+        "tenant_id": vehicle["tenant_id"],
+        "site_id": vehicle["site_id"],
+        "occurred_at": at,
+        "robot_id": vehicle["robot_id"],
+        "fleet_id": vehicle["fleet_id"],
+        "name": vehicle["name"],
+        "model": spec.get("seriesName"),
+        "capabilities": capabilities,
+        "max_payload_kg": float(payload) if payload is not None else None,
+        "managed_by": "FLEETSTREAM",
+        "active": True,
+    }
+
+
+def status(
+    vehicle: dict[str, Any], tele: dict[str, Any], *, value: str, previous: str | None, reason: str, at: int
+) -> dict[str, Any]:
+    """A RobotStatus from the vehicle's last telemetry (``tele``: the last RobotTelemetry emitted)."""
+    return {
+        "event_id": det_uuid7(at, vehicle["tenant_id"], vehicle["robot_id"], "status", value, tele["seq"]),
+        "tenant_id": vehicle["tenant_id"],
+        "site_id": tele["site_id"],
+        "occurred_at": at,
+        "robot_id": vehicle["robot_id"],
+        "fleet_id": vehicle["fleet_id"],
+        "status": value,
+        "previous_status": previous,
+        "battery": tele["battery"],
+        "pose": tele["pose"],
+        "speed": 0.0 if value == "OFFLINE" else tele["speed"],
+        "task_id": tele["task_id"],
+        "route": [] if value == "OFFLINE" else tele["route"],
+        "seq": tele["seq"],
+        "last_seen_at": tele["occurred_at"],
+        "reason": reason,
+    }
+
+
+def offline_status(
+    vehicle: dict[str, Any], tele: dict[str, Any], previous: str | None, at: int
+) -> dict[str, Any]:
+    return status(vehicle, tele, value="OFFLINE", previous=previous, reason="OFFLINE", at=at)
+
+
+def alert(vehicle: dict[str, Any], *, kind: str, subject: str, message: str, at: int) -> dict[str, Any]:
+    event_id = det_uuid7(at, vehicle["tenant_id"], vehicle["robot_id"], "alert", kind, subject, message)
+    return {
+        "event_id": event_id,
+        "tenant_id": vehicle["tenant_id"],
+        "site_id": vehicle["site_id"],
+        "occurred_at": at,
+        "alert_id": event_id,
+        "kind": kind,
+        "severity": "WARNING",
+        "subject_id": subject,
+        "message": message,
+    }
