@@ -51,6 +51,7 @@ from pipelines.serdes import (
     TracingSerializer,
 )
 from pipelines.settings import CommonSettings
+from pipelines.watchdog import CommitWatchdog
 from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.errors import RecordError
@@ -124,6 +125,7 @@ class ProcessorApp:
     _registry: RegistryClient | None = None
     _codecs: dict[tuple[str, bool], AvroCodec] = field(default_factory=dict)
     _outputs: dict[str, Topic] = field(default_factory=dict)
+    commit_stall_s: float | None = None  # exactly once: the watchdog's limit (pipelines/watchdog.py)
 
     # ------------------------------------------------------------------------------ what is made once
     @property
@@ -271,9 +273,14 @@ class ProcessorApp:
 
     # ------------------------------------------------------------------------------ running
     def run(self) -> None:
+        watchdog = CommitWatchdog(self.name, self.commit_stall_s) if self.commit_stall_s else None
+        if watchdog is not None:
+            watchdog.start()
         try:
             self.app.run()
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             self.close()
 
     def close(self) -> None:
@@ -393,4 +400,5 @@ def create_processor_app(
         auto_create_topics=True,
     )
     STATE_BYTES.track(name, settings.state_dir / name)
-    return ProcessorApp(name=name, settings=settings, app=app, dlq=dlq)
+    stall = settings.kafka_commit_stall_s if exactly_once else None
+    return ProcessorApp(name=name, settings=settings, app=app, dlq=dlq, commit_stall_s=stall)

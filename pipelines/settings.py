@@ -60,6 +60,13 @@ class CommonSettings(BaseSettings):
 
     # Kafka
     kafka_bootstrap_servers: str = Field("127.0.0.1:19092", min_length=1)
+    kafka_commit_stall_s: float = Field(
+        30.0,
+        gt=0,
+        description="An exactly-once processor whose Kafka transaction commit blocks longer than this exits "
+        "(and is restarted): librdkafka can keep a dead broker as the coordinator after a hard broker kill "
+        "(pipelines/watchdog.py).",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
