@@ -64,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="?",
         default="short",
         choices=["short", "rebalance", "full"],
-        help="short: ~4 min (a processor kill, a leader broker kill, Postgres down 15 s); rebalance: ~4 min "
+        help="short: ~5 min (a processor kill, a leader broker kill, Postgres down 15 s); rebalance: ~5 min "
         "(instances added and removed under load); full: ~30 min (every fault, docs/reliability.md)",
     )
     p.add_argument("--list", action="store_true", help="print the plan's processors and faults, run nothing")

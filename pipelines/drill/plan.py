@@ -1,8 +1,8 @@
 """The drills: which processors run how many times, the load, and the faults in the order injected.
 
-- ``short`` (about 4 minutes, in ``make test``): one processor kill, one kill of a partition leader
+- ``short`` (about 5 minutes, in ``make test``): one processor kill, one kill of a partition leader
   broker, Postgres down 15 s.
-- ``rebalance`` (about 4 minutes, in ``make test``): instances added and removed under load, one
+- ``rebalance`` (about 5 minutes, in ``make test``): instances added and removed under load, one
   processor after the other; the verifier shows the outputs unchanged by it.
 - ``full`` (about 30 minutes): every instance of every processor killed -9 one at a time, both instances
   of each topology at once, the partition leader and the active controller killed, a broker bounced
