@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "stack_clients"]
 
 logger = logging.getLogger("fleet.drill")
 
@@ -22,6 +24,29 @@ logger = logging.getLogger("fleet.drill")
 def _out(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+#: The drill's client settings and how each is made from the local stack's port (deploy/local/stack.sh).
+_CLIENTS = {
+    "FLEET_SCHEMA_REGISTRY_URL": ("schema_registry_url", "registry", "http://127.0.0.1:{}/apis/ccompat/v7"),
+    "FLEET_POSTGRES_DSN": ("postgres_dsn", "postgres", "postgresql://fleet@127.0.0.1:{}/fleetstream"),
+    "FLEET_REDIS_URL": ("redis_url", "redis", "redis://127.0.0.1:{}/0"),
+    "FLEET_INFLUX_URL": ("influx_url", "influxdb", "http://127.0.0.1:{}"),
+}
+
+
+def stack_clients(env: Mapping[str, str]) -> dict[str, str]:
+    """The drill's registry and store URLs on this checkout's stack (its FLEET_*_PORT), for each that
+    ``env`` does not set: the drill takes those services down through stack.sh, so the processors must
+    write to the same ones (as the Makefile derives them)."""
+    from pipelines.commands.up import service_ports
+
+    ports = service_ports(env)
+    return {
+        field: template.format(ports[service])
+        for var, (field, service, template) in _CLIENTS.items()
+        if not env.get(var)
+    }
 
 
 def _drill(args: argparse.Namespace) -> int:
@@ -35,7 +60,7 @@ def _drill(args: argparse.Namespace) -> int:
         for line in chosen.describe():
             _out(line)
         return 0
-    settings = load_settings(DrillSettings)
+    settings = load_settings(DrillSettings, **stack_clients(os.environ))
     runner = DrillRunner(
         chosen,
         settings,

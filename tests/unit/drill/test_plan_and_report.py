@@ -96,3 +96,14 @@ def test_the_supervisor_finds_instances_by_either_spelling(tmp_path) -> None:
     assert one.env["FLEET_STATE_DIR"] != two.env["FLEET_STATE_DIR"]
     assert {one.env["FLEET_INSTANCE_ID"], two.env["FLEET_INSTANCE_ID"]} == {"t-1", "t-2"}
     assert supervisor.crash_looping() == {} and supervisor.down() == ["sink-postgres.1", "sink-postgres.2"]
+
+
+def test_fleet_drill_writes_to_the_stack_it_takes_down() -> None:
+    from pipelines.commands.drill import stack_clients
+
+    env = {"FLEET_REGISTRY_PORT": "18481", "FLEET_POSTGRES_PORT": "15832", "FLEET_REDIS_URL": "redis://h:1/0"}
+    clients = stack_clients(env)
+    assert clients["schema_registry_url"] == "http://127.0.0.1:18481/apis/ccompat/v7"
+    assert clients["postgres_dsn"] == "postgresql://fleet@127.0.0.1:15832/fleetstream"
+    assert clients["influx_url"] == "http://127.0.0.1:18086"  # the stack's default port
+    assert "redis_url" not in clients, "a URL given in the environment is kept"
