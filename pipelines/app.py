@@ -50,7 +50,8 @@ from pipelines.serdes import (
     OutputSerializer,
     TracingSerializer,
 )
-from pipelines.settings import CommonSettings
+from pipelines.settings import CommonSettings, TopologySettings
+from pipelines.watchdog import CommitWatchdog
 from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.errors import RecordError
@@ -124,6 +125,7 @@ class ProcessorApp:
     _registry: RegistryClient | None = None
     _codecs: dict[tuple[str, bool], AvroCodec] = field(default_factory=dict)
     _outputs: dict[str, Topic] = field(default_factory=dict)
+    commit_stall_s: float | None = None  # exactly once: the watchdog's limit (pipelines/watchdog.py)
 
     # ------------------------------------------------------------------------------ what is made once
     @property
@@ -271,9 +273,14 @@ class ProcessorApp:
 
     # ------------------------------------------------------------------------------ running
     def run(self) -> None:
+        watchdog = CommitWatchdog(self.name, self.commit_stall_s) if self.commit_stall_s else None
+        if watchdog is not None:
+            watchdog.start()
         try:
             self.app.run()
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             self.close()
 
     def close(self) -> None:
@@ -311,6 +318,8 @@ def create_processor_app(
     dlq = DeadLetterQueue(kafka_cfg, name, dlq_topic_name(name, settings.topic_prefix))
     guard = DeadLetterGuard(settings.dead_letters_max_ratio, settings.dead_letters_window)
     consumer_config = dict(consumer_extra_config or {})
+    if isinstance(settings, TopologySettings):  # a crashed (or watchdog-ended) instance's partitions move
+        consumer_config.setdefault("session.timeout.ms", round(settings.kafka_session_timeout_s * 1000))
     if "stats_cb" not in consumer_config:  # fleet_consumer_lag from the consumer's statistics
         consumer_config = {**lag_stats_config(name), **consumer_config}
 
@@ -393,4 +402,5 @@ def create_processor_app(
         auto_create_topics=True,
     )
     STATE_BYTES.track(name, settings.state_dir / name)
-    return ProcessorApp(name=name, settings=settings, app=app, dlq=dlq)
+    stall = settings.kafka_commit_stall_s if exactly_once else None
+    return ProcessorApp(name=name, settings=settings, app=app, dlq=dlq, commit_stall_s=stall)

@@ -60,6 +60,13 @@ class CommonSettings(BaseSettings):
 
     # Kafka
     kafka_bootstrap_servers: str = Field("127.0.0.1:19092", min_length=1)
+    kafka_commit_stall_s: float = Field(
+        15.0,
+        gt=0,
+        description="An exactly-once processor whose Kafka transaction commit blocks longer than this exits "
+        "(and is restarted): librdkafka can keep a dead broker as the coordinator after a hard broker kill "
+        "(pipelines/watchdog.py).",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
@@ -165,6 +172,13 @@ class TopologySettings(CommonSettings):
     )
     commit_interval_s: float = Field(
         0.5, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
+    )
+    kafka_session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        le=300,
+        description="A crashed instance's partitions move to another after this long (also one that the "
+        "commit watchdog ended: it cannot leave its group).",
     )
 
 

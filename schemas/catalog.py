@@ -6,6 +6,12 @@ the environment's ``topic_prefix`` prepended (tests isolate themselves with one)
 be overridden per environment, by topic name or by co-partition group (``"robot"``, ``"task"``,
 ``"site"``); topics in one group are consumed or joined together by key and must keep equal partition
 counts, which :func:`topics` enforces.
+
+Replication is a setting of the environment, not of a topic: :func:`topics` gives every topic the same
+replication factor and ``min.insync.replicas`` (``None``: the brokers' defaults). On a cluster that must
+lose no acknowledged record when a broker dies, use replication 3 and ``min.insync.replicas`` 2 (with
+``acks=all``, which every producer of ours and every transactional producer uses): a write then waits
+for two copies, and one broker may be lost at any time without losing a write or stopping one.
 """
 
 from __future__ import annotations
@@ -109,7 +115,8 @@ class TopicSpec:
     """One topic: what it holds and how Kafka should keep it.
 
     ``value`` is an Avro record name (``schemas/avro/<value>.avsc``), ``"json"`` (RMF messages) or
-    ``"bytes"`` (dead letters). ``replication_factor=None`` means the broker's default.
+    ``"bytes"`` (dead letters). ``replication_factor=None`` and ``min_insync_replicas=None`` mean the
+    brokers' defaults; :func:`topics` sets both alike for every topic.
     """
 
     name: str
@@ -120,6 +127,7 @@ class TopicSpec:
     partitions: int
     copartition: str | None = None
     replication_factor: int | None = None
+    min_insync_replicas: int | None = None
     description: str = ""
     extra_config: Mapping[str, str] = field(default_factory=dict)
     base_name: str = ""
@@ -138,6 +146,8 @@ class TopicSpec:
         cfg: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
         if self.retention_ms is not None:
             cfg["retention.ms"] = str(self.retention_ms)
+        if self.min_insync_replicas is not None:
+            cfg["min.insync.replicas"] = str(self.min_insync_replicas)
         cfg.update(self.extra_config)
         return cfg
 
@@ -288,16 +298,18 @@ def topics(
     partitions: Mapping[str, int] | None = None,
     replication_factor: int | None = None,
     names: Iterable[str] | None = None,
+    min_insync_replicas: int | None = None,
 ) -> list[TopicSpec]:
     """The catalog resolved for one environment.
 
     :param topic_prefix: prepended to every name.
     :param partitions: overrides by catalog topic name or co-partition group name; a topic override
         beats its group's.
-    :param replication_factor: for every topic (None: the broker's default).
+    :param replication_factor: for every topic (None: the brokers' ``default.replication.factor``).
     :param names: only these catalog names (default: all).
-    :raises CatalogError: unknown name in an override, a non-positive count, or co-partitioned topics
-        that end up with different partition counts.
+    :param min_insync_replicas: ``min.insync.replicas`` of every topic (None: the brokers' default).
+    :raises CatalogError: unknown name in an override, a non-positive count, co-partitioned topics
+        that end up with different partition counts, or more in-sync replicas than replicas.
     """
     overrides = dict(partitions or {})
     for key, count in overrides.items():
@@ -307,6 +319,14 @@ def topics(
             raise CatalogError(f"partition override {key}={count}: must be at least 1")
     if replication_factor is not None and replication_factor < 1:
         raise CatalogError(f"replication factor {replication_factor}: must be at least 1")
+    if min_insync_replicas is not None:
+        if min_insync_replicas < 1:
+            raise CatalogError(f"min.insync.replicas {min_insync_replicas}: must be at least 1")
+        if replication_factor is not None and min_insync_replicas > replication_factor:
+            raise CatalogError(
+                f"min.insync.replicas {min_insync_replicas} exceeds the replication factor "
+                f"{replication_factor}: no write could ever be acknowledged"
+            )
 
     resolved: list[TopicSpec] = []
     for spec in CATALOG:
@@ -317,6 +337,7 @@ def topics(
                 name=f"{topic_prefix}{spec.name}",
                 partitions=int(count),
                 replication_factor=replication_factor,
+                min_insync_replicas=min_insync_replicas,
             )
         )
     _check_copartitioning(resolved)

@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
 # The real local stack for fleetstream, as local processes on 127.0.0.1 (no Docker).
 #
-#   deploy/local/stack.sh up [SERVICE...]      install (once, cached) and start; a running service is left alone
-#   deploy/local/stack.sh down [SERVICE...]    stop what `up` started
+#   deploy/local/stack.sh up [--brokers N] [SERVICE...]  install (once, cached) and start; a running service is left alone
+#   deploy/local/stack.sh down [SERVICE...]    stop what `up` started (Kafka nodes shut down cleanly)
+#   deploy/local/stack.sh kill SERVICE...      SIGKILL, no clean shutdown (drills: `kill kafka-2`)
 #   deploy/local/stack.sh status               each service, its port, and whether it answers
 #   deploy/local/stack.sh env                  the FLEET_* variables that point clients at this stack
+#   deploy/local/stack.sh kafka-tool CLASS ARGS...  run a class of Kafka's kafka-tools jar (fetched once)
+#                                              against this stack, e.g. org.apache.kafka.tools.FeatureCommand
 #
 # SERVICE is any of: kafka registry postgres redis influxdb mosquitto (default: all), or influxdb2:
 # InfluxDB 1.12 with /api/v2/write for the sink's v2 tests, built from Go modules by install-influxd.sh
 # (once, ~15-20 min, cached in ~/.cache/fleetstream); only started when named (`make test` does), and
-# stopped and reported with the others.
+# stopped and reported with the others; or cluster: a second Kafka of three KRaft nodes beside the
+# stack's own (its data under .local/cluster, its first broker on FLEET_KAFKA_CLUSTER_PORT), for the
+# drills and the cluster benchmarks; also only started when named.
+#
+# Kafka is one KRaft node by default. `up --brokers 3` (or FLEET_KAFKA_BROKERS=3) runs it as three
+# combined broker+controller nodes kafka-1..kafka-3 instead, one cluster id, formatted with
+# --initial-controllers (KIP-853) and the transaction.version=2 feature (KIP-890): node n listens on
+# FLEET_KAFKA_PORT+2(n-1), its controller on FLEET_KAFKA_CONTROLLER_PORT+2(n-1); topics default to
+# replication 3 and min.insync.replicas 2, and so do the offsets and transaction-state topics. A
+# cluster node can be named alone (`up kafka-2`, `down kafka-2`, `kill kafka-2`). Single-node and
+# cluster data are kept apart (.local/kafka/data, .local/kafka/cluster); switching needs `down kafka`.
 # Data, logs and pid files live under .local/ (git-ignored). Ports come from the environment:
 #   FLEET_KAFKA_PORT=19092 FLEET_KAFKA_CONTROLLER_PORT=19093 FLEET_REGISTRY_PORT=18081
 #   FLEET_POSTGRES_PORT=15432 FLEET_REDIS_PORT=16379 FLEET_INFLUX_PORT=18086 FLEET_MQTT_PORT=11883
-#   FLEET_INFLUXDB2_PORT=18087 FLEET_INFLUXDB2_RPC_PORT=18089
+#   FLEET_INFLUXDB2_PORT=18087 FLEET_INFLUXDB2_RPC_PORT=18089 FLEET_KAFKA_CLUSTER_PORT=FLEET_KAFKA_PORT+2
 # Non-standard defaults keep the stack clear of services a developer may already run.
 set -euo pipefail
 
@@ -37,16 +50,23 @@ INFLUX_RPC_PORT="${FLEET_INFLUX_RPC_PORT:-18088}"
 MQTT_PORT="${FLEET_MQTT_PORT:-11883}"
 INFLUX2_PORT="${FLEET_INFLUXDB2_PORT:-18087}"
 INFLUX2_RPC_PORT="${FLEET_INFLUXDB2_RPC_PORT:-18089}"
+CLUSTER_PORT="${FLEET_KAFKA_CLUSTER_PORT:-$((KAFKA_PORT + 2))}"
+KAFKA_BROKERS="${FLEET_KAFKA_BROKERS:-}"  # empty: as many as run now, else 1 (`up --brokers N` sets it)
+KAFKA_LIB="${FLEET_KAFKA_LIB:-$LOCAL/kafka/lib}"
+KAFKA_TOOLS_LIB="${FLEET_KAFKA_TOOLS_LIB:-$LOCAL/kafka/tools-lib}"
+CLUSTER_DIR="$LOCAL/kafka/cluster"
 
 ALL_SERVICES=(kafka registry postgres redis influxdb mosquitto)
-OPTIONAL_SERVICES=(influxdb2)  # started only when named; `down` and `status` include them
+OPTIONAL_SERVICES=(influxdb2 cluster)  # started only when named; `down` and `status` include them
+[[ "$CLUSTER_PORT" != 0 ]] || OPTIONAL_SERVICES=(influxdb2)  # the cluster's own invocation of this script
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
 
 port_of() {
   case "$1" in
-    kafka) echo "$KAFKA_PORT" ;; registry) echo "$REGISTRY_PORT" ;; postgres) echo "$POSTGRES_PORT" ;;
+    kafka) echo "$KAFKA_PORT" ;; kafka-[1-9]) echo "$(node_port "${1#kafka-}")" ;;
+    cluster) echo "$CLUSTER_PORT" ;; registry) echo "$REGISTRY_PORT" ;; postgres) echo "$POSTGRES_PORT" ;;
     redis) echo "$REDIS_PORT" ;; influxdb) echo "$INFLUX_PORT" ;; mosquitto) echo "$MQTT_PORT" ;;
     influxdb2) echo "$INFLUX2_PORT" ;;
     *) die "unknown service '$1' (known: ${ALL_SERVICES[*]} ${OPTIONAL_SERVICES[*]})" ;;
@@ -64,7 +84,9 @@ pid_alive() {
 answers() {
   local port; port="$(port_of "$1")"
   case "$1" in
-    kafka) port_open "$port" && grep -q "Kafka Server started\|\[KafkaRaftServer nodeId=1\] Kafka Server started" "$LOGS/kafka.log" 2>/dev/null ;;
+    kafka) port_open "$port" && grep -q "Kafka Server started" "$LOGS/kafka.log" 2>/dev/null ;;
+    kafka-[1-9]) port_open "$port" && grep -q "Kafka Server started" "$LOGS/$1.log" 2>/dev/null ;;
+    cluster) cluster_answers ;;
     registry) curl -sf -m 2 "http://127.0.0.1:$port/apis/ccompat/v7/subjects" >/dev/null ;;
     postgres) "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" ;;
     redis) [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == "PONG" ]] ;;
@@ -72,6 +94,14 @@ answers() {
     influxdb2) curl -sf -m 2 "http://127.0.0.1:$port/ping" >/dev/null ;;
     mosquitto) port_open "$port" ;;
   esac
+}
+
+cluster_answers() {  # every node of the separate cluster (the `cluster` service) runs and serves
+  local n dir="$LOCAL/cluster"
+  for n in 1 2 3; do
+    [[ -f "$dir/run/kafka-$n.pid" ]] && kill -0 "$(cat "$dir/run/kafka-$n.pid")" 2>/dev/null || return 1
+    port_open $((CLUSTER_PORT + 2 * (n - 1))) && grep -q "Kafka Server started" "$dir/logs/kafka-$n.log" 2>/dev/null || return 1
+  done
 }
 
 wait_until_answers() {
@@ -118,15 +148,50 @@ apt_install() {  # apt_install PACKAGE... : installs Debian packages once
 
 # ---------------------------------------------------------------- kafka
 install_kafka() {
-  local lib="$LOCAL/kafka/lib"
+  local lib="$KAFKA_LIB"
   if [[ -f "$lib/.complete-$KAFKA_VERSION" ]]; then return 0; fi
   command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka from Maven Central"
   log "fetching Apache Kafka $KAFKA_VERSION and its runtime jars from Maven Central (cached in ~/.m2)"
   rm -rf "$lib"; mkdir -p "$lib"
   mvn -q -B -f "$HERE/pom.xml" -Dkafka.version="$KAFKA_VERSION" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$lib" >"$LOCAL/kafka/mvn.log" 2>&1 \
-    || { tail -n 20 "$LOCAL/kafka/mvn.log" >&2; die "Maven could not fetch Kafka"; }
+    -DincludeScope=runtime -DoutputDirectory="$lib" >"$lib/../mvn.log" 2>&1 \
+    || { tail -n 20 "$lib/../mvn.log" >&2; die "Maven could not fetch Kafka"; }
   touch "$lib/.complete-$KAFKA_VERSION"
+}
+
+# Kafka's kafka-tools jar (VerifiableProducer/Consumer, TransactionalMessageCopier, the quorum and feature
+# commands) pulls in Connect and Jetty: it gets a class path of its own, fetched on first use.
+install_kafka_tools() {
+  local lib="$KAFKA_TOOLS_LIB"
+  if [[ -f "$lib/.complete-$KAFKA_VERSION" ]]; then return 0; fi
+  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch kafka-tools from Maven Central"
+  log "fetching kafka-tools $KAFKA_VERSION and its runtime jars from Maven Central (once)"
+  rm -rf "$lib"; mkdir -p "$lib"
+  mvn -q -B -f "$HERE/pom.xml" -P kafka-tools -Dkafka.version="$KAFKA_VERSION" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$lib" >"$lib/../mvn-tools.log" 2>&1 \
+    || { tail -n 20 "$lib/../mvn-tools.log" >&2; die "Maven could not fetch kafka-tools"; }
+  touch "$lib/.complete-$KAFKA_VERSION"
+}
+
+kafka_java() {  # kafka_java CLASSPATH_DIR LOG4J_FILE HEAP : the JVM command line of a Kafka process
+  printf '%s\n' java "-Xms128m" "-Xmx$3" -XX:+UseG1GC -Djava.awt.headless=true \
+    "-Dlog4j2.configurationFile=$2" -cp "$1/*"
+}
+
+write_kafka_log4j() {  # write_kafka_log4j FILE
+  cat >"$1" <<'EOF'
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout: {Pattern: "[%d] %p %m (%c)%n"}
+  Loggers:
+    Root: {level: INFO, AppenderRef: [{ref: STDOUT}]}
+    Logger:
+      - {name: kafka.request.logger, level: WARN}
+      - {name: org.apache.kafka.coordinator, level: WARN}
+      - {name: kafka.log.LogCleaner, level: WARN}
+EOF
 }
 
 start_kafka() {
@@ -156,21 +221,8 @@ group.initial.rebalance.delay.ms=0
 transaction.max.timeout.ms=900000
 log.retention.check.interval.ms=300000
 EOF
-  cat >"$dir/log4j2.yaml" <<'EOF'
-Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      PatternLayout: {Pattern: "[%d] %p %m (%c)%n"}
-  Loggers:
-    Root: {level: INFO, AppenderRef: [{ref: STDOUT}]}
-    Logger:
-      - {name: kafka.request.logger, level: WARN}
-      - {name: org.apache.kafka.coordinator, level: WARN}
-      - {name: kafka.log.LogCleaner, level: WARN}
-EOF
-  local java=(java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
-    -Dlog4j2.configurationFile="$dir/log4j2.yaml" -cp "$dir/lib/*")
+  write_kafka_log4j "$dir/log4j2.yaml"
+  local java; mapfile -t java < <(kafka_java "$KAFKA_LIB" "$dir/log4j2.yaml" 1g)
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     "${java[@]}" kafka.tools.StorageTool format -t "$(cat "$dir/cluster-id" 2>/dev/null || "${java[@]}" kafka.tools.StorageTool random-uuid | tee "$dir/cluster-id")" \
       -c "$cfg" --ignore-formatted >"$LOGS/kafka-format.log" 2>&1 \
@@ -179,6 +231,117 @@ EOF
   : >"$LOGS/kafka.log"
   spawn kafka "${java[@]}" kafka.Kafka "$cfg"
   wait_until_answers kafka 90
+}
+
+# ---- Kafka as a cluster of N combined KRaft nodes (kafka-1..kafka-N)
+node_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+node_controller_port() { echo $((KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+
+# cluster_size: the nodes of the cluster formatted under .local/kafka/cluster (0: none).
+cluster_size() { cat "$CLUSTER_DIR/brokers" 2>/dev/null || echo 0; }
+
+# kafka_running_as: "single", "cluster" or "" (nothing of Kafka runs).
+kafka_running_as() {
+  if pid_alive kafka; then echo single; return; fi
+  local n; for ((n = 1; n <= $(cluster_size); n++)); do pid_alive "kafka-$n" && { echo cluster; return; }; done
+  echo ""
+}
+
+# kafka_brokers: how many brokers `up` means: --brokers/FLEET_KAFKA_BROKERS, else the running cluster's, else 1.
+kafka_brokers() {
+  if [[ -n "$KAFKA_BROKERS" ]]; then echo "$KAFKA_BROKERS"; return; fi
+  if [[ "$(kafka_running_as)" == cluster ]]; then cluster_size; else echo 1; fi
+}
+
+kafka_nodes() { local n; for ((n = 1; n <= $1; n++)); do echo "kafka-$n"; done; }
+
+# prepare_cluster N: the cluster's ids, node configs and formatted storage (once; the same N afterwards).
+prepare_cluster() {
+  local size="$1" n
+  [[ "$size" =~ ^[2-9]$ ]] || die "--brokers $size: a cluster has 2 to 9 nodes (1 is the single-node default)"
+  if [[ -f "$CLUSTER_DIR/brokers" && "$(cluster_size)" != "$size" ]]; then
+    die "the cluster in $CLUSTER_DIR was formatted with $(cluster_size) nodes, not $size; remove that folder (its data) to change it"
+  fi
+  install_kafka
+  mkdir -p "$CLUSTER_DIR"
+  local ports=()
+  for ((n = 1; n <= size; n++)); do ports+=("$(node_port "$n")" "$(node_controller_port "$n")"); done
+  if [[ $(printf '%s\n' "${ports[@]}" | sort -u | wc -l) -ne ${#ports[@]} ]]; then
+    die "cluster ports collide (${ports[*]}): node n uses FLEET_KAFKA_PORT+2(n-1) and FLEET_KAFKA_CONTROLLER_PORT+2(n-1); set FLEET_KAFKA_CONTROLLER_PORT=FLEET_KAFKA_PORT+1"
+  fi
+  # the controllers' addresses are written into the formatted storage (--initial-controllers)
+  if [[ -f "$CLUSTER_DIR/ports" && "$(cat "$CLUSTER_DIR/ports")" != "${ports[*]}" ]]; then
+    die "the cluster in $CLUSTER_DIR was formatted with ports $(cat "$CLUSTER_DIR/ports"), not ${ports[*]}; use those FLEET_*_PORT values again, or remove that folder (its data) to change them"
+  fi
+  write_kafka_log4j "$CLUSTER_DIR/log4j2.yaml"
+  local java; mapfile -t java < <(kafka_java "$KAFKA_LIB" "$CLUSTER_DIR/log4j2.yaml" 256m)
+  # random-uuid prints log lines before the id: the id is the last line
+  [[ -s "$CLUSTER_DIR/cluster-id" ]] || "${java[@]}" kafka.tools.StorageTool random-uuid | tail -n 1 >"$CLUSTER_DIR/cluster-id"
+  local bootstrap="" initial=""
+  for ((n = 1; n <= size; n++)); do
+    mkdir -p "$CLUSTER_DIR/node-$n"
+    [[ -s "$CLUSTER_DIR/node-$n/directory-id" ]] \
+      || "${java[@]}" kafka.tools.StorageTool random-uuid | tail -n 1 >"$CLUSTER_DIR/node-$n/directory-id"
+    bootstrap+="${bootstrap:+,}127.0.0.1:$(node_controller_port "$n")"
+    initial+="${initial:+,}$n@127.0.0.1:$(node_controller_port "$n"):$(cat "$CLUSTER_DIR/node-$n/directory-id")"
+  done
+  local rf=$((size < 3 ? size : 3)) isr=2
+  for ((n = 1; n <= size; n++)); do
+    local dir="$CLUSTER_DIR/node-$n" port ctl
+    port="$(node_port "$n")"; ctl="$(node_controller_port "$n")"
+    cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=$n
+controller.quorum.bootstrap.servers=$bootstrap
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctl
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctl
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+auto.create.topics.enable=false
+default.replication.factor=$rf
+min.insync.replicas=$isr
+unclean.leader.election.enable=false
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+group.initial.rebalance.delay.ms=0
+transaction.max.timeout.ms=900000
+log.retention.check.interval.ms=300000
+# a hard-killed node is fenced, and its partitions led elsewhere, within 6 s (default 9 s)
+broker.session.timeout.ms=6000
+broker.heartbeat.interval.ms=1000
+EOF
+    if [[ ! -f "$dir/data/meta.properties" ]]; then
+      "${java[@]}" kafka.tools.StorageTool format -t "$(cat "$CLUSTER_DIR/cluster-id")" -c "$dir/server.properties" \
+        --initial-controllers "$initial" --feature transaction.version=2 --ignore-formatted \
+        >"$LOGS/kafka-$n-format.log" 2>&1 \
+        || { cat "$LOGS/kafka-$n-format.log" >&2; die "could not format the storage of kafka-$n"; }
+    fi
+  done
+  echo "$size" >"$CLUSTER_DIR/brokers"
+  echo "${ports[*]}" >"$CLUSTER_DIR/ports"
+}
+
+start_kafka_node() {  # start_kafka_node N : one node of the formatted cluster, not waiting for it
+  local n="$1" dir="$CLUSTER_DIR/node-$1"
+  [[ -f "$dir/server.properties" ]] || die "kafka-$n is not a node of a formatted cluster: run \`up --brokers N\` first"
+  local java; mapfile -t java < <(kafka_java "$KAFKA_LIB" "$CLUSTER_DIR/log4j2.yaml" 512m)
+  : >"$LOGS/kafka-$n.log"
+  spawn "kafka-$n" "${java[@]}" kafka.Kafka "$dir/server.properties"
+}
+
+# the separate three-node cluster of the drills and benchmarks: this script again, on its own folder and ports
+cluster_stack() {
+  FLEET_LOCAL_DIR="$LOCAL/cluster" FLEET_KAFKA_PORT="$CLUSTER_PORT" FLEET_KAFKA_CONTROLLER_PORT="$((CLUSTER_PORT + 1))" \
+    FLEET_KAFKA_LIB="$KAFKA_LIB" FLEET_KAFKA_TOOLS_LIB="$KAFKA_TOOLS_LIB" FLEET_KAFKA_BROKERS=3 \
+    FLEET_KAFKA_CLUSTER_PORT=0 "${BASH_SOURCE[0]}" "$@"
 }
 
 # ---------------------------------------------------------------- schema registry (Apicurio)
@@ -259,6 +422,8 @@ start_postgres() {
 start_redis() {
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p "$LOCAL/redis"
+  # append-only file, fsynced every second: a stop and start keeps the hot views (the drills take Redis
+  # down and expect the sink to carry on from what it holds, as a production Redis with persistence does)
   spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$LOCAL/redis" --save "" \
     --appendonly yes --appendfsync everysec --protected-mode yes --daemonize no
   wait_until_answers redis 15
@@ -336,51 +501,133 @@ EOF
 # ---------------------------------------------------------------- commands
 up_one() {
   local svc="$1" t0=$SECONDS
+  if [[ "$svc" == kafka && "$(kafka_brokers)" -gt 1 ]]; then up_kafka_cluster "$(kafka_brokers)"; return; fi
+  if [[ "$svc" == cluster ]]; then cluster_stack up kafka; return; fi
   if pid_alive "$svc" && answers "$svc"; then
     log "$svc already running on 127.0.0.1:$(port_of "$svc")"
     return 0
   fi
   if pid_alive "$svc"; then
     log "$svc is starting (pid $(cat "$RUN/$svc.pid")); waiting"
-    wait_until_answers "$svc" 90
+    wait_until_answers "$svc" 240
     return 0
   fi
+  case "$svc" in
+    kafka) [[ "$(kafka_running_as)" != cluster ]] \
+      || die "Kafka runs as a cluster of $(cluster_size) nodes; \`$0 down kafka\` first to run one node" ;;
+    kafka-[1-9]) [[ "$(kafka_running_as)" != single ]] || die "Kafka runs as one node, not as a cluster" ;;
+  esac
   check_port_free "$svc"
   log "starting $svc on 127.0.0.1:$(port_of "$svc")"
-  "start_$svc"
+  case "$svc" in
+    # a node coming back loads every partition it holds: slow on a busy machine
+    kafka-[1-9]) start_kafka_node "${svc#kafka-}"; wait_until_answers "$svc" 240 ;;
+    *) "start_$svc" ;;
+  esac
   log "$svc up in $((SECONDS - t0))s"
+}
+
+# up_kafka_cluster N: every node of an N-node cluster; a node only answers once a quorum of controllers
+# runs, so all are started before any is waited for.
+up_kafka_cluster() {
+  local size="$1" t0=$SECONDS n svc started=()
+  [[ "$(kafka_running_as)" != single ]] \
+    || die "Kafka runs as one node; \`$0 down kafka\` first to run it as $size brokers"
+  prepare_cluster "$size"
+  for ((n = 1; n <= size; n++)); do
+    svc="kafka-$n"
+    pid_alive "$svc" && continue
+    check_port_free "$svc"
+    port_open "$(node_controller_port "$n")" \
+      && die "port $(node_controller_port "$n") for the controller of $svc is already in use by another process; stop it or set FLEET_KAFKA_CONTROLLER_PORT"
+    log "starting $svc on 127.0.0.1:$(node_port "$n") (controller $(node_controller_port "$n"))"
+    start_kafka_node "$n"
+    started+=("$svc")
+  done
+  for ((n = 1; n <= size; n++)); do wait_until_answers "kafka-$n" 120; done
+  if ((${#started[@]})); then
+    log "kafka: $size brokers up in $((SECONDS - t0))s (${started[*]} started)"
+  else
+    log "kafka already running as $size brokers on 127.0.0.1:$(node_port 1)..$(node_port "$size")"
+  fi
 }
 
 down_one() {
   local svc="$1" f="$RUN/$1.pid"
-  [[ -f "$f" ]] || return 0
-  local pid; pid="$(cat "$f")"
-  if kill -0 "$pid" 2>/dev/null; then
-    log "stopping $svc (pid $pid)"
-    # each service runs in its own session: signal the whole group so no child is left behind
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$svc did not stop in 20s; killing it"
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
+  if [[ "$svc" == cluster ]]; then cluster_stack down kafka; return; fi
+  if [[ "$svc" == kafka ]]; then
+    local nodes=() n
+    for ((n = $(cluster_size); n >= 1; n--)); do [[ -f "$RUN/kafka-$n.pid" ]] && nodes+=("kafka-$n"); done
+    # all nodes at once: one by one, the last ones would wait for a quorum that is already gone
+    ((${#nodes[@]})) && stop_together "${nodes[@]}"
   fi
+  [[ -f "$f" ]] || return 0
+  stop_together "$svc"
+}
+
+stop_together() {  # stop_together SERVICE... : SIGTERM each (its whole group), SIGKILL what is left after 20 s
+  local svc pid pids=() names=()
+  for svc in "$@"; do
+    [[ -f "$RUN/$svc.pid" ]] || continue
+    pid="$(cat "$RUN/$svc.pid")"
+    if kill -0 "$pid" 2>/dev/null; then
+      log "stopping $svc (pid $pid)"
+      # each service runs in its own session: signal the whole group so no child is left behind
+      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid"); names+=("$svc")
+    fi
+  done
+  local i
+  for _ in $(seq 1 80); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.25
+  done
+  for ((i = 0; i < ${#pids[@]}; i++)); do
+    if kill -0 "${pids[i]}" 2>/dev/null; then
+      log "${names[i]} did not stop in 20s; killing it"
+      kill -KILL -- "-${pids[i]}" 2>/dev/null || kill -KILL "${pids[i]}" 2>/dev/null || true
+    fi
+  done
+  for svc in "$@"; do rm -f "$RUN/$svc.pid"; done
+}
+
+kill_one() {  # kill_one SERVICE : SIGKILL, no clean shutdown (what a crash or an OOM kill does)
+  local svc="$1" f="$RUN/$1.pid"
+  [[ -f "$f" ]] || die "$svc is not running (no $f)"
+  local pid; pid="$(cat "$f")"
+  log "killing $svc (pid $pid) with SIGKILL"
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   rm -f "$f"
+}
+
+# the rows of Kafka in `status`: its nodes when it runs as a cluster, else one row
+kafka_rows() {
+  if [[ "$(kafka_running_as)" == cluster ]]; then kafka_nodes "$(cluster_size)"; else echo kafka; fi
 }
 
 status() {
   printf '%-10s %-7s %-8s %s\n' SERVICE PORT STATE PID
   local svc state pid
-  for svc in "${ALL_SERVICES[@]}" "${OPTIONAL_SERVICES[@]}"; do
+  for svc in $(kafka_rows) "${ALL_SERVICES[@]:1}" "${OPTIONAL_SERVICES[@]}"; do
     pid="-"; pid_alive "$svc" && pid="$(cat "$RUN/$svc.pid")"
     if answers "$svc"; then state="up"; elif [[ "$pid" != "-" ]]; then state="starting"; else state="down"; fi
     printf '%-10s %-7s %-8s %s\n' "$svc" "$(port_of "$svc")" "$state" "$pid"
   done
 }
 
+kafka_bootstrap() {  # the bootstrap list of the stack's Kafka (every node of a cluster)
+  local brokers n out=""; brokers="$(kafka_brokers)"
+  if ((brokers == 1)); then echo "127.0.0.1:$KAFKA_PORT"; return; fi
+  for ((n = 1; n <= brokers; n++)); do out+="${out:+,}127.0.0.1:$(node_port "$n")"; done
+  echo "$out"
+}
+
 print_env() {
   cat <<EOF
-export FLEET_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export FLEET_KAFKA_BOOTSTRAP_SERVERS=$(kafka_bootstrap)
 export FLEET_SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
 export FLEET_POSTGRES_DSN=postgresql://fleet@127.0.0.1:$POSTGRES_PORT/fleetstream
 export FLEET_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
@@ -389,9 +636,36 @@ export FLEET_MQTT_URL=mqtt://127.0.0.1:$MQTT_PORT
 EOF
 }
 
+kafka_tool() {  # kafka_tool CLASS ARGS... : a class of kafka-tools on its own class path, logging warnings only
+  install_kafka_tools
+  local cfg="$KAFKA_TOOLS_LIB/../tools-log4j2.yaml"
+  cat >"$cfg" <<'EOF'
+Configuration:
+  Appenders:
+    Console:
+      name: STDERR
+      target: SYSTEM_ERR
+      PatternLayout: {Pattern: "[%d] %p %m (%c)%n"}
+  Loggers:
+    Root: {level: WARN, AppenderRef: [{ref: STDERR}]}
+EOF
+  exec java -Xms64m -Xmx256m -Dlog4j2.configurationFile="$cfg" -cp "$KAFKA_TOOLS_LIB/*" "$@"
+}
+
 main() {
   local cmd="${1:-}"; shift || true
-  local services=("$@")
+  if [[ "$cmd" == kafka-tool ]]; then kafka_tool "$@"; fi
+  local services=()
+  while (($#)); do
+    case "$1" in
+      --brokers) [[ "$cmd" == up ]] || die "--brokers is an option of up"
+        [[ "${2:-}" =~ ^[1-9]$ ]] || die "--brokers takes a count of 1 to 9, got '${2:-}'"
+        KAFKA_BROKERS="$2"; shift 2 ;;
+      --brokers=*) [[ "${1#*=}" =~ ^[1-9]$ ]] || die "--brokers takes a count of 1 to 9, got '${1#*=}'"
+        KAFKA_BROKERS="${1#*=}"; shift ;;
+      *) services+=("$1"); shift ;;
+    esac
+  done
   if ((${#services[@]} == 0)); then
     services=("${ALL_SERVICES[@]}")
     [[ "$cmd" == down ]] && services+=("${OPTIONAL_SERVICES[@]}")
@@ -401,10 +675,11 @@ main() {
   case "$cmd" in
     up) local t0=$SECONDS; for s in "${services[@]}"; do up_one "$s"; done; log "stack ready in $((SECONDS - t0))s" ;;
     down) local i; for ((i = ${#services[@]} - 1; i >= 0; i--)); do down_one "${services[i]}"; done ;;
+    kill) for s in "${services[@]}"; do kill_one "$s"; done ;;
     status) status ;;
     env) print_env ;;
     -h|--help|help|"") sed -n '2,/^set -euo/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown command '$cmd' (up, down, status, env)" ;;
+    *) die "unknown command '$cmd' (up, down, kill, status, env, kafka-tool)" ;;
   esac
 }
 

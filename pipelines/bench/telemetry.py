@@ -40,7 +40,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from pipelines.bench import process_cpu_s
+from pipelines.bench import process_cpu_s, replication
 from pipelines.settings import CommonSettings, load_settings
 from schemas.avsc import load_schema
 from schemas.catalog import ROBOT_STATUS, subject_name, topics
@@ -165,9 +165,13 @@ class _Bench:
         self._offsets: Consumer | None = None  # one reader of committed offsets, kept for the whole run
 
     def create_topics(self, partitions: int) -> None:
-        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config())
+        rf, extra = replication()
+        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=rf, config={**s.config(), **extra})
                for s in self.specs]  # fmt: skip
-        new += [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in self.raw_topics]
+        new += [
+            NewTopic(t, num_partitions=partitions, replication_factor=rf, config=extra)
+            for t in self.raw_topics
+        ]
         for future in self.admin.create_topics(new).values():
             future.result(30)
 

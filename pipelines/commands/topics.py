@@ -91,6 +91,11 @@ def plan_topics(
 
     metadata = admin.list_topics(timeout=timeout)
     existing = {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
+    replicas = {
+        name: {len(p.replicas) for p in t.partitions.values()}
+        for name, t in metadata.topics.items()
+        if t.error is None
+    }
     present = [s for s in specs if s.name in existing]
     configs: dict[str, dict[str, str | None]] = {}
     if present:
@@ -106,6 +111,16 @@ def plan_topics(
             continue
         actual = existing[spec.name]
         change = TopicChange(spec, "keep")
+        have = replicas.get(spec.name, set())
+        if spec.replication_factor is not None and have and have != {spec.replication_factor}:
+            change.action = "refuse"
+            change.reason = (
+                f"has replication factor {'/'.join(map(str, sorted(have)))}, the catalog asks for "
+                f"{spec.replication_factor}: apply does not move replicas; reassign its partitions with "
+                "Kafka's kafka-reassign-partitions, or leave the replication factor unset for it"
+            )
+            plan.append(change)
+            continue
         if spec.partitions < actual:
             change.action = "refuse"
             change.reason = (
@@ -203,7 +218,9 @@ def _apply(args: argparse.Namespace) -> int:
 
     config, prefix = _admin_config(args)
     overrides = parse_partition_overrides([os.environ.get("FLEET_TOPIC_PARTITIONS", ""), *args.partitions])
-    specs = topics(prefix, overrides, args.replication_factor, names=args.topics or None)
+    replication = _count_setting(args.replication_factor, "FLEET_TOPIC_REPLICATION_FACTOR")
+    min_isr = _count_setting(args.min_insync_replicas, "FLEET_TOPIC_MIN_INSYNC_REPLICAS")
+    specs = topics(prefix, overrides, replication, names=args.topics or None, min_insync_replicas=min_isr)
     admin = AdminClient(config)
     plan = plan_topics(admin, specs, increase_partitions=args.increase_partitions, timeout=args.timeout)
     refused = [c for c in plan if c.action == "refuse"]
@@ -224,11 +241,30 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count_setting(value: int | None, env: str) -> int | None:
+    """A replication setting: the option, else the environment variable, else None (the brokers' default)."""
+    if value is not None:
+        return value
+    text = os.environ.get(env, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise CatalogError(f"{env}={text!r}: expected a whole number")
+    return int(text)
+
+
 def _list(args: argparse.Namespace) -> int:
     prefix = args.prefix if args.prefix is not None else os.environ.get("FLEET_TOPIC_PREFIX", "")
     overrides = parse_partition_overrides([os.environ.get("FLEET_TOPIC_PARTITIONS", ""), *args.partitions])
+    replication = _count_setting(None, "FLEET_TOPIC_REPLICATION_FACTOR")
+    min_isr = _count_setting(None, "FLEET_TOPIC_MIN_INSYNC_REPLICAS")
+    if replication is not None or min_isr is not None:
+        _out(
+            f"# every topic: replication {replication or 'broker default'}, "
+            f"min.insync.replicas {min_isr or 'broker default'}"
+        )
     _out(f"{'topic':<32} {'key':<22} {'value':<20} {'parts':>5} {'group':<6} {'cleanup':<15} retention")
-    for spec in topics(prefix, overrides):
+    for spec in topics(prefix, overrides, replication, min_insync_replicas=min_isr):
         days = f"{spec.retention_ms // 86_400_000} d" if spec.retention_ms else "-"
         _out(
             f"{spec.name:<32} {spec.key:<22} {spec.value:<20} {spec.partitions:>5} "
@@ -261,9 +297,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a = actions.add_parser(
         "apply",
         help="create missing topics, align configs, grow partitions when asked (idempotent)",
-        description="Creates missing topics and sets cleanup.policy/retention.ms of existing ones. Refuses "
-        "(exit 1, nothing changed) to shrink a topic, and to grow one unless --increase-partitions is given. "
-        "Reads FLEET_KAFKA_BOOTSTRAP_SERVERS (+ security settings) and FLEET_TOPIC_PREFIX.",
+        description="Creates missing topics and sets cleanup.policy/retention.ms (and min.insync.replicas when "
+        "given) of existing ones. Refuses (exit 1, nothing changed) to shrink a topic, to grow one unless "
+        "--increase-partitions is given, and to change a topic's replication factor. Reads "
+        "FLEET_KAFKA_BOOTSTRAP_SERVERS (+ security settings), FLEET_TOPIC_PREFIX, FLEET_TOPIC_PARTITIONS, "
+        "FLEET_TOPIC_REPLICATION_FACTOR and FLEET_TOPIC_MIN_INSYNC_REPLICAS.",
     )
     a.add_argument("topics", nargs="*", metavar="TOPIC", help="only these catalog topics (default: all)")
     a.add_argument("--bootstrap-servers", help="override FLEET_KAFKA_BOOTSTRAP_SERVERS")
@@ -279,7 +317,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--replication-factor",
         type=int,
         default=None,
-        help="replication factor of created topics (default: the broker's default)",
+        help="replication factor of every topic (default: FLEET_TOPIC_REPLICATION_FACTOR, else the brokers' "
+        "default.replication.factor); an existing topic with another factor is refused, not moved",
+    )
+    a.add_argument(
+        "--min-insync-replicas",
+        type=int,
+        default=None,
+        help="min.insync.replicas of every topic, set on existing topics too (default: "
+        "FLEET_TOPIC_MIN_INSYNC_REPLICAS, else the brokers' default); on a cluster: replication 3 and 2",
     )
     a.add_argument(
         "--increase-partitions",

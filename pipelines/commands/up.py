@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -54,6 +55,14 @@ CLIENT_SETTINGS = {
 }
 # The local broker's development accounts (deploy/local/stack.sh, deploy/local/mosquitto/acl).
 DEV_MQTT_PASSWORD = "fleetstream-dev"
+# Processors that do not scale by consumer-group instances: the gateway scales by --workers, the planner
+# serves gRPC on one port.
+SINGLE_INSTANCE = {"gateway", "planner"}
+# Processors a bare `--instances N` leaves at one: the vda5050 bridge's MQTT ingress would receive every
+# vehicle message once per instance; `--instances vda5050=N` runs N that split the vehicles through an
+# MQTT shared subscription (FLEET_VDA_MQTT_SHARED_GROUP, set for them unless given).
+EXPLICIT_INSTANCES = {"vda5050"}
+VDA_SHARED_GROUP = "fleet-vda5050"
 # The /_internal token of `--with-rmf` when FLEET_RMF_WS_TOKEN is unset (development only).
 DEV_RMF_WS_TOKEN = "fleetstream-dev-rmf-token"
 
@@ -108,32 +117,86 @@ def _setup_step(title: str, argv: list[str]) -> None:
         raise SystemExit(f"fleet up: '{' '.join(argv[3:])}' failed (exit {result.returncode})")
 
 
+def _canonical(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def parse_instances(values: list[str], names: list[str]) -> dict[str, int]:
+    """``["2"]`` or ``["telemetry=2,tasks=3"]`` (repeatable, later wins) -> instances per processor of
+    ``names``; a bare count applies to every processor that scales by instances (not the vda5050 bridge:
+    name it). Processor names may be written with ``-`` or ``_``."""
+    by_canonical = {_canonical(n): n for n in names}
+    counts = dict.fromkeys(names, 1)
+    for value in values:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            name, sep, count = item.rpartition("=")
+            if not count.strip().isdigit() or int(count) < 1:
+                raise SystemExit(f"fleet up: bad --instances {item!r}: expected N or PROCESSOR=N, N >= 1")
+            if not sep:
+                bare = SINGLE_INSTANCE | EXPLICIT_INSTANCES
+                counts.update({n: int(count) for n in names if _canonical(n) not in bare})
+                continue
+            key = by_canonical.get(_canonical(name.strip()))
+            if key is None:
+                raise SystemExit(f"fleet up: --instances {item!r}: no processor {name!r} in this run")
+            if _canonical(key) in SINGLE_INSTANCE and int(count) != 1:
+                raise SystemExit(f"fleet up: {key} runs as one instance (the gateway scales by --workers)")
+            counts[key] = int(count)
+    return counts
+
+
+def instance_env(base: dict[str, str], index: int, count: int) -> dict[str, str]:
+    """The environment of instance ``index`` (1-based) of ``count`` of one processor: the first keeps the
+    state directory it always had, the others get one each (RocksDB locks its directory), and with more
+    than one, every instance gets a stable instance id (static group membership where supported)."""
+    env = dict(base)
+    if count > 1:
+        env["FLEET_INSTANCE_ID"] = f"{socket.gethostname()}-{index}"
+        if index > 1:
+            state = Path(base.get("FLEET_STATE_DIR", ".local/state"))
+            env["FLEET_STATE_DIR"] = str(state / f"instance-{index}")
+    return env
+
+
+def _processor_child(
+    args: argparse.Namespace, name: str, index: int, count: int, base_env: dict[str, str], port: int
+) -> Child:
+    env = instance_env({**base_env, "FLEET_METRICS_PORT": str(port)}, index, count)
+    if name == "gateway":
+        env["FLEET_HTTP_PORT"] = str(args.gateway_port)
+        env["FLEET_METRICS_PORT"] = "0"  # the gateway serves /metrics itself
+        if args.with_rmf:
+            env.setdefault("FLEET_RMF_WS_TOKEN", DEV_RMF_WS_TOKEN)
+    if name == "rmf-ingest":  # RMF robots join the simulated tenant and site unless told otherwise
+        env.setdefault("FLEET_RMF_TENANT_ID", args.tenant)
+        env.setdefault("FLEET_RMF_SITE_ID", args.site)
+    if name == "vda5050":  # VDA 5050 vehicles join the simulated tenant and site unless told otherwise
+        env.setdefault("FLEET_VDA_TENANT_ID", args.tenant)
+        env.setdefault("FLEET_VDA_SITE_ID", args.site)
+        env.update(_mqtt_env("fleetstream-bridge"))
+        if count > 1:  # replicas split the vehicles instead of each receiving every message
+            env.setdefault("FLEET_VDA_MQTT_SHARED_GROUP", VDA_SHARED_GROUP)
+    label = name if count == 1 else f"{name}.{index}"
+    return Child(label, _fleet("run", name), env, LOCAL / "logs" / f"{label}.log")
+
+
 def _children(args: argparse.Namespace) -> list[Child]:
     base_env = {**os.environ, "FLEET_LOG_FORMAT": os.environ.get("FLEET_LOG_FORMAT", "json")}
     logs = LOCAL / "logs"
-    children = []
+    children: list[Child] = []
     args.with_vda5050 = getattr(args, "with_vda5050", False) or args.vda_robots > 0
     # Processors that need something outside this machine's stack run only when asked for (--with-rmf,
     # --with-vda5050 or simulated VDA vehicles).
     names = [p.name for p in PROCESSORS.values() if p.optional is None or getattr(args, p.optional)]
-    for i, name in enumerate(names):
-        env = {
-            **base_env,
-            "FLEET_METRICS_PORT": str(args.metrics_base_port + i if args.metrics_base_port else 0),
-        }
-        if name == "gateway":
-            env["FLEET_HTTP_PORT"] = str(args.gateway_port)
-            env["FLEET_METRICS_PORT"] = "0"  # the gateway serves /metrics itself
-            if args.with_rmf:
-                env.setdefault("FLEET_RMF_WS_TOKEN", DEV_RMF_WS_TOKEN)
-        if name == "rmf-ingest":  # RMF robots join the simulated tenant and site unless told otherwise
-            env.setdefault("FLEET_RMF_TENANT_ID", args.tenant)
-            env.setdefault("FLEET_RMF_SITE_ID", args.site)
-        if name == "vda5050":  # VDA 5050 vehicles join the simulated tenant and site unless told otherwise
-            env.setdefault("FLEET_VDA_TENANT_ID", args.tenant)
-            env.setdefault("FLEET_VDA_SITE_ID", args.site)
-            env.update(_mqtt_env("fleetstream-bridge"))
-        children.append(Child(name, _fleet("run", name), env, logs / f"{name}.log"))
+    counts = parse_instances(args.instances, names)
+    base_port = args.metrics_base_port
+    port = base_port
+    for name in names:
+        for index in range(1, counts[name] + 1):
+            children.append(
+                _processor_child(args, name, index, counts[name], base_env, port if base_port else 0)
+            )
+            port += 1
     if args.robots > 0 and (ROOT / "pipelines" / "commands" / "simulate.py").exists():
         sim = _fleet(
             "simulate",
@@ -364,6 +427,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=os.environ.get("FLEET_METRICS_BASE_PORT", str(METRICS_BASE_PORT)),
         help="each processor serves /metrics on this port + its index (printed); 0: no metrics ports "
         f"(default: {METRICS_BASE_PORT} or FLEET_METRICS_BASE_PORT)",
+    )
+    up.add_argument(
+        "--instances",
+        action="append",
+        default=[],
+        metavar="N|PROCESSOR=N",
+        help="instances of the Kafka processors, each in its processor's consumer group (partitions spread "
+        "over them; state moves with a partition through its changelog): N for every one, or "
+        "telemetry=2,tasks=3 (repeatable); the gateway and the planner run once (default: 1)",
     )
     up.add_argument("--no-stack", action="store_true", help="do not start or stop the local services")
     up.add_argument(

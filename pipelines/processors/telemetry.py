@@ -68,9 +68,6 @@ class Settings(TopologySettings):
         description="Longest wait for a batch of records. Three inputs are read time-aligned in batches, and "
         "a batch waits this long to fill up: Quix's 1 s default halves throughput.",
     )
-    kafka_session_timeout_s: float = Field(
-        10.0, ge=6, le=300, description="A crashed instance's partitions move to another after this long."
-    )
     kafka_transaction_timeout_s: float = Field(
         10.0,
         ge=1,

@@ -31,10 +31,12 @@ def test_up_twice_is_a_no_op_and_status_reports_every_service():
     status = _run("status")
     rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
     core = {"kafka", "registry", "postgres", "redis", "influxdb", "mosquitto"}
-    # influxdb2 (the /api/v2/write server) is optional: reported, started only when named
-    assert set(rows) == core | {"influxdb2"}
+    # influxdb2 (the /api/v2/write server) and cluster (the drills' three-node Kafka) are optional:
+    # reported, started only when named
+    assert set(rows) == core | {"influxdb2", "cluster"}
     assert all(rows[name][2] == "up" for name in core), status.stdout
     assert rows["influxdb2"][2] in {"up", "down", "starting"}, status.stdout
+    assert rows["cluster"][2] in {"up", "down"}, status.stdout
 
 
 def test_a_port_held_by_another_process_is_refused_with_a_clear_message(tmp_path):

@@ -356,6 +356,7 @@ def test_provisioning_job_runs_topics_schemas_migrations_before_install_and_upgr
     overrides = [topics_args[i + 1] for i, a in enumerate(topics_args) if a == "--partitions"]
     assert sorted(overrides) == ["robot=24", "site=6", "task=12", "timers=12"]
     assert topics_args[topics_args.index("--replication-factor") + 1] == "3"
+    assert topics_args[topics_args.index("--min-insync-replicas") + 1] == "2"
     assert "--increase-partitions" not in topics_args
     assert steps[1]["args"] == ["schemas", "register"]
     assert steps[2]["args"] == ["db", "migrate"]

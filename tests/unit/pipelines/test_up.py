@@ -51,6 +51,41 @@ def test_with_rmf_adds_the_rmf_sink_and_no_robots_means_no_simulator():
     assert children["gateway"].env["FLEET_RMF_WS_TOKEN"]
 
 
+def test_instances_spread_the_kafka_processors_and_keep_each_instance_apart():
+    children = {c.name: c for c in _children(_args("--instances", "2", "--instances", "tasks=3"))}
+    assert {"telemetry.1", "telemetry.2", "tasks.1", "tasks.2", "tasks.3", "sink-postgres.2"} <= set(children)
+    assert "gateway" in children and "gateway.2" not in children, "the gateway scales by --workers"
+    assert "planner" in children and "planner.2" not in children
+    tasks = [children[f"tasks.{i}"] for i in (1, 2, 3)]
+    assert all(c.argv[-2:] == ["run", "tasks"] for c in tasks)
+    assert len({c.env["FLEET_INSTANCE_ID"] for c in tasks}) == 3
+    assert len({c.env.get("FLEET_STATE_DIR") for c in tasks}) == 3, "RocksDB locks its state directory"
+    assert len({c.log for c in tasks}) == 3
+    ports = _metrics_ports(children.values())
+    assert len(set(ports)) == len(ports)
+
+
+def test_instances_of_one_processor_by_either_spelling_and_bad_counts_refused():
+    children = {c.name for c in _children(_args("--instances", "sink_postgres=2"))}
+    assert {"sink-postgres.1", "sink-postgres.2", "telemetry"} <= children
+    for bad in ("0", "telemetry=x", "nope=2", "gateway=2"):
+        try:
+            _children(_args("--instances", bad))
+        except SystemExit as exc:
+            assert "instances" in str(exc) or "one instance" in str(exc)
+        else:
+            raise AssertionError(f"--instances {bad} was accepted")
+
+
+def test_a_bare_count_leaves_the_vda_bridge_at_one_and_named_replicas_share_the_vehicles():
+    bare = {c.name: c for c in _children(_args("--instances", "2", "--vda-robots", "2"))}
+    assert "vda5050" in bare and "vda5050.2" not in bare
+    assert "FLEET_VDA_MQTT_SHARED_GROUP" not in bare["vda5050"].env
+    named = {c.name: c for c in _children(_args("--instances", "vda5050=2", "--vda-robots", "2"))}
+    groups = {named[f"vda5050.{i}"].env["FLEET_VDA_MQTT_SHARED_GROUP"] for i in (1, 2)}
+    assert groups == {"fleet-vda5050"}
+
+
 def test_vda_robots_run_the_bridge_and_a_vda_simulator_on_the_parking_spots_left():
     children = {c.name: c for c in _children(_args("--robots", "5", "--vda-robots", "3", "--site", "s9"))}
     bridge = children["vda5050"].env

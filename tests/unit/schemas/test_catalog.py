@@ -158,5 +158,16 @@ def test_replication_factor_and_config() -> None:
     assert spec.config() == {"cleanup.policy": "compact,delete", "retention.ms": str(7 * DAY)}
     assert topic("site.maps").config() == {"cleanup.policy": "compact"}
     assert {t.replication_factor for t in topics(replication_factor=3)} == {3}
+
+
+def test_replication_is_one_setting_for_every_topic() -> None:
+    specs = topics(replication_factor=3, min_insync_replicas=2)
+    assert {(t.replication_factor, t.min_insync_replicas) for t in specs} == {(3, 2)}
+    assert {t.config()["min.insync.replicas"] for t in specs} == {"2"}
+    assert "min.insync.replicas" not in topic("alerts").config()  # unset: the brokers' default
+    with pytest.raises(CatalogError, match="exceeds the replication factor"):
+        topics(replication_factor=1, min_insync_replicas=2)
+    with pytest.raises(CatalogError, match="at least 1"):
+        topics(min_insync_replicas=0)
     with pytest.raises(CatalogError):
         topic("nope")

@@ -140,6 +140,7 @@ Context: dict root, name.
   "FLEET_TOPIC_PREFIX" $v.topicPrefix
   "FLEET_KAFKA_BOOTSTRAP_SERVERS" $v.kafka.bootstrapServers
   "FLEET_KAFKA_SECURITY_PROTOCOL" $v.kafka.securityProtocol
+  "FLEET_KAFKA_COMMIT_STALL_S" (toString $v.kafka.commitStallSeconds)
   "FLEET_SCHEMA_REGISTRY_URL" $v.schemaRegistry.url
 -}}
 {{- if hasPrefix "SASL" $v.kafka.securityProtocol -}}
