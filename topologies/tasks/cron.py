@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from schemas.errors import RejectedRecord
 from topologies.tasks.config import TasksConfig
@@ -57,6 +57,7 @@ def validate_schedule(record: Mapping[str, Any]) -> None:
     _zone(record.get("timezone") or "UTC")
     if record.get("misfire_policy", "FIRE_ONCE") not in ("SKIP", "FIRE_ONCE"):
         raise RejectedRecord(f"unknown misfire_policy {record.get('misfire_policy')!r}")
+    next_fire(expr, record.get("timezone") or "UTC", int(record.get("occurred_at") or 0))
 
 
 def next_fire(expr: str, timezone: str, after_ms: int) -> int:
@@ -65,7 +66,10 @@ def next_fire(expr: str, timezone: str, after_ms: int) -> int:
     start = datetime.fromtimestamp(after_ms / 1000, UTC).astimezone(zone)
     it = croniter(expr, start)
     for _ in range(1000):
-        candidate: datetime = it.get_next(datetime)
+        try:
+            candidate: datetime = it.get_next(datetime)
+        except CroniterBadDateError as exc:  # a date that never comes, e.g. "0 0 31 2 *" (31 February)
+            raise RejectedRecord(f"cron {expr!r} has no fire time after {after_ms}: {exc}") from exc
         at = round(candidate.timestamp() * 1000)
         if at <= after_ms:
             continue

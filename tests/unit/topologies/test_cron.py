@@ -57,6 +57,7 @@ def test_fall_back_repeated_hour_fires_a_wall_time_once() -> None:
         ("61 * * * *", "UTC", "five-field"),
         ("every minute", "UTC", "five-field"),
         ("* * * * *", "Mars/Olympus", "time zone"),
+        ("0 0 31 2 *", "UTC", "no fire time"),  # valid fields, a date that never comes (31 February)
     ],
 )
 def test_invalid_schedules_are_rejected(cron: str, tz: str, reason: str) -> None:
