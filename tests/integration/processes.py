@@ -6,6 +6,7 @@ through :class:`ProcessStack` (``Stack`` and ``TaskStack`` add their topic sets 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from pipelines.settings import CommonSettings
 from schemas.codec import AvroCodec
 from schemas.registry import RegistryClient
 
-__all__ = ["FLEET", "ProcessStack"]
+__all__ = ["FLEET", "ProcessStack", "delete_topics_of"]
 
 FLEET = Path(sys.executable).with_name("fleet")
 
@@ -189,3 +191,11 @@ class ProcessStack:
         finally:
             consumer.close()
         return out
+
+
+def delete_topics_of(admin: AdminClient, prefix: str) -> None:
+    """Delete every topic with ``prefix`` in its name (a test's own and Quix's internal ones)."""
+    mine = [t for t in admin.list_topics(timeout=10).topics if prefix in t]
+    for fut in admin.delete_topics(mine).values() if mine else []:
+        with contextlib.suppress(Exception):
+            fut.result(30)

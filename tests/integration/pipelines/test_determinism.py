@@ -32,7 +32,7 @@ from pipelines.settings import CommonSettings
 from schemas.catalog import topics as catalog_topics
 from schemas.ids import now_ms
 from schemas.registry import RegistryClient
-from tests.integration.processes import ProcessStack
+from tests.integration.processes import ProcessStack, delete_topics_of
 
 INPUTS = (
     "robot.telemetry",
@@ -180,10 +180,7 @@ def _pipeline(
     finally:
         stack.stop_all()
         registry.close()
-        mine = [t for t in admin.list_topics(timeout=10).topics if prefix in t]
-        for fut in admin.delete_topics(mine).values() if mine else []:
-            with contextlib.suppress(Exception):
-                fut.result(30)
+        delete_topics_of(admin, prefix)
 
 
 def _by_key(stack: ProcessStack, name: str) -> dict[str, list[Any]]:

@@ -15,7 +15,7 @@ from pipelines.settings import CommonSettings
 from schemas.catalog import topics as catalog_topics
 from schemas.ids import now_ms, uuid7
 from schemas.registry import RegistryClient
-from tests.integration.processes import ProcessStack
+from tests.integration.processes import ProcessStack, delete_topics_of
 
 PARTITIONS = 2
 TOPICS = (
@@ -74,10 +74,7 @@ def open_task_stack(
     finally:
         stack.stop_all()
         registry.close()
-        mine = [t for t in admin.list_topics(timeout=10).topics if prefix in t]
-        for fut in admin.delete_topics(mine).values() if mine else []:
-            with contextlib.suppress(Exception):
-                fut.result(30)
+        delete_topics_of(admin, prefix)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from schemas.catalog import topics as catalog_topics
 from schemas.ids import now_ms, uuid7
 from schemas.registry import RegistryClient
 from tests.integration.conftest import service_port
-from tests.integration.processes import ProcessStack
+from tests.integration.processes import ProcessStack, delete_topics_of
 
 __all__ = [
     "PASSWORD",
@@ -246,10 +246,7 @@ def open_vda_stack(settings: CommonSettings, admin: AdminClient, tmp: Path,
     finally:
         stack.stop_all()
         registry.close()
-        mine = [t for t in admin.list_topics(timeout=10).topics if prefix in t]
-        for fut in admin.delete_topics(mine).values() if mine else []:
-            with contextlib.suppress(Exception):
-                fut.result(30)
+        delete_topics_of(admin, prefix)
 
 
 def clear_retained(topics: Iterable[str], username: str) -> None:
