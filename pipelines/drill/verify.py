@@ -59,7 +59,7 @@ TOPOLOGY_OUTPUTS = (
 #: What the drill's load writes (simulators, schedules).
 LOAD_TOPICS = ("robot.telemetry", "robot.registry", "site.maps", "task.commands", "task.schedules")
 #: Written at least once by design: the timer service fires a due timer again after a restart.
-AT_LEAST_ONCE = ("timers.due.telemetry", "timers.due.tasks")
+AT_LEAST_ONCE = ("timers.due.telemetry", "timers.due.tasks", "timers.due.traffic")
 
 
 @dataclass
@@ -286,7 +286,11 @@ def oracle_checks(evidence: Evidence) -> list[Check]:
             _actual(evidence, "task.events"),
         )
     )
-    task_timers = {k: v for k, v in _actual(evidence, "timers").items() if not k.startswith("telemetry:")}
+    # The timers topic is shared: telemetry's keys start "telemetry:", traffic's planning ticks "traffic:"
+    # (traffic has no oracle here; its outputs are checked for duplicates), the rest are tasks'.
+    task_timers = {
+        k: v for k, v in _actual(evidence, "timers").items() if not k.startswith(("telemetry:", "traffic:"))
+    }
     checks.append(_compare("oracle tasks -> timers", tasks.outputs.get("timers", {}), task_timers))
     for processor, inbox, expected in (
         ("telemetry", TELEMETRY_INBOX, telemetry),
