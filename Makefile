@@ -56,15 +56,15 @@ run: install ## start the stack and the whole pipeline with a simulated warehous
 
 test: install stack-up stack-up-influxdb2 ## install, start what the tests need, run every test
 	@$(BIN)/fleet schemas check
-	@$(BIN)/pytest -q -m "not bench" tests
+	@$(BIN)/pytest -q -m "not bench and not long" --durations=25 tests
 
 test-unit: install ## the tests that need nothing running
 	@$(BIN)/pytest -q -m "not integration and not bench" tests
 
 test-integration: install stack-up stack-up-influxdb2 ## the tests that run against the real local stack
-	@$(BIN)/pytest -q -m "integration and not bench" tests
+	@$(BIN)/pytest -q -m "integration and not bench and not long" tests
 
-test-drill: install stack-up ## the short fault drills and the cluster tests (tests/integration/drill, ~10 min)
+test-drill: install stack-up ## every drill test, the rebalance drill too (tests/integration/drill, ~10 min)
 	@$(BIN)/pytest -q -m drill tests/integration/drill
 
 drill: install stack-up ## the full fault drill on the three-node cluster (~30-45 min; docs/reliability.md)

@@ -252,8 +252,16 @@ def _seen(site: TrafficSite, event: Any) -> bool:
     coordinator = site.coordinator
     mover = coordinator.table.movers.get(rid) if coordinator is not None else None
     if mover is not None:
-        return bool(mover.seq >= seq)
-    return bool(site.monitor.robots.get(rid, {}).get("seq", -1) >= seq)
+        return bool(mover.seq > seq or (mover.seq == seq and not _goes_offline(event, mover.mode)))
+    known = site.monitor.robots.get(rid, {})
+    last = known.get("seq", -1)
+    return bool(last > seq or (last == seq and not _goes_offline(event, known.get("status"))))
+
+
+def _goes_offline(event: Any, known: str | None) -> bool:
+    """Whether ``event`` is the OFFLINE status of a robot last known online. Telemetry stamps the status
+    it emits when a robot falls silent with the seq of the robot's last sample: same seq, new fact."""
+    return bool(event.get("status") == "OFFLINE" and known != "OFFLINE")
 
 
 def build_traffic(

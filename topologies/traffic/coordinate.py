@@ -70,6 +70,9 @@ class Coordinator:
         rid = record["robot_id"]
         graph, table = self.graph, self.table
         m = table.movers.get(rid)
+        if m is not None and int(record["seq"]) == m.seq and record.get("status") == "OFFLINE":
+            self.on_offline(rid)  # silence, stamped with the last sample's seq: nothing else is new
+            return []
         if m is not None and int(record["seq"]) <= m.seq:
             return []
         if m is None:

@@ -134,6 +134,9 @@ def _on_status(state: SiteState, record: dict[str, Any]) -> list[str]:
     rid = record["robot_id"]
     prev = state.robots.get(rid)
     if prev is not None and record["seq"] <= prev["seq"]:
+        if record["seq"] == prev["seq"] and record.get("status") == "OFFLINE" != prev.get("status"):
+            prev["status"] = "OFFLINE"  # fell silent: the last sample's seq, a new status
+            state.dirty_robots.add(rid)
         return []
     moving = float(record.get("speed") or 0.0) > 0.0
     go_by = prev.get("go_by") if prev else None

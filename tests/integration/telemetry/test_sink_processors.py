@@ -23,7 +23,7 @@ from schemas.codec import frame_header
 from schemas.ids import now_ms
 
 from ..conftest import service_port
-from .conftest import Stack, TcpProxy
+from .conftest import TELEMETRY_TOPICS, Stack, TcpProxy
 
 TENANT = "acme"
 
@@ -31,9 +31,9 @@ TENANT = "acme"
 @pytest.fixture
 def sink_stack(stack: Stack) -> Stack:
     admin = AdminClient(stack.settings.kafka_client_config())
+    wanted = ["task.events", "robot.telemetry.accepted", "dlq.sink-influx", "dlq.sink-redis"]
     specs = catalog_topics(stack.prefix, partitions={"robot": 2, "task": 2},
-                           names=["task.events", "robot.telemetry.accepted", "dlq.sink-influx",
-                                  "dlq.sink-redis"])  # fmt: skip
+                           names=[n for n in wanted if n not in TELEMETRY_TOPICS])  # fmt: skip
     for future in admin.create_topics(
         [
             NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config())

@@ -229,6 +229,32 @@ def test_robots_that_stand_waiting_are_granted_on_the_sites_planning_tick(harnes
     assert {rid for rid, _, _ in _grants(out)} == {"a", "b"}
 
 
+def test_robots_that_fall_silent_stop_the_planning_ticks(harness: Harness) -> None:
+    """Telemetry's OFFLINE status carries the seq of the robot's last sample: traffic takes it as news (the
+    robot keeps what it holds and is planned round) and arms no tick for robots nobody can move."""
+    h = harness(TrafficStep(TrafficConfig()))
+    _run(h, MAP, GRID)
+    out = _drive(h, T0, 8)
+    assert _grants(out) and any(o.topic == TIMERS for o in out)
+    h.checkpoint()
+    held = {rid: h.stored(SITE, f"mover:{rid}")["held"] for rid in ("a", "b")}
+    last = T0 + 7_000
+    silent = [
+        {**own("a", "n0_2", [], at=last + 30_000, seq=8), "status": "OFFLINE", "speed": 0.0},
+        {**own("b", "n3_4", [], at=last + 30_001, seq=8), "status": "OFFLINE", "speed": 0.0},
+    ]
+    _run(h, STATUS, silent[0])  # b can still move: a tick may be armed for it
+    out = _run(h, STATUS, silent[1])
+    assert not [o for o in out if o.topic == TIMERS]  # nobody left who can move: no tick
+    h.checkpoint()
+    for rid in ("a", "b"):
+        mover = h.stored(SITE, f"mover:{rid}")
+        assert mover["mode"] == "OFFLINE" and mover["held"] == held[rid]  # keeps what it holds
+    tick = {"owner": "traffic", "timer_id": f"traffic:{SITE}", "target_key": SITE, "tenant_id": TENANT,
+            "site_id": SITE, "due_at": last + 40_000, "occurred_at": last + 40_000, "payload": {}}  # fmt: skip
+    assert not [o for o in h.send(TIMER, SITE, tick, tick["due_at"]) if o.topic == TIMERS]
+
+
 def test_a_robot_registered_as_managed_by_its_own_system_is_monitored_not_granted(harness: Harness) -> None:
     h = harness(TrafficStep(TrafficConfig()))
     _run(h, MAP, GRID)
