@@ -182,7 +182,7 @@ class ProcessorApp:
         value_serializer = wrap(value_serializer, self.name, real)
         if partitions is None and name in _CATALOG_NAMES:
             partitions = self.partitions(name)
-        config = TopicConfig(num_partitions=partitions, replication_factor=1) if partitions else None
+        config = self._create_config(name, partitions) if partitions else None
         return self.app.topic(
             real,
             value_deserializer=value_deserializer,
@@ -191,6 +191,16 @@ class ProcessorApp:
             key_serializer=key_serializer,
             config=config,
         )
+
+    def _create_config(self, name: str, partitions: int) -> TopicConfig:
+        """How to create ``name`` if it is missing: as `fleet topics apply` would (the catalog's cleanup
+        policy and retention, the environment's replication settings, else the brokers' defaults: -1),
+        never with one replica on a cluster."""
+        extra = catalog.topic(name).config() if name in _CATALOG_NAMES else {}
+        if self.settings.topic_min_insync_replicas is not None:
+            extra["min.insync.replicas"] = str(self.settings.topic_min_insync_replicas)
+        replication = self.settings.topic_replication_factor or -1
+        return TopicConfig(num_partitions=partitions, replication_factor=replication, extra_config=extra)
 
     def dataframe(self, topic: Topic) -> StreamingDataFrame:
         """The dataframe of an input topic, starting with the per-record trace and metrics step."""

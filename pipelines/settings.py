@@ -77,6 +77,15 @@ class CommonSettings(BaseSettings):
     topic_prefix: str = Field(
         "", description="Prepended to every topic name (isolates environments and tests)."
     )
+    topic_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Replication of a topic a processor has to create because it is missing (as `fleet "
+        "topics apply` uses it); unset: the brokers' default.replication.factor.",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        None, ge=1, description="min.insync.replicas of such a topic; unset: the brokers' default."
+    )
 
     # Schema registry (any Confluent-compatible API)
     schema_registry_url: str = "http://127.0.0.1:18081/apis/ccompat/v7"

@@ -65,7 +65,10 @@ class KafkaToolsLane:
 
     def start_producer(self) -> None:
         config = self.run_dir / "kt-producer.properties"
-        config.write_text("enable.idempotence=true\nacks=all\ndelivery.timeout.ms=300000\n")
+        config.write_text(
+            # VerifiableProducer sets retries=0 before it reads this file: an idempotent producer refuses that
+            "enable.idempotence=true\nacks=all\nretries=2147483647\ndelivery.timeout.ms=300000\n"
+        )
         argv, env = self.cluster.tool_argv(
             "org.apache.kafka.tools.VerifiableProducer",
             "--topic", self.input_topic, "--bootstrap-server", self.cluster.bootstrap_servers,

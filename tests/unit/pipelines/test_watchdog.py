@@ -68,6 +68,26 @@ def test_a_blocked_commit_ends_the_process_and_short_ones_or_idle_polls_do_not()
     assert len(stalls) == 1 and stalls[0] > 0.5
 
 
+def test_a_consumer_close_that_hangs_on_the_way_out_ends_the_process() -> None:
+    """A processor that failed and then blocks leaving its group (a dead coordinator) is ended too."""
+    namespace: dict[str, Any] = {}
+    code = "def close(release):\n    release.wait(30)\n"
+    exec(
+        compile(code, str(Path("site-packages") / "quixstreams" / "kafka" / "consumer.py"), "exec"), namespace
+    )
+    release, stalls = threading.Event(), []
+    blocked = _run(namespace["close"], release)
+    dog = CommitWatchdog("t", 0.5, thread_id=blocked.ident, interval_s=0.05, on_stall=stalls.append)
+    dog.start()
+    deadline = time.monotonic() + 10
+    while not stalls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    release.set()
+    blocked.join()
+    dog.stop()
+    assert len(stalls) == 1 and stalls[0] > 0.5
+
+
 def test_the_stack_walk_finds_the_transaction_call_and_nothing_else() -> None:
     import sys
 
