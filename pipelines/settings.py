@@ -63,9 +63,9 @@ class CommonSettings(BaseSettings):
     kafka_commit_stall_s: float = Field(
         15.0,
         gt=0,
-        description="An exactly-once processor whose Kafka transaction commit blocks longer than this exits "
-        "(and is restarted): librdkafka can keep a dead broker as the coordinator after a hard broker kill "
-        "(pipelines/watchdog.py).",
+        description="An exactly-once processor whose Kafka transaction commit, or whose consumer close on "
+        "the way out, blocks longer than this exits (and is restarted): librdkafka can keep a dead broker as "
+        "the coordinator after a hard broker kill (pipelines/watchdog.py).",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

@@ -150,7 +150,7 @@ class KafkaToolsLane:
         twice = [v for v, n in copied.items() if n > 1]
         copier = Check(
             "kafka-tools TransactionalMessageCopier: output = input, each once",
-            not missing and not extra and not twice and all(c == 0 for c in codes),
+            bool(values) and not missing and not extra and not twice and all(c == 0 for c in codes),
             f"{sum(copied.values())} copied of {len(values)} with random aborts, {len(missing)} missing, "
             f"{len(twice)} twice, {len(extra)} foreign; copiers exited {codes}",
         )

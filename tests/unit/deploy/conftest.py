@@ -152,6 +152,7 @@ ALL_FEATURES = [
     "influx.password=influx-password",
     "topics.partitions.robot=12",
     "topics.replicationFactor=3",
+    "topics.minInsyncReplicas=2",
 ]
 
 

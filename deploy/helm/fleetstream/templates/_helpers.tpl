@@ -153,6 +153,13 @@ Context: dict root, name.
 {{- if $v.schemaRegistry.username -}}
 {{- $_ := set $env "FLEET_SCHEMA_REGISTRY_USERNAME" $v.schemaRegistry.username -}}
 {{- end -}}
+{{- /* a topic a processor finds missing is created as the provisioning job would create it */ -}}
+{{- if $v.topics.replicationFactor -}}
+{{- $_ := set $env "FLEET_TOPIC_REPLICATION_FACTOR" (toString $v.topics.replicationFactor) -}}
+{{- end -}}
+{{- if $v.topics.minInsyncReplicas -}}
+{{- $_ := set $env "FLEET_TOPIC_MIN_INSYNC_REPLICAS" (toString $v.topics.minInsyncReplicas) -}}
+{{- end -}}
 {{- if $v.schemaRegistry.ca.secretName -}}
 {{- $_ := set $env "FLEET_SCHEMA_REGISTRY_CA_LOCATION" (printf "%s/%s" (include "fleetstream.registryCaDir" .) $v.schemaRegistry.ca.key) -}}
 {{- end -}}
