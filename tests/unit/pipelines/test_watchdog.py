@@ -36,6 +36,23 @@ def _run(target: Any, *args: Any) -> threading.Thread:
     return thread
 
 
+def _stalls_while_blocked(call: Any, release: threading.Event, *args: Any) -> int:
+    """Run ``call(release, *args)`` (it blocks until released) under a 0.5 s watchdog; the stalls reported
+    (each after more than 0.5 s) before it is released."""
+    stalls: list[float] = []
+    blocked = _run(call, release, *args)
+    dog = CommitWatchdog("t", 0.5, thread_id=blocked.ident, interval_s=0.05, on_stall=stalls.append)
+    dog.start()
+    deadline = time.monotonic() + 10
+    while not stalls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    release.set()
+    blocked.join()
+    dog.stop()
+    assert all(s > 0.5 for s in stalls)
+    return len(stalls)
+
+
 def test_a_blocked_commit_ends_the_process_and_short_ones_or_idle_polls_do_not() -> None:
     quix = _quix_functions()
     release = threading.Event()
@@ -57,15 +74,7 @@ def test_a_blocked_commit_ends_the_process_and_short_ones_or_idle_polls_do_not()
         thread.join()
         dog.stop()
         assert stalls == [], target
-    blocked = _run(quix["commit_transaction"], release, 30)
-    dog = watch(blocked)
-    deadline = time.monotonic() + 10
-    while not stalls and time.monotonic() < deadline:
-        time.sleep(0.05)
-    release.set()
-    blocked.join()
-    dog.stop()
-    assert len(stalls) == 1 and stalls[0] > 0.5
+    assert _stalls_while_blocked(quix["commit_transaction"], release, 30) == 1
 
 
 def test_a_consumer_close_that_hangs_on_the_way_out_ends_the_process() -> None:
@@ -75,17 +84,7 @@ def test_a_consumer_close_that_hangs_on_the_way_out_ends_the_process() -> None:
     exec(
         compile(code, str(Path("site-packages") / "quixstreams" / "kafka" / "consumer.py"), "exec"), namespace
     )
-    release, stalls = threading.Event(), []
-    blocked = _run(namespace["close"], release)
-    dog = CommitWatchdog("t", 0.5, thread_id=blocked.ident, interval_s=0.05, on_stall=stalls.append)
-    dog.start()
-    deadline = time.monotonic() + 10
-    while not stalls and time.monotonic() < deadline:
-        time.sleep(0.05)
-    release.set()
-    blocked.join()
-    dog.stop()
-    assert len(stalls) == 1 and stalls[0] > 0.5
+    assert _stalls_while_blocked(namespace["close"], threading.Event()) == 1
 
 
 def test_the_stack_walk_finds_the_transaction_call_and_nothing_else() -> None:
