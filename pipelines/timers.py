@@ -4,7 +4,8 @@ Owners arm a timer by producing a ``Timer`` record to ``timers`` keyed by ``time
 again; cancel: tombstone). This service consumes ``timers`` from the beginning of each partition it
 owns, keeps the pending timers in a heap, and when one is due produces the Timer record to
 ``timers.due.<owner>`` keyed by ``target_key``. It never writes to ``timers`` itself; firing is at least
-once (see docs/records.md, "Timers").
+once (see docs/records.md, "Timers"): a fired timer whose produce fails goes back in its table and fires
+again.
 
 A partition's timers fire only once the partition has been read up to the high watermark seen at
 assignment, so a timer that a later record cancels is never fired while the table is being rebuilt.
@@ -50,6 +51,9 @@ class TimerTable:
 
     def __len__(self) -> int:
         return len(self._timers)
+
+    def __contains__(self, timer_id: object) -> bool:
+        return timer_id in self._timers
 
     def upsert(self, timer: dict[str, Any], traceparent: bytes | None = None) -> None:
         timer_id = timer["timer_id"]
@@ -126,6 +130,7 @@ class TimerService:
         )
         self._producer = Producer({**kafka_config, **PRODUCER_DEFAULTS, "linger.ms": 1})
         self.fired = 0
+        self.undelivered = 0  # fired timers whose produce failed (each put back to fire again)
         self.ready = threading.Event()  # set once partitions are assigned and every table is rebuilt
 
     # -- partition ownership ------------------------------------------------------------------
@@ -196,6 +201,7 @@ class TimerService:
                     key=timer["target_key"].encode(),
                     value=self._encode(timer, topic),
                     headers=[(TRACEPARENT, trace.header)],
+                    on_delivery=self._delivered(partition, timer, traceparent),
                 )
                 RECORDS_OUT.labels("timers", topic).inc()
                 self.fired += 1
@@ -203,6 +209,27 @@ class TimerService:
                     with activate(trace):
                         logger.debug("fired timer %s to %s", timer["timer_id"], topic)
         self._producer.poll(0)
+
+    def _delivered(
+        self, partition: int, timer: dict[str, Any], traceparent: bytes | None
+    ) -> Callable[[Any, Any], None]:
+        """Delivery report of one fired timer: one that never reached its due topic is put back in its
+        partition's table (unless re-armed since, or the partition moved away) and fires again on the
+        next pass, so that no timer is lost to a produce error (one cancelled meanwhile may fire: owners
+        take a fire as a hint)."""
+
+        def report(err: Any, _msg: Any) -> None:
+            if err is None:
+                return
+            self.undelivered += 1
+            table = self._tables.get(partition)
+            if table is None or timer["timer_id"] in table:
+                logger.warning("timers: timer %s not delivered (%s); not re-fired", timer["timer_id"], err)
+                return
+            logger.warning("timers: timer %s not delivered (%s); firing it again", timer["timer_id"], err)
+            table.upsert(timer, traceparent)
+
+        return report
 
     def _next_wait(self) -> float:
         nexts = [

@@ -119,7 +119,8 @@ def on_telemetry(robot: RobotRuntime | None, record: RobotTelemetry, config: Tel
     a sample stamped before that restart is stale from then on.
     Otherwise: ROBOT_ONLINE when the robot was OFFLINE; RobotStatus CHANGE when status, task, current
     node or planned route changed, else HEARTBEAT when none was emitted for ``heartbeat_ms``;
-    BATTERY_LOW / BATTERY_OK once per crossing; the offline timer armed if none is pending; the sample
+    BATTERY_LOW / BATTERY_OK once per crossing; the offline timer armed if none is pending (or the pending
+    one is a whole ``offline_timeout_ms`` overdue: it never fired, so it is armed again); the sample
     folded into its 1-minute window (the previous window is emitted when a later one opens).
 
     This runs once per record of the busiest topic, so it is written for speed (locals, no helper
@@ -247,7 +248,9 @@ def on_telemetry(robot: RobotRuntime | None, record: RobotTelemetry, config: Tel
             )
         )
 
-    if timer_due is None:
+    if timer_due is None or last_seen - timer_due >= config.offline_timeout_ms:
+        # None pending, or the pending one is a whole timeout overdue while samples keep coming: it was
+        # lost on its way (at-least-once firing bounds lateness, not loss), so it is armed afresh.
         due = last_seen + config.offline_timeout_ms
         state["timer_due"] = due
         out.append(records.offline_timer(state, due_at=due, occurred_at=occurred_at))
