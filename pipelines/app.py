@@ -50,7 +50,7 @@ from pipelines.serdes import (
     OutputSerializer,
     TracingSerializer,
 )
-from pipelines.settings import CommonSettings, TopologySettings
+from pipelines.settings import CommonSettings
 from pipelines.watchdog import CommitWatchdog
 from schemas import catalog
 from schemas.codec import AvroCodec
@@ -328,8 +328,8 @@ def create_processor_app(
     dlq = DeadLetterQueue(kafka_cfg, name, dlq_topic_name(name, settings.topic_prefix))
     guard = DeadLetterGuard(settings.dead_letters_max_ratio, settings.dead_letters_window)
     consumer_config = dict(consumer_extra_config or {})
-    if isinstance(settings, TopologySettings):  # a crashed (or watchdog-ended) instance's partitions move
-        consumer_config.setdefault("session.timeout.ms", round(settings.kafka_session_timeout_s * 1000))
+    # a crashed (or watchdog-ended) instance's partitions move to another instance after this long
+    consumer_config.setdefault("session.timeout.ms", round(settings.kafka_session_timeout_s * 1000))
     if "stats_cb" not in consumer_config:  # fleet_consumer_lag from the consumer's statistics
         consumer_config = {**lag_stats_config(name), **consumer_config}
 

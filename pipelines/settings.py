@@ -96,6 +96,15 @@ class CommonSettings(BaseSettings):
     # Where processors keep local state (RocksDB) between restarts.
     state_dir: Path = Path(".local/state")
 
+    # Consumer groups
+    kafka_session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        le=300,
+        description="A crashed processor instance's partitions (a topology's or a sink's) move to another "
+        "after this long (also one that the commit watchdog ended: it cannot leave its group).",
+    )
+
     @model_validator(mode="after")
     def _check_security(self) -> CommonSettings:
         if self.kafka_security_protocol.startswith("SASL"):
@@ -181,13 +190,6 @@ class TopologySettings(CommonSettings):
     )
     commit_interval_s: float = Field(
         0.5, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
-    )
-    kafka_session_timeout_s: float = Field(
-        10.0,
-        ge=6,
-        le=300,
-        description="A crashed instance's partitions move to another after this long (also one that the "
-        "commit watchdog ended: it cannot leave its group).",
     )
 
 

@@ -96,7 +96,6 @@ def build(settings: Settings) -> ProcessorApp:
         OWNER,
         exactly_once=True,
         commit_interval=settings.commit_interval_s,
-        consumer_extra_config={"session.timeout.ms": round(settings.kafka_session_timeout_s * 1000)},
         producer_extra_config={"transaction.timeout.ms": round(settings.kafka_transaction_timeout_s * 1000)},
         consumer_poll_timeout=settings.consumer_poll_timeout_s,
     )

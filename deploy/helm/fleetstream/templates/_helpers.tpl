@@ -141,6 +141,7 @@ Context: dict root, name.
   "FLEET_KAFKA_BOOTSTRAP_SERVERS" $v.kafka.bootstrapServers
   "FLEET_KAFKA_SECURITY_PROTOCOL" $v.kafka.securityProtocol
   "FLEET_KAFKA_COMMIT_STALL_S" (toString $v.kafka.commitStallSeconds)
+  "FLEET_KAFKA_SESSION_TIMEOUT_S" (toString $v.kafka.sessionTimeoutSeconds)
   "FLEET_SCHEMA_REGISTRY_URL" $v.schemaRegistry.url
 -}}
 {{- if hasPrefix "SASL" $v.kafka.securityProtocol -}}
