@@ -252,9 +252,9 @@ class DrillRunner:
                     break
                 self._sleep(self.plan.gap_s, load)
             self._sleep(self.plan.tail_s, load)
-            self._drain(load, progress)
-            if lane is not None:
+            if lane is not None:  # its producer is load too: the drain waits for every topic to stand still
                 lane.stop_producer()
+            self._drain(load, progress)
             self._verify(progress, supervisor, load, lane)
         finally:
             if load is not None:
