@@ -2,7 +2,8 @@
 
 The robots of a :class:`FleetSim` become :class:`~pipelines.simulator.vda5050.VdaFleet` vehicles of one
 manufacturer (serial number = robot id) that publish ``connection`` (ONLINE, retained; OFFLINE when the run
-ends), ``factsheet`` (retained) and a ``state`` per robot per tick, and carry out the orders and instant
+ends), ``factsheet`` (retained) and a ``state`` per robot per tick (spread over the tick in ``phases``
+slices, not in one burst), and carry out the orders and instant
 actions fleetstream's bridge (``fleet run vda5050``) sends them. The site map goes to ``site.maps`` (the
 bridge builds orders on it) and, with ``tasks_per_minute``, delivery tasks to ``task.commands``; nothing
 else is written to Kafka: the bridge registers the vehicles from their factsheets and turns their states
@@ -50,6 +51,9 @@ class VdaSimConfig:
     tenant_id: str = "acme"
     robots: int = 10
     rate_hz: float = 2.0  # state messages per vehicle per second
+    #: A tick's states go out in this many slices spread over the tick, as vehicles with clocks of their own
+    #: send them (1: every vehicle's state in one burst at the start of the tick).
+    phases: int = 10
     duration_s: float | None = None
     seed: int = 0
     version: str = "2.1.0"
@@ -174,7 +178,13 @@ def run_vda5050(config: VdaSimConfig, stop_event: threading.Event | None = None)
                     stats.tasks_created += 1
                 producer.poll(0)
             states = fleet.step(now)
-            publish(states)
+            phases = max(1, min(config.phases, len(states)))
+            for k in range(phases):
+                if k:  # slice k goes out k/phases of a tick later
+                    due = wall_start + (stats.ticks + k / phases) * tick_ms / 1000.0
+                    if (wait := due - time.monotonic()) > 0 and stop.wait(wait):
+                        break
+                publish(states[k * len(states) // phases : (k + 1) * len(states) // phases])
             stats.states += len(states)
             stats.ticks += 1
             if config.progress_interval_s and time.monotonic() - last_progress >= config.progress_interval_s:
