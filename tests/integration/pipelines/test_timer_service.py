@@ -26,6 +26,21 @@ def _due_consumer(settings, topic: str) -> Consumer:
     return consumer
 
 
+def _timer(timer_id: str, due_at: int, *, owner: str = "tasks") -> dict:
+    """A Timer record of ``owner`` due at ``due_at``, for the task ``task-<timer_id>``."""
+    return {
+        "timer_id": timer_id,
+        "owner": owner,
+        "target_key": f"task-{timer_id}",
+        "due_at": due_at,
+        "payload_json": None,
+        "event_id": str(uuid.uuid4()),
+        "tenant_id": "acme",
+        "site_id": None,
+        "occurred_at": int(time.time() * 1000),
+    }
+
+
 def test_timers_fire_on_time_and_cancelled_ones_do_not(prefixed_settings, create_topics):
     settings = Settings(**prefixed_settings.model_dump())
     p = settings.topic_prefix
@@ -37,18 +52,7 @@ def test_timers_fire_on_time_and_cancelled_ones_do_not(prefixed_settings, create
     producer = Producer(settings.kafka_producer_config())
 
     def arm(timer_id: str, due_at: int) -> None:
-        value = {
-            "timer_id": timer_id,
-            "owner": "tasks",
-            "target_key": f"task-{timer_id}",
-            "due_at": due_at,
-            "payload_json": None,
-            "event_id": str(uuid.uuid4()),
-            "tenant_id": "acme",
-            "site_id": None,
-            "occurred_at": int(time.time() * 1000),
-        }
-        producer.produce(f"{p}timers", key=timer_id.encode(), value=codec.encode(value))
+        producer.produce(f"{p}timers", key=timer_id.encode(), value=codec.encode(_timer(timer_id, due_at)))
 
     before = int(time.time() * 1000)
     arm("armed-before-start", before + 500)
@@ -124,17 +128,7 @@ def test_a_timer_whose_fire_is_not_delivered_fires_again(prefixed_settings, crea
     assert service.ready.wait(30), "the timer service never finished rebuilding its partition"
     due_at = int(time.time() * 1000) + 300
     producer = Producer(settings.kafka_producer_config())
-    value = {
-        "timer_id": "t-late-topic",
-        "owner": "ghost",
-        "target_key": "task-1",
-        "due_at": due_at,
-        "payload_json": None,
-        "event_id": str(uuid.uuid4()),
-        "tenant_id": "acme",
-        "site_id": None,
-        "occurred_at": due_at - 300,
-    }
+    value = _timer("t-late-topic", due_at, owner="ghost")
     producer.produce(f"{p}timers", key=b"t-late-topic", value=codec.encode(value))
     producer.flush(10)
     try:
