@@ -191,6 +191,11 @@ class SiteGraph:
         return self.ids[int(i)]
 
     # -- shortest paths ------------------------------------------------------------------------------------
+    @property
+    def cached_rows(self) -> int:
+        """How many shortest-path rows per direction the graph keeps (its memory budget over its size)."""
+        return self._max_rows
+
     def _keep(self, cache: OrderedDict[int, Any], key: int, row: Any) -> None:
         with self._lock:
             cache[key] = row

@@ -176,16 +176,13 @@ class CostModel:
             return CostTable(rlist, tlist, empty, empty, urgency, self)
 
         r_idx = np.array([g.index.get(r.node, -1) for r in rlist])
-        g.prepare(int(i) for i in set(r_idx.tolist()) if i >= 0)
         firsts = [t.pickup or t.dropoff for t in tlist]
         t_first = np.array([g.index.get(f, -1) if f else -2 for f in firsts])
         to_first = np.zeros((n_r, n_t))
         known_r = r_idx >= 0
         has_target = t_first >= 0
         if known_r.any() and has_target.any():
-            rows = np.stack([g.seconds_from(int(i)) for i in r_idx[known_r]])
-            block = rows[:, t_first[has_target]]
-            to_first[np.ix_(known_r, has_target)] = block
+            to_first[np.ix_(known_r, has_target)] = self._travel(r_idx[known_r], t_first[has_target])
         to_first[~known_r, :] = np.inf
         to_first[:, t_first == -1] = np.inf  # a named node that is not on the map
         travel = to_first + service[None, :]
@@ -205,6 +202,20 @@ class CostModel:
             cost = travel + battery_pen + cfg.lateness_weight * late_s - urgency[None, :]
         cost = np.where(feasible, cost, np.inf)
         return CostTable(rlist, tlist, cost, travel, urgency, self)
+
+    def _travel(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Seconds from each source node to each target node: one shortest-path tree per distinct source
+        (from it) or per distinct target (to it, over the reversed lanes), whichever side has fewer nodes:
+        a task created while a thousand robots are free costs one tree, not a thousand."""
+        g = self.graph
+        distinct_sources, distinct_targets = set(sources.tolist()), set(targets.tolist())
+        if len(distinct_targets) < len(distinct_sources):
+            columns = {t: g.seconds_to(t)[sources] for t in sorted(distinct_targets)}
+            return np.stack([columns[int(t)] for t in targets], axis=1)
+        if len(distinct_sources) <= g.cached_rows:
+            g.prepare(distinct_sources)  # one scipy call for the rows not cached yet
+        rows = {s: g.seconds_from(s)[targets] for s in sorted(distinct_sources)}
+        return np.stack([rows[int(s)] for s in sources])
 
     @staticmethod
     def _eligible(robots: list[RobotView], tasks: list[TaskView]) -> np.ndarray:

@@ -125,3 +125,25 @@ def test_optimal_drops_infeasible_pairs_and_never_double_books() -> None:
     assert len({a.robot_id for a in got}) == len(got) == 2
     assert all(math.isfinite(a.cost) for a in got)
     assert next(a for a in got if a.robot_id == "r1").task_id in {"t0", "t2", "t4"}
+
+
+def test_travel_is_the_same_computed_from_the_robots_or_to_the_tasks() -> None:
+    """Many free robots and one task (trees to the task) or one robot and many tasks (trees from the
+    robot): the same travel times, one-way lanes respected."""
+    nodes = {f"N{i}": (i * 10.0, 0.0) for i in range(6)} | {"S": (25.0, 10.0)}
+    lanes = [(f"N{i}", f"N{i + 1}") for i in range(5)] + [("N1", "S", False), ("S", "N4", False)]
+    model = CostModel(SiteGraph(site_map(nodes, lanes)), CFG, T0)
+    robots = [RobotView(f"r{i}", f"N{i}", 0.9) for i in range(6)]
+    tasks = [TaskView(f"t{i}", pickup=f"N{5 - i}") for i in range(6)]
+    full = model.table(robots, tasks).travel  # 6 robots on 6 nodes, 6 targets: trees from the robots
+    for k, task in enumerate(model.table(robots, tasks).tasks):
+        column = model.table(robots, [task]).travel[:, 0]  # 1 target: one tree to it
+        assert column == pytest.approx(full[:, k])
+    for i, robot in enumerate(robots):
+        row = model.table([robot], tasks).travel[0]
+        assert row == pytest.approx(full[i])
+    # one-way lanes: N4 reaches S only through N1 (N1 -> S -> N4 is one way), S reaches N4 directly
+    leg = math.dist((10, 0), (25, 10))
+    there = model.table([RobotView("r", "S", 0.9)], [TaskView("t", pickup="N4")]).travel[0, 0]
+    back = model.table([RobotView("r1", "N4", 0.9), RobotView("r2", "N5", 0.9)], [TaskView("t", pickup="S")])
+    assert there == pytest.approx(leg) and back.travel[:, 0] == pytest.approx([30.0 + leg, 40.0 + leg])
