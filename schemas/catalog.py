@@ -251,16 +251,24 @@ CATALOG: tuple[TopicSpec, ...] = (
     _t(inbox("tasks"), "task_id or schedule_id", BYTES, "delete", 7, "task", "inbox of tasks"),
     _t(inbox("dispatch"), "site_id", BYTES, "delete", 7, "site", "inbox of dispatch"),
     _t(inbox("traffic"), "site_id", BYTES, "delete", 7, "site", "inbox of traffic"),
+    # The VDA 5050 bridge's two inputs: the same robot's key must land in the same partition of each.
     _t(
         "vda5050.inbound",
         "robot_id",
         BYTES,
         "delete",
         7,
-        None,
-        "raw VDA 5050 messages from vehicles (MQTT payload as received; header vda5050-topic); as many "
-        "partitions as scheduler.decisions",
-        KEYED_PARTITIONS,
+        "vda5050",
+        "raw VDA 5050 messages from vehicles (MQTT payload as received; header vda5050-topic)",
+    ),
+    _t(
+        "vda5050.decisions",
+        "robot_id",
+        "Decision",
+        "delete",
+        7,
+        "vda5050",
+        "the VDA 5050 bridge's tenant's scheduler.decisions re-keyed by robot (bytes unchanged)",
     ),
     _t(
         "vda5050.outbound",

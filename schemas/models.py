@@ -517,6 +517,17 @@ class Decision(SiteRecord):
     plan_seq: int | None = Field(
         default=None, description="0 for the plan's first decision, +1 for each update of the plan."
     )
+    pickup_node: str | None = Field(
+        default=None,
+        description="ASSIGN: the task's pickup node (from its spec), for robots driven by order.",
+    )
+    dropoff_node: str | None = Field(
+        default=None,
+        description="ASSIGN: the task's drop-off node (from its spec), for robots driven by order.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="ASSIGN: the task's labels (from its spec: loadId, loadType, ...)."
+    )
 
 
 class Conflict(SiteRecord):

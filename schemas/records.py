@@ -271,6 +271,9 @@ class Decision(TypedDict):
     granted: int | None
     plan_id: str | None
     plan_seq: int | None
+    pickup_node: str | None
+    dropoff_node: str | None
+    labels: dict[str, str]
 
 
 class Conflict(TypedDict):

@@ -290,7 +290,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="create or update the Kafka topics of the catalog; list the catalog",
         description="The topic catalog (schemas/catalog.py) as Kafka topics. Partition counts can be "
         'overridden per environment with FLEET_TOPIC_PARTITIONS="robot=12,alerts=3" or --partitions, by '
-        "topic name or co-partition group (robot, task, site); co-partitioned topics must stay equal.",
+        "topic name or co-partition group (robot, task, site, vda5050); co-partitioned topics must stay equal.",
     )
     actions = p.add_subparsers(dest="topics_action", metavar="ACTION", required=True)
 

@@ -5,8 +5,8 @@ the ingress writes every message vehicles publish to ``vda5050.inbound`` as rece
 (``topologies.vda5050``, key robot_id, exactly once) validates each against the official schema of its
 version and turns states into ``robot.telemetry``, factsheets into ``robot.registry``, a lost connection
 (last will) into OFFLINE on ``robot.status``, and ``scheduler.decisions`` (ASSIGN, GRANT, CHARGE, UNASSIGN,
-HOLD, RESUME, REROUTE; task specs from ``task.events``) into orders, order updates and instant actions on
-``vda5050.outbound``; the egress publishes those to the vehicles. Rejected messages and decisions go to
+HOLD, RESUME, REROUTE; re-keyed by robot to ``vda5050.decisions`` by the forwarder) into orders, order
+updates and instant actions on ``vda5050.outbound``; the egress publishes those to the vehicles. Rejected messages and decisions go to
 ``dlq.vda5050`` with the reason. Settings: ``FLEET_MQTT_*`` and ``FLEET_VDA_*``; see docs/vda5050.md.
 """
 

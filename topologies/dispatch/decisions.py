@@ -8,6 +8,7 @@ the decision's ``occurred_at`` and whose random bits come from the decision id: 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["DECISION_NAMESPACE", "decision", "decision_id", "event_id_for", "route_waypoints"]
@@ -60,9 +61,12 @@ def decision(
     cost: float | None = None,
     reason: str | None = None,
     planner: str = "in_process",
+    spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One Decision record as a dict; ``eta`` is the last waypoint's ETA when there is a route."""
+    """One Decision record as a dict; ``eta`` is the last waypoint's ETA when there is a route. ``spec``
+    (an ASSIGN's task spec) gives the stops and labels a robot driven by order needs (VDA 5050)."""
     route = route or []
+    spec = spec or {}
     return {
         "event_id": event_id_for(decision, now_ms),
         "tenant_id": tenant_id,
@@ -78,4 +82,7 @@ def decision(
         "reason": reason,
         "conflict_id": None,
         "planner": planner,
+        "pickup_node": spec.get("pickup_node"),
+        "dropoff_node": spec.get("dropoff_node"),
+        "labels": dict(spec.get("labels") or {}),
     }

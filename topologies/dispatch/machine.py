@@ -378,5 +378,6 @@ def _solve(
                 cost=a.cost,
                 reason=f"travel {a.travel_s:.1f}s",
                 planner=planner,
+                spec=task["spec"],
             )
         )

@@ -3,7 +3,7 @@ RobotTelemetry, robot.status OFFLINE, RobotRegistration) and scheduler decisions
 updates and instant actions), one state per vehicle. Pure logic; ``pipelines.vda5050`` does the I/O.
 Mapping both ways: docs/vda5050.md."""
 
-from topologies.vda5050.builder import STATE_ORDERS, STATE_VEHICLE, build_vda5050, enrich
+from topologies.vda5050.builder import STATE_ORDERS, STATE_VEHICLE, build_vda5050
 from topologies.vda5050.config import OWNER, VdaConfig, VehicleEntry
 from topologies.vda5050.machine import on_decision, on_inbound
 from topologies.vda5050.messages import HEADER_RECEIVED_AT, HEADER_TOPIC, VdaTopic, decode, parse_topic
@@ -26,7 +26,6 @@ __all__ = [
     "VehicleEntry",
     "build_vda5050",
     "decode",
-    "enrich",
     "model_for",
     "on_decision",
     "on_inbound",

@@ -91,17 +91,19 @@ def _route(decision: dict[str, Any]) -> list[str]:
     return [str(w["node_id"]) for w in decision.get("route") or ()]
 
 
-def _task_stops(order_id: str, spec: dict[str, Any] | None, goal: str, config: VdaConfig) -> list[Any]:
-    labels = (spec or {}).get("labels") or {}
+def _task_stops(order_id: str, assign: dict[str, Any], goal: str, config: VdaConfig) -> list[Any]:
+    """An ASSIGN's stops: pick at its task's pickup node, drop at its drop-off node (dispatch copies them
+    from the task's spec), each with its labels as action parameters; else just the route's goal."""
+    labels = assign.get("labels") or {}
     params = {"stationType": labels.get("stationType", config.station_type),
               "loadType": labels.get("loadType", config.load_type)}  # fmt: skip
     if labels.get("loadId"):
         params["loadId"] = labels["loadId"]
     stops: list[Any] = []
-    if spec and spec.get("pickup_node"):
-        stops.append((spec["pickup_node"], [ords.action(order_id, 0, "pick", params)]))
-    if spec and spec.get("dropoff_node"):
-        stops.append((spec["dropoff_node"], [ords.action(order_id, 1, "drop", params)]))
+    if assign.get("pickup_node"):
+        stops.append((assign["pickup_node"], [ords.action(order_id, 0, "pick", params)]))
+    if assign.get("dropoff_node"):
+        stops.append((assign["dropoff_node"], [ords.action(order_id, 1, "drop", params)]))
     return stops or [(goal, [])]
 
 
@@ -133,7 +135,7 @@ def on_decision(
         if not route:
             raise RejectedRecord(f"{kind} {decision_id} has an empty route")
         if kind == "ASSIGN":
-            stops = _task_stops(decision_id, decision.get("spec"), route[-1], config)
+            stops = _task_stops(decision_id, decision, route[-1], config)
         else:
             stops = [(route[-1], [ords.action(decision_id, 0, "startCharging")])]
         order = ords.new_order(

@@ -47,6 +47,7 @@ TENANT, SITE = "acme", "w1"
 PARTITIONS = 2
 TOPICS = (
     "vda5050.inbound",
+    "vda5050.decisions",
     "vda5050.outbound",
     "dlq.vda5050",
     "scheduler.decisions",
@@ -199,24 +200,21 @@ class VdaStack(ProcessStack):
             "granted": None,
             "plan_id": None,
             "plan_seq": None,
+            "pickup_node": None,
+            "dropoff_node": None,
+            "labels": {},
             **extra,
         }
         self.produce("scheduler.decisions", record["task_id"] or robot, record)
         self.flush()
         return record
 
-    def task_created(self, task_id: str, pickup: str | None, dropoff: str | None) -> None:
-        """A CREATED task event with its spec, as the tasks topology writes it (the bridge reads the spec)."""
-        spec = {"category": "delivery", "priority": 5, "pickup_node": pickup, "dropoff_node": dropoff,
-                "required_capabilities": [], "deadline": None, "timeout_ms": None, "max_attempts": 3,
-                "depends_on": [], "on_dependency_failure": "CANCEL", "fleet_id": None, "robot_id": None,
-                "labels": {}, "payload_json": None}  # fmt: skip
-        self.produce("task.events", task_id, {
-            "event_id": uuid7(), "tenant_id": TENANT, "site_id": SITE, "occurred_at": now_ms(),
-            "task_id": task_id, "seq": 1, "kind": "TRANSITION", "state": "CREATED", "previous_state": None,
-            "reason": None, "robot_id": None, "attempt": 0, "spec": spec, "external_id": None,
-            "causation_id": None})  # fmt: skip
-        self.flush()
+    def assign(self, robot: str, route: list[str], task_id: str, pickup: str | None,
+               dropoff: str | None) -> dict[str, Any]:  # fmt: skip
+        """An ASSIGN as dispatch writes it: with its task's pickup and drop-off (the order's stops)."""
+        return self.decision(
+            "ASSIGN", robot, route, task_id=task_id, pickup_node=pickup, dropoff_node=dropoff
+        )
 
     def wait_for(self, name: str, until: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
         records = self.read(name, until=until, timeout=timeout, quiet=0.3)
@@ -231,7 +229,7 @@ def open_vda_stack(settings: CommonSettings, admin: AdminClient, tmp: Path,
                    names: Iterable[str] = TOPICS) -> Iterator[VdaStack]:  # fmt: skip
     prefix = settings.topic_prefix
     specs = catalog_topics(prefix, partitions={"task": PARTITIONS, "robot": PARTITIONS, "site": PARTITIONS,
-                                               "vda5050.inbound": PARTITIONS}, names=tuple(names))  # fmt: skip
+                                               "vda5050": PARTITIONS}, names=tuple(names))  # fmt: skip
     new = [
         NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config()) for s in specs
     ]

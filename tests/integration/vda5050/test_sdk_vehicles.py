@@ -102,8 +102,7 @@ def test_sdk_vehicles_register_report_and_finish_tasks_and_a_cancel_stops_one(
         # a delivery: the order's pick and drop run on the vehicle, the task is reported COMPLETED
         pickup, dropoff = "PICK1", "DROP3"
         route = _route(site, "P01", pickup, dropoff)
-        s.task_created("task-1", pickup, dropoff)
-        assign = s.decision("ASSIGN", "dev-agv-01", route, task_id="task-1")
+        assign = s.assign("dev-agv-01", route, "task-1", pickup, dropoff)
         done = _telemetry(s, "dev-agv-01", lambda r: r["task_phase"] == "COMPLETED", timeout=90)
         phases = [r["task_phase"] for r in done if r["task_id"] == "task-1"]
         assert phases[0] == "STARTED" and phases[-1] == "COMPLETED" and "IN_PROGRESS" in phases
@@ -116,8 +115,7 @@ def test_sdk_vehicles_register_report_and_finish_tasks_and_a_cancel_stops_one(
 
         # a long trip, cancelled on the way: cancelOrder, the vehicle stops and forgets the order
         long_route = _route(site, "P02", "DROP5", "PICK1")
-        s.task_created("task-2", None, "PICK1")
-        s.decision("ASSIGN", "dev-agv-02", long_route, task_id="task-2")
+        s.assign("dev-agv-02", long_route, "task-2", None, "PICK1")
         _telemetry(
             s, "dev-agv-02", lambda r: r["task_phase"] == "IN_PROGRESS" and r["pose"]["node_id"] != "P02"
         )
@@ -148,8 +146,7 @@ def test_grants_release_the_base_in_stitched_updates_and_a_stale_grant_is_dead_l
     try:
         _telemetry(s, "dev-agv-01", lambda r: r["pose"]["node_id"] == "P01")
         route = _route(site, "P01", "DROP4")
-        s.task_created("task-g", None, "DROP4")
-        assign = s.decision("ASSIGN", "dev-agv-01", route, task_id="task-g")
+        assign = s.assign("dev-agv-01", route, "task-g", None, "DROP4")
         (first,) = observer.wait("order", lambda ms: len(ms) == 1, "dev/agv-01")
         assert [n["released"] for n in first["nodes"]] == [True] + [False] * (len(route) - 1)
         _telemetry(s, "dev-agv-01", lambda r: r["task_phase"] == "STARTED")

@@ -92,8 +92,7 @@ def test_virtual_agvs_of_vda_5050_lib_follow_grants_finish_a_task_and_obey_a_can
 
         # a delivery under grants: the order releases its start, two grants release the rest
         route = _route(site, "P05", "PICK3", "DROP3")
-        s.task_created("task-lib", "PICK3", "DROP3")
-        assign = s.decision("ASSIGN", "dev-agv-05", route, task_id="task-lib")
+        assign = s.assign("dev-agv-05", route, "task-lib", "PICK3", "DROP3")
         _telemetry(s, "dev-agv-05", lambda r: r["task_phase"] == "STARTED")
         half = len(route) // 2
         plan = f"plan-{uuid.uuid4().hex[:6]}"
@@ -121,8 +120,7 @@ def test_virtual_agvs_of_vda_5050_lib_follow_grants_finish_a_task_and_obey_a_can
 
         # a long trip, granted whole, cancelled on the way
         long_route = _route(site, "P06", "DROP5", "PICK1")
-        s.task_created("task-lib-2", None, "PICK1")
-        s.decision("ASSIGN", "dev-agv-06", long_route, task_id="task-lib-2")
+        s.assign("dev-agv-06", long_route, "task-lib-2", None, "PICK1")
         _telemetry(s, "dev-agv-06", lambda r: r["task_phase"] == "STARTED")
         s.decision("GRANT", "dev-agv-06", long_route, granted=len(long_route), plan_id="plan-x", plan_seq=0)
         _telemetry(s, "dev-agv-06", lambda r: r["task_phase"] == "IN_PROGRESS" and r["speed"] > 0)

@@ -50,8 +50,7 @@ def test_simulated_vda_3_vehicles_are_driven_by_the_bridge(vda_stack: VdaStack) 
         assert next(r for r in regs if r["model"])["capabilities"][0] == "vda5050:3.0.0"
         start = _telemetry(s, robot, lambda r: r["pose"]["node_id"] is not None)[-1]["pose"]["node_id"]
         site = site_map()
-        s.task_created("sim-task", "PICK2", "DROP4")
-        s.decision("ASSIGN", robot, _route(site, start, "PICK2", "DROP4"), task_id="sim-task")
+        s.assign(robot, _route(site, start, "PICK2", "DROP4"), "sim-task", "PICK2", "DROP4")
         done = _telemetry(s, robot, lambda r: r["task_phase"] == "COMPLETED", timeout=120)
         assert done[-1]["pose"]["node_id"] == "DROP4"
         states = observer.of("state", f"{manufacturer}/{SITE}-vda-001")

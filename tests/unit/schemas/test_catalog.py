@@ -38,6 +38,7 @@ DESIGN_TOPICS = {
     "timers.due.traffic": ("Timer", "delete", 1),
     "timers.due.rmf-ingest": ("Timer", "delete", 1),
     "vda5050.inbound": (BYTES, "delete", 7),
+    "vda5050.decisions": ("Decision", "delete", 7),
     "vda5050.outbound": (JSON, "delete", 7),
 }
 INBOXES = {
@@ -100,7 +101,7 @@ def test_keyed_topics_default_to_six_partitions_and_groups_are_equal() -> None:
         if spec.copartition:
             assert spec.partitions == 6, spec.name
     groups = {t.copartition for t in CATALOG if t.copartition}
-    assert groups == {"robot", "task", "site"}
+    assert groups == {"robot", "task", "site", "vda5050"}
     robot = {t.name for t in CATALOG if t.copartition == "robot"}
     assert {
         "robot.telemetry",
@@ -119,11 +120,14 @@ def test_rmf_ingest_inputs_have_equal_partitions() -> None:
     assert topic("timers.due.rmf-ingest").key == topic("rmf.fleet_states").key == "fleet name"
 
 
-def test_vda5050_inbound_partitions_match_the_decisions() -> None:
-    """The bridge joins the inbound messages with the decisions re-keyed by robot (group_by keeps the
-    decisions' partition count): the two counts must be equal."""
-    assert topic("vda5050.inbound").partitions == topic("scheduler.decisions").partitions
-    assert topic("vda5050.inbound").key == topic("vda5050.outbound").key == "robot_id"
+def test_vda5050_inputs_are_copartitioned() -> None:
+    """The bridge joins a vehicle's inbound messages with its decisions re-keyed by robot: one group, one
+    partition count, one key, however the partitions are overridden."""
+    assert topic("vda5050.inbound").copartition == topic("vda5050.decisions").copartition == "vda5050"
+    assert topic("vda5050.inbound").partitions == topic("vda5050.decisions").partitions
+    assert topic("vda5050.inbound").key == topic("vda5050.decisions").key == topic("vda5050.outbound").key
+    resized = {t.base_name: t.partitions for t in topics(partitions={"vda5050": 2})}
+    assert resized["vda5050.inbound"] == resized["vda5050.decisions"] == 2
 
 
 def test_prefix_applies_to_names_and_subjects() -> None:

@@ -167,6 +167,9 @@ def decision(kind: str, route: list[str] | None = None, *, at: int = T0, robot: 
         "granted": None,
         "plan_id": None,
         "plan_seq": None,
+        "pickup_node": None,
+        "dropoff_node": None,
+        "labels": {},
         **extra,
     }
 

@@ -20,8 +20,8 @@ def _online(h: Harness, v: Vehicle, at: int = T0, node: str = "a0") -> None:
 
 def _assign(route: list[str], at: int, task: str = "t1", pickup: str | None = None,
             dropoff: str | None = None, decision_id: str | None = None) -> dict:  # fmt: skip
-    spec = {"category": "delivery", "pickup_node": pickup, "dropoff_node": dropoff, "labels": {}}
-    return decision("ASSIGN", route, at=at, task_id=task, spec=spec, decision_id=decision_id)
+    return decision("ASSIGN", route, at=at, task_id=task, pickup_node=pickup, dropoff_node=dropoff,
+                    decision_id=decision_id)  # fmt: skip
 
 
 @pytest.mark.parametrize("version", ["2.1.0", "2.0.0", "3.0.0"])
