@@ -3,7 +3,8 @@ MQTT -> Kafka relay in the same run.
 
 The load: ``fleet simulate --protocol vda5050`` in a process of its own, ``FLEET_BENCH_VDA_VEHICLES``
 (500) VDA 5050 2.1 vehicles on the small generated warehouse (~2,000 nodes) sending a ``state`` each every
-0.5 s (1,000 messages/s) through the local Mosquitto. The bridge process (ingress, exactly-once topology, egress) turns each into RobotTelemetry.
+0.5 s (1,000 messages/s) through the local Mosquitto. The bridge process (ingress, decision forwarder,
+exactly-once topology, egress) turns each into RobotTelemetry.
 
 - vehicle messages/s the bridge carried over a window of ``FLEET_BENCH_VDA_SECONDS`` (the offsets its
   topology committed on ``vda5050.inbound``; after the warm-up nearly all are states, each one a
@@ -57,7 +58,7 @@ PASSWORD = os.environ.get("FLEET_BENCH_MQTT_PASSWORD", "fleetstream-dev")
 GOAL_RATE, GOAL_P99_MS = 1000, 100
 TENANT, SITE, MANUFACTURER = "bench", "bench-vda", "fleetstream-sim"
 TOPICS = (
-    "vda5050.inbound", "vda5050.outbound", "dlq.vda5050", "scheduler.decisions", "task.events",
+    "vda5050.inbound", "vda5050.decisions", "vda5050.outbound", "dlq.vda5050", "scheduler.decisions", "task.events",
     "robot.telemetry", "robot.registry", "robot.status", "alerts", "site.maps",
 )  # fmt: skip
 

@@ -44,10 +44,12 @@ def assigns(out: list[dict]) -> list[tuple[str, str]]:
     return [(d["task_id"], d["robot_id"]) for d in out if d["kind"] == "ASSIGN"]
 
 
-def test_assign_decision_carries_route_eta_and_ids() -> None:
-    state, out = run([*world({"r1": ("N1", 0.9)}), *queued_task("t1", spec("N3", "N5"))])
+def test_assign_decision_carries_route_eta_ids_and_the_tasks_stops() -> None:
+    task_spec = {**spec("N3", "N5"), "labels": {"loadId": "L-7"}}
+    state, out = run([*world({"r1": ("N1", 0.9)}), *queued_task("t1", task_spec)])
     (d,) = out
     assert d["kind"] == "ASSIGN" and d["robot_id"] == "r1" and d["task_id"] == "t1"
+    assert (d["pickup_node"], d["dropoff_node"], d["labels"]) == ("N3", "N5", {"loadId": "L-7"})
     assert [w["node_id"] for w in d["route"]] == ["N1", "N2", "N3", "N4", "N5"]
     assert [w["eta"] for w in d["route"]] == [T0 + k * 10_000 for k in range(5)]
     assert d["eta"] == T0 + 40_000

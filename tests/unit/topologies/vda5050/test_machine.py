@@ -42,6 +42,17 @@ def test_assign_becomes_an_order_with_pick_and_drop_that_validates(version: str)
     assert topic == v.topic("order")
 
 
+def test_the_tasks_labels_become_the_pick_and_drop_parameters() -> None:
+    h, v = Harness(config()), Vehicle()
+    _online(h, v)
+    labels = {"loadId": "L-7", "loadType": "KLT", "stationType": "rack", "colour": "red"}
+    assign = {**_assign(["a0", "a1", "a2"], T0 + 10, pickup="a1", dropoff="a2"), "labels": labels}
+    (order,) = sent(h.decide(assign), "order")
+    for node in order["nodes"][1:]:
+        params = {p["key"]: p["value"] for p in node["actions"][0]["actionParameters"]}
+        assert params == {"loadId": "L-7", "loadType": "KLT", "stationType": "rack"}
+
+
 def test_a_decision_about_a_robot_that_is_not_a_vda_vehicle_does_nothing() -> None:
     h = Harness(config())
     assert h.decide(_assign(["a0", "a1"], T0)) == [] and h.vehicle is None
