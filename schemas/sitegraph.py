@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -261,6 +262,24 @@ class SiteGraph:
         out.reverse()
         return out
 
+    def descend(self, a: int, to_goal: Any, limit: int) -> list[int]:
+        """Up to ``limit`` nodes after ``a`` along a quickest way to a goal, given ``to_goal`` (seconds from
+        every node to it, as :meth:`seconds_to` or :meth:`seconds_to_with` give): each step takes the
+        successor with the least lane time plus time to go, the first in id order on a tie. No new search."""
+        out: list[int] = []
+        u = a
+        while len(out) < limit and to_goal[u] > 0.0 and math.isfinite(to_goal[u]):
+            best, best_cost = -1, math.inf
+            for v in self.succ[u]:
+                cost = self.lanes[(u, v)].seconds + float(to_goal[v])
+                if cost < best_cost:
+                    best, best_cost = v, cost
+            if best < 0 or not math.isfinite(best_cost):
+                break
+            out.append(best)
+            u = best
+        return out
+
     def shortest_path(self, a: str, b: str) -> list[str]:
         """Node ids from ``a`` to ``b`` inclusive along lanes, quickest first; :class:`NoRouteError` if none."""
         path = self.path_indices(self.node(a), self.node(b))
@@ -386,7 +405,9 @@ def _bounds(site_map: Mapping[str, Any], version: int) -> Bounds | None:
     return Bounds(version, min(xs), min(ys), max(xs), max(ys))
 
 
-_ROW_BUDGET_BYTES = 256 * 1024 * 1024  # shortest-path rows kept per graph and direction
+#: Shortest-path rows kept per graph and direction (``FLEET_GRAPH_ROW_BUDGET_MB``, default 256): a site
+#: with more robots' goals than rows recomputes trees every planning round (docs/traffic.md).
+_ROW_BUDGET_BYTES = int(os.environ.get("FLEET_GRAPH_ROW_BUDGET_MB", "256")) * 1024 * 1024
 
 _CACHE: OrderedDict[tuple[Any, ...], SiteGraph] = OrderedDict()
 _CACHE_LOCK = threading.Lock()

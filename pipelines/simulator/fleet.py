@@ -504,7 +504,10 @@ class FleetSim:
             if stops and stops[0] == node:
                 stops.pop(0)
         end = new[-1] if new else anchor
-        rest = self.graph.expand(end, stops) if stops else []
+        if new and r.path[: len(new)] == new:
+            rest = r.path[len(new) :]  # the grant follows the robot's way: the rest of it still holds
+        else:
+            rest = self.graph.expand(end, stops) if stops else []
         r.path = new + rest
         r.allowed = len(new)
         if plan is not None:

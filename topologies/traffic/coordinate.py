@@ -276,8 +276,8 @@ class Coordinator:
         graph, cfg = self.graph, self.config
         nodes = list(m.held)
         if m.goal is not None and m.goal != m.frontier:
-            horizon = graph.path_indices(m.frontier, m.goal)[1 : 1 + cfg.horizon_nodes]
-            nodes.extend(horizon)
+            # along the cost-to-go the planning round used (no search of its own)
+            nodes.extend(graph.descend(m.frontier, self._distances(m.goal), cfg.horizon_nodes))
         t = float(now)
         route = []
         for a, b in zip([None, *nodes], nodes, strict=False):

@@ -62,6 +62,21 @@ def test_quickest_paths_follow_lanes_and_directions() -> None:
     assert to_c[one_way.node("a")] == pytest.approx(4.0)
 
 
+def test_descend_follows_a_cost_to_go_without_a_search() -> None:
+    g = SiteGraph(_map(GRID))
+    i = g.node
+    to_g = g.seconds_to(i("g"))
+    path = g.descend(i("d"), to_g, 10)
+    assert [g.ids[n] for n in path] in (["a", "b", "c", "g"], ["e", "b", "c", "g"], ["e", "f", "c", "g"])
+    assert g.path_length(["d", *(g.ids[n] for n in path)]) == pytest.approx(g.travel_s("d", "g"))
+    assert g.descend(i("d"), to_g, 2) == path[:2] and g.descend(i("g"), to_g, 5) == []
+    # a cost-to-go with a detour (a node made dear): the way goes round it
+    dear = g.seconds_to_with(i("g"), {i("b"): 100.0})
+    assert [g.ids[n] for n in g.descend(i("a"), dear, 10)] == ["d", "e", "f", "c", "g"]
+    one_way = SiteGraph(_map([("a", "b", False), ("b", "c", True)]))
+    assert one_way.descend(one_way.node("c"), one_way.seconds_to(one_way.node("a")), 5) == []
+
+
 def test_speed_limits_make_a_lane_slower() -> None:
     g = SiteGraph(_map(GRID, limit={"bc": 0.5}))
     assert g.travel_s("b", "c") == pytest.approx(4.0)  # 2 m at 0.5 m/s
