@@ -262,16 +262,20 @@ class SiteGraph:
         out.reverse()
         return out
 
-    def descend(self, a: int, to_goal: Any, limit: int) -> list[int]:
+    def descend(
+        self, a: int, to_goal: Any, limit: int, penalty: Mapping[int, float] | None = None
+    ) -> list[int]:
         """Up to ``limit`` nodes after ``a`` along a quickest way to a goal, given ``to_goal`` (seconds from
-        every node to it, as :meth:`seconds_to` or :meth:`seconds_to_with` give): each step takes the
-        successor with the least lane time plus time to go, the first in id order on a tie. No new search."""
+        every node to it, as :meth:`seconds_to` or :meth:`seconds_to_with` with the same ``penalty``
+        give): each step takes the successor with the least lane time, penalty and time to go, the first
+        in id order on a tie. No new search."""
         out: list[int] = []
         u = a
+        extra = penalty or {}
         while len(out) < limit and to_goal[u] > 0.0 and math.isfinite(to_goal[u]):
             best, best_cost = -1, math.inf
             for v in self.succ[u]:
-                cost = self.lanes[(u, v)].seconds + float(to_goal[v])
+                cost = self.lanes[(u, v)].seconds + extra.get(v, 0.0) + float(to_goal[v])
                 if cost < best_cost:
                     best, best_cost = v, cost
             if best < 0 or not math.isfinite(best_cost):

@@ -277,7 +277,7 @@ class Coordinator:
         nodes = list(m.held)
         if m.goal is not None and m.goal != m.frontier:
             # along the cost-to-go the planning round used (no search of its own)
-            nodes.extend(graph.descend(m.frontier, self._distances(m.goal), cfg.horizon_nodes))
+            nodes.extend(graph.descend(m.frontier, self._distances(m.goal), cfg.horizon_nodes, self._penalty))
         t = float(now)
         route = []
         for a, b in zip([None, *nodes], nodes, strict=False):

@@ -71,8 +71,9 @@ def test_descend_follows_a_cost_to_go_without_a_search() -> None:
     assert g.path_length(["d", *(g.ids[n] for n in path)]) == pytest.approx(g.travel_s("d", "g"))
     assert g.descend(i("d"), to_g, 2) == path[:2] and g.descend(i("g"), to_g, 5) == []
     # a cost-to-go with a detour (a node made dear): the way goes round it
-    dear = g.seconds_to_with(i("g"), {i("b"): 100.0})
-    assert [g.ids[n] for n in g.descend(i("a"), dear, 10)] == ["d", "e", "f", "c", "g"]
+    penalty = {i("b"): 100.0}
+    dear = g.seconds_to_with(i("g"), penalty)
+    assert [g.ids[n] for n in g.descend(i("a"), dear, 10, penalty)] == ["d", "e", "f", "c", "g"]
     one_way = SiteGraph(_map([("a", "b", False), ("b", "c", True)]))
     assert one_way.descend(one_way.node("c"), one_way.seconds_to(one_way.node("a")), 5) == []
 
