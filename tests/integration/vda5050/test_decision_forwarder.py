@@ -51,6 +51,15 @@ def _forwarder(settings: Any, codec: AvroCodec, group: str) -> DecisionForwarder
     ).start()
 
 
+def _forward(settings: Any, codec: AvroCodec, group: str, count: int) -> tuple[DecisionForwarder, list[Any]]:
+    """Run a forwarder of ``group`` until ``vda5050.decisions`` holds ``count`` records (or 30 s), stop it."""
+    forwarder = _forwarder(settings, codec, group)
+    try:
+        return forwarder, _read(settings, f"{settings.topic_prefix}vda5050.decisions", count)
+    finally:
+        forwarder.close()
+
+
 def test_decisions_are_rekeyed_by_robot_for_one_tenant_committed_only(prefixed_settings, create_topics):
     settings = prefixed_settings
     p = settings.topic_prefix
@@ -88,11 +97,7 @@ def test_decisions_are_rekeyed_by_robot_for_one_tenant_committed_only(prefixed_s
     tx.flush(10)
     tx.abort_transaction(10)
 
-    forwarder = _forwarder(settings, codec, f"{p}fwd")
-    try:
-        out = _read(settings, f"{p}vda5050.decisions", 20)
-    finally:
-        forwarder.close()
+    forwarder, out = _forward(settings, codec, f"{p}fwd", 20)
     assert forwarder.error is None
     got = {codec.decode(m.value())["decision_id"]: m for m in out}
     assert len(out) == 20 and set(got) == set(sent), sorted(got)
@@ -115,11 +120,7 @@ def test_decisions_are_rekeyed_by_robot_for_one_tenant_committed_only(prefixed_s
     later = decision("GRANT", ["a0", "a1"], robot="acme-agv-1", decision_id="later", granted=2)
     producer.produce(f"{p}scheduler.decisions", key=b"acme-agv-1", value=codec.encode(later))
     producer.flush(10)
-    again = _forwarder(settings, codec, f"{p}fwd")
-    try:
-        out = _read(settings, f"{p}vda5050.decisions", 21)
-    finally:
-        again.close()
+    again, out = _forward(settings, codec, f"{p}fwd", 21)
     counts = Counter(codec.decode(m.value())["decision_id"] for m in out)
     assert counts["later"] == 1 and again.forwarded == 1 and max(counts.values()) == 1
     registry.close()
