@@ -99,6 +99,12 @@ class Settings(TopologySettings):
     traffic_priority_boost_s: float = Field(
         10.0, ge=0, description="Grants: each point of task priority counts as this much more waiting."
     )
+    traffic_stall_weight: float = Field(
+        3.0,
+        ge=0,
+        description="Grants: each second a robot has waited for its next node counts as this many seconds "
+        "more age (0: age alone).",
+    )
     traffic_obstacle_s: float = Field(
         120.0, ge=0, description="Grants: planning cost of a node an OFFLINE or failed robot holds."
     )
@@ -133,6 +139,7 @@ class Settings(TopologySettings):
             max_held_nodes=self.traffic_max_held_nodes,
             horizon_nodes=self.traffic_horizon_nodes,
             priority_boost_ms=round(self.traffic_priority_boost_s * 1000),
+            stall_weight=self.traffic_stall_weight,
             obstacle_s=self.traffic_obstacle_s,
             max_lane_density=self.traffic_max_lane_density,
         )

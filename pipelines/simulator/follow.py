@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from pipelines.settings import PRODUCER_DEFAULTS
 from schemas.codec import AvroCodec
 from schemas.errors import FleetError
+from schemas.ids import now_ms as wall_now_ms
 from schemas.ids import task_id_for
 from schemas.registry import RegistryClient
 
@@ -63,8 +64,11 @@ class FollowStats:
     undecodable: int = 0
     tasks_created: int = 0
     applied_by_kind: dict[str, int] = field(default_factory=dict)
-    #: For each traffic decision applied: simulated time it was applied minus its occurred_at (ms).
+    #: For each traffic decision applied: simulated time of the tick that applied it minus its occurred_at.
     traffic_latency_ms: list[int] = field(default_factory=list)
+    #: For each traffic decision applied: wall time its record was received minus its occurred_at (ms); the
+    #: pipeline's own latency when simulated time follows the wall clock (real time), not rounded to ticks.
+    traffic_arrival_ms: list[int] = field(default_factory=list)
 
 
 class DecisionFeed:
@@ -99,7 +103,7 @@ class DecisionFeed:
                 "client.id": f"fleet-simulator-{site_id}-decisions",
             }
         )
-        self._queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[dict[str, Any], int]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -152,20 +156,22 @@ class DecisionFeed:
                 )
                 continue
             if record is not None:
-                self._queue.put(record)
+                self._queue.put((record, wall_now_ms()))
 
-    def drain(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def drain(self) -> list[tuple[dict[str, Any], int]]:
+        """Every decision received since the last call, with the wall time it was received."""
+        out: list[tuple[dict[str, Any], int]] = []
         while True:
             try:
                 out.append(self._queue.get_nowait())
             except queue.Empty:
                 return out
 
-    def apply_to(self, sim: FleetSim) -> int:
-        """Carry out every decision received since the last call; returns how many were applied."""
+    def apply_to(self, sim: FleetSim, now_ms: int) -> int:
+        """Carry out every decision received since the last call, at the tick of ``now_ms`` (simulated);
+        returns how many were applied."""
         applied = 0
-        for record in self.drain():
+        for record, received_ms in self.drain():
             if record.get("site_id") != self.site_id or record.get("tenant_id") != self.tenant_id:
                 continue
             self.stats.decisions += 1
@@ -174,7 +180,8 @@ class DecisionFeed:
                 kind = str(record.get("kind"))
                 self.stats.applied_by_kind[kind] = self.stats.applied_by_kind.get(kind, 0) + 1
                 if record.get("planner") == "traffic":
-                    self.stats.traffic_latency_ms.append(sim.now_ms - int(record["occurred_at"]))
+                    self.stats.traffic_latency_ms.append(now_ms - int(record["occurred_at"]))
+                    self.stats.traffic_arrival_ms.append(received_ms - int(record["occurred_at"]))
                 logger.debug(
                     "applied %s for %s",
                     record.get("kind"),

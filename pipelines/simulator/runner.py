@@ -148,6 +148,7 @@ class SimStats:
     decisions_applied: int = 0
     decisions_by_kind: dict[str, int] = field(default_factory=dict)
     traffic_latency_ms: list[int] = field(default_factory=list)  # per traffic decision applied
+    traffic_arrival_ms: list[int] = field(default_factory=list)  # received (wall) minus occurred_at
     tasks_created: int = 0
     start_ms: int = 0
     end_ms: int = 0
@@ -164,13 +165,19 @@ class SimStats:
         return self.produced / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def latency_ms(self, q: float) -> int:
-        """The ``q`` quantile (0..1) of the traffic decisions' latency (0 when none was applied)."""
-        ordered = sorted(self.traffic_latency_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0
+        """The ``q`` quantile (0..1) of the traffic decisions' latency to the tick that applied them (0
+        when none was applied): a multiple of the tick, what the robot experiences."""
+        return _quantile(self.traffic_latency_ms, q)
+
+    def arrival_ms(self, q: float) -> int:
+        """The ``q`` quantile (0..1) of the traffic decisions' latency to their receipt by the simulator's
+        consumer (wall clock): the pipeline's latency, meaningful when the simulation runs in real time."""
+        return _quantile(self.traffic_arrival_ms, q)
 
     def as_dict(self) -> dict[str, Any]:
         out = {**asdict(self), "produced": self.produced, "records_per_s": round(self.records_per_s, 1)}
         out["traffic_latency_ms"] = [self.latency_ms(0.5), self.latency_ms(0.99), self.latency_ms(1.0)]
+        out["traffic_arrival_ms"] = [self.arrival_ms(0.5), self.arrival_ms(0.99), self.arrival_ms(1.0)]
         return out
 
 
@@ -232,6 +239,11 @@ class _Publisher:
 
     def flush(self, timeout_s: float) -> int:
         return self.producer.flush(timeout_s)
+
+
+def _quantile(values: list[int], q: float) -> int:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0
 
 
 def _simulated_start(config: SimConfig, wall_ms: int) -> int:
@@ -324,7 +336,7 @@ def run_simulation(
                     break
             now = start_ms + round(tick * config.tick_ms)
             if feed is not None:
-                feed.apply_to(sim)
+                feed.apply_to(sim, now)
             if on_tick is not None:
                 on_tick(sim, now)
             if feeder is not None:
@@ -360,6 +372,7 @@ def _collect(stats: SimStats, faults: FaultInjector, sim: FleetSim, follow: Foll
     stats.decisions, stats.decisions_applied = follow.decisions, follow.applied
     stats.decisions_by_kind = dict(follow.applied_by_kind)
     stats.traffic_latency_ms = list(follow.traffic_latency_ms)
+    stats.traffic_arrival_ms = list(follow.traffic_arrival_ms)
     stats.tasks_created = follow.tasks_created
     f = faults.stats
     stats.malformed, stats.duplicates, stats.reordered = f.malformed, f.duplicates, f.reordered

@@ -50,6 +50,9 @@ class TrafficConfig:
     :param max_held_nodes: the most nodes one robot holds at once.
     :param horizon_nodes: how many planned nodes beyond the grant a GRANT's route shows (VDA 5050 horizon).
     :param priority_boost_ms: each point of task priority (0..10) counts as this much more waiting.
+    :param stall_weight: each ms a robot has waited for its next node (since its grant last grew, or since it
+        became ready to go) counts as this many ms more age: a robot waiting to merge into a busy lane
+        overtakes, within a bounded time, the robots that stream past it (0: age alone).
     :param max_lane_density: flow control: while this share of the lane nodes (not dead ends) hold robots,
         robots parked in dead ends that are not stations wait there instead of setting off.
     :param obstacle_s: planning cost of driving onto a node an OFFLINE or failed robot holds (it keeps it
@@ -79,6 +82,7 @@ class TrafficConfig:
     max_held_nodes: int = 8
     horizon_nodes: int = 20
     priority_boost_ms: int = 10_000
+    stall_weight: float = 3.0
     obstacle_s: float = 120.0
     max_lane_density: float = 0.2
 

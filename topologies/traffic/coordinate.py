@@ -166,12 +166,17 @@ class Coordinator:
         active = self._admit(active)
         owner = table.owner
 
-        def priority(m: Mover) -> tuple[bool, int, int]:
+        stall = cfg.stall_weight
+
+        def priority(m: Mover) -> tuple[bool, float, int]:
             # A robot whose goal another robot stands on queues for it: everybody else goes first and may
             # push it out of their way, so that it does not block a lane, or the way out of a dead end,
             # while it waits.
             queued = m.goal is not None and owner.get(m.goal, m.robot_id) != m.robot_id
-            return (queued, m.since - boost * m.priority, zlib.crc32(m.robot_id.encode()))
+            # Age since it last stood at its goal, plus the time it has waited for its next node: a robot
+            # merging into a stream of older robots gets its turn within a bounded wait.
+            waited = now - max(m.since, m.granted_at)
+            return (queued, m.since - boost * m.priority - stall * waited, zlib.crc32(m.robot_id.encode()))
 
         active.sort(key=priority)
         rnd = plan_round(table, active, self._distances, self.rounds)
@@ -191,14 +196,16 @@ class Coordinator:
     def _admit(self, active: list[Mover]) -> list[Mover]:
         """Flow control: robots parked in a dead end that is not a station (a parking spot, a storage pocket)
         set off only while fewer than ``max_lane_density`` of the site's lane nodes (those that are not dead
-        ends) hold robots, oldest first, as many as there is room for; the others stay where they are (they
-        can still be pushed out to make room). A busy site then drains instead of filling up with more
-        robots than its lanes can carry."""
+        ends) hold robots on their way somewhere, oldest first, as many as there is room for; the others
+        stay where they are (they can still be pushed out to make room). A busy site then drains instead of
+        filling up with more robots than its lanes can carry."""
         graph = self.graph
         tips, kinds = graph.tips, graph.kinds
         movers = self.table.movers.values()
         cap = max(1.0, self.config.max_lane_density * (len(graph) - len(tips)))
-        room = cap - sum(1 for m in movers if m.held and m.held[0] not in tips)
+        # robots on their way: one standing idle on a lane can be pushed aside, and is no reason to keep a
+        # parked robot from its task for good
+        room = cap - sum(1 for m in movers if m.held and m.held[0] not in tips and m.goal is not None)
         wanted = {m.goal for m in movers if m.goal is not None}  # a robot on another's goal must go anyway
         parked = [
             m

@@ -139,6 +139,52 @@ def test_a_robot_beside_a_dead_end_station_is_granted_into_it_first() -> None:
     assert w.collisions == [] and w.bots["a"].arrived == ["P", "r0c3"]
 
 
+def _merge_into_a_stream(stall_weight: float) -> tuple[int, int]:
+    """A robot that has just finished work in a pocket off a one-way aisle, and a stream of 12 older robots
+    passing it: (the tick it leaves the pocket, how many of the stream went by before it)."""
+    cols = 40
+    site_map = grid_map(
+        1, cols, spurs=[("p", (0, 12))], one_way=[((0, c), (0, c + 1)) for c in range(cols - 1)]
+    )
+    config = TrafficConfig(
+        speed_mps=1.5, round_ms=1_000, lookahead_ms=2_000, stall_weight=stall_weight, max_lane_density=1.0
+    )
+    w = World(site_map, config)
+    for i in range(12):
+        w.add(f"s{i:02d}", f"r0c{i}", [f"r0c{cols - 12 + i}"])
+    x = w.add("x", "p", ["r0c30"])
+    x.status = "WORKING"  # its age starts when it is done
+    for tick in range(60):
+        if tick == 6:
+            x.status = "IDLE"
+        w.tick()
+        if x.node != "p":
+            assert w.collisions == []
+            return tick, sum(
+                1 for b in w.bots.values() if b.robot_id != "x" and int(b.node.split("c")[1]) > 12
+            )
+    raise AssertionError("the robot never left its pocket")
+
+
+def test_a_robot_merging_into_a_stream_gets_its_turn_within_a_bounded_wait() -> None:
+    """By age alone the younger robot waits for the whole stream; counting its wait as age lets it in."""
+    alone_tick, alone_passed = _merge_into_a_stream(0.0)
+    tick, passed = _merge_into_a_stream(1.0)
+    assert alone_passed == 12  # the whole stream went first
+    assert passed < 6 and tick < alone_tick - 10
+
+
+def test_robots_standing_idle_on_the_lanes_do_not_keep_a_parked_robot_back() -> None:
+    """Flow control counts the robots on their way: once the others stand idle, the parked one sets off."""
+    w = World(grid_map(1, 12, spurs=[("p", (0, 2))]))
+    for i in range(4):
+        w.add(f"s{i}", f"r0c{i + 4}", [f"r0c{i + 8}"])  # 4 robots on 12 lane nodes: over 20%
+    x = w.add("x", "p", ["r0c0"])
+    w.run(30)
+    assert w.collisions == []
+    assert x.arrived == ["r0c0"] and all(b.arrived for b in w.bots.values())
+
+
 def test_a_new_map_version_keeps_what_robots_hold() -> None:
     w = World(grid_map(1, 6))
     w.add("a", "r0c0", ["r0c5"])
