@@ -53,8 +53,9 @@ class TrafficConfig:
     :param stall_weight: each ms a robot has waited for its next node (since its grant last grew, or since it
         became ready to go) counts as this many ms more age: a robot waiting to merge into a busy lane
         overtakes, within a bounded time, the robots that stream past it (0: age alone).
-    :param max_lane_density: flow control: while this share of the lane nodes (not dead ends) hold robots,
-        robots parked in dead ends that are not stations wait there instead of setting off.
+    :param max_lane_density: flow control: while this share of the lane nodes (not dead ends) hold robots on
+        their way somewhere, robots parked in dead ends that are not stations wait there instead of setting
+        off.
     :param obstacle_s: planning cost of driving onto a node an OFFLINE or failed robot holds (it keeps it
         until it is back): high enough that robots go round it where they can.
     """
