@@ -39,6 +39,7 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import Deserializer, TopicConfig
 from quixstreams.models.serializers import SERIALIZERS
 from quixstreams.models.topics import Topic
+from quixstreams.models.topics.exceptions import TopicNotFoundError
 
 from pipelines.dlq import DeadLetterGuard, DeadLetterQueue, dlq_topic_name
 from pipelines.metrics import PROCESSING_LATENCY, RECORDS_IN, STATE_BYTES, lag_stats_config
@@ -64,6 +65,9 @@ from topologies.kernel import Decode, Envelope, encode_envelope
 __all__ = ["ProcessorApp", "create_processor_app"]
 
 logger = logging.getLogger(__name__)
+
+#: How often a topic the processor has just created is looked up before its absence is an error.
+_TOPIC_METADATA_ATTEMPTS = 5
 
 RecordHook = Callable[[Any, Any, int, Any], None]
 
@@ -183,14 +187,24 @@ class ProcessorApp:
         if partitions is None and name in _CATALOG_NAMES:
             partitions = self.partitions(name)
         config = self._create_config(name, partitions) if partitions else None
-        return self.app.topic(
-            real,
-            value_deserializer=value_deserializer,
-            value_serializer=value_serializer,
-            key_deserializer=key_deserializer,
-            key_serializer=key_serializer,
-            config=config,
-        )
+        for attempt in range(_TOPIC_METADATA_ATTEMPTS):
+            try:
+                return self.app.topic(
+                    real,
+                    value_deserializer=value_deserializer,
+                    value_serializer=value_serializer,
+                    key_deserializer=key_deserializer,
+                    key_serializer=key_serializer,
+                    config=config,
+                )
+            except TopicNotFoundError:
+                # Quix reads a topic it has just created back at once; on a cluster the broker that answers
+                # may not have its metadata yet. Asked again, it finds the topic (or creates it).
+                if attempt + 1 == _TOPIC_METADATA_ATTEMPTS:
+                    raise
+                logger.info("topic %s not visible yet after creating it; asking again", real)
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _create_config(self, name: str, partitions: int) -> TopicConfig:
         """How to create ``name`` if it is missing: as `fleet topics apply` would (the catalog's cleanup
