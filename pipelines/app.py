@@ -187,24 +187,26 @@ class ProcessorApp:
         if partitions is None and name in _CATALOG_NAMES:
             partitions = self.partitions(name)
         config = self._create_config(name, partitions) if partitions else None
-        for attempt in range(_TOPIC_METADATA_ATTEMPTS):
+
+        def declare() -> Topic:
+            return self.app.topic(
+                real,
+                value_deserializer=value_deserializer,
+                value_serializer=value_serializer,
+                key_deserializer=key_deserializer,
+                key_serializer=key_serializer,
+                config=config,
+            )
+
+        for attempt in range(1, _TOPIC_METADATA_ATTEMPTS):
             try:
-                return self.app.topic(
-                    real,
-                    value_deserializer=value_deserializer,
-                    value_serializer=value_serializer,
-                    key_deserializer=key_deserializer,
-                    key_serializer=key_serializer,
-                    config=config,
-                )
+                return declare()
             except TopicNotFoundError:
                 # Quix reads a topic it has just created back at once; on a cluster the broker that answers
                 # may not have its metadata yet. Asked again, it finds the topic (or creates it).
-                if attempt + 1 == _TOPIC_METADATA_ATTEMPTS:
-                    raise
                 logger.info("topic %s not visible yet after creating it; asking again", real)
-                time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+                time.sleep(0.2 * attempt)
+        return declare()
 
     def _create_config(self, name: str, partitions: int) -> TopicConfig:
         """How to create ``name`` if it is missing: as `fleet topics apply` would (the catalog's cleanup
