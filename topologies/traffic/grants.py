@@ -57,7 +57,6 @@ class Mover:
     plan_seq: int = -1  # the last GRANT of the current plan (-1: none yet)
     plan_at: int = 0  # when the current plan (goal) began
     granted_at: int = 0  # when its grant last grew
-    waiting_since: int | None = None  # since when it stands at its frontier short of its goal
 
     @property
     def frontier(self) -> int:
@@ -84,7 +83,6 @@ class Mover:
             "plan_seq": self.plan_seq,
             "plan_at": self.plan_at,
             "granted_at": self.granted_at,
-            "waiting_since": self.waiting_since,
         }
 
     @classmethod
@@ -118,7 +116,6 @@ class Mover:
             plan_seq=int(record.get("plan_seq", -1)),
             plan_at=int(record.get("plan_at", 0)),
             granted_at=int(record.get("granted_at", 0)),
-            waiting_since=record.get("waiting_since"),
         )
 
 
