@@ -97,6 +97,11 @@ class ProcessStack:
         self.procs[processor] = proc
         return proc
 
+    def cpu_seconds(self, processor: str) -> float:
+        """CPU time (user + system) the running processor has used so far, from /proc."""
+        fields = Path(f"/proc/{self.procs[processor].pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def kill(self, processor: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(processor)
         proc.send_signal(sig)

@@ -11,7 +11,8 @@ checks; with ``FLEET_TRAFFIC_LOOP_ROBOTS=200 FLEET_TRAFFIC_LOOP_LAYOUT=small`` o
 warehouse (``tasks_per_minute`` from ``FLEET_TRAFFIC_LOOP_RATE``, default one task per 8 robots and minute,
 under what such a fleet does there), and ``FLEET_TRAFFIC_LOOP_COMMIT_S`` as every processor's checkpoint
 period (default 0.2). It logs the decision latency, status -> decision received by the simulator (wall
-clock) and -> applied at the robot's next tick, p50 / p99.
+clock) and -> applied at the robot's next tick, p50 / p99, and each processor's CPU over the run (what the
+checkpoint period costs).
 """
 
 from __future__ import annotations
@@ -79,8 +80,10 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
     s.start("dispatch", **common)
     s.start("traffic", traffic_speed_mps=1.2 * SPEED_SCALE, **common)
     s.start("sink-postgres", postgres_schema=pg_schema)
-    for processor in ("telemetry", "tasks", "dispatch", "traffic", "sink-postgres"):
+    processors = ("telemetry", "tasks", "dispatch", "traffic", "sink-postgres")
+    for processor in processors:
         s.wait_started(processor, timeout=90)
+    cpu_at_start, started = {p: s.cpu_seconds(p) for p in processors}, time.monotonic()
 
     settings = s.settings
     config = SimConfig(
@@ -122,6 +125,15 @@ def test_thirty_robots_under_traffic_control_do_not_collide(
             assert sim_thread.is_alive(), f"the simulator stopped: {result}"
             time.sleep(10.0 if MINUTES else 2.0)
         time.sleep(5.0)  # robots drive home; their conflicts are resolved (or not) meanwhile
+        # What the checkpoint period costs: each processor's CPU over the run, as a share of one core.
+        elapsed = time.monotonic() - started
+        cpu = {p: s.cpu_seconds(p) - cpu_at_start[p] for p in processors}
+        logger.info(
+            "traffic loop: checkpoints %.2f s, %.0f s of wall time: processor CPU %s",
+            COMMIT_S,
+            elapsed,
+            ", ".join(f"{p} {c:.0f} s ({c / elapsed:.0%} of a core)" for p, c in cpu.items()),
+        )
     finally:
         stop.set()
         sim_thread.join(30)
