@@ -146,7 +146,9 @@ def grid_warehouse(
             if r in cross or r % pocket_every:
                 continue
             for side, kind in ((c - 1, "PICKUP"), (c + 1, "PARKING")):
-                if side in inner and side not in aisle_set:
+                # a shelf cell between two aisles is a pocket of the first only: open to both, it would be
+                # a passage, and a robot parked there would stand in other robots' way
+                if side in inner and side not in aisle_set and _cell(side, r) not in g.nodes:
                     pocket = g.node(side, r, kind, name=f"{kind.title()} {side}/{r}")
                     g.lane(_cell(c, r), pocket, one_way=False)
 
@@ -178,7 +180,7 @@ def grid_warehouse(
 
 
 def small_warehouse(**kwargs: Any) -> dict[str, Any]:
-    """60 x 35 cells (1.5 m), cross-aisles every 6 rows: 1,988 nodes, 2,197 lanes, 18 aisles, 66
+    """60 x 35 cells (1.5 m), cross-aisles every 6 rows: 1,988 nodes, 2,171 lanes, 18 aisles, 66
     workstations, 442 storage and 468 parking pockets."""
     return grid_warehouse(**{"width": 60, "height": 35, "block_rows": 5, "site_id": "small", **kwargs})
 
