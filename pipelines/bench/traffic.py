@@ -4,7 +4,8 @@ For each fleet size the in-process loop (``pipelines.simulator.harness``: the si
 tasks, dispatch and traffic topologies, Kafka's latency modelled) runs the small generated warehouse
 (``pipelines.simulator.layouts.small_warehouse``) for ``FLEET_BENCH_TRAFFIC_MINUTES`` (30) simulated
 minutes, saturated (as many open tasks as robots: a robot that finishes gets its next task at once: fetch
-from a storage pocket, bring it to a workstation on the edge), with execution noise on (stalls and a speed
+from a storage pocket, bring it to a workstation on the edge; parked robots are called out only while the
+lanes have room, ``DispatchConfig.max_busy_density``), with execution noise on (stalls and a speed
 spread, deterministic from the seed). The same run with traffic control off is the baseline: robots drive
 through each other (it counts the collisions they would have), an upper bound of what any traffic control
 could reach. Both runs of a size go in parallel, one per core.
@@ -32,6 +33,7 @@ from typing import Any
 
 from pipelines.simulator.harness import LoopConfig, LoopReport, run_loop
 from pipelines.simulator.layouts import large_warehouse, small_warehouse
+from topologies.dispatch import DispatchConfig
 from topologies.traffic import TrafficConfig
 
 __all__ = ["loop_config", "run", "run_size"]
@@ -68,6 +70,8 @@ def loop_config(
         hop_ms=_env_int("FLEET_BENCH_TRAFFIC_HOP_MS", 30),
         rate_hz=float(os.environ.get("FLEET_BENCH_TRAFFIC_RATE_HZ", 5.0)),
         traffic=TrafficConfig(speed_mps=1.2, lookahead_ms=2_500) if traffic else None,
+        # robots that drive through each other need no room on the lanes: every one takes a task
+        dispatch=DispatchConfig() if traffic else DispatchConfig(max_busy_density=0.0),
     )
 
 

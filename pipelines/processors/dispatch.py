@@ -51,6 +51,13 @@ class Settings(TopologySettings):
     dispatch_battery_reserve: float = Field(0.2, ge=0, le=1, description="Charge a robot must keep.")
     dispatch_battery_per_s: float = Field(0.0003, ge=0, description="Charge used per second of travel.")
     dispatch_charge_release: float = Field(0.9, ge=0, le=1, description="Charge at which a charger is freed.")
+    dispatch_max_busy_density: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Robots parked on a PARKING node get a task only while fewer robots than this fraction "
+        "of the site's lane nodes have one (0: no limit; docs/traffic.md).",
+    )
     planner_target: str | None = Field(None, description="host:port of the gRPC planner; unset: in-process.")
     planner_timeout_s: float = Field(0.25, gt=0, description="Deadline of one planner call.")
     planner_retries: int = Field(1, ge=0, le=5, description="Retries of a failed planner call (jittered).")
@@ -66,6 +73,7 @@ class Settings(TopologySettings):
             battery_reserve=self.dispatch_battery_reserve,
             battery_per_s=self.dispatch_battery_per_s,
             charge_release=self.dispatch_charge_release,
+            max_busy_density=self.dispatch_max_busy_density,
         )
 
     def assigner(self) -> Assigner:

@@ -75,6 +75,7 @@ def step(
         return state, out
     robots: set[str] = set()
     tasks: set[str] = set()
+    booked = len(state.booked)
     if kind == STATUS:
         robots |= _on_status(state, event, now_ms, out)
     elif kind == REGISTRATION:
@@ -85,6 +86,9 @@ def step(
         tasks |= t
     _charge(state, now_ms, out)
     _match(state, now_ms, assigner, robots & state.free, tasks & state.ready, out)
+    if len(state.booked) < booked and state.parked and state.ready:
+        # a robot gave up its task without taking another: room for a parked one (see _solve)
+        _solve(state, now_ms, assigner, state.parked, state.ready, out)
     return state, out
 
 
@@ -340,6 +344,34 @@ def _solve(
     task_ids: Iterable[str],
     out: list[dict[str, Any]],
 ) -> None:
+    """Assign ``task_ids`` to ``robot_ids``. While the site's robots with a task would pass its cap
+    (``DispatchConfig.max_busy_density``), the robots not parked go first and parked robots take only
+    the room left: more robots than the lanes carry would wait in their spots with a task they cannot
+    start, while robots already out could have taken it."""
+    robots, tasks = set(robot_ids), set(task_ids)
+    cap = state.busy_cap()
+    parked = robots & state.parked
+    if cap is None or not parked or len(state.booked) + min(len(robots), len(tasks)) <= cap:
+        _assign(state, now_ms, assigner, robots, tasks, out)
+        return
+    if robots - parked:
+        _assign(state, now_ms, assigner, robots - parked, tasks, out)
+        tasks &= state.ready
+    room = cap - len(state.booked)
+    if room > 0 and tasks:
+        _assign(state, now_ms, assigner, parked, tasks, out, limit=room)
+
+
+def _assign(
+    state: SiteState,
+    now_ms: int,
+    assigner: Assigner,
+    robot_ids: Iterable[str],
+    task_ids: Iterable[str],
+    out: list[dict[str, Any]],
+    limit: int | None = None,
+) -> None:
+    """Solve one batch and book its assignments (the first ``limit`` of them, in the assigner's order)."""
     graph = state.graph
     if graph is None:
         return
@@ -353,7 +385,7 @@ def _solve(
     assignments, planner = (
         assigner(table) if len(table.robots) * len(table.tasks) > 1 else greedy_assigner(table)
     )
-    for a in assignments:
+    for a in assignments[:limit]:
         robot, task = state.robots.get(a.robot_id), state.tasks.get(a.task_id)
         if robot is None or task is None or a.robot_id not in state.free or a.task_id not in state.ready:
             logger.warning("dropping an assignment of a busy robot or an unready task: %s", a)

@@ -9,8 +9,9 @@ Persisted (one Quix state sub-key each, see ``builder.py``)::
                         robot_id (booked robot), booked_seq, confirmed, assign_seq, requeue
     index:robots / index:tasks   sorted id lists (a Quix state cannot be scanned)
 
-Derived in memory (rebuilt by :meth:`SiteState.reindex`): the graph of the map, the free robots, the
-robots waiting for a charger, the ready tasks and who holds each charger. ``dirty`` collects the entries a
+Derived in memory (rebuilt by :meth:`SiteState.reindex`): the graph of the map, the free robots (and
+which of them stand on a parking spot), the robots with a task, the robots waiting for a charger, the
+ready tasks and who holds each charger. ``dirty`` collects the entries a
 step changed so the adapter writes only those.
 """
 
@@ -89,6 +90,8 @@ class SiteState:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     # derived
     free: set[str] = field(default_factory=set)
+    parked: set[str] = field(default_factory=set)  # free robots on a PARKING node
+    booked: set[str] = field(default_factory=set)  # robots with a task
     needs_charge: set[str] = field(default_factory=set)
     ready: set[str] = field(default_factory=set)
     charger_holder: dict[str, str] = field(default_factory=dict)
@@ -143,13 +146,28 @@ class SiteState:
     def refresh_robot(self, robot_id: str) -> None:
         robot = self.robots.get(robot_id)
         self.free.discard(robot_id)
+        self.parked.discard(robot_id)
+        self.booked.discard(robot_id)
         self.needs_charge.discard(robot_id)
         if robot is None:
             return
+        if robot["task_id"] is not None:
+            self.booked.add(robot_id)
         if self.is_free(robot):
             self.free.add(robot_id)
+            graph = self.graph
+            if graph is not None and robot["node"] in graph and graph.kind(robot["node"]) == "PARKING":
+                self.parked.add(robot_id)
         elif self.wants_charge(robot):
             self.needs_charge.add(robot_id)
+
+    def busy_cap(self) -> int | None:
+        """How many robots may have a task before parked robots stay parked (None: no limit); see
+        ``DispatchConfig.max_busy_density``."""
+        graph, density = self.graph, self.config.max_busy_density
+        if graph is None or density <= 0:
+            return None
+        return max(1, int(density * (len(graph) - len(graph.tips))))
 
     def task_view(self, task_id: str) -> TaskView:
         """The policy's view of a task, cached until the task changes."""
@@ -169,6 +187,8 @@ class SiteState:
     def reindex(self) -> None:
         """Rebuild every derived index from the entries (after a restore or a map change)."""
         self.free.clear()
+        self.parked.clear()
+        self.booked.clear()
         self.needs_charge.clear()
         self.ready.clear()
         self.views.clear()

@@ -10,6 +10,7 @@ from tests.unit.topologies.test_dispatch_support import (
     line_map,
     queued_task,
     registration,
+    site_map,
     spec,
     status,
     task_event,
@@ -196,3 +197,50 @@ def test_batches_go_to_the_injected_assigner_and_its_bad_answers_are_dropped() -
     assert calls == [(2, 2)]
     assert sorted(assigns(out)) == [("t1", "r1"), ("t2", "r2")]
     assert {d["planner"] for d in out} == {"planner"}
+
+
+def comb_world(robots: dict[str, str], density: float) -> tuple[SiteState, list[Any]]:
+    """An aisle L0..L9 with a parking pocket P<i> off each node: 10 lane nodes, so a cap of 2 robots with a
+    task at density 0.2."""
+    nodes = {f"L{i}": (i * 10.0, 0.0) for i in range(10)} | {f"P{i}": (i * 10.0, 5.0) for i in range(10)}
+    lanes = [(f"L{i}", f"L{i + 1}") for i in range(9)] + [(f"L{i}", f"P{i}") for i in range(10)]
+    record = site_map(nodes, lanes)
+    for node in record["nodes"]:
+        if node["id"].startswith("P"):
+            node["kind"] = "PARKING"
+    events: list[Any] = [record]
+    for rid, node_id in robots.items():
+        events += [registration(rid), status(rid, node_id, 0.9)]
+    return run(events, SiteState(config=DispatchConfig(age_weight=0.0, max_busy_density=density)))
+
+
+def test_parked_robots_are_called_out_only_while_the_lanes_have_room() -> None:
+    robots = {"r1": "P1", "r2": "P2", "r3": "P3", "r4": "L8"}
+    tasks = [e for i in range(4) for e in queued_task(f"t{i}", spec(f"L{i + 4}"))]
+    state, _ = comb_world(robots, 0.2)
+    assert state.busy_cap() == 2 and state.parked == {"r1", "r2", "r3"}
+    state, out = run(tasks, state)
+    # the robot out on the aisle first, then one parked robot for the one place left
+    got = dict((r, t) for t, r in assigns(out))
+    assert len(got) == 2 and "r4" in got and state.booked == set(got)
+    (called,) = set(got) - {"r4"}
+    # the robot out finishes and takes the next task: no parked robot is called out for it
+    state, out = run(
+        [task_event(got["r4"], 3, "ASSIGNED", robot_id="r4"), task_event(got["r4"], 4, "SUCCEEDED")], state
+    )
+    assert [r for _, r in assigns(out)] == ["r4"]
+    # the parked robot that was called out goes offline: its place goes to another parked robot
+    state, out = run([status(called, "P1", 0.9, "OFFLINE", at=T0 + 5)], state)
+    assert [d["kind"] for d in out if d["kind"] == "UNASSIGN"] == ["UNASSIGN"]
+    (again,) = [r for _, r in assigns(out)]
+    assert again in {"r1", "r2", "r3"} - {called} and len(state.booked) == 2
+    # without the cap every robot takes a task at once, the parked ones included
+    state, _ = comb_world(robots, 0.0)
+    state, out = run(tasks, state)
+    assert state.busy_cap() is None and {r for _, r in assigns(out)} == set(robots)
+
+
+def test_below_the_cap_the_nearest_robot_wins_parked_or_not() -> None:
+    state, _ = comb_world({"parked": "P5", "out": "L0"}, 0.2)
+    state, out = run(queued_task("t1", spec("L5")), state)
+    assert assigns(out) == [("t1", "parked")]
