@@ -115,6 +115,12 @@ class Settings(TopologySettings):
         description="Grants: robots parked off the lanes set off only while fewer than this share of the lane "
         "nodes hold robots.",
     )
+    traffic_turn_after_s: float = Field(
+        20.0,
+        ge=0,
+        description="Grants: a robot that has waited this long for its next node has its goal kept for it "
+        "(of the robots bound there, it goes next; 0: off).",
+    )
     commit_interval_s: float = Field(
         0.2, gt=0, description="Checkpoint period: exactly-once output becomes visible at each checkpoint."
     )
@@ -142,6 +148,7 @@ class Settings(TopologySettings):
             stall_weight=self.traffic_stall_weight,
             obstacle_s=self.traffic_obstacle_s,
             max_lane_density=self.traffic_max_lane_density,
+            turn_after_ms=round(self.traffic_turn_after_s * 1000),
         )
 
 

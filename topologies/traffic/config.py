@@ -56,6 +56,10 @@ class TrafficConfig:
     :param max_lane_density: flow control: while this share of the lane nodes (not dead ends) hold robots on
         their way somewhere, robots parked in dead ends that are not stations wait there instead of setting
         off.
+    :param turn_after_ms: a robot that has waited this long for its next node gets its goal kept for it:
+        of the robots bound for that node, only it may drive onto it next, and the others queue behind it
+        (the longest waiter first). Without it, robots arriving nearer a busy workstation take it in turn
+        after turn ahead of a robot waiting farther off. 0: off.
     :param obstacle_s: planning cost of driving onto a node an OFFLINE or failed robot holds (it keeps it
         until it is back): high enough that robots go round it where they can.
     """
@@ -86,6 +90,7 @@ class TrafficConfig:
     stall_weight: float = 3.0
     obstacle_s: float = 120.0
     max_lane_density: float = 0.2
+    turn_after_ms: int = 20_000
 
     def __post_init__(self) -> None:
         for name in (

@@ -167,19 +167,22 @@ class Coordinator:
         owner = table.owner
 
         stall = cfg.stall_weight
+        turns = self._turns(active, now)
 
         def priority(m: Mover) -> tuple[bool, float, int]:
-            # A robot whose goal another robot stands on queues for it: everybody else goes first and may
-            # push it out of their way, so that it does not block a lane, or the way out of a dead end,
-            # while it waits.
-            queued = m.goal is not None and owner.get(m.goal, m.robot_id) != m.robot_id
+            # A robot whose goal another robot stands on (or is next in turn for) queues for it: everybody
+            # else goes first and may push it out of their way, so that it does not block a lane, or the way
+            # out of a dead end, while it waits.
+            queued = m.goal is not None and (
+                owner.get(m.goal, m.robot_id) != m.robot_id or turns.get(m.goal, m.robot_id) != m.robot_id
+            )
             # Age since it last stood at its goal, plus the time it has waited for its next node: a robot
             # merging into a stream of older robots gets its turn within a bounded wait.
             waited = now - max(m.since, m.granted_at)
             return (queued, m.since - boost * m.priority - stall * waited, zlib.crc32(m.robot_id.encode()))
 
         active.sort(key=priority)
-        rnd = plan_round(table, active, self._distances, self.rounds)
+        rnd = plan_round(table, active, self._distances, self.rounds, turns)
         self.wanted = {}
         grown: list[Mover] = []
         for rid, node in sorted(rnd.moves.items()):
@@ -190,8 +193,26 @@ class Coordinator:
                 self.wanted[node] = rid
         reserved = set(rnd.reserved) | set(self.wanted)
         for m in grown:
-            self._run_ahead(m, reserved)
+            self._run_ahead(m, reserved | {g for g, rid in turns.items() if rid != m.robot_id})
         return [self._grant(m, now) for m in grown]
+
+    def _turns(self, active: list[Mover], now: int) -> dict[int, str]:
+        """Goals kept for the robot whose turn it is: of the robots bound for a goal, the one that has waited
+        longest for its next node, once that wait passes ``turn_after_ms``. Others may not drive onto it
+        before that robot has had it, so that robots arriving nearer a busy workstation one after another
+        do not keep it from a robot waiting farther off."""
+        after = self.config.turn_after_ms
+        if after <= 0:
+            return {}
+        turns: dict[int, tuple[int, int, str]] = {}
+        for m in active:
+            waited = now - max(m.since, m.granted_at)
+            if m.goal is None or waited < after:
+                continue
+            key = (-waited, zlib.crc32(m.robot_id.encode()), m.robot_id)
+            if m.goal not in turns or key < turns[m.goal]:
+                turns[m.goal] = key
+        return {goal: key[2] for goal, key in turns.items()}
 
     def _admit(self, active: list[Mover]) -> list[Mover]:
         """Flow control: robots parked in a dead end that is not a station (a parking spot, a storage pocket)

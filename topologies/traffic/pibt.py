@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,17 +56,20 @@ def plan_round(
     active: list[Mover],
     distances: Callable[[int], list[float]],
     salt: int,
+    turns: Mapping[int, str] | None = None,
 ) -> Round:
     """Decide one step for each robot of ``active`` (already in priority order) and for those they push.
 
     ``distances(goal)`` gives travel seconds from every node to ``goal``. ``salt`` varies the ties from
-    round to round (deterministically), so two robots do not face the same tie forever.
+    round to round (deterministically), so two robots do not face the same tie forever. ``turns`` keeps
+    nodes for one robot each: nobody else is moved onto them.
     """
     rnd = Round()
+    kept = turns or {}
     for mover in active:
         if mover.robot_id not in rnd.decided:
             root = distances(mover.goal) if mover.goal is not None else None
-            _pibt(table, mover, (), rnd, distances, salt, pushed=False, root=root)
+            _pibt(table, mover, (), rnd, distances, salt, pushed=False, root=root, turns=kept)
     return rnd
 
 
@@ -80,6 +83,7 @@ def _pibt(
     *,
     pushed: bool,
     root: Any,
+    turns: Mapping[int, str],
 ) -> bool:
     rid = m.robot_id
     rnd.decided.add(rid)
@@ -89,7 +93,7 @@ def _pibt(
     tips = graph.tips
     candidates: list[tuple[tuple[float, float, int, int], int]] = []
     for v in graph.succ[f]:
-        if v in rnd.reserved or v in m.held:
+        if v in rnd.reserved or v in m.held or turns.get(v, rid) != rid:
             continue
         holder = table.holder(v)
         if holder is not None:
@@ -115,7 +119,7 @@ def _pibt(
         rnd.reserved[v] = rid
         holder = table.holder(v)
         if holder is not None and v == holder.frontier and holder.robot_id not in rnd.decided:
-            if _pibt(table, holder, (*chain, rid), rnd, distances, salt, pushed=True, root=root):
+            if _pibt(table, holder, (*chain, rid), rnd, distances, salt, pushed=True, root=root, turns=turns):
                 rnd.moves[rid] = v
                 return True
             del rnd.reserved[v]

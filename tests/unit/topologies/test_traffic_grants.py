@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from schemas.sitegraph import SiteGraph
 from tests.unit.topologies.traffic_world import T0, World, grid_map
 from topologies.traffic import TrafficConfig
+from topologies.traffic.coordinate import Coordinator
 from topologies.traffic.grants import GrantTable, Mover
 from topologies.traffic.site import MAP, STATUS, TrafficSite, step
 
@@ -147,7 +148,12 @@ def _merge_into_a_stream(stall_weight: float) -> tuple[int, int]:
         1, cols, spurs=[("p", (0, 12))], one_way=[((0, c), (0, c + 1)) for c in range(cols - 1)]
     )
     config = TrafficConfig(
-        speed_mps=1.5, round_ms=1_000, lookahead_ms=2_000, stall_weight=stall_weight, max_lane_density=1.0
+        speed_mps=1.5,
+        round_ms=1_000,
+        lookahead_ms=2_000,
+        stall_weight=stall_weight,
+        max_lane_density=1.0,
+        turn_after_ms=0,  # the stall weight alone
     )
     w = World(site_map, config)
     for i in range(12):
@@ -172,6 +178,32 @@ def test_a_robot_merging_into_a_stream_gets_its_turn_within_a_bounded_wait() -> 
     tick, passed = _merge_into_a_stream(1.0)
     assert alone_passed == 12  # the whole stream went first
     assert passed < 6 and tick < alone_tick - 10
+
+
+def _bound_for_one_goal(turn_after_ms: int) -> dict[str, list[str]]:
+    """Two robots bound for the dead end W: x has waited 30 s for its next node at the far end of the
+    aisle, y has just arrived beside W. One planning round: the nodes each is granted."""
+    g = SiteGraph(grid_map(1, 10, spurs=[("W", (0, 5))]))
+    coordinator = Coordinator(g, TrafficConfig(speed_mps=1.5, turn_after_ms=turn_after_ms))
+    now = T0 + 60_000
+    coordinator.next_round = now
+    x = _mover(coordinator.table, "x", "r0c0")
+    x.goal, x.since, x.granted_at = g.index["W"], now - 40_000, now - 30_000
+    y = _mover(coordinator.table, "y", "r0c5")
+    y.goal, y.since, y.granted_at = g.index["W"], now - 5_000, now - 1_000
+    grants = coordinator.plan(now)
+    return {
+        d.value["robot_id"]: [w["node_id"] for w in d.value["route"][: d.value["granted"]]] for d in grants
+    }
+
+
+def test_a_goal_is_kept_for_the_robot_that_has_waited_longest_for_it() -> None:
+    """Robots arriving nearer a busy workstation would otherwise take it, one after another, ahead of a
+    robot waiting farther off."""
+    granted = _bound_for_one_goal(20_000)
+    assert "y" not in granted  # beside W, but not its turn
+    assert granted["x"][:2] == ["r0c0", "r0c1"]
+    assert _bound_for_one_goal(0)["y"] == ["r0c5", "W"]  # off: the nearer robot takes it
 
 
 def test_robots_standing_idle_on_the_lanes_do_not_keep_a_parked_robot_back() -> None:
