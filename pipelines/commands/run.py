@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from pipelines.logsetup import setup_logging
 from pipelines.metrics import start_metrics_server
@@ -12,8 +13,18 @@ from pipelines.settings import ConfigError, load_settings
 __all__ = ["add_parser"]
 
 
+def _print_settings(settings_class: Any) -> None:
+    """Each FLEET_* variable of a processor, its default and what it means."""
+    for name, field in settings_class.model_fields.items():
+        default = "(required)" if field.is_required() else repr(field.get_default())
+        print(f"FLEET_{name.upper():<36} {default:<12} {field.description or ''}")  # noqa: T201 - the output
+
+
 def _run(args: argparse.Namespace) -> int:
     proc = processor(args.processor)
+    if args.settings:
+        _print_settings(proc.settings)
+        return 0
     overrides: dict[str, int] = {}
     if args.workers is not None:
         if "http_workers" not in proc.settings.model_fields:
@@ -33,8 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run one processor (a topology, a sink, the timer service, the gateway, the planner)",
         description=f"Runs one deployable in the foreground until SIGTERM/Ctrl-C.\n\nProcessors:\n{listing}\n\n"
         "Each reads its settings from FLEET_* environment variables; a bad value stops it at start-up "
-        "with the variable and the reason. The old underscore names (sink_postgres) still work, with a "
-        "warning.",
+        "with the variable and the reason (`fleet run PROCESSOR --settings` lists them). The old underscore "
+        "names (sink_postgres) still work, with a warning.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("processor", metavar="PROCESSOR", help="one of: " + ", ".join(PROCESSORS))
@@ -43,5 +54,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="gateway only: uvicorn worker processes (overrides FLEET_HTTP_WORKERS; see docs/operations.md)",
+    )
+    p.add_argument(
+        "--settings",
+        action="store_true",
+        help="list the processor's FLEET_* settings with their defaults and meanings, and exit",
     )
     p.set_defaults(func=_run)

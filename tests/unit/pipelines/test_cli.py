@@ -19,6 +19,16 @@ def test_run_lists_processors_with_their_summaries():
     assert "Timer service" in run.format_help()
 
 
+def test_run_settings_lists_each_variable_with_its_default_and_meaning(capsys):
+    assert main(["run", "traffic", "--settings"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    turn = next(line for line in lines if line.startswith("FLEET_TRAFFIC_TURN_AFTER_S "))
+    assert "20.0" in turn and "goal kept for it" in turn
+    assert any(line.startswith("FLEET_KAFKA_BOOTSTRAP_SERVERS ") for line in lines)
+    assert main(["run", "dispatch", "--settings"]) == 0
+    assert "FLEET_DISPATCH_MAX_BUSY_DENSITY" in capsys.readouterr().out
+
+
 def test_unknown_processor_is_a_usage_error(capsys):
     assert main(["run", "no-such-processor"]) == 2
     err = capsys.readouterr().err
