@@ -15,7 +15,9 @@ asynchronously through grants (:mod:`topologies.traffic.grants`):
 - swaps and rotations, which a synchronous step allows but asynchronous robots cannot perform (each
   would wait for the other to leave first), are excluded: a pushed robot may not move onto the frontier
   of any robot up its inheritance chain;
-- FIXED and OFFLINE robots are obstacles, and nobody is planned onto a node of theirs.
+- FIXED and OFFLINE robots are obstacles, and nobody is planned onto a node of theirs;
+- a node kept for one robot (``turns``: a goal kept for the robot that has waited longest for it, see
+  ``Coordinator._turns``) is not moved onto by anybody else.
 
 Priorities: a robot's age since it last stood at its goal (older first), advanced by its task's
 priority; ties by a hash of its id. Robots with no goal (idle) only move when pushed, preferably into a
