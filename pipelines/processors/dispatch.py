@@ -52,7 +52,7 @@ class Settings(TopologySettings):
     dispatch_battery_per_s: float = Field(0.0003, ge=0, description="Charge used per second of travel.")
     dispatch_charge_release: float = Field(0.9, ge=0, le=1, description="Charge at which a charger is freed.")
     dispatch_max_busy_density: float = Field(
-        0.15,
+        0.08,
         ge=0,
         le=1,
         description="Robots parked on a PARKING node get a task only while fewer robots than this fraction "

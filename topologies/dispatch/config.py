@@ -37,7 +37,7 @@ class DispatchConfig:
     """Urgency per second a task has waited in the queue (anti-starvation pressure)."""
     age_cap_s: float = 1800.0
     """Waiting time beyond which age adds no more urgency."""
-    max_busy_density: float = 0.15
+    max_busy_density: float = 0.08
     """Robots idle on a parking spot are called out for a task only while fewer robots than this fraction
     of the site's lane nodes (nodes that are not dead ends) have a task: the lanes carry only so many
     robots (traffic's ``max_lane_density``), and a robot given a task it cannot start waits in its spot
