@@ -177,6 +177,19 @@ async def test_hs256_verifier() -> None:
         await verifier.verify(issue_token(SECRET, tenant_id="acme", roles=["viewer"], ttl_seconds=-100))
 
 
+async def test_an_expired_token_gets_the_leeway_and_no_more() -> None:
+    """The default leeway is 5 s (it was 30): a token 10 s past its expiry is refused, 2 s past it is not."""
+    verifier = TokenVerifier(
+        audience="fleetstream",
+        issuer="fleetstream-dev",
+        secret=SECRET,
+        leeway=GatewaySettings().leeway_seconds,
+    )
+    await verifier.verify(issue_token(SECRET, tenant_id="acme", roles=["viewer"], ttl_seconds=-2))
+    with pytest.raises(AuthError, match="expired"):
+        await verifier.verify(issue_token(SECRET, tenant_id="acme", roles=["viewer"], ttl_seconds=-10))
+
+
 def test_settings_refuse_placeholder_secret_in_production() -> None:
     with pytest.raises(ConfigError, match="jwt_secret"):
         load_settings(GatewaySettings, environment="production")
