@@ -141,6 +141,16 @@ def test_compose_runs_the_local_stack_versions_on_the_local_stack_ports(compose:
         assert published.startswith(f"127.0.0.1:{local_port.group(1)}:"), name
 
 
+def test_compose_keeps_redis_data_like_the_local_stack(compose: dict) -> None:
+    """The hot views survive a Redis restart (append-only file on a volume), as in deploy/local/stack.sh."""
+    redis = compose["services"]["redis"]
+    assert (
+        "--appendonly" in redis["command"]
+        and redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    )
+    assert any(v.split(":")[0] in compose["volumes"] and v.endswith(":/data") for v in redis["volumes"])
+
+
 def test_compose_runs_every_processor_the_chart_enables(compose: dict) -> None:
     services = compose["services"]
     for name in enabled_in_values() | {"planner"}:
