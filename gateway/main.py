@@ -36,6 +36,7 @@ from gateway.routers import (
 from gateway.routers.schedules import schedule_view_key
 from gateway.settings import GatewaySettings
 from gateway.sse import STREAM_TOPICS, StreamHub
+from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.registry import RegistryClient
 
@@ -88,7 +89,7 @@ def build_services(settings: GatewaySettings) -> Services:
     )
     decoders = {
         t: AvroCodec.for_topic(registry, t, prefix, auto_register=settings.schema_auto_register).decode
-        for t in (*STREAM_TOPICS, "task.schedules")
+        for t in (*STREAM_TOPICS, catalog.TASK_SCHEDULES)
     }
     return Services(
         settings=settings,
@@ -127,7 +128,7 @@ def build_services(settings: GatewaySettings) -> Services:
             max_replay=settings.sse_max_replay,
         ),
         schedules=CompactedView(
-            kafka, settings.topic("task.schedules"), decoders["task.schedules"], schedule_view_key
+            kafka, settings.topic(catalog.TASK_SCHEDULES), decoders[catalog.TASK_SCHEDULES], schedule_view_key
         ),
         verifier=_verifier(settings),
         limiter=RateLimiter(redis, settings.rate_limit_requests, settings.rate_limit_window_seconds),

@@ -22,6 +22,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas import catalog
 from schemas.ids import uuid7
 from schemas.models import AuditEvent
 from schemas.tracing import Trace, reset_current, set_current
@@ -228,7 +229,7 @@ class EdgeMiddleware:
         )
         services = scope["app"].state.services
         try:
-            await services.producer.send("audit.log", principal.tenant_id, event)
+            await services.producer.send(catalog.AUDIT_LOG, principal.tenant_id, event)
         except Exception:
             self.metrics.audit_failures.inc()
             logger.exception("audit event not produced", extra={"tenant_id": principal.tenant_id})

@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeEr
 from pydantic import BaseModel
 
 from gateway.errors import RecordTooLarge, Unavailable
+from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.registry import RegistryClient
 from schemas.tracing import TRACEPARENT, current_header
@@ -21,11 +22,11 @@ logger = logging.getLogger(__name__)
 
 #: Catalog topics the gateway produces to.
 OUTPUT_TOPICS: tuple[str, ...] = (
-    "task.commands",
-    "robot.registry",
-    "site.maps",
-    "task.schedules",
-    "audit.log",
+    catalog.TASK_COMMANDS,
+    catalog.ROBOT_REGISTRY,
+    catalog.SITE_MAPS,
+    catalog.TASK_SCHEDULES,
+    catalog.AUDIT_LOG,
 )
 
 #: The largest produce request (aiokafka's default; brokers take 1 MiB records by default).

@@ -45,7 +45,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Response, WebSocket, WebSocketDisconnect
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
-from schemas import rmf
+from schemas import catalog, rmf
 
 __all__ = [
     "FRAME_TOPICS",
@@ -60,10 +60,10 @@ logger = logging.getLogger(__name__)
 
 #: Accepted message type -> catalog topic.
 FRAME_TOPICS: dict[str, str] = {
-    "fleet_state_update": "rmf.fleet_states",
-    "task_state_update": "rmf.task_states",
-    "task_log_update": "rmf.logs",
-    "fleet_log_update": "rmf.logs",
+    "fleet_state_update": catalog.RMF_FLEET_STATES,
+    "task_state_update": catalog.RMF_TASK_STATES,
+    "task_log_update": catalog.RMF_LOGS,
+    "fleet_log_update": catalog.RMF_LOGS,
 }
 POLICY_VIOLATION = 1008
 

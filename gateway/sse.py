@@ -35,6 +35,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from schemas import catalog
+
 __all__ = [
     "EVENT_TYPES",
     "STREAM_TOPICS",
@@ -53,19 +55,19 @@ logger = logging.getLogger(__name__)
 
 #: Catalog topics streamed, in the order their offsets appear in event ids.
 STREAM_TOPICS: tuple[str, ...] = (
-    "robot.status",
-    "task.events",
-    "scheduler.decisions",
-    "traffic.conflicts",
-    "alerts",
+    catalog.ROBOT_STATUS,
+    catalog.TASK_EVENTS,
+    catalog.SCHEDULER_DECISIONS,
+    catalog.TRAFFIC_CONFLICTS,
+    catalog.ALERTS,
 )
 #: SSE event type of each streamed topic.
 EVENT_TYPES: dict[str, str] = {
-    "robot.status": "robot.status",
-    "task.events": "task.event",
-    "scheduler.decisions": "decision",
-    "traffic.conflicts": "conflict",
-    "alerts": "alert",
+    catalog.ROBOT_STATUS: "robot.status",
+    catalog.TASK_EVENTS: "task.event",
+    catalog.SCHEDULER_DECISIONS: "decision",
+    catalog.TRAFFIC_CONFLICTS: "conflict",
+    catalog.ALERTS: "alert",
 }
 _TYPE_BY_INDEX = tuple(EVENT_TYPES[t] for t in STREAM_TOPICS)
 

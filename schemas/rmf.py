@@ -18,6 +18,7 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from schemas import catalog
 from schemas.errors import SchemaDecodeError, SchemaEncodeError
 
 __all__ = [
@@ -45,9 +46,9 @@ MESSAGE_TYPES = (
 )
 #: Which envelope types each RMF topic (unprefixed catalog name) may carry.
 TOPIC_MESSAGE_TYPES: dict[str, tuple[str, ...]] = {
-    "rmf.fleet_states": ("fleet_state_update",),
-    "rmf.task_states": ("task_state_update",),
-    "rmf.logs": ("task_log_update", "fleet_log_update"),
+    catalog.RMF_FLEET_STATES: ("fleet_state_update",),
+    catalog.RMF_TASK_STATES: ("task_state_update",),
+    catalog.RMF_LOGS: ("task_log_update", "fleet_log_update"),
 }
 
 

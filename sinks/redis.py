@@ -41,6 +41,7 @@ import orjson
 import redis
 from quixstreams.sinks import SinkBackpressureError
 
+from schemas import catalog
 from schemas.ids import now_ms
 from sinks.batching import FlushAllSink, Origins
 from sinks.deadletters import DeadLetter, RecordRefused, refuse_always
@@ -338,7 +339,10 @@ class RedisSink(FlushAllSink):
         started = time.monotonic()
         now = now_ms()
         applied = records = 0
-        for name, ttl in (("robot.status", self.config.robot_ttl_s), ("task.events", self.config.task_ttl_s)):
+        for name, ttl in (
+            (catalog.ROBOT_STATUS, self.config.robot_ttl_s),
+            (catalog.TASK_EVENTS, self.config.task_ttl_s),
+        ):
             since = now - ttl * 1000 - 600_000  # record timestamps may trail event times a little
             chunk: list[Mapping[str, Any]] = []
             for record in self._replay(name, since):

@@ -16,6 +16,7 @@ from gateway.models import Accepted, Page, RobotCreate, RobotPublic
 from gateway.pagination import CursorError
 from gateway.params import Cursor, Limit, OptionalId, PathId
 from gateway.routers._fallback import either
+from schemas import catalog
 from schemas.models import RobotRegistration
 
 __all__ = ["router"]
@@ -55,7 +56,7 @@ async def register_robot(
     request.state.audit_resource_id = body.robot_id
     request.state.audit_site_id = body.site_id
     record = RobotRegistration(tenant_id=principal.tenant_id, **body.model_dump())
-    await producer.send("robot.registry", body.robot_id, record)
+    await producer.send(catalog.ROBOT_REGISTRY, body.robot_id, record)
     return Accepted(id=body.robot_id)
 
 

@@ -13,6 +13,7 @@ from gateway.errors import ERROR_RESPONSES, ApiError, problem
 from gateway.limits import check_spec
 from gateway.models import Accepted, Page, ScheduleCreate, SchedulePublic
 from gateway.params import OptionalId, PathId
+from schemas import catalog
 from schemas.ids import now_ms, uuid7
 from schemas.models import TaskSchedule
 
@@ -87,7 +88,7 @@ async def create_schedule(
         misfire_policy=body.misfire_policy,
     )
     key = _view_key(principal.tenant_id, schedule_id)
-    await producer.send("task.schedules", schedule_id, record, max_bytes=settings.task_max_record_bytes)
+    await producer.send(catalog.TASK_SCHEDULES, schedule_id, record, max_bytes=settings.task_max_record_bytes)
     view.put(key, record.model_dump(mode="json"))
     return Accepted(id=schedule_id)
 
@@ -121,6 +122,6 @@ async def disable_schedule(
     request.state.audit_site_id = current.get("site_id")
     data = {k: v for k, v in current.items() if k not in ("event_id", "occurred_at")}
     record = TaskSchedule.model_validate({**data, "enabled": False})
-    await producer.send("task.schedules", schedule_id, record)
+    await producer.send(catalog.TASK_SCHEDULES, schedule_id, record)
     view.put(key, record.model_dump(mode="json"))
     return Accepted(id=schedule_id)

@@ -13,6 +13,7 @@ from gateway.mapcheck import check_site_map
 from gateway.models import MapAccepted, Page, SiteMapIn, SiteMapPublic, SitePublic
 from gateway.pagination import CursorError
 from gateway.params import Cursor, Limit, PathId
+from schemas import catalog
 from schemas.models import SiteMap
 
 __all__ = ["router"]
@@ -53,7 +54,7 @@ async def put_map(
         )
     request.state.audit_resource_id = site_id
     record = SiteMap(tenant_id=principal.tenant_id, site_id=site_id, **body.model_dump())
-    await producer.send("site.maps", site_id, record)
+    await producer.send(catalog.SITE_MAPS, site_id, record)
     return MapAccepted(site_id=site_id, version=body.version)
 
 

@@ -18,6 +18,7 @@ from gateway.models import Page, TaskAccepted, TaskCancel, TaskCreate, TaskPubli
 from gateway.pagination import CursorError
 from gateway.params import Cursor, Limit, OptionalId, PathId
 from gateway.routers._fallback import either
+from schemas import catalog
 from schemas.ids import TASK_NAMESPACE, task_id_for, uuid7
 from schemas.models import CommandType, TaskCommand, TaskState
 
@@ -77,7 +78,7 @@ async def create_task(
         spec=body.spec.to_record(),
         requested_by=principal.subject,
     )
-    await producer.send("task.commands", task_id, command, max_bytes=settings.task_max_record_bytes)
+    await producer.send(catalog.TASK_COMMANDS, task_id, command, max_bytes=settings.task_max_record_bytes)
     return TaskAccepted(task_id=task_id, idempotency_key=idempotency_key)
 
 
@@ -133,7 +134,7 @@ async def cancel_task(
         reason=body.reason,
         requested_by=principal.subject,
     )
-    await producer.send("task.commands", task_id, command, max_bytes=settings.task_max_record_bytes)
+    await producer.send(catalog.TASK_COMMANDS, task_id, command, max_bytes=settings.task_max_record_bytes)
     return TaskAccepted(task_id=task_id)
 
 

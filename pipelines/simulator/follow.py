@@ -28,6 +28,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from pipelines.settings import PRODUCER_DEFAULTS
+from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.errors import FleetError
 from schemas.ids import now_ms as wall_now_ms
@@ -50,8 +51,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DECISIONS_TOPIC = "scheduler.decisions"
-TASK_COMMANDS_TOPIC = "task.commands"
+DECISIONS_TOPIC = catalog.SCHEDULER_DECISIONS
+TASK_COMMANDS_TOPIC = catalog.TASK_COMMANDS
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from pipelines.settings import PRODUCER_DEFAULTS
+from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.ids import now_ms as wall_now_ms
 from schemas.registry import RegistryClient
@@ -40,9 +41,9 @@ logger = logging.getLogger(__name__)
 TickHook = Callable[[FleetSim, int], None]
 """Called before every tick with the model and the tick's time: the place to apply decisions."""
 
-SITE_TOPIC = "site.maps"
-REGISTRY_TOPIC = "robot.registry"
-TELEMETRY_TOPIC = "robot.telemetry"
+SITE_TOPIC = catalog.SITE_MAPS
+REGISTRY_TOPIC = catalog.ROBOT_REGISTRY
+TELEMETRY_TOPIC = catalog.ROBOT_TELEMETRY
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from schemas import catalog
 from schemas.errors import RejectedRecord
 from sinks.postgres.table import MissingValue
 from sinks.postgres.tables import (
@@ -30,14 +31,14 @@ Record = dict[str, Any]
 #: catalog topic -> the tables every one of its records is written to (``tasks`` and ``tenants`` rows
 #: are built per batch: :func:`task_rows`, :func:`tenant_rows`)
 TOPIC_TABLES: dict[str, tuple[Table, ...]] = {
-    "task.events": (TASK_EVENTS,),
-    "robot.status": (ROBOT_STATUS,),
-    "robot.registry": (ROBOT_REGISTRY,),
-    "site.maps": (SITES, SITE_MAPS),
-    "scheduler.decisions": (DECISIONS,),
-    "traffic.conflicts": (CONFLICTS,),
-    "alerts": (ALERTS,),
-    "audit.log": (AUDIT,),
+    catalog.TASK_EVENTS: (TASK_EVENTS,),
+    catalog.ROBOT_STATUS: (ROBOT_STATUS,),
+    catalog.ROBOT_REGISTRY: (ROBOT_REGISTRY,),
+    catalog.SITE_MAPS: (SITES, SITE_MAPS),
+    catalog.SCHEDULER_DECISIONS: (DECISIONS,),
+    catalog.TRAFFIC_CONFLICTS: (CONFLICTS,),
+    catalog.ALERTS: (ALERTS,),
+    catalog.AUDIT_LOG: (AUDIT,),
 }
 
 

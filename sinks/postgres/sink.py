@@ -35,6 +35,7 @@ import psycopg
 from quixstreams.models import HeadersTuples
 from quixstreams.sinks import SinkBackpressureError
 
+from schemas.catalog import ROBOT_REGISTRY, TASK_EVENTS
 from sinks.batching import FlushAllSink, Origins
 from sinks.deadletters import DeadLetter, RecordRefused, SinkRecord, refuse_always, write_isolating
 from sinks.postgres.errors import is_data_error, is_outage
@@ -172,12 +173,12 @@ class PostgresSink(FlushAllSink):
         if catalog is None:
             raise ValueError(f"PostgresSink got a record of {topic}, which it was not configured for")
         if value is None:  # a tombstone: only a deleted robot registration means something here
-            if catalog != "robot.registry" or key is None:
+            if catalog != ROBOT_REGISTRY or key is None:
                 return
             robot = key.decode() if isinstance(key, bytes) else str(key)
             prepared: _Prepared = (None, [(_TOMBSTONE, (timestamp, robot, timestamp))], False)
         else:
-            transition = catalog == "task.events" and value.get("kind") == "TRANSITION"
+            transition = catalog == TASK_EVENTS and value.get("kind") == "TRANSITION"
             prepared = (value, rows_for(catalog, value), transition)
         super().add(prepared, key, timestamp, headers, topic, partition, offset)
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from schemas import catalog
 from schemas.ids import det_uuid7
 from topologies.kernel.output import Output
 from topologies.traffic.config import OWNER
@@ -29,9 +30,9 @@ __all__ = [
 ]
 
 # Catalog names of the output topics.
-CONFLICTS = "traffic.conflicts"
-DECISIONS = "scheduler.decisions"
-ALERTS = "alerts"
+CONFLICTS = catalog.TRAFFIC_CONFLICTS
+DECISIONS = catalog.SCHEDULER_DECISIONS
+ALERTS = catalog.ALERTS
 
 _NAMESPACE = uuid.UUID("5b0c1f2e-6a53-4c39-9d7e-7f1e0c0a7a11")
 
