@@ -448,17 +448,17 @@ def build_rmf_ingest(
     *,
     config: RmfIngestConfig,
     decoders: Mapping[str, Decode],
-    timers_due: StreamingDataFrame | None = None,
+    timers_due: StreamingDataFrame,
 ) -> StreamingDataFrame:
     """Wire the topology; returns a dataframe of :class:`Output` to produce to :data:`OUTPUT_TOPICS`.
 
     :param fleet_states: ``rmf.fleet_states`` (values: the JSON bytes, key fleet name).
     :param decoders: kind -> decoder (``fleet_state``: the validated RMF JSON codec; ``timer``: Avro).
     :param timers_due: ``timers.due.rmf-ingest`` (values: bytes, key fleet name; co-partitioned with
-        ``fleet_states``: equal partition counts). Without it no RMF robot is ever marked OFFLINE by silence.
-        With it the state store belongs to the dataframe of both topics.
+        ``fleet_states``: equal partition counts): robots that fall silent are marked OFFLINE.
+
+    The state store belongs to the dataframe of both topics (Quix names it after them): it is the same
+    whatever the settings, and a new input must come through an inbox, never as a third direct input.
     """
-    direct = {FLEET_STATE: fleet_states}
-    if timers_due is not None:
-        direct[TIMER] = timers_due
+    direct = {FLEET_STATE: fleet_states, TIMER: timers_due}
     return build_step(RmfIngestStep(config), direct=direct, decoders=decoders)
