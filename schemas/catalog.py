@@ -44,6 +44,9 @@ __all__ = [
     "TASK_SCHEDULES",
     "TIMERS",
     "TRAFFIC_CONFLICTS",
+    "VDA5050_DECISIONS",
+    "VDA5050_INBOUND",
+    "VDA5050_OUTBOUND",
     "CatalogError",
     "TopicSpec",
     "dlq_topic",
@@ -72,6 +75,9 @@ RMF_FLEET_STATES = "rmf.fleet_states"
 RMF_TASK_STATES = "rmf.task_states"
 RMF_LOGS = "rmf.logs"
 TIMERS = "timers"
+VDA5050_INBOUND = "vda5050.inbound"
+VDA5050_DECISIONS = "vda5050.decisions"
+VDA5050_OUTBOUND = "vda5050.outbound"
 
 
 def timers_due(owner: str) -> str:
