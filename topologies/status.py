@@ -1,5 +1,6 @@
-"""RobotStatus, built in one place: the telemetry topology (our robots) and RMF ingest (Open-RMF robots)
-both emit it, and every consumer (dispatch, traffic, the sinks, SSE) must see the same record."""
+"""RobotStatus, built in one place: the telemetry topology (our robots), RMF ingest (Open-RMF robots) and
+the VDA 5050 bridge (VDA 5050 vehicles) all emit it, and every consumer (dispatch, traffic, the sinks, SSE)
+must see the same record."""
 
 from __future__ import annotations
 

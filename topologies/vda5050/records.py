@@ -1,12 +1,15 @@
 """Builders of the records the VDA 5050 topology emits, with deterministic UUIDv7 event ids (a replay of
-the same inputs emits the same ids, so every idempotent sink writes a record once)."""
+the same inputs emits the same ids, so every idempotent sink writes a record once). RobotStatus is built
+by :func:`topologies.status.robot_status`, as every topology builds it."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from schemas import catalog
 from schemas.ids import det_uuid7
-from topologies.kernel.output import Output
+from topologies.kernel import Output
+from topologies.status import robot_status
 
 __all__ = [
     "ALERTS",
@@ -26,11 +29,11 @@ __all__ = [
     "status",
 ]
 
-TELEMETRY = "robot.telemetry"
-REGISTRY = "robot.registry"
-STATUS = "robot.status"
-ALERTS = "alerts"
-OUTBOUND = "vda5050.outbound"
+TELEMETRY = catalog.ROBOT_TELEMETRY
+REGISTRY = catalog.ROBOT_REGISTRY
+STATUS = catalog.ROBOT_STATUS
+ALERTS = catalog.ALERTS
+OUTBOUND = catalog.VDA5050_OUTBOUND
 #: Catalog names of the outputs, and the field of each output record that is its Kafka key.
 OUTPUT_TOPICS = (TELEMETRY, REGISTRY, STATUS, ALERTS, OUTBOUND)
 OUTPUT_KEY_FIELDS = {TELEMETRY: "robot_id", REGISTRY: "robot_id", STATUS: "robot_id", ALERTS: "subject_id",
@@ -70,31 +73,29 @@ def registration(
 
 def status(
     vehicle: dict[str, Any], tele: dict[str, Any], *, value: str, previous: str | None, reason: str, at: int
-) -> dict[str, Any]:
-    """A RobotStatus from the vehicle's last telemetry (``tele``: the last RobotTelemetry emitted)."""
-    return {
-        "event_id": det_uuid7(at, vehicle["tenant_id"], vehicle["robot_id"], "status", value, tele["seq"]),
-        "tenant_id": vehicle["tenant_id"],
-        "site_id": tele["site_id"],
-        "occurred_at": at,
-        "robot_id": vehicle["robot_id"],
-        "fleet_id": vehicle["fleet_id"],
-        "status": value,
-        "previous_status": previous,
-        "battery": tele["battery"],
-        "pose": tele["pose"],
-        "speed": 0.0 if value == "OFFLINE" else tele["speed"],
-        "task_id": tele["task_id"],
-        "route": [] if value == "OFFLINE" else tele["route"],
-        "seq": tele["seq"],
-        "last_seen_at": tele["occurred_at"],
-        "reason": reason,
-    }
+) -> Output:
+    """The RobotStatus of a vehicle from its last telemetry (``tele``: the last RobotTelemetry emitted)."""
+    return robot_status(
+        event_id=det_uuid7(at, vehicle["tenant_id"], vehicle["robot_id"], "status", value, tele["seq"]),
+        tenant_id=vehicle["tenant_id"],
+        site_id=tele["site_id"],
+        occurred_at=at,
+        robot_id=vehicle["robot_id"],
+        fleet_id=vehicle["fleet_id"],
+        status=value,
+        previous_status=previous,
+        battery=tele["battery"],
+        pose=tele["pose"],
+        speed=0.0 if value == "OFFLINE" else tele["speed"],
+        task_id=tele["task_id"],
+        route=[] if value == "OFFLINE" else tele["route"],
+        seq=tele["seq"],
+        last_seen_at=tele["occurred_at"],
+        reason=reason,
+    )
 
 
-def offline_status(
-    vehicle: dict[str, Any], tele: dict[str, Any], previous: str | None, at: int
-) -> dict[str, Any]:
+def offline_status(vehicle: dict[str, Any], tele: dict[str, Any], previous: str | None, at: int) -> Output:
     return status(vehicle, tele, value="OFFLINE", previous=previous, reason="OFFLINE", at=at)
 
 

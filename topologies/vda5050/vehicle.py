@@ -166,11 +166,7 @@ def on_connection(v: VehicleState, message: dict[str, Any], at: int) -> list[Out
         return []
     v["offline_sent"] = True
     previous = derive_status(tele, _STATUS_RULES)
-    return [
-        records.output(
-            records.STATUS, records.offline_status(v, tele, previous, max(at, tele["occurred_at"]))
-        )
-    ]
+    return [records.offline_status(v, tele, previous, max(at, tele["occurred_at"]))]
 
 
 def _pose(v: VehicleState, rep: dict[str, Any], maps: MapLookup, config: VdaConfig) -> dict[str, Any] | None:
@@ -265,8 +261,9 @@ def telemetry(
     if v.get("offline_sent"):
         v["offline_sent"] = False
         value = derive_status(cast(RobotTelemetry, record), _STATUS_RULES)
-        out.append(records.output(records.STATUS, records.status(v, record, value=value, previous="OFFLINE",
-                                                         reason="CHANGE", at=occurred_at)))  # fmt: skip
+        out.append(
+            records.status(v, record, value=value, previous="OFFLINE", reason="CHANGE", at=occurred_at)
+        )
     return out
 
 
