@@ -129,6 +129,10 @@ class ProcessorApp:
     _registry: RegistryClient | None = None
     _codecs: dict[tuple[str, bool], AvroCodec] = field(default_factory=dict)
     _outputs: dict[str, Topic] = field(default_factory=dict)
+    streams: list[str] = field(default_factory=list)
+    """Quix stream ids of the dataframes produced. A stateful step's is its store's name (the changelog
+    topic ``changelog__<group>--<stream id>--default``): Quix derives it from the step's input topics, so
+    renaming or adding a direct input orphans the state (tests/integration/pipelines/test_store_names.py)."""
     commit_stall_s: float | None = None  # exactly once: the watchdog's limit (pipelines/watchdog.py)
 
     # ------------------------------------------------------------------------------ what is made once
@@ -272,6 +276,7 @@ class ProcessorApp:
         copies = set(passthrough)
         topics = {name: self._output_topic(name, passthrough=name in copies) for name in names}
         for sdf in [outputs] if isinstance(outputs, StreamingDataFrame) else outputs:
+            self.streams.append(sdf.stream_id)
             sdf.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key or _output_key)
 
     def _output_topic(self, name: str, partitions: int | None = None, passthrough: bool = False) -> Topic:
