@@ -18,6 +18,7 @@ from topologies.kernel.output import Output
 from topologies.kernel.state import GENERATION, KeyState, ModelCache, StateLike
 from topologies.kernel.step import (
     Decode,
+    DecodeWithHeaders,
     Forward,
     Route,
     StateView,
@@ -35,6 +36,7 @@ from topologies.kernel.step import (
 __all__ = [
     "GENERATION",
     "Decode",
+    "DecodeWithHeaders",
     "Envelope",
     "Forward",
     "HomePartition",

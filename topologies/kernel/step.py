@@ -6,7 +6,9 @@ A step is a plain function (or callable object) of:
   task, a site), whose writes are stored only when the step returns;
 - ``kind``: what the input is (``"telemetry"``, ``"registration"``, ``"timer"``...), tagged when the
   topology is wired (:func:`build_step`, :func:`feed`), never guessed from the record's fields;
-- ``event``: the decoded record (a typed dict of ``schemas.records``), or None for a tombstone;
+- ``event``: the decoded record (a typed dict of ``schemas.records``), or None for a tombstone; for an
+  input whose headers matter (the MQTT topic a bridge received a message on), what its
+  :data:`DecodeWithHeaders` made of the value and the record's Kafka headers;
 - ``now_ms``: the record's Kafka timestamp (ms). It stands for "now" in every rule that needs one (a
   timestamp too far in the future, a misfire), so replaying a topic gives the same answers.
 
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 
 from quixstreams.context import message_context
 from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models.types import KafkaHeaders
 
 from schemas.errors import RejectedRecord
 from schemas.tracing import current
@@ -31,6 +34,7 @@ from topologies.kernel.state import KeyState, StateLike
 
 __all__ = [
     "Decode",
+    "DecodeWithHeaders",
     "Forward",
     "Route",
     "StateView",
@@ -47,6 +51,9 @@ __all__ = [
 
 #: Source bytes -> the event a step takes (raises RecordError for bytes that are not a record).
 Decode = Callable[[bytes], Any]
+#: ``(the record's value, its Kafka headers) -> the event a step takes``, for a direct input whose headers
+#: are part of the input (raises RecordError for a record that is not one). Headers: (name, bytes) pairs.
+DecodeWithHeaders = Callable[[Any, KafkaHeaders], Any]
 #: ``(the record's Quix State, key) -> the state the step uses`` (e.g. a write-behind view, pipelines/).
 StateView = Callable[[StateLike, str], StateLike]
 #: ``(source bytes or None, source key) -> owner key`` of a fed record; None leaves the record out.
@@ -86,9 +93,11 @@ class StepAdapter:
 
     A record of a direct input gets the kind of its topic (``kinds``: real topic name -> kind); an inbox
     record carries its kind in its :class:`~topologies.kernel.inbox.Envelope`. Source bytes are decoded
-    with ``decoders[kind]``. With ``home``, a direct record that is not on its key's partition (its
-    producer partitions otherwise than murmur2) is not applied here but forwarded to ``inbox``, which
-    puts it on the right one.
+    with ``decoders[kind]``; a direct record of a kind in ``header_decoders`` (value as read, bytes or
+    None) is made into its event with its headers by ``header_decoders[kind]`` instead. With ``home``, a
+    direct record that is not on its key's partition (its producer partitions otherwise than murmur2) is
+    not applied here but forwarded to ``inbox``, which puts it on the right one (without its headers: the
+    two do not go together).
     """
 
     def __init__(
@@ -100,17 +109,22 @@ class StepAdapter:
         inbox: str | None = None,
         home: HomePartition | None = None,
         state_view: StateView | None = None,
+        header_decoders: Mapping[str, DecodeWithHeaders] | None = None,
     ) -> None:
         if home is not None and inbox is None:
             raise ValueError("forwarding misplaced records needs an inbox")
+        if home is not None and header_decoders:
+            raise ValueError("header_decoders and home exclude each other: the inbox carries no headers")
         self.step = step
         self._kinds = dict(kinds)
         self._decoders = dict(decoders or {})
+        self._header_decoders = dict(header_decoders or {})
         self._inbox = inbox
         self._home = home
         self._view = state_view
 
-    def __call__(self, value: Any, key: Any, timestamp: int, _headers: Any, state: StateLike) -> list[Output]:
+    def __call__(self, value: Any, key: Any, timestamp: int, headers: Any, state: StateLike) -> list[Output]:
+        with_headers = None
         if type(value) is Envelope:
             kind, payload = value.kind, value.payload
         else:
@@ -119,9 +133,14 @@ class StepAdapter:
             home = self._home
             if home is not None and key is not None and context.partition != home(key):
                 return [Output(self._inbox, key, Envelope(kind, payload))]  # type: ignore[arg-type]
+            if self._header_decoders:
+                with_headers = self._header_decoders.get(kind)
         if key is None:
             raise RejectedRecord(f"{kind} record without a key")
-        if type(payload) is bytes:
+        if with_headers is not None:
+            event = with_headers(payload, headers)
+            annotate(event)
+        elif type(payload) is bytes:
             decode = self._decoders.get(kind)
             if decode is None:  # the step decodes it itself (and annotates it)
                 event = payload
@@ -145,6 +164,7 @@ def build_step(
     decoders: Mapping[str, Decode] | None = None,
     partitions: int | None = None,
     state_view: StateView | None = None,
+    header_decoders: Mapping[str, DecodeWithHeaders] | None = None,
 ) -> StreamingDataFrame:
     """Wire ``step`` over its inputs; returns a dataframe of :class:`Output`.
 
@@ -156,6 +176,8 @@ def build_step(
     :param partitions: the partitions of the direct inputs; when given, a direct record on another
         partition than its key's (murmur2) goes through the inbox first (needs ``inbox_topic``).
     :param state_view: what the step's state goes through (default: the Quix ``State`` itself).
+    :param header_decoders: kind -> (value, Kafka headers) -> event, for a direct input whose headers are
+        part of the input (instead of ``decoders``; not with ``partitions``: the inbox carries no headers).
 
     The state store belongs to the dataframe of all these topics (its changelog topic is named after
     them): add a new input through the inbox, never as a new direct input, or the state is orphaned.
@@ -172,6 +194,7 @@ def build_step(
         inbox=inbox_topic,
         home=HomePartition(partitions) if partitions is not None else None,
         state_view=state_view,
+        header_decoders=header_decoders,
     )
     return merged.apply(adapter, stateful=True, metadata=True, expand=True)
 

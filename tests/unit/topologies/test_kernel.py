@@ -1,5 +1,6 @@
 """The topology kernel on Quix's memory and RocksDB stores: buffered writes, dropped on a raise; the model
-cache and its generation token; kinds tagged at wiring; misplaced records forwarded; the inbox envelope."""
+cache and its generation token; kinds tagged at wiring; events made with the record's headers; misplaced
+records forwarded; the inbox envelope."""
 
 from __future__ import annotations
 
@@ -171,6 +172,48 @@ def test_the_adapter_tags_kinds_by_topic_decodes_and_reads_envelopes(harness: Ha
     assert seen == [("alpha", "x", 10), ("beta", b"Y", 11), ("beta", b"Z", 12), ("dep", {"j": 1}, 13)]
     with pytest.raises(RejectedRecord, match="without a key"):
         _in_record("p.a", 0, lambda: adapter(b"x", None, 14, None, h.state("k")))
+
+
+def test_a_direct_input_with_a_header_decoder_gets_its_event_from_value_and_headers(harness: Harness) -> None:
+    seen: list[tuple[str, Any, int]] = []
+
+    def step(state: KeyState, kind: str, event: Any, now_ms: int) -> list[Output]:
+        seen.append((kind, event, now_ms))
+        state.set("last", kind)
+        return []
+
+    def where(value: Any, headers: Any) -> Any:
+        found = dict(headers or ()).get("where")
+        if found == b"nowhere":
+            raise RejectedRecord("nowhere")
+        return (found, value)
+
+    h = harness(step)
+    adapter = StepAdapter(
+        step,
+        kinds={"p.a": "alpha", "p.b": "beta"},
+        decoders={"beta": bytes.upper},
+        header_decoders={"alpha": where},
+    )
+    _in_record("p.a", 0, lambda: adapter(b"x", "k", 10, [("where", b"here")], h.state("k")))
+    _in_record("p.a", 0, lambda: adapter(None, "k", 11, None, h.state("k")))  # a tombstone without headers
+    _in_record("p.b", 0, lambda: adapter(b"y", "k", 12, [("where", b"there")], h.state("k")))  # as before
+    # an inbox record of that kind carries no headers: decoded as any other
+    _in_record("p.inbox", 0, lambda: adapter(Envelope("alpha", b"z"), "k", 13, None, h.state("k")))
+    assert seen == [
+        ("alpha", (b"here", b"x"), 10),
+        ("alpha", (None, None), 11),
+        ("beta", b"Y", 12),
+        ("alpha", b"z", 13),
+    ]
+    h.checkpoint()
+    with pytest.raises(RejectedRecord, match="nowhere"):
+        _in_record("p.a", 0, lambda: adapter(b"w", "k", 14, [("where", b"nowhere")], h.state("k")))
+    with pytest.raises(RejectedRecord, match="without a key"):
+        _in_record("p.a", 0, lambda: adapter(b"w", None, 15, [("where", b"here")], h.state("k")))
+    assert len(seen) == 4 and h.stored("k", "last") == "alpha"
+    with pytest.raises(ValueError, match="headers"):  # a record forwarded through the inbox loses its headers
+        StepAdapter(step, kinds={}, inbox="x.inbox", home=HomePartition(2), header_decoders={"alpha": where})
 
 
 def test_a_record_on_another_partition_than_its_keys_goes_through_the_inbox(harness: Harness) -> None:
