@@ -28,12 +28,12 @@ from typing import Any
 
 from schemas import vda
 from schemas.errors import RejectedRecord
+from topologies.kernel import Output
 from topologies.vda5050 import orders as ords
 from topologies.vda5050 import records
 from topologies.vda5050.config import VdaConfig
 from topologies.vda5050.inbound import REJECTIONS
 from topologies.vda5050.messages import outbound
-from topologies.vda5050.records import Output
 from topologies.vda5050.sitemodel import MapLookup, SiteModel
 
 __all__ = ["Orders", "on_decision", "on_state", "send"]

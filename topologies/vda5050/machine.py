@@ -21,11 +21,11 @@ from typing import Any
 import orjson
 
 from schemas.errors import RejectedRecord
+from topologies.kernel import Output
 from topologies.vda5050 import control, inbound
 from topologies.vda5050 import vehicle as veh
 from topologies.vda5050.config import VdaConfig
 from topologies.vda5050.messages import decode, parse_topic
-from topologies.vda5050.records import Output
 from topologies.vda5050.sitemodel import MapLookup
 
 __all__ = ["Step", "on_decision", "on_inbound"]

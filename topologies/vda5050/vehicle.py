@@ -1,7 +1,7 @@
 """One vehicle's messages in: identity, dedupe, connection, factsheet, state and visualization.
 
 Pure transitions over plain dicts (``VehicleState`` and the orders of :mod:`topologies.vda5050.control`);
-outputs are :class:`~topologies.vda5050.records.Output` values. The time of an input is the Kafka
+outputs are the kernel's :class:`~topologies.kernel.Output` values. The time of an input is the Kafka
 timestamp of its ``vda5050.inbound`` record (when the ingress received it), so a replay is the same run.
 
 Vehicle state (one state sub-key per vehicle)::
@@ -26,12 +26,12 @@ from typing import Any, cast
 from schemas import vda
 from schemas.errors import RejectedRecord
 from schemas.records import RobotTelemetry
+from topologies.kernel import Output
 from topologies.telemetry.config import TelemetryConfig
 from topologies.telemetry.rules import derive_status
 from topologies.vda5050 import inbound, records
 from topologies.vda5050.config import VdaConfig
 from topologies.vda5050.messages import VdaTopic
-from topologies.vda5050.records import Output
 from topologies.vda5050.sitemodel import MapLookup
 
 __all__ = [
