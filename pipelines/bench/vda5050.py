@@ -42,6 +42,7 @@ from pipelines.bench import process_cpu_s
 from pipelines.settings import CommonSettings, load_settings
 from pipelines.vda5050.mqtt import MqttClient
 from pipelines.vda5050.settings import MqttSettings
+from schemas import catalog
 from schemas.catalog import topics
 from schemas.codec import AvroCodec
 from schemas.ids import now_ms, uuid7
@@ -58,8 +59,9 @@ PASSWORD = os.environ.get("FLEET_BENCH_MQTT_PASSWORD", "fleetstream-dev")
 GOAL_RATE, GOAL_P99_MS = 1000, 100
 TENANT, SITE, MANUFACTURER = "bench", "bench-vda", "fleetstream-sim"
 TOPICS = (
-    "vda5050.inbound", "vda5050.decisions", "vda5050.outbound", "dlq.vda5050", "scheduler.decisions", "task.events",
-    "robot.telemetry", "robot.registry", "robot.status", "alerts", "site.maps",
+    catalog.VDA5050_INBOUND, catalog.VDA5050_DECISIONS, catalog.VDA5050_OUTBOUND, catalog.dlq_topic("vda5050"),
+    catalog.SCHEDULER_DECISIONS, catalog.TASK_EVENTS, catalog.ROBOT_TELEMETRY, catalog.ROBOT_REGISTRY,
+    catalog.ROBOT_STATUS, catalog.ALERTS, catalog.SITE_MAPS,
 )  # fmt: skip
 
 
@@ -67,7 +69,7 @@ def _consumed(admin: AdminClient, settings: CommonSettings) -> int:
     """Offsets the bridge's topology has committed on vda5050.inbound: the messages it has processed."""
     group = f"{settings.topic_prefix}fleet-vda5050"
     result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
-    inbound = settings.topic("vda5050.inbound")
+    inbound = settings.topic(catalog.VDA5050_INBOUND)
     return sum(max(tp.offset, 0) for tp in result.topic_partitions or () if tp.topic == inbound)
 
 
@@ -216,9 +218,9 @@ def run() -> list[dict[str, Any]]:
         deadline, steady = time.monotonic() + warmup_s, 0
         while time.monotonic() < deadline and steady < 5:
             assert bridge.poll() is None, (tmp / "bridge.log").read_text()[-3000:]
-            behind = _watermarks(settings, "vda5050.inbound") - _consumed(admin, settings)
+            behind = _watermarks(settings, catalog.VDA5050_INBOUND) - _consumed(admin, settings)
             caught_up = (
-                _watermarks(settings, "robot.telemetry") >= 4 * VEHICLES and behind < VEHICLES * 2 // 5
+                _watermarks(settings, catalog.ROBOT_TELEMETRY) >= 4 * VEHICLES and behind < VEHICLES * 2 // 5
             )
             steady = steady + 1 if caught_up else 0
             time.sleep(1.0)
@@ -227,11 +229,11 @@ def run() -> list[dict[str, Any]]:
                 "vda5050: the bridge did not catch up with the vehicles in %.0f s (%d messages behind); "
                 "the window measures a backlogged bridge",
                 warmup_s,
-                _watermarks(settings, "vda5050.inbound") - _consumed(admin, settings),
+                _watermarks(settings, catalog.VDA5050_INBOUND) - _consumed(admin, settings),
             )
         orders = _Orders(mqtt, interface)
         registry = RegistryClient(**settings.registry_client_config())
-        decisions_codec = AvroCodec.for_topic(registry, "scheduler.decisions", settings.topic_prefix)
+        decisions_codec = AvroCodec.for_topic(registry, catalog.SCHEDULER_DECISIONS, settings.topic_prefix)
         producer = Producer(settings.kafka_producer_config())
         acked: dict[str, int] = {}
 
@@ -241,7 +243,7 @@ def run() -> list[dict[str, Any]]:
 
         nodes = _standing_nodes(settings, DECISIONS)
         t0_count, cpu0, t0 = (
-            _watermarks(settings, "robot.telemetry"),
+            _watermarks(settings, catalog.ROBOT_TELEMETRY),
             process_cpu_s(bridge.pid),
             time.monotonic(),
         )
@@ -252,7 +254,7 @@ def run() -> list[dict[str, Any]]:
                       "decision_id": decision_id, "kind": "ASSIGN", "robot_id": robot, "task_id": None,
                       "route": [{"node_id": node, "eta": now_ms()}], "eta": None, "cost": None, "reason": "bench",
                       "conflict_id": None, "planner": "bench", "granted": None, "plan_id": None, "plan_seq": None}  # fmt: skip
-            producer.produce(settings.topic("scheduler.decisions"), key=decision_id.encode(),
+            producer.produce(settings.topic(catalog.SCHEDULER_DECISIONS), key=decision_id.encode(),
                              value=decisions_codec.encode(record), on_delivery=delivered)  # fmt: skip
             producer.flush(10)
             wait = t0 + (i + 1) * gap - time.monotonic()
@@ -260,7 +262,7 @@ def run() -> list[dict[str, Any]]:
                 time.sleep(wait)
         time.sleep(max(0.0, t0 + SECONDS - time.monotonic()))
         t1_count, cpu1, t1 = (
-            _watermarks(settings, "robot.telemetry"),
+            _watermarks(settings, catalog.ROBOT_TELEMETRY),
             process_cpu_s(bridge.pid),
             time.monotonic(),
         )
@@ -273,13 +275,13 @@ def run() -> list[dict[str, Any]]:
         simulator.wait(60)
         deadline = time.monotonic() + 120  # the bridge drains: its topology consumes the inbound to its end
         while time.monotonic() < deadline and _consumed(admin, settings) < _watermarks(
-            settings, "vda5050.inbound"
+            settings, catalog.VDA5050_INBOUND
         ):
             time.sleep(1.0)
         bridge.terminate()
         bridge.wait(60)
         received_states, written = _ingress_counts(tmp / "bridge.log")
-        telemetry_total = _records(settings, "robot.telemetry")
+        telemetry_total = _records(settings, catalog.ROBOT_TELEMETRY)
         rate = carried / (t1 - t0)
         per_core = carried / cpu if cpu > 0 else None
         raw_per_core = raw_n / raw_cpu if raw_cpu > 0 else None
@@ -342,10 +344,10 @@ def _ingress_counts(log: Path) -> tuple[int | None, int | None]:
 def _standing_nodes(settings: CommonSettings, count: int) -> list[tuple[str, str]]:
     """(robot, the node it stands on) for ``count`` vehicles, from their telemetry."""
     registry = RegistryClient(**settings.registry_client_config())
-    codec = AvroCodec.for_topic(registry, "robot.telemetry", settings.topic_prefix)
+    codec = AvroCodec.for_topic(registry, catalog.ROBOT_TELEMETRY, settings.topic_prefix)
     consumer = Consumer({**settings.kafka_client_config(), "group.id": uuid.uuid4().hex,
                          "auto.offset.reset": "earliest"})  # fmt: skip
-    consumer.subscribe([settings.topic("robot.telemetry")])
+    consumer.subscribe([settings.topic(catalog.ROBOT_TELEMETRY)])
     found: dict[str, str] = {}
     deadline = time.monotonic() + 30
     try:

@@ -17,6 +17,7 @@ from pipelines.vda5050.ingress import Ingress
 from pipelines.vda5050.maps import SiteMapFeed, SiteModelIndex
 from pipelines.vda5050.mqtt import MqttClient
 from pipelines.vda5050.settings import Settings
+from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.quix import AvroDeserializer
 from schemas.registry import RegistryClient
@@ -26,8 +27,9 @@ __all__ = ["DECISIONS", "INBOUND", "INPUTS", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
-INBOUND = "vda5050.inbound"
-DECISIONS = "vda5050.decisions"
+#: The topology's two direct inputs (their names are its state store's: never rename them).
+INBOUND = catalog.VDA5050_INBOUND
+DECISIONS = catalog.VDA5050_DECISIONS
 INPUTS = (INBOUND, DECISIONS)
 
 
@@ -48,7 +50,7 @@ def build(settings: Settings, maps: SiteModelIndex, egress: Egress | None = None
     inbound = papp.topic(INBOUND, value_deserializer=BytesDeserializer())
     decisions = papp.topic(
         DECISIONS,
-        value_deserializer=AvroDeserializer(papp.codec("scheduler.decisions")),
+        value_deserializer=AvroDeserializer(papp.codec(catalog.SCHEDULER_DECISIONS)),
         partitions=inbound.broker_config.num_partitions,
     )
     app = papp.app
@@ -77,10 +79,10 @@ def _watch(papp: ProcessorApp, parts: dict[str, Any], stop: threading.Event) -> 
 def run(settings: Settings) -> None:
     maps = SiteModelIndex()
     registry = RegistryClient(**settings.registry_client_config())
-    maps_codec = AvroCodec.for_topic(registry, "site.maps", settings.topic_prefix)
+    maps_codec = AvroCodec.for_topic(registry, catalog.SITE_MAPS, settings.topic_prefix)
     feed = SiteMapFeed(
         settings.kafka_client_config(),
-        settings.topic("site.maps"),
+        settings.topic(catalog.SITE_MAPS),
         maps_codec.decode,
         maps,
         group_id=f"{settings.topic_prefix}fleet-{OWNER}-site-maps",
@@ -93,10 +95,10 @@ def run(settings: Settings) -> None:
     papp = build(settings, maps, egress)
     forwarder = DecisionForwarder(
         settings.kafka_client_config(),
-        source=settings.topic("scheduler.decisions"),
+        source=settings.topic(catalog.SCHEDULER_DECISIONS),
         target=settings.topic(DECISIONS),
         tenant_id=settings.vda_tenant_id,
-        decode=papp.codec("scheduler.decisions").decode,
+        decode=papp.codec(catalog.SCHEDULER_DECISIONS).decode,
         group_id=f"{settings.topic_prefix}fleet-{OWNER}-decisions",
         processor=OWNER,
         dlq=DeadLetterQueue(
@@ -128,7 +130,7 @@ def run(settings: Settings) -> None:
         settings.mqtt_url,
         ", ".join(settings.subscriptions()),
         settings.topic(INBOUND),
-        settings.topic("scheduler.decisions"),
+        settings.topic(catalog.SCHEDULER_DECISIONS),
         settings.topic(DECISIONS),
         settings.topic(OUTBOUND),
     )
