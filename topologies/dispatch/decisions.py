@@ -8,8 +8,8 @@ the decision's ``occurred_at`` and whose random bits come from the decision id: 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+
+from schemas.records import Decision, RouteWaypoint, TaskSpec
 
 __all__ = ["DECISION_NAMESPACE", "decision", "decision_id", "event_id_for", "route_waypoints"]
 
@@ -30,12 +30,12 @@ def event_id_for(decision: str, occurred_at: int) -> str:
     return str(uuid.UUID(int=value))
 
 
-def route_waypoints(legs: list[list[tuple[str, float]]], start_ms: int) -> list[dict[str, Any]]:
+def route_waypoints(legs: list[list[tuple[str, float]]], start_ms: int) -> list[RouteWaypoint]:
     """Join path legs [(node, seconds from the leg's start)] into RouteWaypoint dicts with ETAs.
 
     The first waypoint is the robot's current node (ETA = start); consecutive legs share their joint node.
     """
-    out: list[dict[str, Any]] = []
+    out: list[RouteWaypoint] = []
     offset = 0.0
     for leg in legs:
         if not leg:
@@ -57,16 +57,16 @@ def decision(
     now_ms: int,
     robot_id: str,
     task_id: str | None = None,
-    route: list[dict[str, Any]] | None = None,
+    route: list[RouteWaypoint] | None = None,
     cost: float | None = None,
     reason: str | None = None,
     planner: str = "in_process",
-    spec: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+    spec: TaskSpec | None = None,
+) -> Decision:
     """One Decision record as a dict; ``eta`` is the last waypoint's ETA when there is a route. ``spec``
-    (an ASSIGN's task spec) gives the stops and labels a robot driven by order needs (VDA 5050)."""
+    (an ASSIGN's task spec) gives the stops and labels a robot driven by order needs (VDA 5050). The
+    fields of traffic's decisions (``granted``, ``plan_id``, ``plan_seq``) are None."""
     route = route or []
-    spec = spec or {}
     return {
         "event_id": event_id_for(decision, now_ms),
         "tenant_id": tenant_id,
@@ -82,7 +82,10 @@ def decision(
         "reason": reason,
         "conflict_id": None,
         "planner": planner,
-        "pickup_node": spec.get("pickup_node"),
-        "dropoff_node": spec.get("dropoff_node"),
-        "labels": dict(spec.get("labels") or {}),
+        "granted": None,
+        "plan_id": None,
+        "plan_seq": None,
+        "pickup_node": spec.get("pickup_node") if spec else None,
+        "dropoff_node": spec.get("dropoff_node") if spec else None,
+        "labels": dict(spec.get("labels") or {}) if spec else {},
     }

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from schemas.errors import RejectedRecord
 from schemas.records import (
     RUNNING_TASK_STATES,
     TERMINAL_TASK_STATES,
+    Decision,
     RobotRegistration,
     RobotStatus,
     SiteMap,
@@ -34,7 +35,7 @@ from schemas.records import (
 from schemas.sitegraph import graph_for
 from topologies.dispatch.decisions import decision, decision_id, route_waypoints
 from topologies.dispatch.policy import Assignment, CostModel, CostTable, greedy, nearest_free_charger
-from topologies.dispatch.state import SiteState, robot_view
+from topologies.dispatch.state import RobotEntry, SiteState, TaskEntry, robot_view
 
 __all__ = ["KINDS", "MAP", "REGISTRATION", "STATUS", "TASK", "Assigner", "greedy_assigner", "step"]
 
@@ -60,7 +61,8 @@ def step(
     state: SiteState, kind: str, event: Any, now_ms: int, assigner: Assigner = greedy_assigner
 ) -> tuple[SiteState, list[dict[str, Any]]]:
     """Apply one input record of ``kind`` to the site and return the decisions it causes (``event``: the
-    record of its kind's type, :mod:`schemas.records`)."""
+    record of its kind's type, :mod:`schemas.records`). The decisions are :class:`Decision` records,
+    returned as the plain dicts the callers in ``pipelines/`` (the dispatch bench, the simulator) take."""
     if kind not in KINDS:
         raise RejectedRecord(f"dispatch: no input of kind {kind!r}")
     if state.tenant_id is None:
@@ -68,11 +70,11 @@ def step(
         state.dirty.add(("meta", ""))
     elif event["tenant_id"] != state.tenant_id:
         raise RejectedRecord(f"site {state.site_id} belongs to another tenant")
-    out: list[dict[str, Any]] = []
+    out: list[Decision] = []
     if kind == MAP:
         if _on_map(state, event):
             _match_all(state, now_ms, assigner, out)
-        return state, out
+        return state, cast("list[dict[str, Any]]", out)
     robots: set[str] = set()
     tasks: set[str] = set()
     booked = len(state.booked)
@@ -89,7 +91,7 @@ def step(
     if len(state.booked) < booked and state.parked and state.ready:
         # a robot gave up its task without taking another: room for a parked one (see _solve)
         _solve(state, now_ms, assigner, state.parked, state.ready, out)
-    return state, out
+    return state, cast("list[dict[str, Any]]", out)
 
 
 # -- inputs -------------------------------------------------------------------------------------------
@@ -106,8 +108,9 @@ def _on_map(state: SiteState, record: SiteMap) -> bool:
     graph = state.graph
     assert graph is not None
     for rid, robot in state.robots.items():
-        if robot["node"] not in graph and robot["x"] is not None:
-            robot["node"] = graph.nearest_node(robot["x"], robot["y"])
+        x, y = robot["x"], robot["y"]
+        if robot["node"] not in graph and x is not None and y is not None:
+            robot["node"] = graph.nearest_node(x, y)
             state.dirty.add(("robot", rid))
     for charger_id, rid in list(state.charger_holder.items()):
         if all(cid != charger_id for cid, _ in graph.chargers):
@@ -120,16 +123,18 @@ def _on_registration(state: SiteState, record: RobotRegistration) -> set[str]:
     rid = record["robot_id"]
     robot = state.robots.get(rid) or state.add_robot(rid)
     robot.update(
-        registered=True,
-        fleet_id=record.get("fleet_id"),
-        active=bool(record.get("active", True)),
-        capabilities=sorted(record.get("capabilities") or ()),
+        {
+            "registered": True,
+            "fleet_id": record.get("fleet_id"),
+            "active": bool(record.get("active", True)),
+            "capabilities": sorted(record.get("capabilities") or ()),
+        }
     )
     state.touch_robot(rid)
     return {rid}
 
 
-def _on_status(state: SiteState, record: RobotStatus, now_ms: int, out: list[dict[str, Any]]) -> set[str]:
+def _on_status(state: SiteState, record: RobotStatus, now_ms: int, out: list[Decision]) -> set[str]:
     rid = record["robot_id"]
     robot = state.robots.get(rid) or state.add_robot(rid)
     at = int(record.get("occurred_at", 0))
@@ -143,13 +148,15 @@ def _on_status(state: SiteState, record: RobotStatus, now_ms: int, out: list[dic
     if graph is not None and node not in graph and pose.get("x") is not None:
         node = graph.nearest_node(float(pose["x"]), float(pose["y"]))
     robot.update(
-        status=record["status"],
-        battery=float(record["battery"]),
-        node=node,
-        x=pose.get("x"),
-        y=pose.get("y"),
-        status_at=at,
-        fleet_id=record.get("fleet_id") or robot["fleet_id"],
+        {
+            "status": record["status"],
+            "battery": float(record["battery"]),
+            "node": node,
+            "x": pose.get("x"),
+            "y": pose.get("y"),
+            "status_at": at,
+            "fleet_id": record.get("fleet_id") or robot["fleet_id"],
+        }
     )
     if record["status"] == "OFFLINE":
         if robot["task_id"] is not None:
@@ -165,7 +172,7 @@ def _on_status(state: SiteState, record: RobotStatus, now_ms: int, out: list[dic
 
 def _on_task(state: SiteState, record: TaskEvent) -> tuple[set[str], set[str]]:
     tid = record["task_id"]
-    task = state.tasks.get(tid)
+    task: TaskEntry | None = state.tasks.get(tid)
     if record.get("kind", "TRANSITION") != "TRANSITION":
         if (
             record.get("kind") == "REJECTED"
@@ -201,7 +208,7 @@ def _on_task(state: SiteState, record: TaskEvent) -> tuple[set[str], set[str]]:
     if int(record["seq"]) <= task["seq"]:
         return set(), set()  # duplicate or replayed
     new_state = record["state"]
-    task.update(seq=int(record["seq"]), state=new_state, attempt=int(record.get("attempt") or 0))
+    task.update({"seq": int(record["seq"]), "state": new_state, "attempt": int(record.get("attempt") or 0)})
     if record.get("spec") is not None:
         task["spec"] = record["spec"]
     if new_state == "CREATED":
@@ -230,16 +237,16 @@ def _on_task(state: SiteState, record: TaskEvent) -> tuple[set[str], set[str]]:
 
 
 # -- bookings -----------------------------------------------------------------------------------------
-def _book(state: SiteState, task: dict[str, Any], robot: dict[str, Any], *, confirmed: bool) -> None:
-    task.update(robot_id=robot["robot_id"], booked_seq=task["seq"], confirmed=confirmed)
+def _book(state: SiteState, task: TaskEntry, robot: RobotEntry, *, confirmed: bool) -> None:
+    task.update({"robot_id": robot["robot_id"], "booked_seq": task["seq"], "confirmed": confirmed})
     robot["task_id"] = task["task_id"]
     state.touch_robot(robot["robot_id"])
     state.touch_task(task["task_id"])
 
 
-def _release_booking(state: SiteState, task: dict[str, Any]) -> set[str]:
+def _release_booking(state: SiteState, task: TaskEntry) -> set[str]:
     rid = task["robot_id"]
-    task.update(robot_id=None, booked_seq=None, confirmed=False)
+    task.update({"robot_id": None, "booked_seq": None, "confirmed": False})
     if rid is None:
         return set()
     robot = state.robots.get(rid)
@@ -249,11 +256,10 @@ def _release_booking(state: SiteState, task: dict[str, Any]) -> set[str]:
     return {rid}
 
 
-def _unassign(
-    state: SiteState, robot: dict[str, Any], now_ms: int, reason: str, out: list[dict[str, Any]]
-) -> None:
-    task = state.tasks.get(robot["task_id"])
+def _unassign(state: SiteState, robot: RobotEntry, now_ms: int, reason: str, out: list[Decision]) -> None:
+    tid = robot["task_id"]
     robot["task_id"] = None
+    task = state.tasks.get(tid) if tid is not None else None
     if task is None:
         return
     rid = robot["robot_id"]
@@ -269,19 +275,20 @@ def _unassign(
             reason=reason,
         )
     )
-    task.update(robot_id=None, booked_seq=None, confirmed=False, requeue=True)
+    task.update({"robot_id": None, "booked_seq": None, "confirmed": False, "requeue": True})
     state.touch_task(task["task_id"])
 
 
 def _release_charger(state: SiteState, robot_id: str) -> None:
     robot = state.robots[robot_id]
-    state.charger_holder.pop(robot["charger"], None)
-    robot.update(charger=None, charger_node=None)
+    if robot["charger"] is not None:
+        state.charger_holder.pop(robot["charger"], None)
+    robot.update({"charger": None, "charger_node": None})
     state.touch_robot(robot_id)
 
 
 # -- decisions ----------------------------------------------------------------------------------------
-def _charge(state: SiteState, now_ms: int, out: list[dict[str, Any]]) -> None:
+def _charge(state: SiteState, now_ms: int, out: list[Decision]) -> None:
     """Send robots below the reserve to the nearest free charger, lowest battery first."""
     graph = state.graph
     if graph is None or not state.needs_charge:
@@ -291,11 +298,15 @@ def _charge(state: SiteState, now_ms: int, out: list[dict[str, Any]]) -> None:
         if not free:
             return
         robot = state.robots[rid]
-        found = nearest_free_charger(graph, robot["node"], free)
+        start = robot["node"]
+        assert start is not None  # a robot that needs a charger stands on a node (SiteState.wants_charge)
+        found = nearest_free_charger(graph, start, free)
         if found is None:
             continue
         charger_id, node, seconds = found
-        robot.update(charger=charger_id, charger_node=node, charge_seq=int(robot["charge_seq"]) + 1)
+        robot.update(
+            {"charger": charger_id, "charger_node": node, "charge_seq": int(robot["charge_seq"]) + 1}
+        )
         state.charger_holder[charger_id] = rid
         state.touch_robot(rid)
         out.append(
@@ -306,7 +317,7 @@ def _charge(state: SiteState, now_ms: int, out: list[dict[str, Any]]) -> None:
                 site_id=state.site_id or "",
                 now_ms=now_ms,
                 robot_id=rid,
-                route=route_waypoints([graph.timed_path(robot["node"], node)], now_ms),
+                route=route_waypoints([graph.timed_path(start, node)], now_ms),
                 cost=seconds,
                 reason=f"battery {float(robot['battery']):.2f} below reserve {state.config.battery_reserve:.2f}; "
                 f"charger {charger_id}",
@@ -320,7 +331,7 @@ def _match(
     assigner: Assigner,
     robots: set[str],
     tasks: set[str],
-    out: list[dict[str, Any]],
+    out: list[Decision],
 ) -> None:
     """Match what became free/ready against the rest of the site (the rest is already at the fixpoint)."""
     if robots and state.ready:
@@ -330,7 +341,7 @@ def _match(
         _solve(state, now_ms, assigner, state.free, tasks, out)
 
 
-def _match_all(state: SiteState, now_ms: int, assigner: Assigner, out: list[dict[str, Any]]) -> None:
+def _match_all(state: SiteState, now_ms: int, assigner: Assigner, out: list[Decision]) -> None:
     _charge(state, now_ms, out)
     if state.free and state.ready:
         _solve(state, now_ms, assigner, state.free, state.ready, out)
@@ -342,7 +353,7 @@ def _solve(
     assigner: Assigner,
     robot_ids: Iterable[str],
     task_ids: Iterable[str],
-    out: list[dict[str, Any]],
+    out: list[Decision],
 ) -> None:
     """Assign ``task_ids`` to ``robot_ids``. While the site's robots with a task would pass its cap
     (``DispatchConfig.max_busy_density``), the robots not parked go first and parked robots take only
@@ -368,7 +379,7 @@ def _assign(
     assigner: Assigner,
     robot_ids: Iterable[str],
     task_ids: Iterable[str],
-    out: list[dict[str, Any]],
+    out: list[Decision],
     limit: int | None = None,
 ) -> None:
     """Solve one batch and book its assignments (the first ``limit`` of them, in the assigner's order)."""
@@ -390,11 +401,13 @@ def _assign(
         if robot is None or task is None or a.robot_id not in state.free or a.task_id not in state.ready:
             logger.warning("dropping an assignment of a busy robot or an unready task: %s", a)
             continue
+        start = robot["node"]
+        assert start is not None  # a free robot stands on a node (SiteState.is_free)
         _book(state, task, robot, confirmed=False)
         task["assign_seq"] = int(task["assign_seq"]) + 1
         view = state.task_view(a.task_id)
-        first = view.pickup or view.dropoff or robot["node"]
-        legs = [graph.timed_path(robot["node"], first)]
+        first = view.pickup or view.dropoff or start
+        legs = [graph.timed_path(start, first)]
         if view.pickup and view.dropoff:
             legs.append(graph.timed_path(view.pickup, view.dropoff))
         out.append(

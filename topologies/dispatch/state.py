@@ -18,20 +18,76 @@ step changed so the adapter writes only those.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
-from schemas.records import SiteMap
+from schemas.records import SiteMap, TaskSpec
 from schemas.sitegraph import SiteGraph, graph_for
 from topologies.dispatch.config import DispatchConfig
 from topologies.dispatch.policy import RobotView, TaskView
 
-__all__ = ["READY_STATES", "SiteState", "new_robot", "robot_view", "task_view"]
+__all__ = ["READY_STATES", "RobotEntry", "SiteState", "TaskEntry", "new_robot", "robot_view", "task_view"]
 
 READY_STATES = frozenset({"QUEUED"})
 _FREE_STATUSES = frozenset({"IDLE", "CHARGING"})
 
 
-def new_robot(robot_id: str) -> dict[str, Any]:
+class RobotEntry(TypedDict):
+    """A robot of the site (state sub-key ``robot:<robot_id>``)."""
+
+    robot_id: str
+    fleet_id: str | None
+    registered: bool
+    active: bool
+    capabilities: list[str]
+    status: str
+    battery: float
+    node: str | None
+    x: float | None
+    y: float | None
+    status_at: int
+    task_id: str | None  # the booked task
+    charger: str | None  # the charger it is sent to or holds
+    charger_node: str | None
+    charge_seq: int
+
+
+class TaskEntry(TypedDict):
+    """A task of the site (state sub-key ``task:<task_id>``), from its TaskEvents."""
+
+    task_id: str
+    seq: int
+    state: str
+    spec: TaskSpec | None
+    created_at: int
+    queued_at: int
+    attempt: int
+    robot_id: str | None  # the booked robot
+    booked_seq: int | None
+    confirmed: bool  # the tasks topology confirmed the booking (ASSIGNED to that robot)
+    assign_seq: int
+    requeue: bool  # waits for its next transition before it is dispatched again
+
+
+#: What :func:`task_view` reads of a task without a spec.
+_NO_SPEC: TaskSpec = {
+    "category": "",
+    "priority": 5,
+    "pickup_node": None,
+    "dropoff_node": None,
+    "required_capabilities": [],
+    "deadline": None,
+    "timeout_ms": None,
+    "max_attempts": 1,
+    "depends_on": [],
+    "on_dependency_failure": "CANCEL",
+    "fleet_id": None,
+    "robot_id": None,
+    "labels": {},
+    "payload_json": None,
+}
+
+
+def new_robot(robot_id: str) -> RobotEntry:
     return {
         "robot_id": robot_id,
         "fleet_id": None,
@@ -51,7 +107,7 @@ def new_robot(robot_id: str) -> dict[str, Any]:
     }
 
 
-def robot_view(robot: dict[str, Any]) -> RobotView:
+def robot_view(robot: RobotEntry) -> RobotView:
     return RobotView(
         robot_id=robot["robot_id"],
         node=robot["node"] or "",
@@ -61,8 +117,8 @@ def robot_view(robot: dict[str, Any]) -> RobotView:
     )
 
 
-def task_view(task: dict[str, Any]) -> TaskView:
-    spec = task["spec"] or {}
+def task_view(task: TaskEntry) -> TaskView:
+    spec = task["spec"] or _NO_SPEC
     return TaskView(
         task_id=task["task_id"],
         priority=int(spec.get("priority", 5)),
@@ -86,8 +142,8 @@ class SiteState:
     site_id: str | None = None
     clock: int = 0
     site_map: SiteMap | None = None
-    robots: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    robots: dict[str, RobotEntry] = field(default_factory=dict)
+    tasks: dict[str, TaskEntry] = field(default_factory=dict)
     # derived
     free: set[str] = field(default_factory=set)
     parked: set[str] = field(default_factory=set)  # free robots on a PARKING node
@@ -112,7 +168,7 @@ class SiteState:
         return self._graph[1]
 
     # -- derived indexes ---------------------------------------------------------------------------
-    def is_free(self, robot: dict[str, Any]) -> bool:
+    def is_free(self, robot: RobotEntry) -> bool:
         """Online, registered and active, not booked, not held at a charger, above the reserve."""
         return (
             robot["registered"]
@@ -124,7 +180,7 @@ class SiteState:
             and float(robot["battery"]) >= self.config.battery_reserve
         )
 
-    def wants_charge(self, robot: dict[str, Any]) -> bool:
+    def wants_charge(self, robot: RobotEntry) -> bool:
         return (
             robot["registered"]
             and robot["active"]
@@ -135,7 +191,7 @@ class SiteState:
             and float(robot["battery"]) < self.config.battery_reserve
         )
 
-    def is_ready(self, task: dict[str, Any]) -> bool:
+    def is_ready(self, task: TaskEntry) -> bool:
         return (
             task["state"] in READY_STATES
             and task["robot_id"] is None
@@ -155,8 +211,8 @@ class SiteState:
             self.booked.add(robot_id)
         if self.is_free(robot):
             self.free.add(robot_id)
-            graph = self.graph
-            if graph is not None and robot["node"] in graph and graph.kind(robot["node"]) == "PARKING":
+            graph, node = self.graph, robot["node"]
+            if graph is not None and node is not None and node in graph and graph.kind(node) == "PARKING":
                 self.parked.add(robot_id)
         elif self.wants_charge(robot):
             self.needs_charge.add(robot_id)
@@ -207,12 +263,12 @@ class SiteState:
         self.dirty.add(("task", task_id))
         self.refresh_task(task_id)
 
-    def add_robot(self, robot_id: str) -> dict[str, Any]:
+    def add_robot(self, robot_id: str) -> RobotEntry:
         robot = self.robots[robot_id] = new_robot(robot_id)
         self.index_dirty.add("robots")
         return robot
 
-    def add_task(self, task: dict[str, Any]) -> None:
+    def add_task(self, task: TaskEntry) -> None:
         self.tasks[task["task_id"]] = task
         self.index_dirty.add("tasks")
 
