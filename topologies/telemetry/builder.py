@@ -32,6 +32,7 @@ from schemas.records import RobotTelemetry
 from topologies.kernel import Decode, KeyState, Output, StateView, annotate, build_step, feed
 from topologies.telemetry import machine, records, sitemaps
 from topologies.telemetry.config import TelemetryConfig
+from topologies.telemetry.machine import RobotEntry
 from topologies.telemetry.rules import validate_telemetry
 from topologies.telemetry.sitemaps import SITE_BOUNDS, SITE_JOIN, SITE_MAP, bounds_from_list
 
@@ -78,7 +79,7 @@ class TelemetryStep:
         if kind == TIMER:
             return self.timer(state, event)
         if kind == SITE_BOUNDS:
-            entry = state.get(STATE_ROBOT) or {}
+            entry: RobotEntry = state.get(STATE_ROBOT) or RobotEntry()
             new = sitemaps.on_site_bounds(entry, event)
             if new is not None:
                 state.set(STATE_ROBOT, new)
@@ -95,7 +96,7 @@ class TelemetryStep:
         key = state.key
         if record["robot_id"] != key:
             raise RejectedRecord(f"record key {key!r} does not match robot_id {record['robot_id']!r}")
-        entry = state.get(STATE_ROBOT) or {}
+        entry: RobotEntry = state.get(STATE_ROBOT) or RobotEntry()
         joined = entry.get("joined")
         tenant, site = record["tenant_id"], record["site_id"]
         here = joined is not None and joined[0] == tenant and joined[1] == site
@@ -123,8 +124,11 @@ class TelemetryStep:
         key = state.key
         if record is not None and record["robot_id"] != key:
             raise RejectedRecord(f"record key {key!r} does not match robot_id {record['robot_id']!r}")
-        entry = state.get(STATE_ROBOT) or {}
-        new = {**entry, "registration": machine.on_registration(entry.get("registration"), record)}
+        entry: RobotEntry = state.get(STATE_ROBOT) or RobotEntry()
+        new: RobotEntry = {
+            **entry,
+            "registration": machine.on_registration(entry.get("registration"), record),
+        }
         out: list[Output] = []
         if record is not None and entry.get("joined") != [record["tenant_id"], record["site_id"]]:
             new["joined"], new["bounds"] = [record["tenant_id"], record["site_id"]], None
@@ -135,7 +139,7 @@ class TelemetryStep:
     def timer(self, state: KeyState, timer: Any) -> list[Output]:
         if timer is None:
             return []
-        entry = state.get(STATE_ROBOT) or {}
+        entry: RobotEntry = state.get(STATE_ROBOT) or RobotEntry()
         robot = entry.get("runtime")
         new, out = machine.on_timer(robot, timer, self.config)
         if new is not robot:

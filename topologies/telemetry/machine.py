@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
-from schemas.records import RobotRegistration, RobotTelemetry, Timer
+from schemas.records import Pose, RobotRegistration, RobotTelemetry, RouteWaypoint, Timer
 from topologies import timers
 from topologies.kernel import Output
 from topologies.telemetry import records
@@ -32,15 +32,75 @@ from topologies.telemetry.config import TelemetryConfig
 from topologies.telemetry.rules import derive_status
 
 __all__ = [
+    "Registration",
+    "RobotEntry",
     "RobotRuntime",
     "Step",
+    "Window",
     "classify_order",
     "on_registration",
     "on_telemetry",
     "on_timer",
 ]
 
-RobotRuntime = dict[str, Any]
+
+class Window(TypedDict):
+    """The open 1-minute aggregate accumulator of a robot (``records.aggregate`` emits it)."""
+
+    start: int
+    site_id: str
+    count: int  # samples folded in
+    emitted: int  # ``count`` when it was last emitted
+    last_seq: int
+    bmin: float
+    bmax: float
+    bsum: float
+    ssum: float
+    smax: float
+    dist: float
+
+
+class RobotRuntime(TypedDict):
+    """The runtime state of one robot (see the module docstring)."""
+
+    tenant_id: str
+    site_id: str
+    robot_id: str
+    fleet_id: str
+    seq: int
+    last_seen: int
+    status: str
+    battery: float
+    pose: Pose
+    speed: float
+    task_id: str | None
+    route: list[RouteWaypoint]
+    last_emit: int | None
+    battery_low: bool
+    timer_due: int | None
+    window: Window | None
+    seq_base: NotRequired[int]
+    session_at: NotRequired[int]
+
+
+class Registration(TypedDict):
+    """What a robot's state keeps of its RobotRegistration (:func:`on_registration`)."""
+
+    tenant_id: str
+    fleet_id: str
+    active: bool
+    managed_by: str
+
+
+class RobotEntry(TypedDict, total=False):
+    """A robot's state sub-key (``builder.STATE_ROBOT``); each part is absent until first set."""
+
+    registration: Registration | None
+    runtime: RobotRuntime | None
+    joined: list[str]  # [tenant_id, site_id] of the site it joined last (``sitemaps``)
+    bounds: list[float] | None  # of that site's map (``sitemaps.bounds_to_list``), None: none yet
+
+
 Step = tuple[RobotRuntime | None, list[Output]]
 
 
@@ -65,9 +125,7 @@ def classify_order(robot: RobotRuntime | None, record: RobotTelemetry, config: T
     return "duplicate" if record["seq"] + base == robot["seq"] else "stale"
 
 
-def on_registration(
-    current: dict[str, Any] | None, record: RobotRegistration | None
-) -> dict[str, Any] | None:
+def on_registration(current: Registration | None, record: RobotRegistration | None) -> Registration | None:
     """The registration kept in the robot's state: what the rules need of a RobotRegistration.
 
     A tombstone (``None``) forgets the robot; its later telemetry is rejected as unknown.
@@ -82,7 +140,7 @@ def on_registration(
     }
 
 
-def _open_window(start: int, record: RobotTelemetry, seq: int) -> dict[str, Any]:
+def _open_window(start: int, record: RobotTelemetry, seq: int) -> Window:
     battery = record["battery"]
     speed = record.get("speed", 0.0)
     return {
@@ -100,9 +158,7 @@ def _open_window(start: int, record: RobotTelemetry, seq: int) -> dict[str, Any]
     }
 
 
-def _flush(
-    robot: RobotRuntime, window: dict[str, Any] | None, config: TelemetryConfig, out: list[Output]
-) -> None:
+def _flush(robot: RobotRuntime, window: Window | None, config: TelemetryConfig, out: list[Output]) -> None:
     """Emit ``window`` if it holds samples not emitted yet (an early flush may be followed by a later one)."""
     if window is not None and window["count"] > window["emitted"]:
         out.append(records.aggregate(robot, window, config.window_ms))
@@ -146,12 +202,11 @@ def on_telemetry(robot: RobotRuntime | None, record: RobotTelemetry, config: Tel
                 if occurred_at < session_at:
                     return robot, []  # sent before the robot restarted
             seq += base
-    get = record.get
     battery = record["battery"]
-    speed = get("speed", 0.0)
+    speed = record.get("speed", 0.0)
     pose = record["pose"]
-    task_id = get("task_id")
-    route = get("route") or []
+    task_id = record.get("task_id")
+    route = record.get("route") or []
     new_status = derive_status(record, config)
     out: list[Output] = []
     if prev is None:
@@ -160,8 +215,8 @@ def on_telemetry(robot: RobotRuntime | None, record: RobotTelemetry, config: Tel
         last_emit: int | None = None
         battery_low = False
         timer_due: int | None = None
-        window: dict[str, Any] | None = None
-        prev_pose: dict[str, Any] | None = None
+        window: Window | None = None
+        prev_pose: Pose | None = None
         changed = True
     else:
         previous_status = prev.get("status")
@@ -257,10 +312,10 @@ def on_telemetry(robot: RobotRuntime | None, record: RobotTelemetry, config: Tel
 
     start = occurred_at - occurred_at % config.window_ms
     if window is None or start > window["start"]:
-        _flush(state, dict(window) if window is not None else None, config, out)
+        _flush(state, window.copy() if window is not None else None, config, out)
         window = _open_window(start, record, seq)
     elif start == window["start"]:
-        window = dict(window)  # the previous state stays as it was
+        window = window.copy()  # the previous state stays as it was
     if start == window["start"]:
         # the sample folded into its window (inline: this is the hot path)
         distance = 0.0
@@ -296,7 +351,7 @@ def on_timer(robot: RobotRuntime | None, timer: Timer, config: TelemetryConfig) 
     ):
         return robot, []
     due_at = timer["due_at"]
-    state = dict(robot)
+    state = robot.copy()
     out: list[Output] = []
     expected = timers.remaining_due(robot["last_seen"], config.offline_timeout_ms, due_at)
     if expected is not None:
@@ -329,7 +384,8 @@ def on_timer(robot: RobotRuntime | None, timer: Timer, config: TelemetryConfig) 
                 ),
             )
         )
-    if robot.get("window"):
-        window = state["window"] = dict(robot["window"])
+    window = robot.get("window")
+    if window:
+        window = state["window"] = window.copy()
         _flush(state, window, config, out)
     return state, out

@@ -7,7 +7,7 @@ the same ids, which keeps every downstream sink idempotent even across a replay.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from schemas import catalog
 from schemas.ids import det_uuid7
@@ -16,6 +16,9 @@ from topologies import timers
 from topologies.kernel import Output
 from topologies.status import robot_status
 from topologies.telemetry.config import OWNER
+
+if TYPE_CHECKING:
+    from topologies.telemetry.machine import RobotRuntime, Window
 
 __all__ = [
     "ACCEPTED",
@@ -43,7 +46,7 @@ INBOX = catalog.inbox(OWNER)
 
 
 def status(
-    robot: dict[str, Any], *, status_value: str, previous: str | None, reason: str, occurred_at: int
+    robot: RobotRuntime, *, status_value: str, previous: str | None, reason: str, occurred_at: int
 ) -> Output:
     """The RobotStatus of a robot's runtime state (see ``machine``)."""
     return robot_status(
@@ -68,7 +71,7 @@ def status(
     )
 
 
-def alert(robot: dict[str, Any], *, kind: str, severity: str, message: str, occurred_at: int) -> Output:
+def alert(robot: RobotRuntime, *, kind: str, severity: str, message: str, occurred_at: int) -> Output:
     """An Alert about a robot (key: ``subject_id`` = robot id)."""
     event_id = det_uuid7(occurred_at, robot["tenant_id"], robot["robot_id"], "alert", kind, robot["seq"])
     record: Alert = {
@@ -85,7 +88,7 @@ def alert(robot: dict[str, Any], *, kind: str, severity: str, message: str, occu
     return Output(ALERTS, robot["robot_id"], record)
 
 
-def aggregate(robot: dict[str, Any], window: dict[str, Any], window_ms: int) -> Output:
+def aggregate(robot: RobotRuntime, window: Window, window_ms: int) -> Output:
     """The TelemetryAggregate of an open window accumulator (``occurred_at`` = ``window_start``)."""
     start = window["start"]
     count = window["count"]
@@ -114,7 +117,7 @@ def offline_timer_id(tenant_id: str, robot_id: str) -> str:
     return f"{OWNER}:offline:{tenant_id}:{robot_id}"
 
 
-def offline_timer(robot: dict[str, Any], *, due_at: int, occurred_at: int) -> Output:
+def offline_timer(robot: RobotRuntime, *, due_at: int, occurred_at: int) -> Output:
     """A Timer asking the timer service to hand ``due_at`` back to this robot's key."""
     return timers.arm(
         owner=OWNER,

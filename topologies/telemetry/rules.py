@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from schemas.errors import RejectedRecord
 from schemas.records import RobotTelemetry
 from schemas.sitegraph import Bounds
 from topologies.telemetry.config import TelemetryConfig
+
+if TYPE_CHECKING:
+    from topologies.telemetry.machine import Registration
 
 __all__ = ["WORKING_PHASES", "derive_status", "validate_telemetry"]
 
@@ -18,7 +21,7 @@ WORKING_PHASES = frozenset({"STARTED", "IN_PROGRESS"})
 
 def validate_telemetry(
     record: RobotTelemetry,
-    registration: dict[str, Any] | None,
+    registration: Registration | None,
     bounds: Bounds | None,
     config: TelemetryConfig,
     now_ms: int,

@@ -18,13 +18,16 @@ reports within that first round trip depend on timing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.errors import RejectedRecord
 from schemas.records import SiteMap
 from schemas.sitegraph import Bounds, graph_for
 from topologies.kernel import Envelope, KeyState, Output
 from topologies.telemetry.records import INBOX
+
+if TYPE_CHECKING:
+    from topologies.telemetry.machine import RobotEntry
 
 __all__ = [
     "SITE_BOUNDS",
@@ -127,7 +130,7 @@ def join(robot_id: str, tenant_id: str, site_id: str) -> Output:
     return Output(INBOX, site_key(site_id), Envelope(SITE_JOIN, message))
 
 
-def on_site_bounds(entry: dict[str, Any], message: dict[str, Any]) -> dict[str, Any] | None:
+def on_site_bounds(entry: RobotEntry, message: dict[str, Any]) -> RobotEntry | None:
     """The robot entry with the bounds of ``message`` when they are of the site it joined last (None:
     not its site any more, nothing to change)."""
     if entry.get("joined") != [message["tenant_id"], message["site_id"]]:
