@@ -11,8 +11,10 @@ no speed limits the shortest path is the shortest in metres. Shortest-path rows 
 target over the reversed lanes) come from scipy's Dijkstra and are cached per graph, so a site with V
 nodes costs at most 2V rows however many robots and tasks use it.
 
-Also here: bounds (for the telemetry pose check), the nearest node to a position, dead-end tips (docks,
-parking spots: nodes with a single neighbour), and A* with a caller-supplied blocked set (detours).
+Also here: bounds (for the telemetry pose check), the nearest node to a position, dead ends (``tips``:
+docks, parking spots, nodes with a single neighbour; ``exits``: the way out of each), the nodes and lanes
+of NO_GO zones, and :meth:`SiteGraph.reach`: A* in seconds or metres to the nearest of several goals, then
+the next, around avoided nodes and lanes, no-go zones and lanes a caller says are closed (detours).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -34,7 +37,16 @@ from scipy.spatial import cKDTree
 
 from schemas.errors import FleetError
 
-__all__ = ["STATION_KINDS", "Bounds", "Lane", "NoRouteError", "SiteGraph", "graph_for"]
+__all__ = [
+    "STATION_KINDS",
+    "Bounds",
+    "Lane",
+    "NoRouteError",
+    "SiteGraph",
+    "graph_for",
+    "point_in_polygon",
+    "segment_hits_polygon",
+]
 
 #: Node kinds where a robot's route means "stop here" (a task's pickup or drop-off, a charger, parking).
 STATION_KINDS = frozenset({"PICKUP", "DROPOFF", "STATION", "CHARGER", "PARKING"})
@@ -105,12 +117,14 @@ class SiteGraph:
             )
         )
         self.lanes: dict[tuple[int, int], Lane] = {}
+        ends: dict[str, tuple[int, int]] = {}  # lane id -> its end nodes, as the map gives them
         for lane in site_map.get("lanes") or ():
             a, b = str(lane["from_node"]), str(lane["to_node"])
             for end in (a, b):
                 if end not in self.index:
                     raise ValueError(f"lane {lane['id']!r} references unknown node {end!r}")
             u, v = self.index[a], self.index[b]
+            ends[str(lane["id"])] = (u, v)
             if u == v:
                 continue
             length = math.dist(self.pos[u], self.pos[v])
@@ -135,6 +149,28 @@ class SiteGraph:
             tuple(sorted(set(succ[i]) | set(pred[i]), key=key)) for i in range(n)
         )
         self.tips: frozenset[int] = frozenset(i for i in range(n) if len(self.neighbours[i]) == 1)
+        self.exits: Mapping[int, tuple[int, ...]] = MappingProxyType(
+            _dead_ends(self.neighbours, self.tips, key)
+        )
+        """For every node of a dead end (a spur, or a chain of nodes leading to one), the nodes a robot
+        standing there passes to get out, up to and including the junction where it meets the rest."""
+        nogo_nodes, nogo_lanes = _no_go(site_map, self.xy, ends)
+        self.nogo_nodes: Mapping[int, str] = MappingProxyType(nogo_nodes)
+        """Node -> the NO_GO zone it lies in (the first in map order; on an edge counts as in)."""
+        self.nogo_lanes: Mapping[str, str] = MappingProxyType(nogo_lanes)
+        """Lane id -> the NO_GO zone it enters (an end inside, or crossing an edge)."""
+        self.nogo_zones: frozenset[str] = frozenset(nogo_nodes.values()) | frozenset(nogo_lanes.values())
+        self._nogo_nodes = frozenset(nogo_nodes)
+        self._nogo_lanes = frozenset(nogo_lanes)
+        self._out: tuple[tuple[Lane, ...], ...] = tuple(
+            tuple(self.lanes[(u, v)] for v in self.succ[u]) for u in range(n)
+        )
+        order = sorted(range(n), key=key)
+        self._by_rank: tuple[int, ...] = tuple(order)  # node indices in id order
+        rank = [0] * n
+        for r, i in enumerate(order):
+            rank[i] = r
+        self._rank: tuple[int, ...] = tuple(rank)  # a node's place in id order (search ties)
         self.bounds = _bounds(site_map, self.version)
         edges = list(self.lanes.values())
         self._matrix = csr_matrix(
@@ -355,46 +391,224 @@ class SiteGraph:
         max_expansions: int = 100_000,
     ) -> list[int]:
         """The quickest path from ``a`` to the nearest of ``goals`` avoiding lanes ``blocked(u, v)`` says
-        are closed (index path, ``a`` first; [] when none within ``max_expansions``).
-
-        The heuristic is the straight-line time to the nearest goal at nominal speed: admissible, since
-        no lane is faster than the nominal speed.
-        """
-        targets = set(goals)
-        if not targets:
-            return []
-        tpos = [self.pos[g] for g in targets]
-        speed = self.nominal_speed_mps
-        pos = self.pos
-
-        def h(i: int) -> float:
-            x, y = pos[i]
-            return min(math.hypot(x - gx, y - gy) for gx, gy in tpos) / speed
-
-        g_cost = {a: 0.0}
-        parent: dict[int, int] = {}
-        heap = [(h(a), 0.0, a)]
-        closed: set[int] = set()
-        while heap and len(closed) < max_expansions:
-            _, g, u = heapq.heappop(heap)
-            if u in closed:
-                continue
-            if u in targets:
-                out = [u]
-                while out[-1] != a:
-                    out.append(parent[out[-1]])
-                out.reverse()
-                return out
-            closed.add(u)
-            for v in self.succ[u]:
-                if v in closed or (blocked is not None and blocked(u, v)):
-                    continue
-                ng = g + self.lanes[(u, v)].seconds
-                if ng < g_cost.get(v, math.inf) - 1e-12:
-                    g_cost[v] = ng
-                    parent[v] = u
-                    heapq.heappush(heap, (ng + h(v), ng, v))
+        are closed (index path, ``a`` first; [] when none within ``max_expansions``): the first of
+        :meth:`reach`."""
+        for _goal, path, _cost in self.reach(a, goals, blocked=blocked, max_expansions=max_expansions):
+            return path
         return []
+
+    def reach(
+        self,
+        a: int,
+        goals: Iterable[int],
+        *,
+        cost: Literal["seconds", "metres"] = "seconds",
+        avoid: Container[int] = (),
+        avoid_lanes: Container[str] = (),
+        keep_out: bool = False,
+        blocked: Callable[[int, int], bool] | None = None,
+        max_cost: float = math.inf,
+        max_expansions: int | None = None,
+    ) -> Iterator[tuple[int, list[int], float]]:
+        """The cheapest paths from ``a`` to each of ``goals`` it reaches, nearest first, as ``(goal, index
+        path with a first, cost)``: one A* search towards the nearest goal, going on to the next while the
+        caller asks.
+
+        ``cost`` is travel seconds at the nominal speed (the lane's limit where lower) or lane length in
+        metres; the heuristic, the straight line to the nearest goal at nominal speed (or in metres), is
+        admissible and consistent. The search never drives onto a node in ``avoid`` (``a`` itself is never
+        avoided), a lane whose id is in ``avoid_lanes``, with ``keep_out`` a node or lane of a NO_GO zone
+        (:attr:`nogo_nodes`, :attr:`nogo_lanes`), nor a lane ``blocked(u, v)`` says is closed (asked
+        last). It stops once the cheapest estimate exceeds ``max_cost`` or after ``max_expansions`` nodes.
+        Ties go to the node first in id order, so the same inputs give the same paths.
+        """
+        wanted = set(goals)
+        if not wanted:
+            return
+        pos, rank, by_rank, out = self.pos, self._rank, self._by_rank, self._out
+        metres = cost == "metres"
+        speed = 1.0 if metres else self.nominal_speed_mps
+        targets = [pos[g] for g in wanted]
+        if len(targets) == 1:
+            [(gx, gy)] = targets
+
+            def h(i: int) -> float:
+                x, y = pos[i]
+                return math.hypot(gx - x, gy - y) / speed
+
+        else:
+
+            def h(i: int) -> float:
+                x, y = pos[i]
+                return min(math.hypot(tx - x, ty - y) for tx, ty in targets) / speed
+
+        nogo_nodes = self._nogo_nodes if keep_out else _NONE
+        nogo_lanes = self._nogo_lanes if keep_out else _NONE
+        budget = math.inf if max_expansions is None else max_expansions
+        best = {a: 0.0}
+        parent: dict[int, int] = {}
+        heap = [(h(a), 0.0, rank[a])]
+        expanded = 0
+        while heap and expanded < budget:
+            f, g, r = heapq.heappop(heap)
+            if f > max_cost:
+                return
+            u = by_rank[r]
+            if g > best[u]:
+                continue  # reached more cheaply since
+            if u in wanted:
+                wanted.discard(u)
+                yield u, _path(parent, u), g
+                if not wanted:
+                    return
+            expanded += 1
+            for lane in out[u]:
+                v = lane.v
+                ng = g + (lane.length if metres else lane.seconds)
+                if (
+                    ng > max_cost
+                    or v in avoid
+                    or v in nogo_nodes
+                    or lane.lane_id in avoid_lanes
+                    or lane.lane_id in nogo_lanes
+                    or (blocked is not None and blocked(u, v))
+                ):
+                    continue
+                if ng < best.get(v, math.inf):
+                    best[v] = ng
+                    parent[v] = u
+                    heapq.heappush(heap, (ng + h(v), ng, rank[v]))
+
+
+_NONE: frozenset[Any] = frozenset()
+
+
+def _path(parent: Mapping[int, int], node: int) -> list[int]:
+    path = [node]
+    while node in parent:
+        node = parent[node]
+        path.append(node)
+    path.reverse()
+    return path
+
+
+def _dead_ends(
+    neighbours: Sequence[Sequence[int]], tips: frozenset[int], key: Callable[[int], str]
+) -> dict[int, tuple[int, ...]]:
+    """For every node of a dead end, the nodes on the only way out (the junction last), walked from each
+    tip in id order (a node on a chain between two tips gets the way of the tip later in id order)."""
+    exits: dict[int, tuple[int, ...]] = {}
+    for tip in sorted(tips, key=key):
+        chain = [tip]
+        prev, here = tip, neighbours[tip][0]
+        while len(neighbours[here]) == 2 and here != tip:  # a corridor node: the dead end goes on
+            chain.append(here)
+            first, second = neighbours[here]
+            prev, here = here, second if first == prev else first
+        way = [*chain[1:], here]
+        for i, node in enumerate(chain):
+            exits[node] = tuple(way[i:])
+    return exits
+
+
+#: How far (m) outside a zone's bounding box a node or lane may be and still be tested against the zone
+#: (well above the tolerance of the polygon tests and coordinate rounding).
+_BOX_MARGIN_M = 1e-6
+
+
+def _no_go(
+    site_map: Mapping[str, Any], xy: np.ndarray, ends: Mapping[str, tuple[int, int]]
+) -> tuple[dict[int, str], dict[str, str]]:
+    """The nodes inside, and the lanes entering, each NO_GO zone (a node or lane in several: the first
+    zone in map order). Only what lies within a zone's bounding box is tested against its polygon."""
+    nodes: dict[int, str] = {}
+    lanes: dict[str, str] = {}
+    lane_ids = list(ends)
+    us = np.array([ends[lane][0] for lane in lane_ids], dtype=np.int64)
+    vs = np.array([ends[lane][1] for lane in lane_ids], dtype=np.int64)
+    for zone in site_map.get("zones") or ():
+        if zone.get("kind") != "NO_GO":
+            continue
+        polygon = [(float(p["x"]), float(p["y"])) for p in zone.get("polygon") or ()]
+        if len(polygon) < 3:
+            continue
+        zone_id = str(zone["id"])
+        px, py = [p[0] for p in polygon], [p[1] for p in polygon]
+        lo_x, hi_x = min(px) - _BOX_MARGIN_M, max(px) + _BOX_MARGIN_M
+        lo_y, hi_y = min(py) - _BOX_MARGIN_M, max(py) + _BOX_MARGIN_M
+        if len(xy):
+            x, y = xy[:, 0], xy[:, 1]
+            near = (x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y)
+            for i in np.flatnonzero(near).tolist():
+                if point_in_polygon((float(x[i]), float(y[i])), polygon):
+                    nodes.setdefault(i, zone_id)
+        if len(lane_ids):
+            ax, ay, bx, by = xy[us, 0], xy[us, 1], xy[vs, 0], xy[vs, 1]
+            near = (
+                (np.maximum(ax, bx) >= lo_x)
+                & (np.minimum(ax, bx) <= hi_x)
+                & (np.maximum(ay, by) >= lo_y)
+                & (np.minimum(ay, by) <= hi_y)
+            )
+            for k in np.flatnonzero(near).tolist():
+                a = (float(ax[k]), float(ay[k]))
+                b = (float(bx[k]), float(by[k]))
+                if segment_hits_polygon(a, b, polygon):
+                    lanes.setdefault(lane_ids[k], zone_id)
+    return nodes, lanes
+
+
+def point_in_polygon(p: Point, polygon: Sequence[Point]) -> bool:
+    """Whether ``p`` lies inside ``polygon`` (even-odd rule; points on an edge count as inside)."""
+    n = len(polygon)
+    if n < 3:
+        return False
+    x, y = p
+    inside = False
+    for i in range(n):
+        ax, ay = polygon[i]
+        bx, by = polygon[(i + 1) % n]
+        if _on_segment(p, (ax, ay), (bx, by)):
+            return True
+        if (ay > y) != (by > y) and x < (bx - ax) * (y - ay) / (by - ay) + ax:
+            inside = not inside
+    return inside
+
+
+def segment_hits_polygon(a: Point, b: Point, polygon: Sequence[Point]) -> bool:
+    """Whether the segment ``a``-``b`` enters ``polygon`` (an end inside, or crossing an edge)."""
+    if len(polygon) < 3:
+        return False
+    if point_in_polygon(a, polygon) or point_in_polygon(b, polygon):
+        return True
+    n = len(polygon)
+    return any(_segments_intersect(a, b, polygon[i], polygon[(i + 1) % n]) for i in range(n))
+
+
+def _cross(o: Point, a: Point, b: Point) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _on_segment(p: Point, a: Point, b: Point, eps: float = 1e-9) -> bool:
+    if abs(_cross(a, b, p)) > eps:
+        return False
+    return (
+        min(a[0], b[0]) - eps <= p[0] <= max(a[0], b[0]) + eps
+        and min(a[1], b[1]) - eps <= p[1] <= max(a[1], b[1]) + eps
+    )
+
+
+def _segments_intersect(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
+    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
+    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
+    if ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4)):
+        return True
+    return (
+        _on_segment(p1, q1, q2)
+        or _on_segment(p2, q1, q2)
+        or _on_segment(q1, p1, p2)
+        or _on_segment(q2, p1, p2)
+    )
 
 
 def _bounds(site_map: Mapping[str, Any], version: int) -> Bounds | None:

@@ -1,4 +1,5 @@
-"""The shared site graph: lanes and directions, quickest paths both ways, A* around blocked lanes."""
+"""The shared site graph: lanes and directions, quickest paths both ways, dead ends, no-go zones, A*
+searches around blocked lanes, avoided nodes and no-go zones."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import pytest
 
-from schemas.sitegraph import NoRouteError, SiteGraph, graph_for
+from schemas.sitegraph import NoRouteError, SiteGraph, graph_for, point_in_polygon, segment_hits_polygon
 
 
 def _map(lanes: list[tuple[str, str, bool]], version: int = 1, limit: dict[str, float] | None = None) -> dict:
@@ -118,3 +119,106 @@ def test_one_graph_per_map_version() -> None:
     assert graph_for(m1) is graph_for(dict(m1))
     assert graph_for(m2) is not graph_for(m1)
     assert graph_for(m2).version == 2
+
+
+SQUARE = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("point", "inside"), [((1, 1), True), ((3, 1), False), ((0, 1), True), ((2, 2), True), ((-0.1, 1), False)]
+)
+def test_point_in_polygon_counts_the_edge_as_inside(point: tuple[float, float], inside: bool) -> None:
+    assert point_in_polygon(point, SQUARE) is inside
+
+
+def test_polygon_tests_on_concave_and_degenerate_polygons() -> None:
+    u_shape = [(0, 0), (3, 0), (3, 3), (2, 3), (2, 1), (1, 1), (1, 3), (0, 3)]
+    assert point_in_polygon((0.5, 2), u_shape)
+    assert not point_in_polygon((1.5, 2), u_shape)  # in the notch
+    assert segment_hits_polygon((-1, 1), (3, 1), SQUARE)  # crossing with both ends outside
+    assert not segment_hits_polygon((-1, 3), (3, 3), SQUARE)
+    assert not segment_hits_polygon((0, 0), (1, 1), [(5, 5), (6, 5)])  # degenerate polygon
+
+
+def _zoned(*zones: tuple[str, str, list[tuple[float, float]]]) -> dict:
+    site = _map(GRID)
+    site["zones"] = [
+        {"id": zid, "kind": kind, "polygon": [{"x": x, "y": y} for x, y in poly]} for zid, kind, poly in zones
+    ]
+    return site
+
+
+def test_no_go_zones_give_the_nodes_inside_and_the_lanes_entering() -> None:
+    # a box around e (2, 2); a sliver across the lane c-f (x = 4) that holds no node; a SLOW zone: ignored
+    box = [(1.5, 1.5), (2.5, 1.5), (2.5, 2.5), (1.5, 2.5)]
+    sliver = [(3.9, 0.9), (4.1, 0.9), (4.1, 1.1), (3.9, 1.1)]
+    g = SiteGraph(_zoned(("box", "NO_GO", box), ("sliver", "NO_GO", sliver), ("slow", "SLOW", SQUARE)))
+    assert dict(g.nogo_nodes) == {g.node("e"): "box"}
+    assert dict(g.nogo_lanes) == {"de": "box", "ef": "box", "be": "box", "cf": "sliver"}
+    assert g.nogo_zones == {"box", "sliver"}
+    # a node in two zones belongs to the first; the graph's no-go maps cannot be changed
+    twice = SiteGraph(_zoned(("z1", "NO_GO", box), ("z2", "NO_GO", box)))
+    assert dict(twice.nogo_nodes) == {twice.node("e"): "z1"} and twice.nogo_zones == {"z1"}
+    with pytest.raises(TypeError):
+        g.nogo_nodes[0] = "x"  # type: ignore[index]
+
+
+def test_dead_end_exits_lead_to_the_junction() -> None:
+    # g hangs off c; h hangs off g: the dead end is h - g, its junction c
+    site = _map([*GRID, ("g", "h", True)])
+    site["nodes"].append({"id": "h", "x": 8, "y": 0})
+    g = SiteGraph(site)
+    i = g.node
+    assert g.tips == {i("h")}
+    assert dict(g.exits) == {i("h"): (i("g"), i("c")), i("g"): (i("c"),)}
+
+
+def test_reach_keeps_out_of_no_go_zones_only_when_asked() -> None:
+    box = [(1.5, 1.5), (2.5, 1.5), (2.5, 2.5), (1.5, 2.5)]
+    g = SiteGraph(_zoned(("box", "NO_GO", box)))
+    i = g.node
+    [(_goal, through, _)] = g.reach(i("d"), [i("f")], cost="metres")
+    assert [g.ids[n] for n in through] == ["d", "e", "f"]
+    [(_goal, around, metres)] = g.reach(i("d"), [i("f")], cost="metres", keep_out=True)
+    assert [g.ids[n] for n in around] == ["d", "a", "b", "c", "f"] and metres == pytest.approx(8.0)
+    assert list(g.reach(i("d"), [i("e")], keep_out=True)) == []  # the goal is in the zone
+
+
+def test_reach_yields_the_goals_nearest_first_with_their_costs() -> None:
+    g = SiteGraph(_map(GRID, limit={"ab": 0.5}))  # a-b: 2 m at 0.5 m/s
+    i = g.node
+    got = [(g.ids[goal], cost) for goal, _path, cost in g.reach(i("a"), [i("g"), i("b"), i("e")])]
+    assert got == [("b", pytest.approx(4.0)), ("e", pytest.approx(4.0)), ("g", pytest.approx(8.0))]
+    by_metres = [(g.ids[goal], cost) for goal, _p, cost in g.reach(i("a"), [i("g"), i("b")], cost="metres")]
+    assert by_metres == [("b", 2.0), ("g", 6.0)]
+    # the caller may stop at any time: the search goes no further than asked
+    search = g.reach(i("a"), [i("b"), i("g")], cost="metres")
+    assert g.ids[next(search)[0]] == "b"
+    search.close()
+
+
+def test_reach_is_bounded_and_avoids_what_it_is_told_to() -> None:
+    g = SiteGraph(_map(GRID))
+    i = g.node
+    [(_g, path, metres)] = g.reach(i("a"), [i("c")], cost="metres", avoid={i("b")})
+    assert [g.ids[n] for n in path] == ["a", "d", "e", "f", "c"] and metres == 8.0
+    assert list(g.reach(i("a"), [i("c")], cost="metres", avoid={i("b")}, max_cost=7.9)) == []
+    [(_g, path, _)] = g.reach(i("a"), [i("c")], cost="metres", avoid_lanes={"ab"})
+    assert [g.ids[n] for n in path] == ["a", "d", "e", "b", "c"]
+    assert list(g.reach(i("a"), [i("g")], max_expansions=2)) == []  # a and b expanded: c not reached
+    [(_g, path, _)] = g.reach(i("b"), [i("b")], avoid={i("b")})  # the start is never avoided
+    assert path == [i("b")]
+
+
+def test_reach_breaks_ties_by_node_id_whatever_the_map_order() -> None:
+    # two equally short ways a -> f (a d e f, a b e f, a b c f); listing the nodes in reverse changes the
+    # indices but not the path: ties go to the node first in id order
+    forward = SiteGraph(_map(GRID))
+    backward_map = _map(GRID)
+    backward_map["nodes"].reverse()
+    backward = SiteGraph(backward_map)
+    paths = []
+    for g in (forward, backward):
+        [(_goal, path, _cost)] = g.reach(g.node("a"), [g.node("f")], cost="metres")
+        paths.append([g.ids[n] for n in path])
+    assert paths[0] == paths[1]
