@@ -22,8 +22,16 @@ import random
 import time
 from typing import Any
 
-from topologies.traffic import DECISIONS, TrafficConfig, clash_between, new_site, plan_reservations, step
-from topologies.traffic.graph import SiteModel
+from schemas.sitegraph import graph_for
+from topologies.traffic import (
+    DECISIONS,
+    SiteView,
+    TrafficConfig,
+    clash_between,
+    new_site,
+    plan_reservations,
+    step,
+)
 
 __all__ = ["grid_site", "run"]
 
@@ -253,7 +261,7 @@ def _timed_step(site: dict[str, Any], initial: list[dict[str, Any]], updates: li
 def _timed_naive(site: dict[str, Any], initial: list[dict[str, Any]], updates: list[dict[str, Any]]) -> dict:
     """All-pairs detection: no index, every reservation against every other robot's reservations."""
     config = TrafficConfig()
-    model = SiteModel.from_map(site)
+    model = SiteView(graph_for(site, config.speed_mps))
     plans: dict[str, list] = {}
 
     def reserve(record: dict[str, Any]) -> list:

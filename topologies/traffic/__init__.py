@@ -4,14 +4,15 @@
 ``machine.step`` is the pure per-site transition and ``builder.build_traffic`` its adapter to the kernel. Parts:
 ``reservations`` (the indexed table), ``detect`` (clashes, zone hits, wait-for cycles), ``problems``
 (what to resolve, emitted once), ``resolve`` (who yields; HOLD at a safe node), ``detour`` (A* reroutes),
-``deadlock`` (cycle breaking), ``resume`` (RESUME with hysteresis), ``graph`` / ``geometry`` (site
-model, no-go polygons), ``state`` (the in-memory site), ``records`` (output builders).
+``deadlock`` (cycle breaking), ``resume`` (RESUME with hysteresis), ``graph`` (the view, by node id, of
+the shared site graph ``schemas.sitegraph``: lanes, dead ends, no-go zones, searches), ``geometry``
+(distance to a lane), ``state`` (the in-memory site), ``records`` (output builders).
 """
 
 from topologies.traffic.builder import KINDS, OUTPUT_TOPICS, TrafficStep, build_traffic
 from topologies.traffic.config import OWNER, TrafficConfig
 from topologies.traffic.detect import Clash, ZoneHit, clash_between, clashes_of, find_cycle, zone_hits
-from topologies.traffic.graph import SiteModel
+from topologies.traffic.graph import SiteView
 from topologies.traffic.machine import classify, new_site, remove_robot, step
 from topologies.traffic.records import ALERTS, CONFLICTS, DECISIONS, Output, conflict_id
 from topologies.traffic.reservations import OPEN, Reservation, ReservationTable, plan_reservations
@@ -29,8 +30,8 @@ __all__ = [
     "Output",
     "Reservation",
     "ReservationTable",
-    "SiteModel",
     "SiteState",
+    "SiteView",
     "TrafficConfig",
     "TrafficStep",
     "ZoneHit",

@@ -174,7 +174,7 @@ def step_aside(
         t_rid = start_at
         their[pending[0][0]] = min(their.get(pending[0][0], start_at), start_at)
         for (a, _ta), (b, _tb) in itertools.pairwise(pending):
-            t_rid += round(model.drive_ms(a, b, cfg.speed_mps)) if a in model.pos and b in model.pos else 0
+            t_rid += round(model.drive_ms(a, b, cfg.speed_mps)) if a in model and b in model else 0
             their[b] = min(their.get(b, t_rid), t_rid)
     plan, current = full_plan(entry)
     j = len(hold["prefix"]) - 1
@@ -195,7 +195,7 @@ def step_aside(
             pockets.append((t, u))
         if hops >= _ASIDE_HOPS:
             continue
-        for v, _lane, _w in model.out.get(u, ()):
+        for v in model.successors(u):
             tv = t + model.drive_ms(u, v, cfg.speed_mps)
             if v in model.nogo_nodes or (v in their and tv + dwell + 2 * margin > their[v]):
                 continue  # not through their way unless well ahead of them

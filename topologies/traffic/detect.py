@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from topologies.traffic.config import TrafficConfig
-from topologies.traffic.graph import SiteModel
+from topologies.traffic.graph import SiteView
 from topologies.traffic.reservations import Reservation, ReservationTable
 
 __all__ = ["Clash", "ZoneHit", "clash_between", "clashes_of", "find_cycle", "zone_hits"]
@@ -87,7 +87,7 @@ def clashes_of(
     return found
 
 
-def zone_hits(reservations: Iterable[Reservation], model: SiteModel | None) -> list[ZoneHit]:
+def zone_hits(reservations: Iterable[Reservation], model: SiteView | None) -> list[ZoneHit]:
     """The reservations that enter a NO_GO zone, in plan order."""
     if model is None or not (model.nogo_nodes or model.nogo_lanes):
         return []

@@ -7,7 +7,7 @@ import math
 
 from topologies.traffic import records
 from topologies.traffic.detect import clashes_of
-from topologies.traffic.graph import SiteModel
+from topologies.traffic.graph import SiteView
 from topologies.traffic.problems import Plan, route_out
 from topologies.traffic.records import Output
 from topologies.traffic.reservations import OPEN, plan_reservations
@@ -16,14 +16,14 @@ from topologies.traffic.state import SiteState, full_plan, set_plan
 __all__ = ["apply_reroute", "clear_of_others", "detour"]
 
 
-def _rejoin(model: SiteModel, nodes: list[str], avoid_nodes: set[str], avoid_lanes: set[str]) -> int:
+def _rejoin(model: SiteView, nodes: list[str], avoid_nodes: set[str], avoid_lanes: set[str]) -> int:
     """The index of the node where a detour rejoins the plan: just past the last node or lane to avoid."""
     g = 0
     for i, node in enumerate(nodes):
         if i and (node in avoid_nodes or node in model.nogo_nodes):
             g = i + 1
         if i:
-            lane = model.lane_of.get((nodes[i - 1], node))
+            lane = model.lane_id(nodes[i - 1], node)
             if lane is not None and (lane in avoid_lanes or lane in model.nogo_lanes):
                 g = max(g, i)
     return g

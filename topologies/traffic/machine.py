@@ -15,10 +15,12 @@ import logging
 import math
 from typing import Any
 
+from schemas.errors import RejectedRecord
+from schemas.sitegraph import graph_for
 from topologies.traffic.config import TrafficConfig
 from topologies.traffic.deadlock import scan_deadlocks
 from topologies.traffic.geometry import distance_to_segment
-from topologies.traffic.graph import SiteModel
+from topologies.traffic.graph import SiteView
 from topologies.traffic.problems import clear_alerts
 from topologies.traffic.records import Output
 from topologies.traffic.resolve import settle
@@ -62,7 +64,7 @@ def _identify(state: SiteState, record: dict[str, Any]) -> None:
 _ON_LANE_M = 0.25
 
 
-def _passed(model: SiteModel | None, record: dict[str, Any]) -> list[Any] | None:
+def _passed(model: SiteView | None, record: dict[str, Any]) -> list[Any] | None:
     """``[node, at]``: the node a moving robot is driving away from and when it was there, from its pose
     and speed, while it is on the lane from that node to the first of its route (or still leaving it)."""
     speed = float(record.get("speed") or 0.0)
@@ -76,20 +78,21 @@ def _passed(model: SiteModel | None, record: dict[str, Any]) -> list[Any] | None
     if node == nxt:
         return None  # arriving at the route's first node
     if node is None:  # on a lane: the one into the route's first node that passes where it is
-        ends = [u for (u, v) in model.lane_of if v == nxt and u in model.pos]
+        ends = model.predecessors(nxt)
         if not ends:
             return None
-        node = min(ends, key=lambda u: (distance_to_segment(here, model.pos[u], model.pos[nxt]), u))
-    elif node not in model.pos or (node, nxt) not in model.lane_of:
+        end = model.position(nxt)
+        node = min(ends, key=lambda u: (distance_to_segment(here, model.position(u), end), u))
+    elif model.lane_id(node, nxt) is None:
         return None
-    if distance_to_segment(here, model.pos[node], model.pos[nxt]) > _ON_LANE_M:
+    if distance_to_segment(here, model.position(node), model.position(nxt)) > _ON_LANE_M:
         return None  # the pose is not on that lane: nothing to tell from it
-    at = int(record["occurred_at"]) - round(math.dist(here, model.pos[node]) / speed * 1000)
+    at = int(record["occurred_at"]) - round(math.dist(here, model.position(node)) / speed * 1000)
     return [node, at]
 
 
 def _starter(
-    model: SiteModel | None, prev: dict[str, Any] | None, record: dict[str, Any], moving: bool
+    model: SiteView | None, prev: dict[str, Any] | None, record: dict[str, Any], moving: bool
 ) -> bool:
     """Whether the robot has a route it has not set off on yet, from the end of a dead end (a parking
     spot, a dock, a charger: out of everybody's way): it reports a departure (its route starts with the
@@ -184,6 +187,10 @@ def _on_map(state: SiteState, record: dict[str, Any]) -> list[str]:
     current = state.site_map
     if current is not None and int(record.get("version", 0)) < int(current.get("version", 0)):
         return []
+    try:
+        graph_for(record, state.config.speed_mps)  # parsed once, shared (the view is built in rebuild)
+    except ValueError as exc:  # a lane to an unknown node, a duplicate node id
+        raise RejectedRecord(f"site map v{record.get('version')} is not a graph: {exc}") from exc
     state.site_map = record
     state.dirty_map = True
     state.rebuild()

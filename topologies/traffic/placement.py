@@ -6,7 +6,7 @@ A HOLD stops a robot at a node of its plan before the contested node or lane. Th
   unless it stands there anyway (held there, or starting from there later than that);
 - the robot it waits for does not pass after it arrives (or it would block its own way out: head-on in
   a corridor), nor once released if it is held itself, nor the way out of a dead end that robot
-  stands in (``SiteModel.exits``);
+  stands in (``SiteView.exits``);
 - no other robot passes while it is expected to wait there: until the blocker's window has ended
   plus ``clear_ms`` and ``latency_ms`` (the RESUME's way back), or ``stand_ms`` after its arrival when
   the blocker stands still until further notice. Robots that come later meet a standing robot and

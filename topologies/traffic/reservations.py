@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from topologies.traffic.config import TrafficConfig
-from topologies.traffic.graph import SiteModel
+from topologies.traffic.graph import SiteView
 
 __all__ = ["OPEN", "Plan", "Reservation", "ReservationTable", "plan_reservations"]
 
@@ -71,20 +71,20 @@ class Reservation:
 def plan_reservations(
     robot_id: str,
     plan: Plan,
-    model: SiteModel | None,
+    model: SiteView | None,
     config: TrafficConfig,
     *,
     open_end: bool = False,
     spread: int = 0,
     stay: int = 0,
 ) -> list[Reservation]:
-    """The reservations of ``plan`` (lanes only where the site model knows a lane between the nodes);
+    """The reservations of ``plan`` (lanes only where the site graph has a lane between the nodes);
     with ``spread`` every window ends that much later (the plan may start up to ``spread`` ms late); the
     last node is held ``stay`` ms longer (or until further notice with ``open_end``)."""
     out: list[Reservation] = []
     margin, dwell = config.node_margin_ms, config.dwell_ms
     last = len(plan) - 1
-    lane_of = model.lane_of if model is not None else {}
+    lane_of = model.lane_id if model is not None else _no_lane
     for i, (node, eta) in enumerate(plan):
         end = eta + dwell + margin + spread
         if i == last:
@@ -92,11 +92,15 @@ def plan_reservations(
         out.append(Reservation(robot_id, node, False, eta - margin, end, node, node, i))
         if i < last:
             nxt, nxt_eta = plan[i + 1]
-            lane_id = lane_of.get((node, nxt))
+            lane_id = lane_of(node, nxt)
             if lane_id is not None:
                 lane_end = max(nxt_eta, eta + 1) + spread
                 out.append(Reservation(robot_id, lane_id, True, eta, lane_end, node, nxt, i))
     return out
+
+
+def _no_lane(_u: str, _v: str) -> None:
+    return None
 
 
 class ReservationTable:

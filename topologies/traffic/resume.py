@@ -79,7 +79,7 @@ def _shift(state: SiteState, pending: Plan, now: int) -> Plan:
     t = max(now, eta)
     shifted = [(node, t)]
     for (a, ta), (b, tb) in itertools.pairwise(pending):
-        drive = model.length(a, b) / cfg.speed_mps * 1000 if model is not None and a in model.pos else 0.0
+        drive = model.length(a, b) / cfg.speed_mps * 1000 if model is not None and a in model else 0.0
         t += max(tb - ta, round(drive))
         shifted.append((b, t))
     return shifted

@@ -1,4 +1,4 @@
-"""The in-memory model of one site: robot entries, task priorities, the site model and the reservations.
+"""The in-memory model of one site: robot entries, task priorities, the site graph and the reservations.
 
 Robot entries are plain JSON-serialisable dicts (one state sub-key each in the Quix adapter)::
 
@@ -17,7 +17,8 @@ Robot entries are plain JSON-serialisable dicts (one state sub-key each in the Q
     alert                                               None, or its open CONFLICT_UNRESOLVED situation:
                                                         {since, last, cid, sent} (``problems``)
 
-Everything else (site model, reservation table, held set) is derived and rebuilt by :meth:`rebuild`.
+Everything else (the view of the site graph, reservation table, held set) is derived and rebuilt by
+:meth:`rebuild`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.sitegraph import graph_for
 from topologies.traffic.config import TrafficConfig
-from topologies.traffic.graph import SiteModel
+from topologies.traffic.graph import SiteView
 from topologies.traffic.reservations import OPEN, Reservation, ReservationTable, plan_reservations
 
 __all__ = [
@@ -150,7 +152,7 @@ class SiteState:
     emitted: dict[str, int] = field(default_factory=dict)
     emitted_by: dict[str, list[str]] = field(default_factory=dict)
     clock: int = 0
-    model: SiteModel | None = None
+    model: SiteView | None = None
     table: ReservationTable = field(default_factory=ReservationTable)
     held: set[str] = field(default_factory=set)
     dirty_robots: set[str] = field(default_factory=set)
@@ -305,8 +307,9 @@ class SiteState:
                 self.touch(rid)
 
     def rebuild(self) -> None:
-        """Recompute the derived parts (model, reservations, held set) from the durable ones."""
-        self.model = SiteModel.from_map(self.site_map) if self.site_map else None
+        """Recompute the derived parts (model, reservations, held set) from the durable ones. The model is
+        a view of the map's shared graph (``schemas.sitegraph.graph_for``: parsed once per map version)."""
+        self.model = SiteView(graph_for(self.site_map, self.config.speed_mps)) if self.site_map else None
         self.table = ReservationTable()
         self.held = set()
         self.waiters, self.waits_of, self.due, self.check_at = {}, {}, [], {}

@@ -1,15 +1,19 @@
-"""Unit tests of the traffic core: geometry, site model, reservation table, detection, cycles."""
+"""Unit tests of the traffic core: the view of the site graph, reservation table, detection, cycles."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests.unit.topologies.test_traffic_support import T0, grid_map, site_map
+from schemas.errors import RejectedRecord
+from schemas.sitegraph import SiteGraph
+from tests.unit.topologies.test_traffic_support import T0, feed, fresh, grid_map, site_map
 from topologies.traffic import (
     OPEN,
     Reservation,
     ReservationTable,
-    SiteModel,
+    SiteView,
     TrafficConfig,
     clash_between,
     clashes_of,
@@ -18,40 +22,24 @@ from topologies.traffic import (
     plan_reservations,
     zone_hits,
 )
-from topologies.traffic.geometry import point_in_polygon, segment_hits_polygon
 
 CFG = TrafficConfig()
-SQUARE = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)]
 
 
-class TestGeometry:
-    @pytest.mark.parametrize(
-        ("point", "inside"),
-        [((1, 1), True), ((3, 1), False), ((0, 1), True), ((2, 2), True), ((-0.1, 1), False)],
-    )
-    def test_point_in_square(self, point: tuple[float, float], inside: bool) -> None:
-        assert point_in_polygon(point, SQUARE) is inside
-
-    def test_point_in_concave_polygon(self) -> None:
-        u_shape = [(0, 0), (3, 0), (3, 3), (2, 3), (2, 1), (1, 1), (1, 3), (0, 3)]
-        assert point_in_polygon((0.5, 2), u_shape)
-        assert not point_in_polygon((1.5, 2), u_shape)  # in the notch
-
-    def test_segment_crossing_with_both_ends_outside(self) -> None:
-        assert segment_hits_polygon((-1, 1), (3, 1), SQUARE)
-        assert not segment_hits_polygon((-1, 3), (3, 3), SQUARE)
-        assert not segment_hits_polygon((0, 0), (1, 1), [(5, 5), (6, 5)])  # degenerate polygon
+def view(site: dict[str, Any]) -> SiteView:
+    return SiteView(SiteGraph(site))
 
 
-class TestSiteModel:
+class TestSiteView:
     def test_one_way_lanes_are_driven_one_way(self) -> None:
-        model = SiteModel.from_map(site_map({"a": (0, 0), "b": (1, 0)}, [("a", "b", False)]))
-        assert model.lane_of == {("a", "b"): "a-b"}
+        model = view(site_map({"a": (0, 0), "b": (1, 0)}, [("a", "b", False)]))
+        assert model.lane_id("a", "b") == "a-b" and model.lane_id("b", "a") is None
+        assert model.successors("a") == ("b",) and model.predecessors("a") == ()
         assert model.shortest_path("b", "a") is None
         assert model.shortest_path("a", "b") == (["a", "b"], 1.0)
 
     def test_shortest_path_avoids_nodes_lanes_and_respects_the_bound(self) -> None:
-        model = SiteModel.from_map(grid_map(3, 3))
+        model = view(grid_map(3, 3))
         path, length = model.shortest_path("n0_0", "n2_0") or ([], 0)
         assert path == ["n0_0", "n1_0", "n2_0"] and length == 4.0
         path, length = model.shortest_path("n0_0", "n2_0", avoid_nodes={"n1_0"}) or ([], 0)
@@ -66,11 +54,34 @@ class TestSiteModel:
             [("a", "m"), ("a", "b"), ("b", "c")],
             zones=[("z", [(0.5, 0.5), (1.5, 0.5), (1.5, 1.5), (0.5, 1.5)])],
         )
-        model = SiteModel.from_map(site)
+        model = view(site)
         assert model.nogo_nodes == {"m": "z"}
         assert model.nogo_lanes == {"a-m": "z", "a-b": "z"}
         assert model.nogo_zones == {"z"}
         assert model.shortest_path("a", "m") is None
+
+    def test_reach_nearest_first_and_blocked_nodes(self) -> None:
+        model = view(grid_map(4, 1))  # n0_0 - n1_0 - n2_0 - n3_0, 2 m apart
+        got = [(t, length) for t, _path, length in model.reach("n0_0", {"n3_0", "n1_0", "elsewhere"})]
+        assert got == [("n1_0", 2.0), ("n3_0", 6.0)]
+        # a blocked node is not driven through, but a target is never asked about
+        assert list(model.reach("n0_0", {"n2_0"}, blocked=lambda n: n == "n1_0")) == []
+        [(_t, path, _)] = model.reach("n0_0", {"n1_0"}, blocked=lambda n: True)
+        assert path == ["n0_0", "n1_0"]
+
+    def test_dead_ends_by_node_id(self) -> None:
+        nodes = {"a": (0.0, 0.0), "b": (2.0, 0.0), "c": (4.0, 0.0), "d": (2.0, 2.0)}
+        model = view(site_map(nodes, [("a", "b"), ("b", "c"), ("b", "d")]))
+        assert model.tips == {"a", "c", "d"}
+        assert model.exits == {"a": ("b",), "c": ("b",), "d": ("b",)}
+        assert model.drive_ms("a", "b", 1.0) == 2000.0 and model.length("a", "c") == 4.0
+
+    def test_a_map_that_is_not_a_graph_is_rejected(self) -> None:
+        state = fresh(site_map({"a": (0, 0), "b": (2, 0)}, [("a", "b")]))
+        bad = site_map({"a": (0, 0), "b": (2, 0)}, [("a", "b"), ("b", "ghost")], version=2)
+        with pytest.raises(RejectedRecord, match="unknown node 'ghost'"):
+            feed(state, bad)
+        assert state.site_map is not None and state.site_map["version"] == 1  # the map in force stays
 
 
 def _res(
@@ -82,7 +93,7 @@ def _res(
 
 class TestReservations:
     def test_plan_reserves_nodes_with_margins_and_lanes_for_the_traversal(self) -> None:
-        model = SiteModel.from_map(site_map({"a": (0, 0), "b": (2, 0), "c": (9, 9)}, [("a", "b")]))
+        model = view(site_map({"a": (0, 0), "b": (2, 0), "c": (9, 9)}, [("a", "b")]))
         got = plan_reservations("r", [("a", 1000), ("b", 3000), ("c", 5000)], model, CFG)
         summary = [(r.key, r.lane, r.start, r.end, r.idx) for r in got]
         assert summary == [
@@ -142,7 +153,7 @@ class TestClashes:
             [("a", "m")],
             zones=[("z", [(0.5, 0.5), (1.5, 0.5), (1.5, 1.5), (0.5, 1.5)])],
         )
-        model = SiteModel.from_map(site)
+        model = view(site)
         hits = zone_hits(plan_reservations("r", [("a", 0), ("m", 1000)], model, CFG), model)
         assert [(h.zone_id, h.res.key) for h in hits] == [("z", "m")]
 

@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.sitegraph import SiteGraph
 from tests.unit.topologies.test_traffic_support import (
     T0,
     S,
@@ -20,12 +21,12 @@ from tests.unit.topologies.test_traffic_support import (
     status,
     task,
 )
-from topologies.traffic import SiteModel, SiteState, full_plan, remove_robot
+from topologies.traffic import SiteState, SiteView, full_plan, remove_robot
 
 WIDTH, HEIGHT = 5, 4
 GRID = grid_map(WIDTH, HEIGHT)
-MODEL = SiteModel.from_map(GRID)
-NODES = sorted(MODEL.pos)
+MODEL = SiteView(SiteGraph(GRID))
+NODES = sorted(MODEL.graph.ids)
 
 
 @st.composite

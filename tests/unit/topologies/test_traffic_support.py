@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,7 +48,7 @@ def site_map(
         a, b = lane[0], lane[1]
         bidirectional = lane[2] if len(lane) > 2 else True
         lane_list.append({"id": f"{a}-{b}", "from_node": a, "to_node": b, "bidirectional": bidirectional})
-    return {
+    record = {
         **_base(T0),
         "version": version,
         "name": "test",
@@ -58,6 +60,9 @@ def site_map(
         ],
         "chargers": [],
     }
+    # one event id per map content: the shared graph is cached by (tenant, site, version, event id, ...)
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+    return {**record, "event_id": f"map-{digest}"}
 
 
 def grid_map(width: int, height: int, spacing: float = 2.0) -> dict[str, Any]:
