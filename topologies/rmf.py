@@ -51,7 +51,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import orjson
 from quixstreams.dataframe import StreamingDataFrame
@@ -59,6 +59,7 @@ from quixstreams.dataframe import StreamingDataFrame
 from schemas import catalog
 from schemas.errors import RejectedRecord
 from schemas.ids import det_uuid7
+from schemas.records import Pose, RobotStatus, Timer
 from topologies import timers
 from topologies.kernel import Decode, KeyState, Output, build_step
 from topologies.status import robot_status
@@ -75,6 +76,7 @@ __all__ = [
     "Output",
     "RmfIngestConfig",
     "RmfIngestStep",
+    "RobotMemory",
     "build_rmf_ingest",
     "fleet_outputs",
     "fleet_statuses",
@@ -109,11 +111,19 @@ RMF_ROBOT_STATUS: dict[str, str] = {
     "error": "ERROR",
 }
 
-#: What a robot's state sub-key holds: ``at`` (last unix_millis_time seen), ``pose``, ``battery`` (last
-#: seen), ``emitted`` (fingerprint of the last record), ``status`` (its status), ``emitted_at``; ``seen``
-#: (Kafka timestamp of the last state accepted), ``timer_due`` (due_at of the armed offline timer, None
-#: when none is armed), ``offline_at`` (occurred_at of the OFFLINE record, until a later state is emitted).
-RobotMemory = dict[str, Any]
+
+class RobotMemory(TypedDict):
+    """What a robot's state sub-key holds."""
+
+    at: int  # the last unix_millis_time seen
+    pose: Pose  # last seen
+    battery: float  # last seen
+    seen: int  # Kafka timestamp of the last state accepted
+    timer_due: NotRequired[int | None]  # due_at of the armed offline timer, None when none is armed
+    emitted: NotRequired[list[Any]]  # fingerprint of the last record emitted
+    status: NotRequired[str]  # its status
+    emitted_at: NotRequired[int]
+    offline_at: NotRequired[int]  # occurred_at of the OFFLINE record, until a later state is emitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,11 +201,11 @@ def robot_step(
     at = int(raw_at) if isinstance(raw_at, int) and not isinstance(raw_at, bool) else int(received_ms)
     if memory is not None and at <= memory["at"]:
         return memory, []
-    last_pose: dict[str, Any] = (memory or {}).get("pose") or {
+    last_pose: Pose = (memory.get("pose") if memory is not None else None) or {
         "x": 0.0, "y": 0.0, "yaw": 0.0, "node_id": None, "map_name": None,
     }  # fmt: skip
     location = robot.get("location")
-    pose: dict[str, Any]
+    pose: Pose
     if isinstance(location, Mapping):
         pose = {
             "x": _number(location.get("x"), last_pose["x"]),
@@ -205,8 +215,9 @@ def robot_step(
             "map_name": str(location["map"]) if location.get("map") is not None else last_pose["map_name"],
         }
     else:
-        pose = dict(last_pose)
-    battery = min(1.0, max(0.0, _number(robot.get("battery"), (memory or {}).get("battery", 0.0))))
+        pose = last_pose.copy()
+    last_battery = memory.get("battery", 0.0) if memory is not None else 0.0
+    battery = min(1.0, max(0.0, _number(robot.get("battery"), last_battery)))
     status = RMF_ROBOT_STATUS.get(str(robot.get("status")), "UNKNOWN")
     task_id = robot.get("task_id") or None
     speed = 0.0
@@ -215,15 +226,16 @@ def robot_step(
         speed = round(distance / ((at - memory["at"]) / 1000.0), 3)
     fingerprint = [status, task_id, pose["map_name"], round(pose["x"], 3), round(pose["y"], 3),
                    round(pose["yaw"], 3), round(battery, 4)]  # fmt: skip
-    seen = max(int(received_ms), (memory or {}).get("seen", 0))
-    new: RobotMemory = {**(memory or {}), "at": at, "pose": pose, "battery": battery, "seen": seen}
+    seen = max(int(received_ms), memory.get("seen", 0) if memory is not None else 0)
+    latest: RobotMemory = {"at": at, "pose": pose, "battery": battery, "seen": seen}
+    new: RobotMemory = {**memory, **latest} if memory is not None else latest
     out: list[Output] = []
     if new.get("timer_due") is None:  # arm once; a fired timer re-arms itself while states keep coming
         due = seen + config.offline_timeout_ms
         new["timer_due"] = due
         out.append(_offline_timer(config, fleet, robot_id, due_at=due, occurred_at=seen))
-    last = (memory or {}).get("emitted")
-    since = at - (memory or {}).get("emitted_at", at)
+    last = memory.get("emitted") if memory is not None else None
+    since = at - (memory.get("emitted_at", at) if memory is not None else at)
     offline_at = new.get("offline_at")
     if offline_at is not None and at <= offline_at:
         # Stamped before the OFFLINE record already emitted (an adapter's buffered state arriving late):
@@ -241,8 +253,8 @@ def robot_step(
         emit = since >= config.heartbeat_ms
     if not emit:
         return new, out
-    previous = (memory or {}).get("status")
-    new.update(emitted=fingerprint, status=status, emitted_at=at)
+    previous = memory.get("status") if memory is not None else None
+    new.update({"emitted": fingerprint, "status": status, "emitted_at": at})
     if offline_at is not None and at > offline_at:
         del new["offline_at"]
     out.insert(
@@ -257,7 +269,7 @@ def robot_step(
             status=status,
             previous_status=previous,
             battery=battery,
-            pose=pose,  # type: ignore[arg-type]
+            pose=pose,
             speed=speed,
             task_id=task_id,
             route=[],
@@ -270,7 +282,7 @@ def robot_step(
 
 
 def robot_timer(
-    memory: RobotMemory | None, fleet: str, robot_id: str, timer: Mapping[str, Any], config: RmfIngestConfig
+    memory: RobotMemory | None, fleet: str, robot_id: str, timer: Timer, config: RmfIngestConfig
 ) -> tuple[RobotMemory | None, list[Output]]:
     """A due offline timer of ``robot_id`` in ``fleet`` (from ``timers.due.rmf-ingest``) -> (new memory,
     outputs).
@@ -281,9 +293,9 @@ def robot_timer(
     emitted (see the module docstring for its fields).
     """
     due_at = timer.get("due_at")
-    if memory is None or due_at is None or not timers.is_armed(timer, memory.get("timer_due")):  # type: ignore[arg-type]
+    if memory is None or due_at is None or not timers.is_armed(timer, memory.get("timer_due")):
         return memory, []
-    new: RobotMemory = dict(memory)
+    new = memory.copy()
     expected = timers.remaining_due(memory.get("seen", 0), config.offline_timeout_ms, due_at)
     if expected is not None:
         new["timer_due"] = expected
@@ -296,7 +308,7 @@ def robot_timer(
     offline_at = last_at + config.offline_timeout_ms
     emitted = memory.get("emitted") or [None, None]
     task_id = emitted[1]
-    new.update(status="OFFLINE", emitted=["OFFLINE", *emitted[1:]], offline_at=offline_at)
+    new.update({"status": "OFFLINE", "emitted": ["OFFLINE", *emitted[1:]], "offline_at": offline_at})
     offline = robot_status(
         event_id=det_uuid7(offline_at, config.tenant_id, fleet, robot_id, "offline", last_at),
         tenant_id=config.tenant_id,
@@ -338,13 +350,13 @@ def fleet_outputs(
 
 def fleet_statuses(
     memories: dict[str, RobotMemory], message: Mapping[str, Any], config: RmfIngestConfig, received_ms: int
-) -> list[dict[str, Any]]:
+) -> list[RobotStatus]:
     """The RobotStatus records of :func:`fleet_outputs` (the timers it arms left out)."""
     return [o.value for o in fleet_outputs(memories, message, config, received_ms) if o.topic == OUTPUT_TOPIC]
 
 
 def timer_outputs(
-    memories: dict[str, RobotMemory], fleet: str, timer: Mapping[str, Any], config: RmfIngestConfig
+    memories: dict[str, RobotMemory], fleet: str, timer: Timer, config: RmfIngestConfig
 ) -> list[Output]:
     """What a due timer of ``fleet`` means, updating ``memories`` in place (see :func:`fleet_outputs`)."""
     robot_id = _timer_robot(timer)
@@ -376,7 +388,7 @@ def _robots(message: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     return out
 
 
-def _timer_robot(timer: Mapping[str, Any]) -> str | None:
+def _timer_robot(timer: Timer) -> str | None:
     """The robot of an offline timer of ours (None: not ours, or not an offline timer)."""
     if timer.get("owner") != OWNER:
         return None
@@ -423,7 +435,7 @@ class RmfIngestStep:
             out.extend(outputs)
         return out
 
-    def _timer(self, timer: Mapping[str, Any], state: KeyState) -> list[Output]:
+    def _timer(self, timer: Timer, state: KeyState) -> list[Output]:
         key = state.key
         robot_id = _timer_robot(timer)
         if robot_id is None or timer.get("tenant_id") != self.config.tenant_id:
