@@ -4,7 +4,7 @@ against a naive all-pairs check, in the same run.
 One generated site: a 100 x 100 grid (10,000 nodes, 2 m lanes). For 100, 500, 1,000 and 2,000 robots
 a small closed-loop fleet drives on it: each robot follows its route (10-24 waypoints at 1 m/s), obeys
 the HOLD / RESUME / REROUTE decisions the step returns, takes a new random goal when it arrives, and
-reports a RobotStatus about once a second of event time. Only the ``step(site, status, now)`` calls are
+reports a RobotStatus about once a second of event time. Only the ``step(site, STATUS, status, now)`` calls are
 timed (reservation update, detection, resolution with A* detours, resumes, output records).
 
 A second stream, ``replan storm``, is adversarial: robots ignore every decision and re-plan a random
@@ -25,6 +25,8 @@ from typing import Any
 from schemas.sitegraph import graph_for
 from topologies.traffic import (
     DECISIONS,
+    MAP,
+    STATUS,
     SiteView,
     TrafficConfig,
     clash_between,
@@ -188,13 +190,13 @@ def _closed_loop(site: dict[str, Any], robots: int, count: int, seed: int) -> tu
     """Run the fleet against the step; returns the step timings and every status fed (for the baseline)."""
     fleet = _Fleet(robots, seed)
     state = new_site(TrafficConfig())
-    step(state, site, T0)
+    step(state, MAP, site, T0)
     fed: list[dict[str, Any]] = []
     latest: dict[str, dict[str, Any]] = {}
     ids = sorted(fleet.node)
     for robot in ids:  # everyone reports once
         record = latest[robot] = fleet.status(robot, T0)
-        for o in step(state, record, T0)[1]:
+        for o in step(state, STATUS, record, T0)[1]:
             if o.topic == DECISIONS:
                 fleet.obey(o.value)
     lat: list[float] = []
@@ -207,7 +209,7 @@ def _closed_loop(site: dict[str, Any], robots: int, count: int, seed: int) -> tu
         now += tick
         record = fleet.status(ids[i % robots], now)
         t = clock()
-        _, out = step(state, record, now)
+        _, out = step(state, STATUS, record, now)
         if i >= warmup:
             lat.append(clock() - t)
             outputs += len(out)
@@ -236,16 +238,16 @@ def _p99(samples: list[float]) -> float:
 
 def _timed_step(site: dict[str, Any], initial: list[dict[str, Any]], updates: list[dict[str, Any]]) -> dict:
     state = new_site(TrafficConfig())
-    step(state, site, T0)
+    step(state, MAP, site, T0)
     for record in initial:
-        step(state, record, record["occurred_at"])
+        step(state, STATUS, record, record["occurred_at"])
     lat: list[float] = []
     outputs = 0
     clock = time.perf_counter
     t_all = clock()
     for record in updates:
         t = clock()
-        _, out = step(state, record, record["occurred_at"])
+        _, out = step(state, STATUS, record, record["occurred_at"])
         lat.append(clock() - t)
         outputs += len(out)
     total = clock() - t_all

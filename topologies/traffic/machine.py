@@ -1,7 +1,8 @@
-"""The pure site-state transition of the traffic topology: ``step(site_state, event, now_ms)``.
+"""The pure site-state transition of the traffic monitor: ``step(site_state, kind, event, now_ms)``.
 
-Inputs (plain dicts, all of one site): RobotStatus (``robot.status``), SiteMap (``site.maps``), and
-TaskEvent (``task.events``, for task priorities); ``None`` is a tick (re-check holds as time passes).
+Inputs (plain dicts, all of one site), each with the kind its caller tagged it with: ``status``
+(RobotStatus, ``robot.status``), ``map`` (SiteMap, ``site.maps``), ``task`` (TaskEvent, ``task.events``,
+for task priorities) and ``tick`` (no record: re-check holds as time passes).
 Outputs: :class:`~topologies.traffic.records.Output` records for ``scheduler.decisions`` (HOLD /
 RESUME / REROUTE, key robot_id), ``traffic.conflicts`` (key site_id) and ``alerts``.
 
@@ -16,6 +17,7 @@ import math
 from typing import Any
 
 from schemas.errors import RejectedRecord
+from schemas.records import TERMINAL_TASK_STATES
 from schemas.sitegraph import graph_for
 from topologies.traffic.config import TrafficConfig
 from topologies.traffic.deadlock import scan_deadlocks
@@ -27,30 +29,17 @@ from topologies.traffic.resolve import settle
 from topologies.traffic.resume import check_holds
 from topologies.traffic.state import SiteState, full_plan
 
-__all__ = ["TERMINAL_TASK_STATES", "classify", "new_site", "remove_robot", "step"]
+__all__ = ["MAP", "STATUS", "TASK", "TICK", "new_site", "remove_robot", "step"]
 
 logger = logging.getLogger(__name__)
 
-TERMINAL_TASK_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
-
+#: Kinds of the monitor's inputs (the traffic site adds ``registration``, see ``site``).
 STATUS, MAP, TASK, TICK = "status", "map", "task", "tick"
+_KINDS = frozenset({STATUS, MAP, TASK, TICK})
 
 
 def new_site(config: TrafficConfig, site_id: str = "", tenant_id: str = "") -> SiteState:
     return SiteState(config=config, site_id=site_id, tenant_id=tenant_id)
-
-
-def classify(event: dict[str, Any] | None) -> str:
-    """Which input ``event`` is: ``status``, ``map``, ``task`` or ``tick``."""
-    if event is None:
-        return TICK
-    if "nodes" in event and "lanes" in event:
-        return MAP
-    if "robot_id" in event and "status" in event:
-        return STATUS
-    if "task_id" in event and "state" in event:
-        return TASK
-    raise ValueError(f"not a traffic input: fields {sorted(event)}")
 
 
 def _identify(state: SiteState, record: dict[str, Any]) -> None:
@@ -219,12 +208,18 @@ def _prune(state: SiteState, now: int, out: list[Output]) -> None:
     clear_alerts(state, now, out)
 
 
-def step(state: SiteState, event: dict[str, Any] | None, now_ms: int) -> tuple[SiteState, list[Output]]:
-    """Apply one input at event time ``now_ms``; returns the (same, updated) state and the outputs.
+def step(
+    state: SiteState, kind: str, event: dict[str, Any] | None, now_ms: int
+) -> tuple[SiteState, list[Output]]:
+    """Apply one input of ``kind`` (STATUS, MAP, TASK, or TICK with ``event`` None) at event time
+    ``now_ms``; returns the (same, updated) state and the outputs. ValueError for any other kind.
 
     Event time never goes back: an input older than the latest one seen is applied at the latest time.
     """
-    kind = classify(event)
+    if kind not in _KINDS:
+        raise ValueError(f"not a traffic monitor input kind: {kind!r}")
+    if (event is None) != (kind == TICK):
+        raise ValueError("a tick carries no record" if kind == TICK else f"a {kind} input needs its record")
     now_ms = state.clock = max(now_ms, state.clock)
     changed: list[str] = []
     if event is not None:

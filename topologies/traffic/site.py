@@ -30,6 +30,7 @@ from schemas.sitegraph import graph_for
 from topologies.traffic import machine
 from topologies.traffic.config import TrafficConfig
 from topologies.traffic.coordinate import Coordinator
+from topologies.traffic.machine import MAP, STATUS, TASK, TICK
 from topologies.traffic.records import Output
 from topologies.traffic.state import SiteState
 
@@ -37,7 +38,8 @@ __all__ = ["MAP", "REGISTRATION", "STATUS", "TASK", "TICK", "TrafficSite", "bloc
 
 logger = logging.getLogger(__name__)
 
-STATUS, REGISTRATION, MAP, TASK, TICK = "status", "registration", "map", "task", "tick"
+#: The site's kinds of input: the monitor's (``machine``: status, map, task, tick) and registrations.
+REGISTRATION = "registration"
 #: Who plans the traffic of a robot, by its registration's ``managed_by``: fleetstream, or the robot's own system.
 _MONITORED_MANAGERS = frozenset({"RMF", "SELF"})
 
@@ -75,7 +77,7 @@ def _on_map(site: TrafficSite, record: dict[str, Any], now: int) -> list[Output]
     current = site.site_map
     if current is not None and int(record.get("version", 0)) < int(current.get("version", 0)):
         return []
-    _, out = machine.step(site.monitor, record, now)
+    _, out = machine.step(site.monitor, MAP, record, now)
     graph = graph_for(record, site.config.speed_mps)
     old = site.coordinator
     if old is not None and old.graph is graph:
@@ -130,7 +132,7 @@ def step(site: TrafficSite, kind: str, event: dict[str, Any] | None, now_ms: int
         else:
             if site.coordinator is not None and event["robot_id"] in site.coordinator.table.movers:
                 out.extend(site.coordinator.remove(event["robot_id"], now_ms))
-            _, monitor_out = machine.step(site.monitor, event, now_ms)
+            _, monitor_out = machine.step(site.monitor, STATUS, event, now_ms)
             out.extend(monitor_out)
             block_monitored(site, now_ms)
     elif kind == REGISTRATION and event is not None:
@@ -142,10 +144,10 @@ def step(site: TrafficSite, kind: str, event: dict[str, Any] | None, now_ms: int
         elif event.get("managed_by") == "FLEETSTREAM":
             site.monitored.discard(rid)
     elif kind == TASK and event is not None:
-        _, monitor_out = machine.step(site.monitor, event, now_ms)
+        _, monitor_out = machine.step(site.monitor, TASK, event, now_ms)
         out.extend(monitor_out)
     elif kind == TICK:
-        _, monitor_out = machine.step(site.monitor, None, now_ms)
+        _, monitor_out = machine.step(site.monitor, TICK, None, now_ms)
         out.extend(monitor_out)
     else:
         raise ValueError(f"not a traffic input kind: {kind!r}")

@@ -1,4 +1,5 @@
-"""Unit tests of the traffic core: the view of the site graph, reservation table, detection, cycles."""
+"""Unit tests of the traffic core: input kinds, the view of the site graph, reservation table, detection,
+cycles."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import pytest
 
 from schemas.errors import RejectedRecord
 from schemas.sitegraph import SiteGraph
-from tests.unit.topologies.test_traffic_support import T0, feed, fresh, grid_map, site_map
+from tests.unit.topologies.test_traffic_support import T0, feed, fresh, grid_map, site_map, status, task
 from topologies.traffic import (
     OPEN,
+    STATUS,
+    TASK,
+    TICK,
     Reservation,
     ReservationTable,
     SiteView,
@@ -20,6 +24,7 @@ from topologies.traffic import (
     conflict_id,
     find_cycle,
     plan_reservations,
+    step,
     zone_hits,
 )
 
@@ -28,6 +33,28 @@ CFG = TrafficConfig()
 
 def view(site: dict[str, Any]) -> SiteView:
     return SiteView(SiteGraph(site))
+
+
+class TestKinds:
+    def test_the_kind_is_the_callers(self) -> None:
+        state = fresh(grid_map(2, 1))
+        record = dict(status("r", "n0_0", [("n1_0", 2)]))
+        with pytest.raises(ValueError, match="not a traffic monitor input kind: 'registration'"):
+            step(state, "registration", record, T0)
+        with pytest.raises(ValueError, match="a tick carries no record"):
+            step(state, TICK, record, T0)
+        with pytest.raises(ValueError, match="a status input needs its record"):
+            step(state, STATUS, None, T0)
+        assert state.robots == {}
+        step(state, STATUS, record, T0)
+        assert list(state.robots) == ["r"]
+
+    def test_a_task_in_a_terminal_state_drops_its_priority(self) -> None:
+        state = fresh(grid_map(2, 1))
+        step(state, TASK, dict(task("t", 7)), T0)
+        assert state.tasks == {"t": 7}
+        step(state, TASK, dict(task("t", 7, state="CANCELLED")), T0)  # schemas.records.TERMINAL_TASK_STATES
+        assert state.tasks == {}
 
 
 class TestSiteView:

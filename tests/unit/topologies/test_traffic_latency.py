@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.unit.topologies.test_traffic_support import (
     T0,
+    Record,
     S,
     conflicts,
     decisions,
@@ -34,7 +35,7 @@ CROSS = site_map(
 LATE = TrafficConfig(latency_ms=1_500)
 
 
-def _moving(robot_id: str, node: str | None, route: list[tuple[str, float]], **kw: Any) -> dict[str, Any]:
+def _moving(robot_id: str, node: str | None, route: list[tuple[str, float]], **kw: Any) -> Record:
     record = status(robot_id, node, route, **kw)
     record["speed"] = 1.0
     return record

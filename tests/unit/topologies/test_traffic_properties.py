@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.sitegraph import SiteGraph
 from tests.unit.topologies.test_traffic_support import (
     T0,
+    Record,
     S,
     active_clashes,
     alerts,
@@ -21,7 +20,7 @@ from tests.unit.topologies.test_traffic_support import (
     status,
     task,
 )
-from topologies.traffic import SiteState, SiteView, full_plan, remove_robot
+from topologies.traffic import STATUS, SiteState, SiteView, full_plan, remove_robot
 
 WIDTH, HEIGHT = 5, 4
 GRID = grid_map(WIDTH, HEIGHT)
@@ -30,11 +29,11 @@ NODES = sorted(MODEL.graph.ids)
 
 
 @st.composite
-def fleets(draw: st.DrawFn) -> list[dict[str, Any]]:
+def fleets(draw: st.DrawFn) -> list[Record]:
     """Statuses of 2..7 robots on distinct start nodes, each on a shortest route to a random goal."""
     count = draw(st.integers(2, 7))
     starts = draw(st.lists(st.sampled_from(NODES), min_size=count, max_size=count, unique=True))
-    events: list[dict[str, Any]] = []
+    events: list[Record] = []
     for i, start in enumerate(starts):
         goal = draw(st.sampled_from([n for n in NODES if n != start]))
         found = MODEL.shortest_path(start, goal)
@@ -48,10 +47,10 @@ def fleets(draw: st.DrawFn) -> list[dict[str, Any]]:
     return events
 
 
-def _describe(events: list[dict[str, Any]]) -> str:
+def _describe(events: list[Record]) -> str:
     lines = []
     for e in events:
-        if "status" in e:
+        if e.kind == STATUS:
             route = " ".join(f"{w['node_id']}@{(w['eta'] - T0) / S:g}" for w in e["route"])
             lines.append(f"{e['robot_id']} {e['task_id']} at {e['pose']['node_id']}: {route}")
         else:
@@ -61,7 +60,7 @@ def _describe(events: list[dict[str, Any]]) -> str:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleets())
-def test_after_resolution_no_two_active_reservations_conflict(events: list[dict[str, Any]]) -> None:
+def test_after_resolution_no_two_active_reservations_conflict(events: list[Record]) -> None:
     state = fresh(GRID)
     out = feed(state, *events)
     unresolved = {a["subject_id"] for a in alerts(out)}
@@ -83,7 +82,7 @@ def _leave_when_done(state: SiteState, now: int) -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleets())
-def test_every_held_robot_is_eventually_resumed_or_rerouted(events: list[dict[str, Any]]) -> None:
+def test_every_held_robot_is_eventually_resumed_or_rerouted(events: list[Record]) -> None:
     state = fresh(GRID)
     out = feed(state, *events)
     held_once = {d["robot_id"] for d in decisions(out, "HOLD")}

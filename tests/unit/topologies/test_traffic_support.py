@@ -1,4 +1,8 @@
-"""Factories of traffic inputs (SiteMap, RobotStatus, TaskEvent dicts) and output filters; no tests here."""
+"""Factories of traffic inputs (SiteMap, RobotStatus, TaskEvent dicts) and output filters; no tests here.
+
+Each factory's record knows its kind (:class:`Record`), as the kernel tags each source's records, so
+:func:`feed` steps the monitor with it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from topologies.traffic import Output, SiteState, TrafficConfig, new_site, step
+from topologies.traffic import MAP, STATUS, TASK, TICK, Output, SiteState, TrafficConfig, new_site, step
 
 __all__ = [
     "INSTANT",
     "SITE",
     "T0",
     "TENANT",
+    "Record",
     "active_clashes",
     "alerts",
     "conflicts",
@@ -32,6 +37,14 @@ SITE = "s1"
 S = 1000  # one second in ms
 
 
+class Record(dict[str, Any]):
+    """A record's fields, and the kind of input it is (``STATUS``, ``MAP``, ``TASK``)."""
+
+    def __init__(self, kind: str, fields: dict[str, Any]) -> None:
+        super().__init__(fields)
+        self.kind = kind
+
+
 def _base(at: int) -> dict[str, Any]:
     return {"event_id": f"e-{at}", "tenant_id": TENANT, "site_id": SITE, "occurred_at": at}
 
@@ -42,7 +55,7 @@ def site_map(
     *,
     zones: Iterable[tuple[str, list[tuple[float, float]]]] = (),
     version: int = 1,
-) -> dict[str, Any]:
+) -> Record:
     lane_list = []
     for lane in lanes:
         a, b = lane[0], lane[1]
@@ -62,10 +75,10 @@ def site_map(
     }
     # one event id per map content: the shared graph is cached by (tenant, site, version, event id, ...)
     digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-    return {**record, "event_id": f"map-{digest}"}
+    return Record(MAP, {**record, "event_id": f"map-{digest}"})
 
 
-def grid_map(width: int, height: int, spacing: float = 2.0) -> dict[str, Any]:
+def grid_map(width: int, height: int, spacing: float = 2.0) -> Record:
     """A ``width`` x ``height`` grid of bidirectional lanes; node ``n{x}_{y}``."""
     nodes = {f"n{x}_{y}": (x * spacing, y * spacing) for x in range(width) for y in range(height)}
     lanes: list[tuple[str, str]] = []
@@ -87,39 +100,43 @@ def status(
     seq: int = 1,
     task_id: str | None = None,
     state: str = "MOVING",
-) -> dict[str, Any]:
+) -> Record:
     """A RobotStatus at ``node`` with ``route`` given as ``(node_id, seconds after at)``."""
-    return {
-        **_base(at),
-        "robot_id": robot_id,
-        "fleet_id": "f1",
-        "status": state,
-        "previous_status": None,
-        "battery": 0.9,
-        "pose": {"x": 0.0, "y": 0.0, "yaw": 0.0, "node_id": node, "map_name": "L1"},
-        "speed": 0.0,  # standing at `node` until its route starts (a moving robot: see test_traffic_latency)
-        "task_id": task_id,
-        "route": [{"node_id": n, "eta": at + round(sec * S)} for n, sec in route],
-        "seq": seq,
-        "last_seen_at": at,
-        "reason": "CHANGE",
-    }
+    return Record(
+        STATUS,
+        {
+            **_base(at),
+            "robot_id": robot_id,
+            "fleet_id": "f1",
+            "status": state,
+            "previous_status": None,
+            "battery": 0.9,
+            "pose": {"x": 0.0, "y": 0.0, "yaw": 0.0, "node_id": node, "map_name": "L1"},
+            "speed": 0.0,  # standing at `node` until its route starts (a moving robot: see test_traffic_latency)
+            "task_id": task_id,
+            "route": [{"node_id": n, "eta": at + round(sec * S)} for n, sec in route],
+            "seq": seq,
+            "last_seen_at": at,
+            "reason": "CHANGE",
+        },
+    )
 
 
-def task(
-    task_id: str, priority: int, *, state: str = "ASSIGNED", robot_id: str | None = None
-) -> dict[str, Any]:
-    return {
-        **_base(T0),
-        "task_id": task_id,
-        "seq": 1,
-        "kind": "TRANSITION",
-        "state": state,
-        "previous_state": None,
-        "robot_id": robot_id,
-        "attempt": 0,
-        "spec": {"category": "delivery", "priority": priority},
-    }
+def task(task_id: str, priority: int, *, state: str = "ASSIGNED", robot_id: str | None = None) -> Record:
+    return Record(
+        TASK,
+        {
+            **_base(T0),
+            "task_id": task_id,
+            "seq": 1,
+            "kind": "TRANSITION",
+            "state": state,
+            "previous_state": None,
+            "robot_id": robot_id,
+            "attempt": 0,
+            "spec": {"category": "delivery", "priority": priority},
+        },
+    )
 
 
 #: The crafted scenarios assume decisions reach the robots at once (latency has tests of its own).
@@ -127,16 +144,21 @@ INSTANT = TrafficConfig(latency_ms=0)
 
 
 def fresh(site: dict[str, Any], config: TrafficConfig | None = None) -> SiteState:
-    state, _ = step(new_site(config or INSTANT), site, T0)
+    state, _ = step(new_site(config or INSTANT), MAP, site, T0)
     return state
 
 
-def feed(state: SiteState, *events: dict[str, Any] | None, at: int | None = None) -> list[Output]:
-    """Step every event at its own ``occurred_at`` (or at ``at``), collecting the outputs."""
+def feed(state: SiteState, *events: Record | None, at: int | None = None) -> list[Output]:
+    """Step every record, of its kind, at its own ``occurred_at`` (or at ``at``), and None as a tick at
+    ``at``; collect the outputs."""
     out: list[Output] = []
     for event in events:
+        if event is not None and not isinstance(event, Record):
+            raise TypeError(
+                "feed takes records made by status(), task() or site_map() (they know their kind)"
+            )
         now = at if at is not None else (event["occurred_at"] if event is not None else T0)
-        _, got = step(state, event, now)
+        _, got = step(state, TICK if event is None else event.kind, event, now)
         out.extend(got)
     return out
 
