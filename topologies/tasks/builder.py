@@ -28,6 +28,8 @@ from schemas.limits import TASK_COMMAND_MAX_BYTES
 from topologies.kernel import Decode, Forward, KeyState, Output, annotate, build_step, feeds, merge
 from topologies.tasks import cron, inputs, machine
 from topologies.tasks.config import TasksConfig
+from topologies.tasks.core import TaskState
+from topologies.tasks.cron import ScheduleState
 from topologies.tasks.records import EVENTS, INBOX, TIMERS
 
 __all__ = [
@@ -104,6 +106,7 @@ class TasksStep:
 
     def __call__(self, state: KeyState, kind: str, event: Any, now_ms: int) -> list[Output]:
         inp: dict[str, Any] = event
+        new: ScheduleState | TaskState | None
         if inp["type"] in _SCHEDULE_INPUTS:
             sub = STATE_SCHEDULE
             old = state.get(sub)

@@ -8,7 +8,7 @@ state that armed them, dependents told when a task finishes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from schemas.records import TaskSpec
 from topologies.tasks.config import TasksConfig
@@ -23,9 +23,72 @@ from topologies.tasks.records import (
     tombstone,
 )
 
-__all__ = ["TaskRun", "new_task_state"]
+__all__ = ["Armed", "Pending", "Slot", "TaskRun", "TaskState", "new_task_state"]
 
-TaskState = dict[str, Any]
+#: The timers a task arms: an attempt's timeout, the backoff before a retry.
+Slot = Literal["timeout", "retry"]
+
+
+class Armed(TypedDict):
+    """An armed timer of a task."""
+
+    id: str
+    due: int
+
+
+class Pending(TypedDict):
+    """The dependency check of a CREATE in progress (see ``deps``)."""
+
+    create: dict[str, Any]  # the ``create`` input held until every prerequisite has answered
+    unanswered: list[str]  # prerequisites probed, no answer yet
+    blocked: list[str]  # prerequisites whose own check is in progress
+    outstanding: list[str]  # prerequisites that exist and have not finished
+    failed: list[list[str]]  # [prerequisite, its terminal state] of those that failed
+    chased: list[str]  # initiators of the cycle chases forwarded
+    cancel: str | None  # the reason of a CANCEL to apply right after the creation
+
+
+class TaskState(TypedDict):
+    """The state of one task (state sub-key ``task``)."""
+
+    task_id: str
+    tenant_id: str
+    site_id: str
+    status: str | None  # None: not created (yet)
+    seq: int  # of the last event emitted
+    attempt: int
+    attempt_open: bool
+    robot_id: str | None
+    external_id: str | None
+    spec: TaskSpec | None
+    idempotency_key: str | None
+    created_at: int | None
+    last_at: int  # occurred_at of the last event emitted
+    timeout: Armed | None  # while an attempt's timeout is armed
+    retry: Armed | None  # while RETRYING
+    waiting_on: list[str]  # prerequisites not yet SUCCEEDED (WAITING)
+    dependents: list[str]  # tasks to tell when this one finishes
+    pending: Pending | None  # the dependency check of a CREATE in progress (see deps)
+    subscribers: list[str]  # tasks waiting to learn whether this one gets created
+
+
+#: What :attr:`TaskRun.spec` reads of a task without a spec (not created yet).
+_NO_SPEC: TaskSpec = {
+    "category": "",
+    "priority": 5,
+    "pickup_node": None,
+    "dropoff_node": None,
+    "required_capabilities": [],
+    "deadline": None,
+    "timeout_ms": None,
+    "max_attempts": 1,
+    "depends_on": [],
+    "on_dependency_failure": "CANCEL",
+    "fleet_id": None,
+    "robot_id": None,
+    "labels": {},
+    "payload_json": None,
+}
 
 
 def new_task_state(inp: dict[str, Any]) -> TaskState:
@@ -44,12 +107,12 @@ def new_task_state(inp: dict[str, Any]) -> TaskState:
         "idempotency_key": None,
         "created_at": None,
         "last_at": 0,
-        "timeout": None,  # {"id", "due"} while an attempt's timeout is armed
-        "retry": None,  # {"id", "due"} while RETRYING
-        "waiting_on": [],  # prerequisites not yet SUCCEEDED (WAITING)
-        "dependents": [],  # tasks to tell when this one finishes
-        "pending": None,  # the dependency check of a CREATE in progress (see deps)
-        "subscribers": [],  # tasks waiting to learn whether this one gets created
+        "timeout": None,
+        "retry": None,
+        "waiting_on": [],
+        "dependents": [],
+        "pending": None,
+        "subscribers": [],
     }
 
 
@@ -57,7 +120,7 @@ class TaskRun:
     """One step's working copy. ``s`` is a shallow copy: replace lists, never mutate the caller's."""
 
     def __init__(self, state: TaskState, cfg: TasksConfig, inp: dict[str, Any]) -> None:
-        self.s: TaskState = dict(state)
+        self.s: TaskState = state.copy()
         self.cfg = cfg
         self.inp = inp
         self.at: int = max(int(inp["occurred_at"]), int(state.get("last_at") or 0))
@@ -74,8 +137,9 @@ class TaskRun:
         return self.s["status"]
 
     @property
-    def spec(self) -> dict[str, Any]:
-        return self.s["spec"] or {}
+    def spec(self) -> TaskSpec:
+        """The task's spec; before the task is created, one of defaults."""
+        return self.s["spec"] or _NO_SPEC
 
     # ----------------------------------------------------------------------------- events
     def _event(
@@ -136,7 +200,7 @@ class TaskRun:
         self.transition("CREATED", f"created by {by}" if by else None, spec=create["spec"])
 
     # ----------------------------------------------------------------------------- timers
-    def arm(self, slot: str, due_at: int, payload: dict[str, Any]) -> None:
+    def arm(self, slot: Slot, due_at: int, payload: dict[str, Any]) -> None:
         """Arm the ``timeout`` or ``retry`` timer; its id is unique to this arming (slot + seq)."""
         self.disarm(slot)
         timer_id = f"task:{self.task_id}:{slot}:{self.s['seq']}"
@@ -153,7 +217,7 @@ class TaskRun:
             )
         )
 
-    def disarm(self, slot: str) -> None:
+    def disarm(self, slot: Slot) -> None:
         armed = self.s.get(slot)
         if armed:
             self.out.append(tombstone(armed["id"]))

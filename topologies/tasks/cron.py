@@ -18,14 +18,14 @@ first time, so a daily 02:30 job runs once and an every-30-minutes job pauses fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 
 from schemas.errors import RejectedRecord
+from schemas.records import TaskSchedule, TaskSpec
 from topologies.tasks.config import TasksConfig
 from topologies.tasks.records import (
     CRON,
@@ -37,9 +37,26 @@ from topologies.tasks.records import (
     tombstone,
 )
 
-__all__ = ["next_fire", "step_schedule", "validate_schedule"]
+__all__ = ["ScheduleState", "next_fire", "step_schedule", "validate_schedule"]
 
-ScheduleState = dict[str, Any]
+
+class ScheduleState(TypedDict):
+    """The state of one schedule (state sub-key ``schedule``): its TaskSchedule and its fires."""
+
+    schedule_id: str
+    tenant_id: str
+    site_id: str
+    version: str | None  # event_id of the TaskSchedule applied
+    cron: str
+    timezone: str
+    template: TaskSpec
+    enabled: bool
+    misfire_policy: str
+    timer_id: str | None  # the armed fire timer
+    next_fire: int | None  # its due time
+    last_fire: int | None
+    fires: int  # tasks created
+    skipped: int  # fires missed and skipped (SKIP)
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -49,7 +66,7 @@ def _zone(name: str) -> ZoneInfo:
         raise RejectedRecord(f"unknown time zone {name!r}") from exc
 
 
-def validate_schedule(record: Mapping[str, Any]) -> None:
+def validate_schedule(record: TaskSchedule) -> None:
     """RejectedRecord unless cron (five fields), time zone and misfire policy are usable."""
     expr = record.get("cron")
     if not isinstance(expr, str) or len(expr.split()) != 5 or not croniter.is_valid(expr):
@@ -80,8 +97,9 @@ def next_fire(expr: str, timezone: str, after_ms: int) -> int:
 
 
 def _arm(state: ScheduleState, fire_at: int, at: int, out: list[Output]) -> None:
-    if state.get("timer_id"):
-        out.append(tombstone(state["timer_id"]))
+    armed = state.get("timer_id")
+    if armed:
+        out.append(tombstone(armed))
     timer_id = f"schedule:{state['schedule_id']}:{fire_at}"
     state["timer_id"], state["next_fire"] = timer_id, fire_at
     out.append(
@@ -98,8 +116,9 @@ def _arm(state: ScheduleState, fire_at: int, at: int, out: list[Output]) -> None
 
 
 def _disarm(state: ScheduleState, out: list[Output]) -> None:
-    if state.get("timer_id"):
-        out.append(tombstone(state["timer_id"]))
+    armed = state.get("timer_id")
+    if armed:
+        out.append(tombstone(armed))
     state["timer_id"], state["next_fire"] = None, None
 
 
@@ -107,10 +126,10 @@ def _on_schedule(
     state: ScheduleState | None, inp: dict[str, Any]
 ) -> tuple[ScheduleState | None, list[Output]]:
     out: list[Output] = []
-    record = inp["record"]
+    record: TaskSchedule | None = inp["record"]
     if record is None:  # deleted
         if state is not None:
-            _disarm(dict(state), out)
+            _disarm(state.copy(), out)
         return None, out
     new: ScheduleState = {
         "schedule_id": record["schedule_id"],
@@ -167,7 +186,7 @@ def _on_fire(
     out = [tombstone(inp["timer_id"])]  # fired: clean it off the compacted timers topic
     if state is None or not state["enabled"] or state.get("timer_id") != inp["timer_id"]:
         return state, out  # deleted, disabled or re-armed since: a stale timer
-    new = dict(state)
+    new = state.copy()
     fire_at = int(inp["fire_at"])
     late = now_ms - fire_at > cfg.misfire_grace_ms
     if late and new["misfire_policy"] == "SKIP":

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from topologies.tasks.core import TaskRun
+from topologies.tasks.core import Pending, TaskRun
 from topologies.tasks.records import TERMINAL
 
 __all__ = [
@@ -135,12 +135,12 @@ def _on_answer(run: TaskRun, inp: dict[str, Any]) -> None:
 
 
 def _on_answer_while_pending(
-    run: TaskRun, pending: dict[str, Any], dep: str, status: str, dep_state: str | None
+    run: TaskRun, pending: Pending, dep: str, status: str, dep_state: str | None
 ) -> None:
     waiting = dep in pending["unanswered"] or dep in pending["blocked"]
     if not waiting and dep not in pending["outstanding"]:
         return  # not ours (stale)
-    pending = dict(pending)
+    pending = pending.copy()
     run.s["pending"] = pending
     if status in _REFUSING:
         reject_creation(run, f"dependency {dep} {_REFUSING[status]}")
@@ -189,6 +189,7 @@ def reject_creation(run: TaskRun, reason: str) -> None:
 def finish_creation(run: TaskRun) -> None:
     """Every prerequisite answered: create, then WAITING / QUEUED / CANCELLED / FAILED."""
     pending = run.s["pending"]
+    assert pending is not None  # called while the check is in progress
     run.s["pending"] = None
     run.create(pending["create"])
     if pending["cancel"] is not None:

@@ -37,11 +37,11 @@ Limits: a command whose ``occurred_at`` lies more than ``future_skew_ms`` after 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from schemas import limits
 from schemas.errors import RejectedRecord
-from schemas.records import Decision, RobotTelemetry, TaskCommand, TaskSchedule, Timer
+from schemas.records import Decision, RobotTelemetry, TaskCommand, TaskSchedule, TaskSpec, Timer
 from topologies import timers
 from topologies.tasks import cron
 
@@ -100,7 +100,7 @@ def inbox_key(inp: dict[str, Any]) -> str:
     return str(inp["schedule_id"] if inp["type"] in _SCHEDULE_TYPES else inp["task_id"])
 
 
-def _text(record: Mapping[str, Any], field: str) -> str:
+def _text(record: Mapping[str, object], field: str) -> str:
     value = record.get(field)
     if not isinstance(value, str) or not value:
         raise RejectedRecord(f"{field} is missing or empty")
@@ -125,7 +125,7 @@ def _list_limits(field: str, value: Any) -> None:
             _too_long(f"{field}[]", item, limits.TASK_LIST_ITEM_MAX)
 
 
-def check_spec_limits(spec: Mapping[str, Any], field: str = "spec") -> None:
+def check_spec_limits(spec: TaskSpec, field: str = "spec") -> None:
     """RejectedRecord naming the first field of a task spec past ``schemas.limits``."""
     _too_long(f"{field}.category", spec.get("category"), limits.TASK_TEXT_MAX)
     for name in ("pickup_node", "dropoff_node", "fleet_id", "robot_id"):
@@ -148,17 +148,18 @@ def check_spec_limits(spec: Mapping[str, Any], field: str = "spec") -> None:
         )
 
 
-def check_command_limits(record: Mapping[str, Any]) -> None:
+def check_command_limits(record: TaskCommand) -> None:
     """RejectedRecord naming the first field of a TaskCommand past ``schemas.limits``."""
     for name in ("task_id", "idempotency_key", "timer"):
         _too_long(name, record.get(name), limits.TASK_ID_MAX)
     for name in ("reason", "requested_by"):
         _too_long(name, record.get(name), limits.TASK_TEXT_MAX)
-    if isinstance(record.get("spec"), dict):
-        check_spec_limits(record["spec"])
+    spec = record.get("spec")
+    if isinstance(spec, dict):
+        check_spec_limits(spec)
 
 
-def check_time(record: Mapping[str, Any], now_ms: int, future_skew_ms: int) -> None:
+def check_time(record: TaskCommand, now_ms: int, future_skew_ms: int) -> None:
     """RejectedRecord when ``occurred_at`` lies more than ``future_skew_ms`` after ``now_ms`` (the time the
     record was produced): the same rule as telemetry's."""
     ahead = int(record["occurred_at"]) - now_ms
@@ -168,7 +169,7 @@ def check_time(record: Mapping[str, Any], now_ms: int, future_skew_ms: int) -> N
         )
 
 
-def validate_spec(spec: Any) -> dict[str, Any]:
+def validate_spec(spec: Any) -> TaskSpec:
     """A TaskSpec the state machine can work with, or RejectedRecord with what is wrong."""
     if not isinstance(spec, dict):
         raise RejectedRecord("CREATE without a spec")
@@ -188,10 +189,10 @@ def validate_spec(spec: Any) -> dict[str, Any]:
         raise RejectedRecord("spec.depends_on must be a list of task ids")
     if spec.get("on_dependency_failure", "CANCEL") not in ("CANCEL", "FAIL"):
         raise RejectedRecord(f"spec.on_dependency_failure {spec.get('on_dependency_failure')!r} is unknown")
-    return spec
+    return cast("TaskSpec", spec)
 
 
-def _base(record: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+def _base(record: TaskCommand | Decision | RobotTelemetry, task_id: str) -> dict[str, Any]:
     return {
         "task_id": task_id,
         "tenant_id": _text(record, "tenant_id"),
@@ -366,7 +367,7 @@ def from_due_timer(record: Timer) -> list[dict[str, Any]]:
     """Timer (``timers.due.tasks``) -> ``timer`` (a task's timeout or retry) or ``fire`` (a cron fire)."""
     target = _text(record, "target_key")
     timer_id = _text(record, "timer_id")
-    payload = timers.payload_of(record)  # type: ignore[arg-type]
+    payload = timers.payload_of(record)
     due = int(record["due_at"])
     base = {
         "tenant_id": record.get("tenant_id"),

@@ -52,14 +52,13 @@ from typing import Any
 from schemas.records import TaskSpec
 from topologies.tasks import deps
 from topologies.tasks.config import TasksConfig
-from topologies.tasks.core import TaskRun, new_task_state
+from topologies.tasks.core import Slot, TaskRun, TaskState, new_task_state
 from topologies.tasks.records import DEP, RUNNING, TERMINAL, Output, inbox_message, tombstone
 
 __all__ = ["external_spec", "step"]
 
 logger = logging.getLogger(__name__)
 
-TaskState = dict[str, Any]
 _COMMANDS = ("create", "cancel", "assign", "unassign")
 
 
@@ -291,10 +290,11 @@ def _attempt_failed(run: TaskRun, reason: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- timers
-def _fire(run: TaskRun, slot: str) -> None:
+def _fire(run: TaskRun, slot: Slot) -> None:
     """The armed ``slot`` timer is due: its transition, stamped with its due time."""
     s = run.s
     armed = s[slot]
+    assert armed is not None  # the callers fire an armed timer only
     input_at = run.at
     run.at = max(int(armed["due"]), int(s["last_at"] or 0))
     run.out.append(tombstone(armed["id"]))

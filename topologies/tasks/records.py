@@ -7,7 +7,7 @@ an input therefore yields the same ids, which keeps every sink idempotent even a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas import catalog
 from schemas.ids import det_uuid7, task_id_for
@@ -22,6 +22,9 @@ from schemas.records import (
 from topologies import timers
 from topologies.kernel import Envelope, Output
 from topologies.tasks.config import OWNER
+
+if TYPE_CHECKING:
+    from topologies.tasks.core import TaskState
 
 __all__ = [
     "ACTIVE",
@@ -73,7 +76,7 @@ def cron_task_id(tenant_id: str, schedule_id: str, fire_at: int) -> str:
 
 
 def task_event(
-    task: dict[str, Any],
+    task: TaskState,
     *,
     seq: int,
     kind: str,
