@@ -28,7 +28,7 @@ from typing import Any
 from quixstreams.dataframe import StreamingDataFrame
 
 from schemas.errors import RejectedRecord
-from schemas.records import RobotTelemetry
+from schemas.records import RobotRegistration, RobotTelemetry, Timer
 from topologies.kernel import Decode, KeyState, Output, StateView, annotate, build_step, feed
 from topologies.telemetry import machine, records, sitemaps
 from topologies.telemetry.config import TelemetryConfig
@@ -119,7 +119,7 @@ class TelemetryStep:
             out.append(sitemaps.join(key, tenant, site))
         return out
 
-    def registration(self, state: KeyState, record: Any) -> list[Output]:
+    def registration(self, state: KeyState, record: RobotRegistration | None) -> list[Output]:
         """A registration (a tombstone forgets the robot: its later telemetry is rejected as unknown)."""
         key = state.key
         if record is not None and record["robot_id"] != key:
@@ -136,7 +136,7 @@ class TelemetryStep:
         state.set(STATE_ROBOT, new)
         return out
 
-    def timer(self, state: KeyState, timer: Any) -> list[Output]:
+    def timer(self, state: KeyState, timer: Timer | None) -> list[Output]:
         if timer is None:
             return []
         entry: RobotEntry = state.get(STATE_ROBOT) or RobotEntry()
