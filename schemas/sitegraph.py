@@ -70,6 +70,10 @@ class Lane:
     speed_limit: float | None
 
 
+_SearchIndex = tuple[tuple[tuple[Lane, ...], ...], tuple[int, ...], tuple[int, ...]]
+"""What a search reads: each node's lanes out; each node's place in id order; the nodes in id order."""
+
+
 @dataclass(frozen=True, slots=True)
 class Bounds:
     """Axis-aligned bounding box of a site map (nodes and zone corners), in map metres."""
@@ -162,15 +166,7 @@ class SiteGraph:
         self.nogo_zones: frozenset[str] = frozenset(nogo_nodes.values()) | frozenset(nogo_lanes.values())
         self._nogo_nodes = frozenset(nogo_nodes)
         self._nogo_lanes = frozenset(nogo_lanes)
-        self._out: tuple[tuple[Lane, ...], ...] = tuple(
-            tuple(self.lanes[(u, v)] for v in self.succ[u]) for u in range(n)
-        )
-        order = sorted(range(n), key=key)
-        self._by_rank: tuple[int, ...] = tuple(order)  # node indices in id order
-        rank = [0] * n
-        for r, i in enumerate(order):
-            rank[i] = r
-        self._rank: tuple[int, ...] = tuple(rank)  # a node's place in id order (search ties)
+        self._search: _SearchIndex | None = None  # built on the first search (see _search_index)
         self.bounds = _bounds(site_map, self.version)
         edges = list(self.lanes.values())
         self._matrix = csr_matrix(
@@ -397,6 +393,20 @@ class SiteGraph:
             return path
         return []
 
+    def _search_index(self) -> _SearchIndex:
+        """Each node's lanes out (in id order of their ends), and each node's place in id order and back;
+        built once, on the first search (a graph nobody searches does not pay for it)."""
+        found = self._search
+        if found is None:
+            n = len(self.ids)
+            out = tuple(tuple(self.lanes[(u, v)] for v in self.succ[u]) for u in range(n))
+            order = sorted(range(n), key=self.ids.__getitem__)
+            rank = [0] * n
+            for r, i in enumerate(order):
+                rank[i] = r
+            found = self._search = (out, tuple(rank), tuple(order))  # two threads at once: built twice
+        return found
+
     def reach(
         self,
         a: int,
@@ -425,7 +435,8 @@ class SiteGraph:
         wanted = set(goals)
         if not wanted:
             return
-        pos, rank, by_rank, out = self.pos, self._rank, self._by_rank, self._out
+        pos = self.pos
+        out, rank, by_rank = self._search_index()
         metres = cost == "metres"
         speed = 1.0 if metres else self.nominal_speed_mps
         targets = [pos[g] for g in wanted]
@@ -523,16 +534,18 @@ def _no_go(
     zone in map order). Only what lies within a zone's bounding box is tested against its polygon."""
     nodes: dict[int, str] = {}
     lanes: dict[str, str] = {}
+    zones = [
+        (str(zone["id"]), [(float(p["x"]), float(p["y"])) for p in zone.get("polygon") or ()])
+        for zone in site_map.get("zones") or ()
+        if zone.get("kind") == "NO_GO"
+    ]
+    zones = [(zone_id, polygon) for zone_id, polygon in zones if len(polygon) >= 3]
+    if not zones:
+        return nodes, lanes
     lane_ids = list(ends)
     us = np.array([ends[lane][0] for lane in lane_ids], dtype=np.int64)
     vs = np.array([ends[lane][1] for lane in lane_ids], dtype=np.int64)
-    for zone in site_map.get("zones") or ():
-        if zone.get("kind") != "NO_GO":
-            continue
-        polygon = [(float(p["x"]), float(p["y"])) for p in zone.get("polygon") or ()]
-        if len(polygon) < 3:
-            continue
-        zone_id = str(zone["id"])
+    for zone_id, polygon in zones:
         px, py = [p[0] for p in polygon], [p[1] for p in polygon]
         lo_x, hi_x = min(px) - _BOX_MARGIN_M, max(px) + _BOX_MARGIN_M
         lo_y, hi_y = min(py) - _BOX_MARGIN_M, max(py) + _BOX_MARGIN_M
