@@ -33,9 +33,11 @@ DECISIONS = catalog.VDA5050_DECISIONS
 INPUTS = (INBOUND, DECISIONS)
 
 
-def build(settings: Settings, maps: SiteModelIndex, egress: Egress | None = None) -> ProcessorApp:
-    """The bridge topology's ProcessorApp, fully wired (not running); ``egress`` publishes its orders and
-    instant actions as they are produced."""
+def build(
+    settings: Settings, maps: SiteModelIndex | None = None, egress: Egress | None = None
+) -> ProcessorApp:
+    """The bridge topology's ProcessorApp, fully wired (not running); ``maps``: the site models (default:
+    none yet), ``egress`` publishes its orders and instant actions as they are produced."""
     papp = create_processor_app(
         settings,
         OWNER,
@@ -55,7 +57,10 @@ def build(settings: Settings, maps: SiteModelIndex, egress: Egress | None = None
     )
     app = papp.app
     outputs = build_vda5050(
-        app.dataframe(inbound), app.dataframe(decisions), config=settings.vda_config(), maps=maps.lookup
+        app.dataframe(inbound),
+        app.dataframe(decisions),
+        config=settings.vda_config(),
+        maps=(maps if maps is not None else SiteModelIndex()).lookup,
     )
 
     if egress is not None:
