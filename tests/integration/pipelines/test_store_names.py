@@ -27,9 +27,13 @@ STORES = {
     "dispatch": ("dispatch.inbox",),
     "traffic": ("traffic.inbox",),
     "rmf-ingest": ("rmf.fleet_states", "timers.due.rmf-ingest"),
+    "vda5050": ("vda5050.decisions", "vda5050.inbound"),
 }
 #: What a processor cannot start without.
-REQUIRED = {"rmf-ingest": {"rmf_tenant_id": "acme", "rmf_site_id": "s1"}}
+REQUIRED = {
+    "rmf-ingest": {"rmf_tenant_id": "acme", "rmf_site_id": "s1"},
+    "vda5050": {"vda_tenant_id": "acme", "vda_site_id": "s1"},
+}
 
 
 @pytest.fixture
