@@ -11,7 +11,7 @@ Enum fields are plain ``str`` (the Avro symbol); the sets of task states live he
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 __all__ = [
     "ACTIVE_TASK_STATES",
@@ -39,6 +39,7 @@ __all__ = [
     "TelemetryAggregate",
     "Timer",
     "Zone",
+    "task_spec",
 ]
 
 #: TaskState symbols in lifecycle order (``schemas.models.TaskState`` without its UNKNOWN default).
@@ -91,6 +92,29 @@ class TaskSpec(TypedDict):
     robot_id: str | None
     labels: dict[str, str]
     payload_json: str | None
+
+
+def task_spec(**fields: Any) -> TaskSpec:
+    """A new TaskSpec: no category, priority 5, one attempt and no constraint, then ``fields``. What code
+    reads of a task that has no spec (yet), and the base of the specs fleetstream writes itself."""
+    spec: TaskSpec = {
+        "category": "",
+        "priority": 5,
+        "pickup_node": None,
+        "dropoff_node": None,
+        "required_capabilities": [],
+        "deadline": None,
+        "timeout_ms": None,
+        "max_attempts": 1,
+        "depends_on": [],
+        "on_dependency_failure": "CANCEL",
+        "fleet_id": None,
+        "robot_id": None,
+        "labels": {},
+        "payload_json": None,
+    }
+    spec.update(fields)  # type: ignore[typeddict-item]
+    return spec
 
 
 class RobotTelemetry(TypedDict):

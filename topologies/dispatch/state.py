@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-from schemas.records import SiteMap, TaskSpec
+from schemas.records import SiteMap, TaskSpec, task_spec
 from schemas.sitegraph import SiteGraph, graph_for
 from topologies.dispatch.config import DispatchConfig
 from topologies.dispatch.policy import RobotView, TaskView
@@ -69,22 +69,7 @@ class TaskEntry(TypedDict):
 
 
 #: What :func:`task_view` reads of a task without a spec.
-_NO_SPEC: TaskSpec = {
-    "category": "",
-    "priority": 5,
-    "pickup_node": None,
-    "dropoff_node": None,
-    "required_capabilities": [],
-    "deadline": None,
-    "timeout_ms": None,
-    "max_attempts": 1,
-    "depends_on": [],
-    "on_dependency_failure": "CANCEL",
-    "fleet_id": None,
-    "robot_id": None,
-    "labels": {},
-    "payload_json": None,
-}
+_NO_SPEC: TaskSpec = task_spec()
 
 
 def new_robot(robot_id: str) -> RobotEntry:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-from schemas.records import TaskSpec
+from schemas.records import TaskSpec, task_spec
 from topologies.tasks.config import TasksConfig
 from topologies.tasks.records import (
     DEP,
@@ -73,22 +73,7 @@ class TaskState(TypedDict):
 
 
 #: What :attr:`TaskRun.spec` reads of a task without a spec (not created yet).
-_NO_SPEC: TaskSpec = {
-    "category": "",
-    "priority": 5,
-    "pickup_node": None,
-    "dropoff_node": None,
-    "required_capabilities": [],
-    "deadline": None,
-    "timeout_ms": None,
-    "max_attempts": 1,
-    "depends_on": [],
-    "on_dependency_failure": "CANCEL",
-    "fleet_id": None,
-    "robot_id": None,
-    "labels": {},
-    "payload_json": None,
-}
+_NO_SPEC: TaskSpec = task_spec()
 
 
 def new_task_state(inp: dict[str, Any]) -> TaskState:

@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from schemas.records import TaskSpec
+from schemas.records import TaskSpec, task_spec
 from topologies.tasks import deps
 from topologies.tasks.config import TasksConfig
 from topologies.tasks.core import Slot, TaskRun, TaskState, new_task_state
@@ -100,22 +100,7 @@ def step(
 def external_spec(inp: dict[str, Any]) -> TaskSpec:
     """The spec of a task RMF dispatched itself, from its task state."""
     labels = {"origin": "rmf", "rmf_booking_id": str(inp.get("external_id") or inp["task_id"])}
-    return {
-        "category": inp.get("category") or "rmf",
-        "priority": 5,
-        "pickup_node": None,
-        "dropoff_node": None,
-        "required_capabilities": [],
-        "deadline": None,
-        "timeout_ms": None,
-        "max_attempts": 1,
-        "depends_on": [],
-        "on_dependency_failure": "CANCEL",
-        "fleet_id": inp.get("fleet"),
-        "robot_id": None,
-        "labels": labels,
-        "payload_json": None,
-    }
+    return task_spec(category=inp.get("category") or "rmf", fleet_id=inp.get("fleet"), labels=labels)
 
 
 def _adopt(inp: dict[str, Any], cfg: TasksConfig) -> tuple[TaskState | None, list[Output]]:

@@ -100,3 +100,17 @@ def test_task_state_sets_are_the_enum_symbols() -> None:
     assert list(records.TASK_STATES) == symbols
     assert set(symbols) == records.TERMINAL_TASK_STATES | records.ACTIVE_TASK_STATES
     assert records.RUNNING_TASK_STATES <= records.ACTIVE_TASK_STATES
+
+
+def test_a_new_task_spec_has_every_field_and_is_a_fresh_dict() -> None:
+    spec = records.task_spec(category="rmf", labels={"origin": "rmf"})
+    assert set(spec) == set(records.TaskSpec.__annotations__)
+    assert (spec["category"], spec["priority"], spec["max_attempts"], spec["labels"]) == (
+        "rmf",
+        5,
+        1,
+        {"origin": "rmf"},
+    )
+    other = records.task_spec()
+    other["labels"]["x"] = "y"
+    assert records.task_spec()["labels"] == {}  # no default shared between specs
