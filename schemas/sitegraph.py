@@ -646,7 +646,14 @@ _CACHE_SIZE = 64
 
 
 def graph_for(site_map: Mapping[str, Any], nominal_speed_mps: float = 1.0) -> SiteGraph:
-    """The shared graph of ``site_map``: one per (tenant, site, version, event id, size, nominal speed)."""
+    """The shared graph of ``site_map``: one per (tenant, site, version, event id, size, zones, nominal speed).
+
+    A SiteMap record is known by its ``event_id`` (every map the gateway takes gets a new one): two maps
+    that share an event id, a version and their counts of nodes and lanes are taken for the same map, and
+    its no-go zones are compared too (a test or a replay that reuses an event id for another map must
+    change one of these).
+    """
+    zones = site_map.get("zones") or ()
     key = (
         site_map.get("tenant_id"),
         site_map.get("site_id"),
@@ -654,6 +661,10 @@ def graph_for(site_map: Mapping[str, Any], nominal_speed_mps: float = 1.0) -> Si
         site_map.get("event_id"),
         len(site_map.get("nodes") or ()),
         len(site_map.get("lanes") or ()),
+        tuple(
+            (z.get("id"), z.get("kind"), tuple((p.get("x"), p.get("y")) for p in z.get("polygon") or ()))
+            for z in zones
+        ),
         nominal_speed_mps,
     )
     with _CACHE_LOCK:

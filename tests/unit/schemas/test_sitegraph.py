@@ -119,6 +119,11 @@ def test_one_graph_per_map_version() -> None:
     assert graph_for(m1) is graph_for(dict(m1))
     assert graph_for(m2) is not graph_for(m1)
     assert graph_for(m2).version == 2
+    zoned = {**m1, "zones": [{"id": "z", "kind": "NO_GO", "polygon": [{"x": 1.5, "y": -1}, {"x": 2.5, "y": -1},
+                                                                        {"x": 2.5, "y": 1}, {"x": 1.5, "y": 1}]}]}  # fmt: skip
+    assert graph_for(zoned) is not graph_for(m1)  # the same event id with other zones: another graph
+    graph = graph_for(zoned)
+    assert graph.nogo_nodes == {graph.index["b"]: "z"} and not graph_for(m1).nogo_nodes
 
 
 SQUARE = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)]
