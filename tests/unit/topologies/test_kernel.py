@@ -198,20 +198,22 @@ def test_a_direct_input_with_a_header_decoder_gets_its_event_from_value_and_head
     _in_record("p.a", 0, lambda: adapter(b"x", "k", 10, [("where", b"here")], h.state("k")))
     _in_record("p.a", 0, lambda: adapter(None, "k", 11, None, h.state("k")))  # a tombstone without headers
     _in_record("p.b", 0, lambda: adapter(b"y", "k", 12, [("where", b"there")], h.state("k")))  # as before
-    # an inbox record of that kind carries no headers: decoded as any other
-    _in_record("p.inbox", 0, lambda: adapter(Envelope("alpha", b"z"), "k", 13, None, h.state("k")))
+    # an inbox record of that kind carries no headers: a wiring error, which stops the processor
+    with pytest.raises(ValueError, match="through the inbox"):
+        _in_record("p.inbox", 0, lambda: adapter(Envelope("alpha", b"z"), "k", 13, None, h.state("k")))
+    _in_record("p.inbox", 0, lambda: adapter(Envelope("beta", b"z"), "k", 13, None, h.state("k")))
     assert seen == [
         ("alpha", (b"here", b"x"), 10),
         ("alpha", (None, None), 11),
         ("beta", b"Y", 12),
-        ("alpha", b"z", 13),
+        ("beta", b"Z", 13),
     ]
     h.checkpoint()
     with pytest.raises(RejectedRecord, match="nowhere"):
         _in_record("p.a", 0, lambda: adapter(b"w", "k", 14, [("where", b"nowhere")], h.state("k")))
     with pytest.raises(RejectedRecord, match="without a key"):
         _in_record("p.a", 0, lambda: adapter(b"w", None, 15, [("where", b"here")], h.state("k")))
-    assert len(seen) == 4 and h.stored("k", "last") == "alpha"
+    assert len(seen) == 4 and h.stored("k", "last") == "beta"
     with pytest.raises(ValueError, match="headers"):  # a record forwarded through the inbox loses its headers
         StepAdapter(step, kinds={}, inbox="x.inbox", home=HomePartition(2), header_decoders={"alpha": where})
 
