@@ -29,6 +29,7 @@ from confluent_kafka import Producer
 
 from pipelines.settings import PRODUCER_DEFAULTS
 from pipelines.vda5050.mqtt import MqttClient, MqttError
+from schemas import catalog
 from schemas.codec import AvroCodec
 from schemas.ids import now_ms as wall_now_ms
 from schemas.registry import RegistryClient
@@ -123,7 +124,7 @@ def run_vda5050(config: VdaSimConfig, stop_event: threading.Event | None = None)
     )
     codecs = {
         name: AvroCodec.for_topic(registry, name, config.topic_prefix)
-        for name in ("site.maps", TASK_COMMANDS_TOPIC)
+        for name in (catalog.SITE_MAPS, TASK_COMMANDS_TOPIC)
     }
 
     def produce(name: str, key: str, record: dict[str, Any]) -> None:
@@ -143,7 +144,7 @@ def run_vda5050(config: VdaSimConfig, stop_event: threading.Event | None = None)
 
     mqtt.connect()
     if config.publish_site:
-        produce("site.maps", config.site_id, site_map)
+        produce(catalog.SITE_MAPS, config.site_id, site_map)
         producer.flush(10)
     publish(fleet.start(start))
     logger.info(
