@@ -36,6 +36,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from schemas.errors import FleetError
+from schemas.geometry import Point, first_polygon_hits
 
 __all__ = [
     "STATION_KINDS",
@@ -44,14 +45,10 @@ __all__ = [
     "NoRouteError",
     "SiteGraph",
     "graph_for",
-    "point_in_polygon",
-    "segment_hits_polygon",
 ]
 
 #: Node kinds where a robot's route means "stop here" (a task's pickup or drop-off, a charger, parking).
 STATION_KINDS = frozenset({"PICKUP", "DROPOFF", "STATION", "CHARGER", "PARKING"})
-
-Point = tuple[float, float]
 
 
 class NoRouteError(FleetError):
@@ -522,18 +519,11 @@ def _dead_ends(
     return exits
 
 
-#: How far (m) outside a zone's bounding box a node or lane may be and still be tested against the zone
-#: (well above the tolerance of the polygon tests and coordinate rounding).
-_BOX_MARGIN_M = 1e-6
-
-
 def _no_go(
     site_map: Mapping[str, Any], xy: np.ndarray, ends: Mapping[str, tuple[int, int]]
 ) -> tuple[dict[int, str], dict[str, str]]:
     """The nodes inside, and the lanes entering, each NO_GO zone (a node or lane in several: the first
-    zone in map order). Only what lies within a zone's bounding box is tested against its polygon."""
-    nodes: dict[int, str] = {}
-    lanes: dict[str, str] = {}
+    zone in map order; see :func:`schemas.geometry.first_polygon_hits`)."""
     zones = [
         (str(zone["id"]), [(float(p["x"]), float(p["y"])) for p in zone.get("polygon") or ()])
         for zone in site_map.get("zones") or ()
@@ -541,87 +531,12 @@ def _no_go(
     ]
     zones = [(zone_id, polygon) for zone_id, polygon in zones if len(polygon) >= 3]
     if not zones:
-        return nodes, lanes
+        return {}, {}
     lane_ids = list(ends)
     us = np.array([ends[lane][0] for lane in lane_ids], dtype=np.int64)
     vs = np.array([ends[lane][1] for lane in lane_ids], dtype=np.int64)
-    for zone_id, polygon in zones:
-        px, py = [p[0] for p in polygon], [p[1] for p in polygon]
-        lo_x, hi_x = min(px) - _BOX_MARGIN_M, max(px) + _BOX_MARGIN_M
-        lo_y, hi_y = min(py) - _BOX_MARGIN_M, max(py) + _BOX_MARGIN_M
-        if len(xy):
-            x, y = xy[:, 0], xy[:, 1]
-            near = (x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y)
-            for i in np.flatnonzero(near).tolist():
-                if point_in_polygon((float(x[i]), float(y[i])), polygon):
-                    nodes.setdefault(i, zone_id)
-        if len(lane_ids):
-            ax, ay, bx, by = xy[us, 0], xy[us, 1], xy[vs, 0], xy[vs, 1]
-            near = (
-                (np.maximum(ax, bx) >= lo_x)
-                & (np.minimum(ax, bx) <= hi_x)
-                & (np.maximum(ay, by) >= lo_y)
-                & (np.minimum(ay, by) <= hi_y)
-            )
-            for k in np.flatnonzero(near).tolist():
-                a = (float(ax[k]), float(ay[k]))
-                b = (float(bx[k]), float(by[k]))
-                if segment_hits_polygon(a, b, polygon):
-                    lanes.setdefault(lane_ids[k], zone_id)
-    return nodes, lanes
-
-
-def point_in_polygon(p: Point, polygon: Sequence[Point]) -> bool:
-    """Whether ``p`` lies inside ``polygon`` (even-odd rule; points on an edge count as inside)."""
-    n = len(polygon)
-    if n < 3:
-        return False
-    x, y = p
-    inside = False
-    for i in range(n):
-        ax, ay = polygon[i]
-        bx, by = polygon[(i + 1) % n]
-        if _on_segment(p, (ax, ay), (bx, by)):
-            return True
-        if (ay > y) != (by > y) and x < (bx - ax) * (y - ay) / (by - ay) + ax:
-            inside = not inside
-    return inside
-
-
-def segment_hits_polygon(a: Point, b: Point, polygon: Sequence[Point]) -> bool:
-    """Whether the segment ``a``-``b`` enters ``polygon`` (an end inside, or crossing an edge)."""
-    if len(polygon) < 3:
-        return False
-    if point_in_polygon(a, polygon) or point_in_polygon(b, polygon):
-        return True
-    n = len(polygon)
-    return any(_segments_intersect(a, b, polygon[i], polygon[(i + 1) % n]) for i in range(n))
-
-
-def _cross(o: Point, a: Point, b: Point) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-
-def _on_segment(p: Point, a: Point, b: Point, eps: float = 1e-9) -> bool:
-    if abs(_cross(a, b, p)) > eps:
-        return False
-    return (
-        min(a[0], b[0]) - eps <= p[0] <= max(a[0], b[0]) + eps
-        and min(a[1], b[1]) - eps <= p[1] <= max(a[1], b[1]) + eps
-    )
-
-
-def _segments_intersect(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
-    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
-    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
-    if ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4)):
-        return True
-    return (
-        _on_segment(p1, q1, q2)
-        or _on_segment(p2, q1, q2)
-        or _on_segment(q1, p1, p2)
-        or _on_segment(q2, p1, p2)
-    )
+    nodes, lanes = first_polygon_hits(xy, (us, vs), zones)
+    return nodes, {lane_ids[k]: zone_id for k, zone_id in lanes.items()}
 
 
 def _bounds(site_map: Mapping[str, Any], version: int) -> Bounds | None:

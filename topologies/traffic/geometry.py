@@ -1,5 +1,5 @@
 """Plane geometry of the monitor: how far a pose is from a lane. (The no-go polygon tests are the site
-graph's: ``schemas.sitegraph.point_in_polygon`` / ``segment_hits_polygon``.)"""
+graph's, in ``schemas.geometry``: ``point_in_polygon`` / ``segment_hits_polygon``.)"""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from schemas.sitegraph import NoRouteError, SiteGraph, graph_for, point_in_polygon, segment_hits_polygon
+from schemas.sitegraph import NoRouteError, SiteGraph, graph_for
 
 
 def _map(lanes: list[tuple[str, str, bool]], version: int = 1, limit: dict[str, float] | None = None) -> dict:
@@ -127,22 +127,6 @@ def test_one_graph_per_map_version() -> None:
 
 
 SQUARE = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)]
-
-
-@pytest.mark.parametrize(
-    ("point", "inside"), [((1, 1), True), ((3, 1), False), ((0, 1), True), ((2, 2), True), ((-0.1, 1), False)]
-)
-def test_point_in_polygon_counts_the_edge_as_inside(point: tuple[float, float], inside: bool) -> None:
-    assert point_in_polygon(point, SQUARE) is inside
-
-
-def test_polygon_tests_on_concave_and_degenerate_polygons() -> None:
-    u_shape = [(0, 0), (3, 0), (3, 3), (2, 3), (2, 1), (1, 1), (1, 3), (0, 3)]
-    assert point_in_polygon((0.5, 2), u_shape)
-    assert not point_in_polygon((1.5, 2), u_shape)  # in the notch
-    assert segment_hits_polygon((-1, 1), (3, 1), SQUARE)  # crossing with both ends outside
-    assert not segment_hits_polygon((-1, 3), (3, 3), SQUARE)
-    assert not segment_hits_polygon((0, 0), (1, 1), [(5, 5), (6, 5)])  # degenerate polygon
 
 
 def _zoned(*zones: tuple[str, str, list[tuple[float, float]]]) -> dict:

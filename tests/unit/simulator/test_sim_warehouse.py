@@ -7,8 +7,9 @@ from typing import Any
 
 from pipelines.simulator import demo_site
 from pipelines.simulator.geometry import distance
+from schemas.geometry import point_in_polygon, segment_hits_polygon
 from schemas.models import SiteMap
-from schemas.sitegraph import SiteGraph, point_in_polygon, segment_hits_polygon
+from schemas.sitegraph import SiteGraph
 
 
 def test_demo_site_is_a_large_grid_with_every_kind_of_node(site_map: dict[str, Any]) -> None:
