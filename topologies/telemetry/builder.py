@@ -29,6 +29,7 @@ from quixstreams.dataframe import StreamingDataFrame
 
 from schemas.errors import RejectedRecord
 from schemas.records import RobotRegistration, RobotTelemetry, Timer
+from schemas.sitegraph import Bounds
 from topologies.kernel import Decode, KeyState, Output, StateView, annotate, build_step, feed
 from topologies.telemetry import machine, records, sitemaps
 from topologies.telemetry.config import TelemetryConfig
@@ -70,6 +71,7 @@ class TelemetryStep:
     def __init__(self, config: TelemetryConfig, decode: Decode) -> None:
         self.config = config
         self.decode = decode
+        self._bounds: dict[tuple[float, ...], Bounds | None] = {}  # a site's bounds, parsed once
 
     def __call__(self, state: KeyState, kind: str, event: Any, now_ms: int) -> list[Output]:
         if kind == TELEMETRY:
@@ -100,7 +102,7 @@ class TelemetryStep:
         joined = entry.get("joined")
         tenant, site = record["tenant_id"], record["site_id"]
         here = joined is not None and joined[0] == tenant and joined[1] == site
-        bounds = bounds_from_list(entry.get("bounds")) if here else None
+        bounds = self.bounds(entry.get("bounds")) if here else None
         validate_telemetry(record, entry.get("registration"), bounds, self.config, now_ms)
         robot = entry.get("runtime")
         new, out = machine.on_telemetry(robot, record, self.config)
@@ -118,6 +120,19 @@ class TelemetryStep:
             state.set(STATE_ROBOT, {**entry, "runtime": new, "joined": [tenant, site], "bounds": None})
             out.append(sitemaps.join(key, tenant, site))
         return out
+
+    def bounds(self, values: list[float] | None) -> Bounds | None:
+        """The Bounds of a robot's stored ``[version, min_x, min_y, max_x, max_y]`` (parsed once per value:
+        every sample needs them, and few sites and versions are in play)."""
+        if not values:
+            return None
+        key = tuple(values)
+        bounds = self._bounds.get(key)
+        if bounds is None:
+            if len(self._bounds) >= 4096:  # a bound for maps that come and go
+                self._bounds.clear()
+            bounds = self._bounds[key] = bounds_from_list(values)
+        return bounds
 
     def registration(self, state: KeyState, record: RobotRegistration | None) -> list[Output]:
         """A registration (a tombstone forgets the robot: its later telemetry is rejected as unknown)."""
