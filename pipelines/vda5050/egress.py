@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 
 from pipelines.metrics import RECORDS_OUT
 from pipelines.vda5050.mqtt import MqttClient, MqttError
 from topologies.vda5050 import OUTBOUND, Output
+from topologies.vda5050.messages import OutboundRecord
+from topologies.vda5050.protocol import OutboundMessage
 
 __all__ = ["Egress"]
 
@@ -38,7 +39,7 @@ class Egress:
         self.mqtt: MqttClient | None = None
         self.published = 0
         self.unsent = 0
-        self.on_publish: Callable[[str, dict[str, Any], int], None] | None = None  # for benchmarks
+        self.on_publish: Callable[[str, OutboundMessage, int], None] | None = None  # for benchmarks
         self._warn_every_s = warn_every_s
         self._warned = 0.0
         self._out = RECORDS_OUT.labels(processor, "mqtt")
@@ -46,7 +47,7 @@ class Egress:
     def __call__(self, out: Output) -> None:
         if out.topic != OUTBOUND:
             return
-        record = out.value
+        record: OutboundRecord = out.value
         try:
             if self.mqtt is None:
                 raise MqttError("not connected yet")

@@ -24,53 +24,72 @@ so is a ``cancelOrder`` it has not carried out.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from schemas import vda
 from schemas.errors import RejectedRecord
+from schemas.records import Decision
 from topologies.kernel import Output
 from topologies.vda5050 import orders as ords
 from topologies.vda5050 import records
 from topologies.vda5050.config import VdaConfig
-from topologies.vda5050.inbound import REJECTIONS
+from topologies.vda5050.inbound import REJECTIONS, Report
 from topologies.vda5050.messages import outbound
+from topologies.vda5050.protocol import (
+    Action,
+    Header,
+    InstantActions,
+    InstantActionsBody,
+    OrderBody,
+    OutboundMessage,
+)
 from topologies.vda5050.sitemodel import MapLookup, SiteModel
+
+if TYPE_CHECKING:
+    from topologies.vda5050.vehicle import VehicleState
 
 __all__ = ["Orders", "on_decision", "on_state", "send"]
 
-Orders = dict[str, Any]
-"""``{"current": Order | None, "pending": Order | None}``."""
+
+class Orders(TypedDict):
+    """A vehicle's orders (state sub-key ``builder.STATE_ORDERS``)."""
+
+    current: ords.Order | None  # the order the vehicle has or is about to get
+    pending: ords.Order | None  # the next one, sent once the vehicle is idle
+
 
 _TERMINAL = frozenset({"FINISHED", "FAILED"})
 _MAX_REMEMBERED = 64
 
 
-def send(v: dict[str, Any], topic: str, body: dict[str, Any], at: int) -> Output:
+def send(v: VehicleState, topic: str, body: OrderBody | InstantActionsBody, at: int) -> Output:
     """An outbound message with its header (headerId per topic, +1 per message), validated against the
     official schema of the vehicle's version; a message that does not validate is a bug: ValueError."""
     header = int(v["hid"].get(topic, -1)) + 1
     v["hid"] = {**v["hid"], topic: header}
-    message = {
+    head: Header = {
         "headerId": header,
         "timestamp": vda.format_timestamp(at),
         "version": v["version"],
         "manufacturer": v["manufacturer"],
         "serialNumber": v["serial"],
-        **body,
     }
+    message = cast(OutboundMessage, {**head, **body})  # an order or instantActions, as ``topic`` says
     if topic == "instantActions" and str(v["version"]).startswith("2.0."):
         # The 2.0.0 schema names the array "instantActions" (2.1 renamed it "actions"): 2.0 vehicles get
         # both, which is valid against either schema.
-        message["instantActions"] = message["actions"]
+        actions = cast(InstantActions, message)
+        actions["instantActions"] = actions["actions"]
     problems = vda.problems(topic, message, v["release"])
     if problems:
         raise ValueError(f"built an invalid {topic} for {v['robot_id']}: {'; '.join(problems)}")
     return records.output(records.OUTBOUND, outbound(v["robot_id"], v["prefix"], topic, message))
 
 
-def _instant(v: dict[str, Any], action_type: str, action_id: str, at: int,
-             params: dict[str, Any] | None = None) -> Output:  # fmt: skip
-    act: dict[str, Any] = {
+def _instant(v: VehicleState, action_type: str, action_id: str, at: int,
+             params: Mapping[str, str] | None = None) -> Output:  # fmt: skip
+    act: Action = {
         "actionType": action_type,
         "actionId": action_id,
         "blockingType": "NONE" if v["major"] == "3" else "HARD",
@@ -80,18 +99,20 @@ def _instant(v: dict[str, Any], action_type: str, action_id: str, at: int,
     return send(v, "instantActions", {"actions": [act]}, at)
 
 
-def _model(v: dict[str, Any], site_id: str | None, maps: MapLookup) -> SiteModel:
+def _model(v: VehicleState, site_id: str | None, maps: MapLookup) -> SiteModel:
     model = maps(v["tenant_id"], site_id or v["site_id"])
     if model is None:
         raise RejectedRecord(f"no map of site {site_id or v['site_id']!r} is known: cannot build an order")
     return model
 
 
-def _route(decision: dict[str, Any]) -> list[str]:
+def _route(decision: Decision) -> list[str]:
     return [str(w["node_id"]) for w in decision.get("route") or ()]
 
 
-def _task_stops(order_id: str, assign: dict[str, Any], goal: str, config: VdaConfig) -> list[Any]:
+def _task_stops(
+    order_id: str, assign: Decision, goal: str, config: VdaConfig
+) -> list[tuple[str, list[Action]]]:
     """An ASSIGN's stops: pick at its task's pickup node, drop at its drop-off node (dispatch copies them
     from the task's spec), each with its labels as action parameters; else just the route's goal."""
     labels = assign.get("labels") or {}
@@ -99,15 +120,16 @@ def _task_stops(order_id: str, assign: dict[str, Any], goal: str, config: VdaCon
               "loadType": labels.get("loadType", config.load_type)}  # fmt: skip
     if labels.get("loadId"):
         params["loadId"] = labels["loadId"]
-    stops: list[Any] = []
-    if assign.get("pickup_node"):
-        stops.append((assign["pickup_node"], [ords.action(order_id, 0, "pick", params)]))
-    if assign.get("dropoff_node"):
-        stops.append((assign["dropoff_node"], [ords.action(order_id, 1, "drop", params)]))
+    stops: list[tuple[str, list[Action]]] = []
+    pickup, dropoff = assign.get("pickup_node"), assign.get("dropoff_node")
+    if pickup:
+        stops.append((pickup, [ords.action(order_id, 0, "pick", params)]))
+    if dropoff:
+        stops.append((dropoff, [ords.action(order_id, 1, "drop", params)]))
     return stops or [(goal, [])]
 
 
-def _vehicle_index(v: dict[str, Any], order: ords.Order) -> int:
+def _vehicle_index(v: VehicleState, order: ords.Order) -> int:
     rep = v.get("report")
     if not rep or rep["order_id"] != order["order_id"]:
         return 0
@@ -120,7 +142,7 @@ def _active(order: ords.Order | None) -> bool:
 
 # ------------------------------------------------------------------------------------------ decisions
 def on_decision(
-    v: dict[str, Any], orders: Orders, decision: dict[str, Any], at: int, maps: MapLookup, config: VdaConfig
+    v: VehicleState, orders: Orders, decision: Decision, at: int, maps: MapLookup, config: VdaConfig
 ) -> list[Output]:
     """Apply one decision about this vehicle (it is known: the caller checked)."""
     decision_id = str(decision["decision_id"])
@@ -175,7 +197,7 @@ def on_decision(
     return out
 
 
-def _start(v: dict[str, Any], orders: Orders, order: ords.Order, at: int, out: list[Output]) -> None:
+def _start(v: VehicleState, orders: Orders, order: ords.Order, at: int, out: list[Output]) -> None:
     current = orders.get("current")
     if _active(current):
         assert current is not None
@@ -186,30 +208,30 @@ def _start(v: dict[str, Any], orders: Orders, order: ords.Order, at: int, out: l
         orders["current"], orders["pending"] = order, None
 
 
-def _cancel(v: dict[str, Any], order: ords.Order, at: int, out: list[Output]) -> None:
+def _cancel(v: VehicleState, order: ords.Order, at: int, out: list[Output]) -> None:
     if order["update_id"] < 0:
         order["status"] = "cancelled"  # never sent
         return
     order["status"] = "cancelling"
-    order["cancel_action"] = f"{order['order_id']}:cancelOrder"
+    order["cancel_action"] = cancel = f"{order['order_id']}:cancelOrder"
     order["sent_at"] = at
     params = {"orderId": order["order_id"]} if v["major"] == "3" else None
-    out.append(_instant(v, "cancelOrder", order["cancel_action"], at, params))
+    out.append(_instant(v, "cancelOrder", cancel, at, params))
 
 
-def _pause(v: dict[str, Any], at: int, out: list[Output]) -> None:
+def _pause(v: VehicleState, at: int, out: list[Output]) -> None:
     if not v.get("paused_by_us"):
         v["paused_by_us"] = True
         out.append(_instant(v, "startPause", f"pause:{v['hid'].get('instantActions', -1) + 1}", at))
 
 
-def _unpause(v: dict[str, Any], at: int, out: list[Output]) -> None:
+def _unpause(v: VehicleState, at: int, out: list[Output]) -> None:
     if v.get("paused_by_us"):
         v["paused_by_us"] = False
         out.append(_instant(v, "stopPause", f"resume:{v['hid'].get('instantActions', -1) + 1}", at))
 
 
-def _hold(v: dict[str, Any], order: ords.Order, route: list[str], at: int, out: list[Output]) -> None:
+def _hold(v: VehicleState, order: ords.Order, route: list[str], at: int, out: list[Output]) -> None:
     """Stop at the last node of ``route`` (the way to it, next node first), or where it stands."""
     if not route:
         _pause(v, at, out)
@@ -231,7 +253,7 @@ def _hold(v: dict[str, Any], order: ords.Order, route: list[str], at: int, out: 
         _pause(v, at, out)
 
 
-def _reroute(v: dict[str, Any], orders: Orders, order: ords.Order, decision: dict[str, Any], at: int,
+def _reroute(v: VehicleState, orders: Orders, order: ords.Order, decision: Decision, at: int,
              maps: MapLookup, config: VdaConfig, out: list[Output]) -> None:  # fmt: skip
     route = _route(decision)
     if not route:
@@ -246,7 +268,8 @@ def _reroute(v: dict[str, Any], orders: Orders, order: ords.Order, decision: dic
     except RejectedRecord:
         pass
     # The new way leaves the released base: cancel, then a new order along it with the stops left.
-    done = (v.get("report") or {}).get("actions") or {}
+    rep = v.get("report")
+    done = (rep.get("actions") if rep else None) or {}
     stops = [(s["node"], s["actions"]) for s in order["stops"]
              if not s["actions"] or any(done.get(a["actionId"]) != "FINISHED" for a in s["actions"])]  # fmt: skip
     fresh = ords.new_order(
@@ -262,7 +285,7 @@ def _reroute(v: dict[str, Any], orders: Orders, order: ords.Order, decision: dic
     _start(v, orders, fresh, at, out)
 
 
-def _grant(v: dict[str, Any], orders: Orders, decision: dict[str, Any], at: int, maps: MapLookup,
+def _grant(v: VehicleState, orders: Orders, decision: Decision, at: int, maps: MapLookup,
            out: list[Output]) -> None:  # fmt: skip
     plan_id, plan_seq = decision.get("plan_id"), decision.get("plan_seq")
     granted = decision.get("granted")
@@ -275,7 +298,9 @@ def _grant(v: dict[str, Any], orders: Orders, decision: dict[str, Any], at: int,
         target = None
     plans: list[str] = v.setdefault("plans", [])
     if target is not None and target.get("plan_id") == plan_id:
-        if int(plan_seq) <= int(target["plan_seq"]):
+        applied = target["plan_seq"]
+        assert applied is not None  # set together with plan_id
+        if int(plan_seq) <= applied:
             raise RejectedRecord(
                 f"stale GRANT: plan {plan_id} seq {plan_seq} after seq {target['plan_seq']} was applied"
             )
@@ -292,7 +317,7 @@ def _grant(v: dict[str, Any], orders: Orders, decision: dict[str, Any], at: int,
 
 
 # --------------------------------------------------------------------------------------------- sending
-def _stitch_actions(v: dict[str, Any]) -> bool:
+def _stitch_actions(v: VehicleState) -> bool:
     """Whether an update repeats the stitching node's actions. 2.1 (§6.6.2) says the stitching node is sent
     unchanged and the vehicle keeps the first order's instructions; 3.0 (§6.1.2) says its actions are sent
     again and not executed again. The 2.0 reference implementation (vda-5050-lib) instead adds a stitching
@@ -300,26 +325,29 @@ def _stitch_actions(v: dict[str, Any]) -> bool:
     return not str(v["version"]).startswith("2.0.")
 
 
-def _send_order(v: dict[str, Any], order: ords.Order, at: int, model: SiteModel, config: VdaConfig,
+def _max_nodes(v: VehicleState) -> int | None:
+    limits = v.get("limits")
+    return limits.get("max_nodes") if limits else None
+
+
+def _send_order(v: VehicleState, order: ords.Order, at: int, model: SiteModel, config: VdaConfig,
                 from_update: int | None = None) -> Output:  # fmt: skip
     body = ords.issue(order, model=model, map_id=config.map_id(model.site_id), major=v["major"],
-                      max_nodes=(v.get("limits") or {}).get("max_nodes"), from_update=from_update,
+                      max_nodes=_max_nodes(v), from_update=from_update,
                       stitch_actions=_stitch_actions(v))  # fmt: skip
     order["sent_at"] = at
     return send(v, "order", body, at)
 
 
-def _resend_order(
-    v: dict[str, Any], order: ords.Order, at: int, model: SiteModel, config: VdaConfig
-) -> Output:
+def _resend_order(v: VehicleState, order: ords.Order, at: int, model: SiteModel, config: VdaConfig) -> Output:
     body = ords.body(order, order["update_id"], model=model, map_id=config.map_id(model.site_id),
-                     major=v["major"], max_nodes=(v.get("limits") or {}).get("max_nodes"),
+                     major=v["major"], max_nodes=_max_nodes(v),
                      stitch_actions=_stitch_actions(v))  # fmt: skip
     order["sent_at"] = at
     return send(v, "order", body, at)
 
 
-def _pump(v: dict[str, Any], orders: Orders, at: int, maps: MapLookup, config: VdaConfig, out: list[Output],
+def _pump(v: VehicleState, orders: Orders, at: int, maps: MapLookup, config: VdaConfig, out: list[Output],
           trigger: str) -> None:  # fmt: skip
     """Send what is due: the pending order once the vehicle is free, the current order's first message,
     and its next update when there is more to release (after a state only once the previous update was
@@ -354,7 +382,7 @@ def _pump(v: dict[str, Any], orders: Orders, at: int, maps: MapLookup, config: V
 
 
 # ----------------------------------------------------------------------------------------- observation
-def _rejection(order: ords.Order, rep: dict[str, Any]) -> str | None:
+def _rejection(order: ords.Order, rep: Report) -> str | None:
     """The vehicle's words when it reports that it rejected this order's latest message."""
     for error_type, level, refs, description in rep["errors"]:
         if refs.get("orderId") != order["order_id"]:
@@ -368,12 +396,13 @@ def _rejection(order: ords.Order, rep: dict[str, Any]) -> str | None:
     return None
 
 
-def _observe(v: dict[str, Any], order: ords.Order, rep: dict[str, Any], at: int, out: list[Output]) -> None:
+def _observe(v: VehicleState, order: ords.Order, rep: Report, at: int, out: list[Output]) -> None:
     ours = rep["order_id"] == order["order_id"]
     if ours:
         order["acked"] = max(int(order["acked"]), rep["update_id"])
     if order["status"] == "cancelling":
-        cancel = rep["actions"].get(order["cancel_action"])
+        cancel_id = order["cancel_action"]
+        cancel = rep["actions"].get(cancel_id) if cancel_id is not None else None
         if cancel in _TERMINAL or not ours or rep["idle"]:
             order["status"] = "cancelled"
         return
@@ -403,7 +432,7 @@ def _observe(v: dict[str, Any], order: ords.Order, rep: dict[str, Any], at: int,
         order["status"] = "done"
 
 
-def _reconcile(v: dict[str, Any], order: ords.Order, rep: dict[str, Any], at: int, maps: MapLookup,
+def _reconcile(v: VehicleState, order: ords.Order, rep: Report, at: int, maps: MapLookup,
                config: VdaConfig, out: list[Output]) -> None:  # fmt: skip
     """Send again what the vehicle evidently did not get (MQTT QoS 0 loses messages)."""
     if (
@@ -414,10 +443,12 @@ def _reconcile(v: dict[str, Any], order: ords.Order, rep: dict[str, Any], at: in
         return
     ours = rep["order_id"] == order["order_id"]
     if order["status"] == "cancelling":
-        if ours and not rep["idle"] and order["cancel_action"] not in rep["actions"]:
+        cancel = order["cancel_action"]
+        if ours and not rep["idle"] and cancel not in rep["actions"]:
+            assert cancel is not None  # set with the status by _cancel
             order["sent_at"] = at
             params = {"orderId": order["order_id"]} if v["major"] == "3" else None
-            out.append(_instant(v, "cancelOrder", order["cancel_action"], at, params))
+            out.append(_instant(v, "cancelOrder", cancel, at, params))
         return
     if order["status"] != "open" or order["update_id"] < 0:
         return
@@ -434,11 +465,11 @@ def _reconcile(v: dict[str, Any], order: ords.Order, rep: dict[str, Any], at: in
             out.append(_resend_order(v, order, at, model, config))
         else:  # updates were issued on top of an order it never got: issue it afresh under a new id
             order["order_id"] = f"{order['decision_id'] or order['order_id']}.r{order['update_id']}"
-            order.update(base=[], base_edges=[], bases={}, starts={}, update_id=-1)
+            order.update({"base": [], "base_edges": [], "bases": {}, "starts": {}, "update_id": -1})
             out.append(_send_order(v, order, at, model, config))
 
 
-def on_state(v: dict[str, Any], orders: Orders, rep: dict[str, Any], at: int, maps: MapLookup,
+def on_state(v: VehicleState, orders: Orders, rep: Report, at: int, maps: MapLookup,
              config: VdaConfig) -> tuple[tuple[str | None, str], list[Output]]:  # fmt: skip
     """Follow the vehicle's report: acknowledgements, rejections, completion, cancels, re-sends, the next
     order. Returns the task id and phase its telemetry reports, and what to send."""
@@ -457,18 +488,19 @@ def on_state(v: dict[str, Any], orders: Orders, rep: dict[str, Any], at: int, ma
     return task, out
 
 
-def _phase(order: ords.Order, rep: dict[str, Any]) -> tuple[str | None, str]:
+def _phase(order: ords.Order, rep: Report) -> tuple[str | None, str]:
     """The task phase a state reports for the order's task (once COMPLETED or FAILED, then nothing)."""
     task_id = order.get("task_id")
     if task_id is None or order.get("phase") in ("COMPLETED", "FAILED"):
         return None, "NONE"
     status = order["status"]
     if status == "done":
-        order["phase"] = "COMPLETED"
+        phase = "COMPLETED"
     elif status == "failed":
-        order["phase"] = "FAILED"
+        phase = "FAILED"
     elif status == "open" and rep["order_id"] == order["order_id"]:
-        order["phase"] = "STARTED" if order.get("phase") is None else "IN_PROGRESS"
+        phase = "STARTED" if order.get("phase") is None else "IN_PROGRESS"
     else:
         return None, "NONE"
-    return task_id, order["phase"]
+    order["phase"] = phase
+    return task_id, phase

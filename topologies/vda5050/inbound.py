@@ -1,20 +1,26 @@
 """What vehicles report, in the shape the bridge works with: 2.x and 3.0 states, factsheets, connections.
 
 ``report`` reduces a (valid) ``state`` message of either major version to a small dict the order logic
-reads; ``registration`` turns a factsheet into a RobotRegistration; ``limits`` keeps what of a factsheet
-the bridge itself obeys. Field-by-field mapping: docs/vda5050.md.
+reads (:class:`Report`); ``registration`` turns a factsheet into a RobotRegistration; ``limits`` keeps
+what of a factsheet the bridge itself obeys (:class:`Limits`). Field-by-field mapping: docs/vda5050.md.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
+
+from topologies.vda5050.protocol import Connection, Factsheet, State, Visualization
 
 __all__ = [
     "CONNECTION_DOWN",
     "REJECTIONS",
+    "Limits",
+    "Position",
+    "Report",
+    "ReportedError",
     "capabilities",
     "connection_state",
     "fingerprint",
@@ -54,15 +60,60 @@ _AUTOMATIC = frozenset({"AUTOMATIC", "SEMIAUTOMATIC"})
 _TERMINAL = frozenset({"FINISHED", "FAILED"})
 
 
+class Position(TypedDict):
+    """Where a localized vehicle is: its ``agvPosition``/``mobileRobotPosition`` without the flags."""
+
+    x: float
+    y: float
+    theta: float
+    mapId: str
+
+
+#: ``(errorType, errorLevel, {referenceKey: referenceValue}, errorDescription)`` of a reported error.
+ReportedError = tuple[str, str, dict[str, str], str | None]
+
+
+class Report(TypedDict):
+    """What the bridge uses of a state (:func:`report`); stored as the vehicle's ``report`` (where the
+    tuples are JSON arrays)."""
+
+    order_id: str  # "" when the vehicle has no order
+    update_id: int
+    last_node: str
+    last_seq: int
+    nodes: list[tuple[str, int, bool]]  # (nodeId, sequenceId, released) of its nodeStates
+    idle: bool
+    actions: dict[str, str]  # actionId -> actionStatus, order and instant actions
+    errors: list[ReportedError]
+    driving: bool
+    paused: bool
+    charging: bool
+    battery: float  # 0..1
+    speed: float  # m/s
+    position: Position | None
+    mode: str  # operatingMode
+    automatic: bool
+    blocking_error: str | None  # errorType of the first FATAL error
+    distance: float | None  # distanceSinceLastNode
+
+
+class Limits(TypedDict):
+    """What the bridge obeys of a vehicle's factsheet (:func:`limits`)."""
+
+    max_nodes: int | None  # nodes per order message (maxArrayLens)
+    speed_max: float | None  # m/s
+    actions: list[str]  # the action types it knows
+
+
 def fingerprint(value: Any) -> str:
     return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
 
-def connection_state(message: dict[str, Any]) -> str:
+def connection_state(message: Connection) -> str:
     return str(message["connectionState"])
 
 
-def position(message: dict[str, Any]) -> dict[str, Any] | None:
+def position(message: State | Visualization) -> Position | None:
     """``{x, y, theta, mapId}`` of a state or visualization, None when the vehicle is not localized."""
     pos = message.get("agvPosition") or message.get("mobileRobotPosition")
     if not pos:
@@ -72,23 +123,23 @@ def position(message: dict[str, Any]) -> dict[str, Any] | None:
     return {"x": float(pos["x"]), "y": float(pos["y"]), "theta": float(pos["theta"]), "mapId": pos["mapId"]}
 
 
-def _speed(message: dict[str, Any]) -> float:
+def _speed(message: State | Visualization) -> float:
     velocity = message.get("velocity") or {}
     vx, vy = float(velocity.get("vx") or 0.0), float(velocity.get("vy") or 0.0)
     return (vx * vx + vy * vy) ** 0.5
 
 
-def report(message: dict[str, Any]) -> dict[str, Any]:
+def report(message: State) -> Report:
     """The parts of a state message the bridge uses, the same for 2.x and 3.0.
 
     ``actions`` holds order and instant actions (3.0 reports them apart); ``errors`` lists
     ``(type, level, references, description)``; ``idle`` follows 3.0 §6.6.8 (no node or edge states,
     every order action FINISHED or FAILED)."""
-    power = message.get("batteryState") or message.get("powerSupply") or {}
-    charge = power.get("batteryCharge", power.get("stateOfCharge", 0.0))
+    power = message.get("batteryState") or message.get("powerSupply")
+    charge = power.get("batteryCharge", power.get("stateOfCharge", 0.0)) if power else 0.0
     order_actions = {a["actionId"]: a["actionStatus"] for a in message.get("actionStates") or ()}
     instant = {a["actionId"]: a["actionStatus"] for a in message.get("instantActionStates") or ()}
-    errors = [
+    errors: list[ReportedError] = [
         (
             str(e["errorType"]),
             str(e["errorLevel"]),
@@ -111,7 +162,7 @@ def report(message: dict[str, Any]) -> dict[str, Any]:
         "errors": errors,
         "driving": bool(message.get("driving")),
         "paused": bool(message.get("paused")),
-        "charging": bool(power.get("charging")),
+        "charging": bool(power and power.get("charging")),
         "battery": min(max(float(charge) / 100.0, 0.0), 1.0),
         "speed": _speed(message),
         "position": position(message),
@@ -122,14 +173,14 @@ def report(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def limits(factsheet: dict[str, Any]) -> dict[str, Any]:
+def limits(factsheet: Factsheet) -> Limits:
     """What the bridge obeys of a factsheet: order array limits, top speed, the action types it knows."""
     protocol = factsheet.get("protocolLimits") or {}
     arrays = protocol.get("maxArrayLens") or protocol.get("maximumArrayLengths") or {}
     features = factsheet.get("protocolFeatures") or {}
     actions = features.get("agvActions") or features.get("mobileRobotActions") or []
     physical = factsheet.get("physicalParameters") or {}
-    caps = []  # an order with n nodes has n - 1 edges
+    caps: list[int] = []  # an order with n nodes has n - 1 edges
     if isinstance(arrays.get("order.nodes"), int) and arrays["order.nodes"] > 0:
         caps.append(arrays["order.nodes"])
     if isinstance(arrays.get("order.edges"), int) and arrays["order.edges"] > 0:
@@ -141,17 +192,19 @@ def limits(factsheet: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def capabilities(factsheet: dict[str, Any], release: str) -> list[str]:
+def capabilities(factsheet: Factsheet, release: str) -> list[str]:
     """RobotRegistration capabilities of a factsheet: the protocol, the vehicle class and kinematics,
     the actions it can do, the load types it carries."""
-    spec = factsheet.get("typeSpecification") or {}
+    spec = factsheet.get("typeSpecification")
     features = factsheet.get("protocolFeatures") or {}
     actions = features.get("agvActions") or features.get("mobileRobotActions") or []
     loads = (factsheet.get("loadSpecification") or {}).get("loadSets") or []
     out = [f"vda5050:{release}"]
-    vehicle_class = spec.get("agvClass") or spec.get("mobileRobotClass")
+    vehicle_class = (spec.get("agvClass") or spec.get("mobileRobotClass")) if spec else None
     kinematic = (
-        spec.get("agvKinematic") or spec.get("mobileRobotKinematic") or spec.get("mobileRobotKinematics")
+        (spec.get("agvKinematic") or spec.get("mobileRobotKinematic") or spec.get("mobileRobotKinematics"))
+        if spec
+        else None
     )
     if vehicle_class:
         out.append(f"class:{vehicle_class}")

@@ -16,35 +16,39 @@ are dropped without output.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 import orjson
 
 from schemas.errors import RejectedRecord
+from schemas.records import Decision
 from topologies.kernel import Output
 from topologies.vda5050 import control, inbound
 from topologies.vda5050 import vehicle as veh
 from topologies.vda5050.config import VdaConfig
+from topologies.vda5050.control import Orders
 from topologies.vda5050.messages import decode, parse_topic
+from topologies.vda5050.protocol import Connection, Factsheet, State, Visualization
 from topologies.vda5050.sitemodel import MapLookup
+from topologies.vda5050.vehicle import VehicleState
 
 __all__ = ["Step", "on_decision", "on_inbound"]
 
-Step = tuple[dict[str, Any] | None, dict[str, Any] | None, list[Output]]
+Step = tuple[VehicleState | None, Orders | None, list[Output]]
 
 
-def _empty_orders() -> dict[str, Any]:
+def _empty_orders() -> Orders:
     return {"current": None, "pending": None}
 
 
-def _copy(orders: dict[str, Any] | None) -> dict[str, Any]:
+def _copy(orders: Orders | None) -> Orders:
     """A deep copy of the orders (JSON data: a round trip is the cheapest deep copy)."""
     return orjson.loads(orjson.dumps(orders)) if orders is not None else _empty_orders()
 
 
 def on_inbound(
-    vehicle: dict[str, Any] | None,
-    orders: dict[str, Any] | None,
+    vehicle: VehicleState | None,
+    orders: Orders | None,
     raw: bytes | None,
     mqtt_topic: str | None,
     at: int,
@@ -66,12 +70,13 @@ def on_inbound(
             f"{topic} of unknown vehicle {where.vehicle} (robot {v['robot_id']}): not in FLEET_VDA_VEHICLES "
             "and FLEET_VDA_REGISTER_UNKNOWN is off"
         )
+    # ``message`` validated against the schema of ``topic``
     if topic == "factsheet":
-        out += veh.on_factsheet(v, message, at)
+        out += veh.on_factsheet(v, cast(Factsheet, message), at)
         return v, None, out
     out += veh.ensure_registered(v, at)
     if topic == "connection":
-        out += veh.on_connection(v, message, at)
+        out += veh.on_connection(v, cast(Connection, message), at)
     elif not v.get("online"):
         v["online"] = True  # it speaks: it is connected (its ONLINE may have been lost or not retained)
     asked, asks = v.get("factsheet_asked"), int(v.get("factsheet_asks") or 0)
@@ -86,21 +91,22 @@ def on_inbound(
     if topic == "connection":
         return v, None, out
     if topic == "visualization":
-        out += veh.visualization(v, message, at, maps, config)
+        out += veh.visualization(v, cast(Visualization, message), at, maps, config)
         return v, None, out
-    rep = inbound.report(message)
+    state = cast(State, message)
+    rep = inbound.report(state)
     v["report"] = rep
     o = _copy(orders)
     task, sent = control.on_state(v, o, rep, at, maps, config)
-    out += veh.telemetry(v, message, rep, task, at, maps, config)
+    out += veh.telemetry(v, state, rep, task, at, maps, config)
     out += sent
     return v, o, out
 
 
 def on_decision(
-    vehicle: dict[str, Any] | None,
-    orders: dict[str, Any] | None,
-    decision: dict[str, Any],
+    vehicle: VehicleState | None,
+    orders: Orders | None,
+    decision: Decision,
     at: int,
     maps: MapLookup,
     config: VdaConfig,
@@ -111,7 +117,7 @@ def on_decision(
         return None, None, []
     if vehicle.get("tenant_id") != decision.get("tenant_id"):
         return None, None, []
-    v = dict(vehicle)
+    v = vehicle.copy()
     o = _copy(orders)
     out = control.on_decision(v, o, decision, at, maps, config)
     return v, o, out

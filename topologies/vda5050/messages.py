@@ -12,16 +12,18 @@ topic, or a message that does not validate against the official schema of its ve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, cast
 
 import orjson
 
 from schemas import vda
 from schemas.errors import RejectedRecord
+from topologies.vda5050.protocol import OutboundMessage, VehicleMessage
 
 __all__ = [
     "HEADER_RECEIVED_AT",
     "HEADER_TOPIC",
+    "OutboundRecord",
     "VdaTopic",
     "decode",
     "outbound",
@@ -66,7 +68,7 @@ def parse_topic(mqtt_topic: str) -> VdaTopic:
     return VdaTopic(interface, version[1:], manufacturer, serial, topic)
 
 
-def decode(raw: bytes | None, where: VdaTopic) -> tuple[dict[str, Any], str]:
+def decode(raw: bytes | None, where: VdaTopic) -> tuple[VehicleMessage, str]:
     """The message and the schema release it validated against; RejectedRecord with the reason if not."""
     if where.topic not in vda.INBOUND_TOPICS:
         raise RejectedRecord(
@@ -100,12 +102,22 @@ def decode(raw: bytes | None, where: VdaTopic) -> tuple[dict[str, Any], str]:
             f"{where.topic} from {where.vehicle} does not validate against VDA 5050 {release}: "
             + "; ".join(found)
         )
-    return message, release
+    return cast(VehicleMessage, message), release  # valid against the schema of ``where.topic``
+
+
+class OutboundRecord(TypedDict):
+    """A ``vda5050.outbound`` record (key ``robot_id``): what the egress publishes, where and how."""
+
+    robot_id: str
+    topic: str  # the MQTT topic
+    qos: int
+    retain: bool
+    message: OutboundMessage
 
 
 def outbound(
-    robot_id: str, prefix: str, topic: str, message: dict[str, Any], *, qos: int = 0, retain: bool = False
-) -> dict[str, Any]:
+    robot_id: str, prefix: str, topic: str, message: OutboundMessage, *, qos: int = 0, retain: bool = False
+) -> OutboundRecord:
     """A ``vda5050.outbound`` record: what the egress publishes, where and how (key ``robot_id``)."""
     return {
         "robot_id": robot_id,

@@ -9,7 +9,7 @@ after it ``2i + 1``) and never changes once a node is released. An edge's id is 
 driven a second time in the same order is named ``<laneId>@<sequenceId>`` (3.0 allows repeated edgeIds,
 2.1 calls them unique, and some vehicles reject repeats).
 
-Order state (JSON-serialisable; ``Order``)::
+Order state (JSON-serialisable; :class:`Order`)::
 
     order_id, kind ("task" | "charge" | "move"), task_id, decision_id, plan_id, plan_seq
     nodes        node ids of the whole order: the released base, then the horizon
@@ -31,13 +31,15 @@ Nothing here reads a clock or a broker; ``model`` (the site's :class:`SiteModel`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from schemas.errors import RejectedRecord
+from topologies.vda5050.protocol import Action, Edge, Node, OrderBody
 from topologies.vda5050.sitemodel import SiteModel
 
 __all__ = [
     "Order",
+    "Stop",
     "action",
     "apply_grant",
     "body",
@@ -52,7 +54,39 @@ __all__ = [
     "start_from",
 ]
 
-Order = dict[str, Any]
+
+class Stop(TypedDict):
+    """A destination of an order: its node, the actions there, where in ``nodes`` (None: not placed)."""
+
+    node: str
+    actions: list[Action]
+    index: int | None
+
+
+class Order(TypedDict):
+    """One order of a vehicle (see the module docstring)."""
+
+    order_id: str
+    kind: str  # "task" | "charge" | "move"
+    task_id: str | None
+    decision_id: str | None
+    plan_id: str | None
+    plan_seq: int | None
+    nodes: list[str]
+    base: list[Node]
+    base_edges: list[Edge]
+    target: int
+    hold: int | None
+    stops: list[Stop]
+    update_id: int
+    bases: dict[str, int]
+    starts: dict[str, int]
+    status: str  # "open" | "cancelling" | "cancelled" | "done" | "failed"
+    acked: int
+    sent_at: int | None
+    phase: str | None
+    cancel_action: str | None  # actionId of its cancelOrder, once cancelled
+    horizon_changed: NotRequired[bool]  # the horizon changed since the last update
 
 
 def expand(model: SiteModel, route: Sequence[str]) -> list[str]:
@@ -75,11 +109,9 @@ def expand(model: SiteModel, route: Sequence[str]) -> list[str]:
     return out
 
 
-def action(
-    order_id: str, stop: int, action_type: str, params: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def action(order_id: str, stop: int, action_type: str, params: Mapping[str, str] | None = None) -> Action:
     """A HARD-blocking node action with a deterministic id (``<orderId>:<stop>:<actionType>``)."""
-    out: dict[str, Any] = {
+    out: Action = {
         "actionType": action_type,
         "actionId": f"{order_id}:{stop}:{action_type}",
         "blockingType": "HARD",
@@ -94,7 +126,7 @@ def new_order(
     order_id: str,
     kind: str,
     route: Sequence[str],
-    stops: Sequence[tuple[str, list[dict[str, Any]]]],
+    stops: Sequence[tuple[str, list[Action]]],
     release_all: bool,
     model: SiteModel,
     task_id: str | None = None,
@@ -263,10 +295,10 @@ def apply_grant(
 
 
 # ------------------------------------------------------------------------------------------- messages
-def _node(order: Order, index: int, released: bool, model: SiteModel, map_id: str) -> dict[str, Any]:
+def _node(order: Order, index: int, released: bool, model: SiteModel, map_id: str) -> Node:
     node_id = order["nodes"][index]
     x, y = model.positions[node_id]
-    actions: list[dict[str, Any]] = []
+    actions: list[Action] = []
     for stop in order["stops"]:
         if stop["index"] == index:
             actions.extend(stop["actions"])
@@ -279,7 +311,7 @@ def _node(order: Order, index: int, released: bool, model: SiteModel, map_id: st
     }
 
 
-def _edge(order: Order, index: int, released: bool, model: SiteModel, major: str) -> dict[str, Any]:
+def _edge(order: Order, index: int, released: bool, model: SiteModel, major: str) -> Edge:
     a, b = order["nodes"][index], order["nodes"][index + 1]
     lane = model.lane(a, b)
     if lane is None:
@@ -291,12 +323,16 @@ def _edge(order: Order, index: int, released: bool, model: SiteModel, major: str
         if earlier is not None and earlier[0] == edge_id:
             edge_id = f"{lane[0]}@{2 * index + 1}"
             break
-    edge: dict[str, Any] = {"edgeId": edge_id, "sequenceId": 2 * index + 1, "released": released}
     if major == "2":
-        edge["startNodeId"] = a
-        edge["endNodeId"] = b
-    edge["actions"] = []
-    return edge
+        return {
+            "edgeId": edge_id,
+            "sequenceId": 2 * index + 1,
+            "released": released,
+            "startNodeId": a,
+            "endNodeId": b,
+            "actions": [],
+        }
+    return {"edgeId": edge_id, "sequenceId": 2 * index + 1, "released": released, "actions": []}
 
 
 def issue(
@@ -308,15 +344,15 @@ def issue(
     max_nodes: int | None = None,
     from_update: int | None = None,
     stitch_actions: bool = True,
-) -> dict[str, Any]:
+) -> OrderBody:
     """Release what may be released and return the next order (update) body: ``orderId``,
     ``orderUpdateId`` (+1), nodes and edges (the caller adds the header).
 
     Stitching: the update starts with the decision point of update ``from_update`` (default: the previous
     one; an older one when the vehicle missed updates) exactly as it was sent. ``max_nodes`` (the
     vehicle's ``maxArrayLens``) truncates the horizon first, then holds releases back for a later update."""
-    base: list[dict[str, Any]] = order["base"]
-    base_edges: list[dict[str, Any]] = order["base_edges"]
+    base = order["base"]
+    base_edges = order["base_edges"]
     previous = order["update_id"] if from_update is None else from_update
     start = 0 if previous < 0 else int(order["bases"][str(previous)]) - 1
     target = effective_target(order)
@@ -343,13 +379,13 @@ def body(
     major: str,
     max_nodes: int | None = None,
     stitch_actions: bool = True,
-) -> dict[str, Any]:
+) -> OrderBody:
     """The body of an update already issued, as it was sent (valid while it is the latest update: the
     horizon is rebuilt from the current route).
 
     ``stitch_actions=False`` sends the stitching node of an update without its actions (for 2.0 vehicles,
     see ``control._stitch_actions``); otherwise it is sent exactly as it was, actions included."""
-    base: list[dict[str, Any]] = order["base"]
+    base = order["base"]
     released = int(order["bases"][str(update_id)])
     start = int(order["starts"][str(update_id)])
     horizon_end = len(order["nodes"])

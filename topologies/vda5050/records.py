@@ -4,12 +4,18 @@ by :func:`topologies.status.robot_status`, as every topology builds it."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from schemas import catalog
 from schemas.ids import det_uuid7
+from schemas.records import Alert, RobotRegistration, RobotTelemetry
 from topologies.kernel import Output
 from topologies.status import robot_status
+from topologies.vda5050.protocol import Factsheet
+
+if TYPE_CHECKING:
+    from topologies.vda5050.vehicle import VehicleState
 
 __all__ = [
     "ALERTS",
@@ -40,7 +46,7 @@ OUTPUT_KEY_FIELDS = {TELEMETRY: "robot_id", REGISTRY: "robot_id", STATUS: "robot
                      OUTBOUND: "robot_id"}  # fmt: skip
 
 
-def output(topic: str, value: dict[str, Any]) -> Output:
+def output(topic: str, value: Mapping[str, object]) -> Output:
     """The kernel's :class:`Output` of ``value`` on ``topic``, keyed by the topic's key field."""
     return Output(topic, str(value[OUTPUT_KEY_FIELDS[topic]]), value)
 
@@ -50,11 +56,11 @@ def output_key(out: Output) -> str:
 
 
 def registration(
-    vehicle: dict[str, Any], factsheet: dict[str, Any] | None, capabilities: list[str], at: int
-) -> dict[str, Any]:
+    vehicle: VehicleState, factsheet: Factsheet | None, capabilities: list[str], at: int
+) -> RobotRegistration:
     """A RobotRegistration for a vehicle, from its factsheet when it sent one."""
-    spec = (factsheet or {}).get("typeSpecification") or {}
-    payload = spec.get("maxLoadMass", spec.get("maximumLoadMass"))
+    spec = factsheet.get("typeSpecification") if factsheet else None
+    payload = spec.get("maxLoadMass", spec.get("maximumLoadMass")) if spec else None
     return {
         "event_id": det_uuid7(at, vehicle["tenant_id"], vehicle["robot_id"], "registration", *capabilities),
         "tenant_id": vehicle["tenant_id"],
@@ -63,7 +69,7 @@ def registration(
         "robot_id": vehicle["robot_id"],
         "fleet_id": vehicle["fleet_id"],
         "name": vehicle["name"],
-        "model": spec.get("seriesName"),
+        "model": spec.get("seriesName") if spec else None,
         "capabilities": capabilities,
         "max_payload_kg": float(payload) if payload is not None else None,
         "managed_by": "FLEETSTREAM",
@@ -72,7 +78,7 @@ def registration(
 
 
 def status(
-    vehicle: dict[str, Any], tele: dict[str, Any], *, value: str, previous: str | None, reason: str, at: int
+    vehicle: VehicleState, tele: RobotTelemetry, *, value: str, previous: str | None, reason: str, at: int
 ) -> Output:
     """The RobotStatus of a vehicle from its last telemetry (``tele``: the last RobotTelemetry emitted)."""
     return robot_status(
@@ -95,11 +101,11 @@ def status(
     )
 
 
-def offline_status(vehicle: dict[str, Any], tele: dict[str, Any], previous: str | None, at: int) -> Output:
+def offline_status(vehicle: VehicleState, tele: RobotTelemetry, previous: str | None, at: int) -> Output:
     return status(vehicle, tele, value="OFFLINE", previous=previous, reason="OFFLINE", at=at)
 
 
-def alert(vehicle: dict[str, Any], *, kind: str, subject: str, message: str, at: int) -> dict[str, Any]:
+def alert(vehicle: VehicleState, *, kind: str, subject: str, message: str, at: int) -> Alert:
     event_id = det_uuid7(at, vehicle["tenant_id"], vehicle["robot_id"], "alert", kind, subject, message)
     return {
         "event_id": event_id,

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from schemas.records import RouteWaypoint
 from schemas.sitegraph import NoRouteError, SiteGraph, graph_for
 
 __all__ = ["Lane", "MapLookup", "SiteModel", "model_for"]
@@ -63,10 +64,10 @@ class SiteModel:
 
     def etas(
         self, start_ms: int, x: float, y: float, nodes: Sequence[str], speed: float
-    ) -> list[dict[str, Any]]:
+    ) -> list[RouteWaypoint]:
         """RouteWaypoints for ``nodes`` driven in order from ``(x, y)`` at ``speed`` m/s (lane limits
         respected), the first ETA counted from ``start_ms``. Unknown nodes are skipped."""
-        out: list[dict[str, Any]] = []
+        out: list[RouteWaypoint] = []
         t = float(start_ms)
         px, py = x, y
         prev: str | None = None

@@ -21,17 +21,19 @@ Vehicle state (one state sub-key per vehicle)::
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import NotRequired, TypedDict, cast
 
 from schemas import vda
 from schemas.errors import RejectedRecord
-from schemas.records import RobotTelemetry
+from schemas.records import Pose, RobotTelemetry
 from topologies.kernel import Output
 from topologies.telemetry.config import TelemetryConfig
 from topologies.telemetry.rules import derive_status
 from topologies.vda5050 import inbound, records
 from topologies.vda5050.config import VdaConfig
+from topologies.vda5050.inbound import Limits, Report
 from topologies.vda5050.messages import VdaTopic
+from topologies.vda5050.protocol import Connection, Factsheet, InboundHeader, State, Visualization
 from topologies.vda5050.sitemodel import MapLookup
 
 __all__ = [
@@ -44,18 +46,49 @@ __all__ = [
     "visualization",
 ]
 
-VehicleState = dict[str, Any]
+
+class VehicleState(TypedDict):
+    """One vehicle's state sub-key (see the module docstring)."""
+
+    robot_id: str
+    tenant_id: str
+    site_id: str
+    fleet_id: str
+    name: str
+    manufacturer: str
+    serial: str
+    known: bool
+    registered: str | None
+    limits: Limits | None
+    online: bool | None  # None until it said anything
+    offline_sent: bool
+    factsheet_asked: int | None
+    last: dict[str, list[int | str | None]]
+    seq: int
+    tele: RobotTelemetry | None
+    report: Report | None
+    hid: dict[str, int]
+    decisions: list[str]
+    prefix: str
+    major: str
+    version: str
+    release: str
+    factsheet_asks: NotRequired[int]  # factsheet requests sent
+    plans: NotRequired[list[str]]  # recent plan ids of traffic's GRANTs
+    paused_by_us: NotRequired[bool]  # the bridge sent a startPause
+    stop_charging_at: NotRequired[int]  # when the bridge last sent a stopCharging
+
 
 _STATUS_RULES = TelemetryConfig()
 _WORKING = frozenset({"INITIALIZING", "RUNNING", "PAUSED"})
 
 
-def identity(v: VehicleState | None, where: VdaTopic, message: dict[str, Any], release: str,
+def identity(v: VehicleState | None, where: VdaTopic, message: InboundHeader, release: str,
              config: VdaConfig) -> VehicleState:  # fmt: skip
     """The vehicle's state with its identity and protocol refreshed from a valid message."""
     entry = config.entry(where.manufacturer, where.serial)
     if v is None:
-        v = {
+        return {
             "robot_id": config.robot_id(where.manufacturer, where.serial),
             "tenant_id": config.tenant_id,
             "site_id": (entry.site_id if entry else None) or config.site_id,
@@ -75,9 +108,12 @@ def identity(v: VehicleState | None, where: VdaTopic, message: dict[str, Any], r
             "report": None,
             "hid": {},
             "decisions": [],
+            "prefix": where.prefix,
+            "major": where.major,
+            "version": message["version"],
+            "release": release,
         }
-    else:
-        v = dict(v)
+    v = v.copy()
     v["prefix"] = where.prefix
     v["major"] = where.major
     v["version"] = message["version"]
@@ -85,7 +121,7 @@ def identity(v: VehicleState | None, where: VdaTopic, message: dict[str, Any], r
     return v
 
 
-def accept(v: VehicleState, topic: str, message: dict[str, Any], at: int) -> bool:
+def accept(v: VehicleState, topic: str, message: InboundHeader, at: int) -> bool:
     """Whether a message is new (and then note it): a later timestamp, or the same with a higher headerId.
 
     A vehicle that restarts counts its headerIds from 0 again with later timestamps: accepted. A
@@ -98,8 +134,9 @@ def accept(v: VehicleState, topic: str, message: dict[str, Any], at: int) -> boo
         stamp = at
     message["_stamp"] = stamp
     last = v["last"].get(topic)
+    key: list[int | str | None]
     if topic == "connection":
-        key = [stamp, header, message.get("connectionState")]
+        key = [stamp, header, cast(Connection, message).get("connectionState")]
         if last == key:
             return False
     else:
@@ -110,7 +147,7 @@ def accept(v: VehicleState, topic: str, message: dict[str, Any], at: int) -> boo
     return True
 
 
-def event_time(message: dict[str, Any], at: int, config: VdaConfig) -> int:
+def event_time(message: InboundHeader, at: int, config: VdaConfig) -> int:
     """The vehicle's timestamp, or the receive time when the vehicle's clock is off by more than the
     allowed skew (a sample from a wrong clock would be rejected or misplaced downstream)."""
     stamp = message.get("_stamp")  # parsed once by ``accept``
@@ -122,7 +159,7 @@ def event_time(message: dict[str, Any], at: int, config: VdaConfig) -> int:
     return int(stamp) if abs(int(stamp) - at) <= config.clock_skew_ms else at
 
 
-def _registration_outputs(v: VehicleState, factsheet: dict[str, Any] | None, at: int) -> list[Output]:
+def _registration_outputs(v: VehicleState, factsheet: Factsheet | None, at: int) -> list[Output]:
     caps = inbound.capabilities(factsheet, v["release"]) if factsheet else [f"vda5050:{v['release']}"]
     record = records.registration(v, factsheet, caps, at)
     mark = inbound.fingerprint({k: record[k] for k in ("fleet_id", "name", "model", "capabilities",
@@ -133,7 +170,7 @@ def _registration_outputs(v: VehicleState, factsheet: dict[str, Any] | None, at:
     return [records.output(records.REGISTRY, record)]
 
 
-def on_factsheet(v: VehicleState, message: dict[str, Any], at: int) -> list[Output]:
+def on_factsheet(v: VehicleState, message: Factsheet, at: int) -> list[Output]:
     """A factsheet updates the vehicle's registration (model, capabilities, payload) and sets the limits
     the bridge obeys."""
     if not v["known"]:
@@ -153,7 +190,7 @@ def ensure_registered(v: VehicleState, at: int) -> list[Output]:
     return []
 
 
-def on_connection(v: VehicleState, message: dict[str, Any], at: int) -> list[Output]:
+def on_connection(v: VehicleState, message: Connection, at: int) -> list[Output]:
     """ONLINE marks the vehicle reachable; OFFLINE, CONNECTIONBROKEN (its last will, sent by the broker)
     and HIBERNATING make it OFFLINE on robot.status at once, for dispatch to take its task back."""
     state = inbound.connection_state(message)
@@ -169,7 +206,7 @@ def on_connection(v: VehicleState, message: dict[str, Any], at: int) -> list[Out
     return [records.offline_status(v, tele, previous, max(at, tele["occurred_at"]))]
 
 
-def _pose(v: VehicleState, rep: dict[str, Any], maps: MapLookup, config: VdaConfig) -> dict[str, Any] | None:
+def _pose(v: VehicleState, rep: Report, maps: MapLookup, config: VdaConfig) -> Pose | None:
     model = maps(v["tenant_id"], v["site_id"])
     last = rep["last_node"] or None
     pos = rep["position"]
@@ -191,10 +228,10 @@ def _pose(v: VehicleState, rep: dict[str, Any], maps: MapLookup, config: VdaConf
         return {"x": node_xy[0], "y": node_xy[1], "yaw": 0.0, "node_id": None if rep["driving"] else last,
                 "map_name": config.map_id(v["site_id"])}  # fmt: skip
     tele = v.get("tele")
-    return dict(tele["pose"]) if tele else None
+    return tele["pose"].copy() if tele else None
 
 
-def _mode(rep: dict[str, Any]) -> tuple[str, str | None]:
+def _mode(rep: Report) -> tuple[str, str | None]:
     if not rep["automatic"]:
         return "ERROR", f"operatingMode {rep['mode']}"
     if rep["blocking_error"]:
@@ -215,8 +252,8 @@ def _mode(rep: dict[str, Any]) -> tuple[str, str | None]:
 
 def telemetry(
     v: VehicleState,
-    message: dict[str, Any],
-    rep: dict[str, Any],
+    message: State,
+    rep: Report,
     task: tuple[str | None, str],
     at: int,
     maps: MapLookup,
@@ -233,11 +270,12 @@ def telemetry(
     remaining = [n[0] for n in rep["nodes"]]
     if remaining and remaining[0] == pose.get("node_id"):
         remaining = remaining[1:]
-    speed_max = (v.get("limits") or {}).get("speed_max") or config.default_speed
+    limits = v.get("limits")
+    speed_max = (limits.get("speed_max") if limits else None) or config.default_speed
     route = model.etas(occurred_at, pose["x"], pose["y"], remaining, float(speed_max)) if model else []
     mode, error_code = _mode(rep)
     task_id, phase = task
-    record = {
+    record: RobotTelemetry = {
         "event_id": "",
         "tenant_id": v["tenant_id"],
         "site_id": v["site_id"],
@@ -260,7 +298,7 @@ def telemetry(
     out = [records.output(records.TELEMETRY, record)]
     if v.get("offline_sent"):
         v["offline_sent"] = False
-        value = derive_status(cast(RobotTelemetry, record), _STATUS_RULES)
+        value = derive_status(record, _STATUS_RULES)
         out.append(
             records.status(v, record, value=value, previous="OFFLINE", reason="CHANGE", at=occurred_at)
         )
@@ -268,7 +306,7 @@ def telemetry(
 
 
 def visualization(
-    v: VehicleState, message: dict[str, Any], at: int, maps: MapLookup, config: VdaConfig
+    v: VehicleState, message: Visualization, at: int, maps: MapLookup, config: VdaConfig
 ) -> list[Output]:
     """A pose update between states: the last telemetry with the new pose, at most every
     ``visualization_interval_ms``."""
@@ -280,14 +318,14 @@ def visualization(
     if occurred_at - int(tele["occurred_at"]) < config.visualization_interval_ms:
         return []
     seq = max(int(v["seq"]) + 1, occurred_at)
-    pose = {**tele["pose"], "x": pos["x"], "y": pos["y"], "yaw": pos["theta"], "map_name": pos["mapId"]}
+    pose: Pose = {**tele["pose"], "x": pos["x"], "y": pos["y"], "yaw": pos["theta"], "map_name": pos["mapId"]}
     model = maps(v["tenant_id"], v["site_id"])
     node = pose.get("node_id")
     if node and model is not None and node in model:
         nx, ny = model.positions[node]
         if (pos["x"] - nx) ** 2 + (pos["y"] - ny) ** 2 > config.node_radius_m**2:
             pose["node_id"] = None
-    record = {**tele, "occurred_at": occurred_at, "seq": seq, "pose": pose}
+    record: RobotTelemetry = {**tele, "occurred_at": occurred_at, "seq": seq, "pose": pose}
     if tele["task_phase"] == "STARTED":
         record["task_phase"] = "IN_PROGRESS"
     elif tele["task_phase"] in ("COMPLETED", "FAILED"):
