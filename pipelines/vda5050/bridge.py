@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from quixstreams.models.serializers import BytesDeserializer
 
@@ -23,14 +22,15 @@ from schemas.quix import AvroDeserializer
 from schemas.registry import RegistryClient
 from topologies.vda5050 import OUTBOUND, OUTPUT_TOPICS, OWNER, build_vda5050
 
-__all__ = ["DECISIONS", "INBOUND", "INPUTS", "build", "run"]
+__all__ = ["DECISIONS_TOPIC", "INBOUND_TOPIC", "INPUTS", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
-#: The topology's two direct inputs (their names are its state store's: never rename them).
-INBOUND = catalog.VDA5050_INBOUND
-DECISIONS = catalog.VDA5050_DECISIONS
-INPUTS = (INBOUND, DECISIONS)
+#: The topology's two direct inputs (their names are its state store's: never rename them). The topology
+#: tags their records with its kinds ``topologies.vda5050.INBOUND`` and ``DECISION``.
+INBOUND_TOPIC = catalog.VDA5050_INBOUND
+DECISIONS_TOPIC = catalog.VDA5050_DECISIONS
+INPUTS = (INBOUND_TOPIC, DECISIONS_TOPIC)
 
 
 def build(
@@ -49,9 +49,9 @@ def build(
     )
 
     # Both keyed by robot and co-partitioned: a vehicle's messages and its decisions meet in one partition.
-    inbound = papp.topic(INBOUND, value_deserializer=BytesDeserializer())
+    inbound = papp.topic(INBOUND_TOPIC, value_deserializer=BytesDeserializer())
     decisions = papp.topic(
-        DECISIONS,
+        DECISIONS_TOPIC,
         value_deserializer=AvroDeserializer(papp.codec(catalog.SCHEDULER_DECISIONS)),
         partitions=inbound.broker_config.num_partitions,
     )
@@ -70,7 +70,7 @@ def build(
     return papp
 
 
-def _watch(papp: ProcessorApp, parts: dict[str, Any], stop: threading.Event) -> None:
+def _watch(papp: ProcessorApp, parts: dict[str, Ingress | DecisionForwarder], stop: threading.Event) -> None:
     """Stop the application when the ingress or the decision forwarder failed (a broker error: the process
     exits and is restarted from its last checkpoint)."""
     while not stop.wait(0.5):
@@ -101,7 +101,7 @@ def run(settings: Settings) -> None:
     forwarder = DecisionForwarder(
         settings.kafka_client_config(),
         source=settings.topic(catalog.SCHEDULER_DECISIONS),
-        target=settings.topic(DECISIONS),
+        target=settings.topic(DECISIONS_TOPIC),
         tenant_id=settings.vda_tenant_id,
         decode=papp.codec(catalog.SCHEDULER_DECISIONS).decode,
         group_id=f"{settings.topic_prefix}fleet-{OWNER}-decisions",
@@ -111,7 +111,7 @@ def run(settings: Settings) -> None:
         ),
     ).start()
     ingress = Ingress(
-        settings.kafka_client_config(), settings.topic(INBOUND), settings.vda_config(), OWNER
+        settings.kafka_client_config(), settings.topic(INBOUND_TOPIC), settings.vda_config(), OWNER
     ).start()
     mqtt = MqttClient(
         **settings.mqtt_options(),
@@ -123,7 +123,7 @@ def run(settings: Settings) -> None:
     ).connect()
     egress.mqtt = mqtt
     stop = threading.Event()
-    parts: dict[str, Any] = {
+    parts: dict[str, Ingress | DecisionForwarder] = {
         "ingress (writing vehicle messages to Kafka)": ingress,
         "decision forwarder": forwarder,
     }
@@ -134,9 +134,9 @@ def run(settings: Settings) -> None:
         settings.vda_tenant_id,
         settings.mqtt_url,
         ", ".join(settings.subscriptions()),
-        settings.topic(INBOUND),
+        settings.topic(INBOUND_TOPIC),
         settings.topic(catalog.SCHEDULER_DECISIONS),
-        settings.topic(DECISIONS),
+        settings.topic(DECISIONS_TOPIC),
         settings.topic(OUTBOUND),
     )
     try:
