@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from gateway.models import PointIn as Point
 from gateway.models import SiteMapIn
+from schemas.geometry import segments_intersect
 from schemas.models import NodeKind
 
 __all__ = ["Problem", "check_site_map"]
@@ -31,27 +32,6 @@ def _duplicates(kind: str, ids: Iterable[str]) -> list[Problem]:
         else:
             seen[item_id] = i
     return problems
-
-
-def _cross(o: Point, a: Point, b: Point) -> float:
-    return (a.x - o.x) * (b.y - o.y) - (a.y - o.y) * (b.x - o.x)
-
-
-def _segments_intersect(p1: Point, p2: Point, p3: Point, p4: Point) -> bool:
-    d1, d2 = _cross(p3, p4, p1), _cross(p3, p4, p2)
-    d3, d4 = _cross(p1, p2, p3), _cross(p1, p2, p4)
-    if ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4)):
-        return True
-
-    def on_segment(p: Point, q: Point, r: Point) -> bool:
-        return min(p.x, q.x) <= r.x <= max(p.x, q.x) and min(p.y, q.y) <= r.y <= max(p.y, q.y)
-
-    return (
-        (d1 == 0 and on_segment(p3, p4, p1))
-        or (d2 == 0 and on_segment(p3, p4, p2))
-        or (d3 == 0 and on_segment(p1, p2, p3))
-        or (d4 == 0 and on_segment(p1, p2, p4))
-    )
 
 
 def _polygon_problems(z: int, polygon: list[Point]) -> list[Problem]:
@@ -78,7 +58,7 @@ def _polygon_problems(z: int, polygon: list[Point]) -> list[Problem]:
             if j == i or (j + 1) % n == i or (i + 1) % n == j:
                 continue  # adjacent edges share a corner
             b1, b2 = polygon[j], polygon[(j + 1) % n]
-            if _segments_intersect(a1, a2, b1, b2):
+            if segments_intersect((a1.x, a1.y), (a2.x, a2.y), (b1.x, b1.y), (b2.x, b2.y)):
                 problems.append((loc, f"polygon edges {i} and {j} cross (self-intersecting polygon)"))
                 return problems
     area = sum(a.x * b.y - b.x * a.y for a, b in zip(polygon, polygon[1:] + polygon[:1], strict=True)) / 2

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["Point", "first_polygon_hits", "point_in_polygon", "segment_hits_polygon"]
+__all__ = ["Point", "first_polygon_hits", "point_in_polygon", "segment_hits_polygon", "segments_intersect"]
 
 Point = tuple[float, float]
 
@@ -83,7 +83,7 @@ def segment_hits_polygon(a: Point, b: Point, polygon: Sequence[Point]) -> bool:
     if point_in_polygon(a, polygon) or point_in_polygon(b, polygon):
         return True
     n = len(polygon)
-    return any(_segments_intersect(a, b, polygon[i], polygon[(i + 1) % n]) for i in range(n))
+    return any(segments_intersect(a, b, polygon[i], polygon[(i + 1) % n]) for i in range(n))
 
 
 def _cross(o: Point, a: Point, b: Point) -> float:
@@ -99,7 +99,8 @@ def _on_segment(p: Point, a: Point, b: Point, eps: float = 1e-9) -> bool:
     )
 
 
-def _segments_intersect(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
+def segments_intersect(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
+    """Whether segments p1-p2 and q1-q2 cross or touch (an end on the other segment, within 1e-9)."""
     d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
     d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
     if ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4)):
