@@ -73,7 +73,7 @@ def command(task_id: str, at: int) -> dict[str, Any]:
 def _pure_rate(tasks: int) -> float:
     cfg = TasksConfig()
     base = {"tenant_id": TENANT, "site_id": "s1", "event_id": None}
-    inputs: list[dict[str, Any]] = []
+    inputs: list[Any] = []  # partial TaskInputs (the optional fields left out): what step reads
     for i in range(tasks):
         tid = f"p{i}"
         at = 1_767_225_600_000 + i

@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -37,6 +37,7 @@ from schemas.records import TERMINAL_TASK_STATES, Decision, Timer
 from topologies import dispatch as dispatch_topology
 from topologies import tasks as tasks_topology
 from topologies import traffic as traffic_topology
+from topologies.tasks.records import InboxInput
 from topologies.telemetry import TelemetryConfig
 from topologies.telemetry import records as telemetry_records
 from topologies.telemetry.machine import on_telemetry
@@ -275,13 +276,15 @@ class _Loop:
                 if self.traffic is not None:
                     self.queue.at(when, self.rekeyed("traffic", self.traffic_input("status")), o.value)
 
-    def feed_tasks(self, at: int, inputs: list[dict[str, Any]]) -> None:
+    def feed_tasks(self, at: int, inputs: Sequence[InboxInput]) -> None:
         """The tasks processor's feeds: normalised inputs go to its inbox (one hop)."""
         when = self.visible("tasks", at)
         for inp in inputs:
             self.queue.at(when, self.on_task_input, inp)
 
-    def on_task_input(self, at: int, inp: dict[str, Any]) -> None:
+    def on_task_input(self, at: int, inp: InboxInput) -> None:
+        if inp["type"] == "schedule" or inp["type"] == "fire":
+            raise ValueError(f"the simulator runs no cron schedules ({inp['schedule_id']})")
         task_id = inp["task_id"]
         new, out = tasks_topology.step(self.task_state.get(task_id), inp, self.cfg.tasks)
         if new is None:

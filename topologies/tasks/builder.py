@@ -18,8 +18,8 @@ time alignment. It costs one hop (one checkpoint) of latency.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 from quixstreams.dataframe import StreamingDataFrame
 
@@ -30,7 +30,7 @@ from topologies.tasks import cron, inputs, machine
 from topologies.tasks.config import TasksConfig
 from topologies.tasks.core import TaskState
 from topologies.tasks.cron import ScheduleState
-from topologies.tasks.records import EVENTS, INBOX, TIMERS
+from topologies.tasks.records import EVENTS, INBOX, TIMERS, InboxInput
 
 __all__ = [
     "COMMAND",
@@ -60,22 +60,21 @@ COMMAND, DECISION, TELEMETRY, RMF, TIMER, SCHEDULE = (
     "command", "decision", "telemetry", "rmf_task_state", "timer", "schedule",
 )  # fmt: skip
 KINDS = (COMMAND, DECISION, TELEMETRY, RMF, TIMER, SCHEDULE)
-_SCHEDULE_INPUTS = ("schedule", "fire")
 
 #: ``(decoded record or None, record key, Kafka timestamp) -> normalized inputs``.
-Normalize = Callable[[Any, Any, int], list[dict[str, Any]]]
+Normalize = Callable[[Any, Any, int], Sequence[InboxInput]]
 
 
 def normalizer(kind: str, config: TasksConfig) -> Normalize:
     """How a record of source ``kind`` becomes inbox inputs (RejectedRecord for one that cannot)."""
 
-    def command(record: Any, key: Any, now_ms: int) -> list[dict[str, Any]]:
+    def command(record: Any, key: Any, now_ms: int) -> Sequence[InboxInput]:
         if record is None:
             raise RejectedRecord("a task command cannot be a tombstone")
         inputs.check_time(record, now_ms, config.future_skew_ms)
         return inputs.from_command(record, key)
 
-    def skip_tombstones(fn: Callable[[Any], list[dict[str, Any]]]) -> Normalize:
+    def skip_tombstones(fn: Callable[[Any], Sequence[InboxInput]]) -> Normalize:
         return lambda record, _key, _ts: fn(record) if record is not None else []
 
     table: dict[str, Normalize] = {
@@ -105,9 +104,9 @@ class TasksStep:
         self.config = config
 
     def __call__(self, state: KeyState, kind: str, event: Any, now_ms: int) -> list[Output]:
-        inp: dict[str, Any] = event
+        inp = cast("InboxInput", event)  # an input of ``inputs``, decoded from the inbox's JSON
         new: ScheduleState | TaskState | None
-        if inp["type"] in _SCHEDULE_INPUTS:
+        if inp["type"] == "schedule" or inp["type"] == "fire":
             sub = STATE_SCHEDULE
             old = state.get(sub)
             new, out = cron.step_schedule(old, inp, self.config, now_ms)

@@ -8,7 +8,7 @@ state that armed them, dependents told when a task finishes.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict, Unpack
 
 from schemas.records import TaskSpec, task_spec
 from topologies.tasks.config import TasksConfig
@@ -16,7 +16,11 @@ from topologies.tasks.records import (
     DEP,
     EVENTS,
     TERMINAL,
+    CreateInput,
+    DepFields,
+    DepMsg,
     Output,
+    TaskInput,
     inbox_message,
     task_event,
     timer_record,
@@ -39,7 +43,7 @@ class Armed(TypedDict):
 class Pending(TypedDict):
     """The dependency check of a CREATE in progress (see ``deps``)."""
 
-    create: dict[str, Any]  # the ``create`` input held until every prerequisite has answered
+    create: CreateInput  # the ``create`` input held until every prerequisite has answered
     unanswered: list[str]  # prerequisites probed, no answer yet
     blocked: list[str]  # prerequisites whose own check is in progress
     outstanding: list[str]  # prerequisites that exist and have not finished
@@ -76,7 +80,7 @@ class TaskState(TypedDict):
 _NO_SPEC: TaskSpec = task_spec()
 
 
-def new_task_state(inp: dict[str, Any]) -> TaskState:
+def new_task_state(inp: TaskInput) -> TaskState:
     """The state of a task id seen for the first time (not created yet: ``status`` None)."""
     return {
         "task_id": inp["task_id"],
@@ -104,7 +108,7 @@ def new_task_state(inp: dict[str, Any]) -> TaskState:
 class TaskRun:
     """One step's working copy. ``s`` is a shallow copy: replace lists, never mutate the caller's."""
 
-    def __init__(self, state: TaskState, cfg: TasksConfig, inp: dict[str, Any]) -> None:
+    def __init__(self, state: TaskState, cfg: TasksConfig, inp: TaskInput) -> None:
         self.s: TaskState = state.copy()
         self.cfg = cfg
         self.inp = inp
@@ -174,7 +178,7 @@ class TaskRun:
         """Answer a repeated CREATE: a DUPLICATE event, nothing re-applied."""
         self._event("DUPLICATE", self.s["status"] or "UNKNOWN", None, reason, self.s["robot_id"])
 
-    def create(self, create: dict[str, Any]) -> None:
+    def create(self, create: CreateInput) -> None:
         """CREATED with the spec (the caller moves on to QUEUED / WAITING / ...)."""
         s = self.s
         s["spec"] = create["spec"]
@@ -185,7 +189,7 @@ class TaskRun:
         self.transition("CREATED", f"created by {by}" if by else None, spec=create["spec"])
 
     # ----------------------------------------------------------------------------- timers
-    def arm(self, slot: Slot, due_at: int, payload: dict[str, Any]) -> None:
+    def arm(self, slot: Slot, due_at: int, payload: dict[str, int]) -> None:
         """Arm the ``timeout`` or ``retry`` timer; its id is unique to this arming (slot + seq)."""
         self.disarm(slot)
         timer_id = f"task:{self.task_id}:{slot}:{self.s['seq']}"
@@ -209,7 +213,7 @@ class TaskRun:
             self.s[slot] = None
 
     # ----------------------------------------------------------------------------- dependencies
-    def send(self, to: str, msg: str, **fields: Any) -> None:
+    def send(self, to: str, msg: DepMsg, **fields: Unpack[DepFields]) -> None:
         """A dependency-protocol message to task ``to`` through the inbox (see ``deps``)."""
         self.out.append(
             inbox_message(

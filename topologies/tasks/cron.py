@@ -19,7 +19,7 @@ first time, so a daily 02:30 job runs once and an every-30-minutes job pauses fo
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
@@ -29,7 +29,10 @@ from schemas.records import TaskSchedule, TaskSpec
 from topologies.tasks.config import TasksConfig
 from topologies.tasks.records import (
     CRON,
+    FireInput,
     Output,
+    ScheduleInput,
+    ScheduleStepInput,
     cron_task_id,
     det_uuid7,
     inbox_message,
@@ -123,10 +126,10 @@ def _disarm(state: ScheduleState, out: list[Output]) -> None:
 
 
 def _on_schedule(
-    state: ScheduleState | None, inp: dict[str, Any]
+    state: ScheduleState | None, inp: ScheduleInput
 ) -> tuple[ScheduleState | None, list[Output]]:
     out: list[Output] = []
-    record: TaskSchedule | None = inp["record"]
+    record = inp["record"]
     if record is None:  # deleted
         if state is not None:
             _disarm(state.copy(), out)
@@ -181,7 +184,7 @@ def _create_input(state: ScheduleState, fire_at: int, at: int, late: bool) -> Ou
 
 
 def _on_fire(
-    state: ScheduleState | None, inp: dict[str, Any], cfg: TasksConfig, now_ms: int
+    state: ScheduleState | None, inp: FireInput, cfg: TasksConfig, now_ms: int
 ) -> tuple[ScheduleState | None, list[Output]]:
     out = [tombstone(inp["timer_id"])]  # fired: clean it off the compacted timers topic
     if state is None or not state["enabled"] or state.get("timer_id") != inp["timer_id"]:
@@ -202,7 +205,7 @@ def _on_fire(
 
 
 def step_schedule(
-    state: ScheduleState | None, inp: dict[str, Any], cfg: TasksConfig, now_ms: int
+    state: ScheduleState | None, inp: ScheduleStepInput, cfg: TasksConfig, now_ms: int
 ) -> tuple[ScheduleState | None, list[Output]]:
     """Apply a ``schedule`` (upsert/delete) or ``fire`` input to one schedule. ``now_ms`` is the wall
     clock, used only to tell a missed fire from a punctual one."""

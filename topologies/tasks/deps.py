@@ -34,10 +34,8 @@ prerequisites that had answered ``exists``; their later ``outcome`` is ignored.
 
 from __future__ import annotations
 
-from typing import Any
-
 from topologies.tasks.core import Pending, TaskRun
-from topologies.tasks.records import TERMINAL
+from topologies.tasks.records import TERMINAL, CreateInput, DepAnswer, DepInput
 
 __all__ = [
     "dependency_failed",
@@ -52,7 +50,7 @@ __all__ = [
 _REFUSING = {"unknown": "is unknown", "rejected": "was rejected", "refused": "refuses more dependents"}
 
 
-def start_check(run: TaskRun, create: dict[str, Any], deps: list[str]) -> None:
+def start_check(run: TaskRun, create: CreateInput, deps: list[str]) -> None:
     """Hold the CREATE and probe every prerequisite."""
     run.s["pending"] = {
         "create": create,
@@ -67,7 +65,7 @@ def start_check(run: TaskRun, create: dict[str, Any], deps: list[str]) -> None:
         run.send(dep, "probe")
 
 
-def reply_to_probe_of_unknown(inp: dict[str, Any]) -> dict[str, Any]:
+def reply_to_probe_of_unknown(inp: DepInput) -> DepInput:
     """The reply of a task id that has no state at all (never seen): ``unknown``."""
     return {
         "type": "dep",
@@ -83,7 +81,7 @@ def reply_to_probe_of_unknown(inp: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def on_dep_message(run: TaskRun, inp: dict[str, Any]) -> None:
+def on_dep_message(run: TaskRun, inp: DepInput) -> None:
     msg = inp["msg"]
     if msg == "probe":
         _on_probe(run, inp)
@@ -93,7 +91,7 @@ def on_dep_message(run: TaskRun, inp: dict[str, Any]) -> None:
         _on_chase(run, inp)
 
 
-def _on_probe(run: TaskRun, inp: dict[str, Any]) -> None:
+def _on_probe(run: TaskRun, inp: DepInput) -> None:
     prober = inp["from"]
     s = run.s
     if inp.get("tenant_id") != s["tenant_id"] or (s["status"] is None and s["pending"] is None):
@@ -106,7 +104,7 @@ def _on_probe(run: TaskRun, inp: dict[str, Any]) -> None:
             s["subscribers"] = [*s["subscribers"], prober]
         run.send(prober, "reply", status="pending", state=None)
     elif s["status"] in TERMINAL:
-        status = "succeeded" if s["status"] == "SUCCEEDED" else "failed"
+        status: DepAnswer = "succeeded" if s["status"] == "SUCCEEDED" else "failed"
         run.send(prober, "reply", status=status, state=s["status"])
     else:
         if prober not in s["dependents"]:
@@ -117,7 +115,7 @@ def _on_probe(run: TaskRun, inp: dict[str, Any]) -> None:
         run.send(prober, "reply", status="exists", state=s["status"])
 
 
-def _on_answer(run: TaskRun, inp: dict[str, Any]) -> None:
+def _on_answer(run: TaskRun, inp: DepInput) -> None:
     """A reply to our probe, or the outcome of a prerequisite we depend on."""
     dep = inp["from"]
     status = inp.get("status") or ("succeeded" if inp.get("state") == "SUCCEEDED" else "failed")
@@ -162,7 +160,7 @@ def _on_answer_while_pending(
         finish_creation(run)
 
 
-def _on_chase(run: TaskRun, inp: dict[str, Any]) -> None:
+def _on_chase(run: TaskRun, inp: DepInput) -> None:
     pending = run.s["pending"]
     if pending is None:
         return
@@ -209,7 +207,7 @@ def tell_subscribers(run: TaskRun) -> None:
     """Answer the probes that arrived while this task's own check was in progress."""
     for subscriber in run.s["subscribers"]:
         if run.status in TERMINAL:
-            status = "succeeded" if run.status == "SUCCEEDED" else "failed"
+            status: DepAnswer = "succeeded" if run.status == "SUCCEEDED" else "failed"
             run.send(subscriber, "reply", status=status, state=run.status)
         else:
             if subscriber not in run.s["dependents"]:

@@ -37,13 +37,24 @@ Limits: a command whose ``occurred_at`` lies more than ``future_skew_ms`` after 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from schemas import limits
 from schemas.errors import RejectedRecord
 from schemas.records import Decision, RobotTelemetry, TaskCommand, TaskSchedule, TaskSpec, Timer
 from topologies import timers
 from topologies.tasks import cron
+from topologies.tasks.records import (
+    AssignInput,
+    CancelInput,
+    CreateInput,
+    FireInput,
+    InboxInput,
+    ObserveInput,
+    ScheduleInput,
+    TimerInput,
+    UnassignInput,
+)
 
 __all__ = [
     "RMF_DISPATCH_STATUS",
@@ -92,12 +103,23 @@ TELEMETRY_PHASES = {
     "FAILED": "FAILED",
 }
 _STARTED = {"EXECUTING", "SUCCEEDED", "FAILED", "CANCELLED"}
-_SCHEDULE_TYPES = ("schedule", "fire")
 
 
-def inbox_key(inp: dict[str, Any]) -> str:
+class _Base(TypedDict):
+    """The fields every input of a command, decision or telemetry record starts with."""
+
+    task_id: str
+    tenant_id: str
+    site_id: str
+    occurred_at: int
+    event_id: str | None
+
+
+def inbox_key(inp: InboxInput) -> str:
     """The inbox key of an input: the schedule id for schedule inputs, else the task id."""
-    return str(inp["schedule_id"] if inp["type"] in _SCHEDULE_TYPES else inp["task_id"])
+    if inp["type"] == "schedule" or inp["type"] == "fire":
+        return str(inp["schedule_id"])
+    return str(inp["task_id"])
 
 
 def _text(record: Mapping[str, object], field: str) -> str:
@@ -192,7 +214,7 @@ def validate_spec(spec: Any) -> TaskSpec:
     return cast("TaskSpec", spec)
 
 
-def _base(record: TaskCommand | Decision | RobotTelemetry, task_id: str) -> dict[str, Any]:
+def _base(record: TaskCommand | Decision | RobotTelemetry, task_id: str) -> _Base:
     return {
         "task_id": task_id,
         "tenant_id": _text(record, "tenant_id"),
@@ -202,7 +224,7 @@ def _base(record: TaskCommand | Decision | RobotTelemetry, task_id: str) -> dict
     }
 
 
-def from_command(record: TaskCommand, key: Any = None) -> list[dict[str, Any]]:
+def from_command(record: TaskCommand, key: Any = None) -> list[CreateInput | CancelInput | TimerInput]:
     """TaskCommand (``task.commands``) -> ``create`` / ``cancel`` / ``timer``."""
     task_id = _text(record, "task_id")
     _check_key(key, task_id, "task_id")
@@ -234,25 +256,34 @@ def from_command(record: TaskCommand, key: Any = None) -> list[dict[str, Any]]:
     raise RejectedRecord(f"unknown command {command!r}")
 
 
-def from_decision(record: Decision) -> list[dict[str, Any]]:
+def from_decision(record: Decision) -> list[AssignInput | UnassignInput]:
     """Decision (``scheduler.decisions``): ASSIGN / UNASSIGN of a task; other decisions are not ours."""
     kind, task_id = record.get("kind"), record.get("task_id")
     if kind not in ("ASSIGN", "UNASSIGN") or not task_id:
         return []
     base = _base(record, task_id)
-    robot = _text(record, "robot_id") if kind == "ASSIGN" else record.get("robot_id")
+    if kind == "ASSIGN":
+        return [
+            {
+                **base,
+                "type": "assign",
+                "robot_id": _text(record, "robot_id"),
+                "decision_id": record.get("decision_id"),
+                "reason": record.get("reason"),
+            }
+        ]
     return [
         {
             **base,
-            "type": kind.lower(),
-            "robot_id": robot,
+            "type": "unassign",
+            "robot_id": record.get("robot_id"),
             "decision_id": record.get("decision_id"),
             "reason": record.get("reason"),
         }
     ]
 
 
-def from_telemetry(record: RobotTelemetry) -> list[dict[str, Any]]:
+def from_telemetry(record: RobotTelemetry) -> list[ObserveInput]:
     """RobotTelemetry with a task and a phase -> ``observe``; everything else is not ours."""
     observed, task_id = TELEMETRY_PHASES.get(record.get("task_phase") or "NONE"), record.get("task_id")
     if observed is None or not task_id:
@@ -273,14 +304,14 @@ def from_telemetry(record: RobotTelemetry) -> list[dict[str, Any]]:
     ]
 
 
-def rmf_task_id(state: dict[str, Any]) -> tuple[str, str]:
+def rmf_task_id(state: Mapping[str, Any]) -> tuple[str, str]:
     """``(our task id, RMF booking id)`` of an RMF task_state (the booking id for a task RMF dispatched
     itself)."""
     task_id, booking_id, _ours = _rmf_ids(state)
     return task_id, booking_id
 
 
-def _rmf_ids(state: dict[str, Any]) -> tuple[str, str, bool]:
+def _rmf_ids(state: Mapping[str, Any]) -> tuple[str, str, bool]:
     booking = state.get("booking")
     if not isinstance(booking, dict) or not isinstance(booking.get("id"), str) or not booking["id"]:
         raise RejectedRecord("RMF task state without booking.id")
@@ -291,12 +322,12 @@ def _rmf_ids(state: dict[str, Any]) -> tuple[str, str, bool]:
     return booking["id"], booking["id"], False
 
 
-def _object(parent: dict[str, Any], field: str) -> dict[str, Any]:
+def _object(parent: Mapping[str, Any], field: str) -> Mapping[str, Any]:
     value = parent.get(field)
     return value if isinstance(value, dict) else {}
 
 
-def rmf_observed(state: dict[str, Any]) -> str | None:
+def rmf_observed(state: Mapping[str, Any]) -> str | None:
     """Our state for an RMF task_state (see the table in the module docstring), None to ignore."""
     status = state.get("status")
     if status is not None and status not in RMF_STATUS:
@@ -309,7 +340,7 @@ def rmf_observed(state: dict[str, Any]) -> str | None:
     return from_dispatch or mapped
 
 
-def rmf_errors(state: dict[str, Any]) -> str:
+def rmf_errors(state: Mapping[str, Any]) -> str:
     """RMF's ``dispatch.errors`` of a task_state as one line, ``category: detail (code); ...`` ("" if none)."""
     errors = _object(state, "dispatch").get("errors")
     parts = []
@@ -320,7 +351,7 @@ def rmf_errors(state: dict[str, Any]) -> str:
     return "; ".join(p for p in parts if p)[:1000]
 
 
-def from_rmf(message: dict[str, Any], timestamp_ms: int) -> list[dict[str, Any]]:
+def from_rmf(message: Mapping[str, Any], timestamp_ms: int) -> list[ObserveInput]:
     """An RMF ``task_state_update`` (or a bare task_state) -> ``observe``. RMF has no event time: the
     Kafka timestamp stands in."""
     if not isinstance(message, dict):
@@ -363,13 +394,21 @@ def from_rmf(message: dict[str, Any], timestamp_ms: int) -> list[dict[str, Any]]
     ]
 
 
-def from_due_timer(record: Timer) -> list[dict[str, Any]]:
+class _TimerBase(TypedDict):
+    tenant_id: str
+    site_id: str | None
+    occurred_at: int
+    event_id: str | None
+    timer_id: str
+
+
+def from_due_timer(record: Timer) -> list[TimerInput | FireInput]:
     """Timer (``timers.due.tasks``) -> ``timer`` (a task's timeout or retry) or ``fire`` (a cron fire)."""
     target = _text(record, "target_key")
     timer_id = _text(record, "timer_id")
     payload = timers.payload_of(record)
     due = int(record["due_at"])
-    base = {
+    base: _TimerBase = {
         "tenant_id": record.get("tenant_id"),
         "site_id": record.get("site_id"),
         "occurred_at": due,
@@ -381,7 +420,7 @@ def from_due_timer(record: Timer) -> list[dict[str, Any]]:
     return [{**base, "type": "timer", "task_id": target}]
 
 
-def from_schedule(record: TaskSchedule | None, key: Any, timestamp_ms: int) -> list[dict[str, Any]]:
+def from_schedule(record: TaskSchedule | None, key: Any, timestamp_ms: int) -> list[ScheduleInput]:
     """TaskSchedule (``task.schedules``, compacted) -> ``schedule``; a tombstone deletes the schedule."""
     if record is None:
         if not key:

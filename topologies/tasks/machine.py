@@ -47,13 +47,27 @@ arrived yet, so the outcome does not depend on how late the timer service delive
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import assert_never
 
 from schemas.records import TaskSpec, task_spec
 from topologies.tasks import deps
 from topologies.tasks.config import TasksConfig
 from topologies.tasks.core import Slot, TaskRun, TaskState, new_task_state
-from topologies.tasks.records import DEP, RUNNING, TERMINAL, Output, inbox_message, tombstone
+from topologies.tasks.records import (
+    DEP,
+    RUNNING,
+    TERMINAL,
+    AssignInput,
+    CancelInput,
+    CreateInput,
+    ObserveInput,
+    Output,
+    TaskInput,
+    TimerInput,
+    UnassignInput,
+    inbox_message,
+    tombstone,
+)
 
 __all__ = ["external_spec", "step"]
 
@@ -62,20 +76,17 @@ logger = logging.getLogger(__name__)
 _COMMANDS = ("create", "cancel", "assign", "unassign")
 
 
-def step(
-    state: TaskState | None, inp: dict[str, Any], cfg: TasksConfig
-) -> tuple[TaskState | None, list[Output]]:
+def step(state: TaskState | None, inp: TaskInput, cfg: TasksConfig) -> tuple[TaskState | None, list[Output]]:
     """Apply one normalized input to one task. Returns the new state (the same object if unchanged)."""
-    kind = inp["type"]
     if state is None:
-        if kind == "dep":
+        if inp["type"] == "dep":
             if inp["msg"] == "probe":
                 return None, [inbox_message(DEP, inp["from"], deps.reply_to_probe_of_unknown(inp))]
             return None, []
-        if kind == "observe" and inp.get("origin") == "rmf":
+        if inp["type"] == "observe" and inp.get("origin") == "rmf":
             return _adopt(inp, cfg)
-        if kind not in _COMMANDS:
-            if kind == "observe" and inp.get("source") == "rmf":
+        if inp["type"] not in _COMMANDS:
+            if inp["type"] == "observe" and inp.get("source") == "rmf":
                 logger.warning(
                     "RMF reports %s for task %s, which is not created (yet): ignored",
                     inp["observed"], inp["task_id"], extra={"task_id": inp["task_id"]},
@@ -86,24 +97,37 @@ def step(
     else:
         fresh = False
     run = TaskRun(state, cfg, inp)
-    if kind == "timer":
+    if inp["type"] == "timer":
         _on_timer(run, inp)
     else:
         _fire_overdue_timers(run)
-        _HANDLERS[kind](run, inp)
+        if inp["type"] == "observe":  # the most frequent first
+            _on_observe(run, inp)
+        elif inp["type"] == "assign":
+            _on_assign(run, inp)
+        elif inp["type"] == "create":
+            _on_create(run, inp)
+        elif inp["type"] == "unassign":
+            _on_unassign(run, inp)
+        elif inp["type"] == "cancel":
+            _on_cancel(run, inp)
+        elif inp["type"] == "dep":
+            deps.on_dep_message(run, inp)
+        else:
+            assert_never(inp)
     if not fresh and run.s == state:
         return state, run.out
     return run.s, run.out
 
 
 # --------------------------------------------------------------------------------------------- adopt
-def external_spec(inp: dict[str, Any]) -> TaskSpec:
+def external_spec(inp: ObserveInput) -> TaskSpec:
     """The spec of a task RMF dispatched itself, from its task state."""
     labels = {"origin": "rmf", "rmf_booking_id": str(inp.get("external_id") or inp["task_id"])}
     return task_spec(category=inp.get("category") or "rmf", fleet_id=inp.get("fleet"), labels=labels)
 
 
-def _adopt(inp: dict[str, Any], cfg: TasksConfig) -> tuple[TaskState | None, list[Output]]:
+def _adopt(inp: ObserveInput, cfg: TasksConfig) -> tuple[TaskState | None, list[Output]]:
     """A first RMF state of a task RMF dispatched itself: the external task, CREATED then as reported."""
     if cfg.rmf_tenant_id is None:
         logger.warning(
@@ -113,7 +137,7 @@ def _adopt(inp: dict[str, Any], cfg: TasksConfig) -> tuple[TaskState | None, lis
         )  # fmt: skip
         return None, []
     requester = inp.get("requester")
-    create = {
+    create: CreateInput = {
         "type": "create",
         "task_id": inp["task_id"],
         "tenant_id": cfg.rmf_tenant_id,
@@ -140,7 +164,7 @@ def _adopt(inp: dict[str, Any], cfg: TasksConfig) -> tuple[TaskState | None, lis
 
 
 # --------------------------------------------------------------------------------------------- create
-def _on_create(run: TaskRun, inp: dict[str, Any]) -> None:
+def _on_create(run: TaskRun, inp: CreateInput) -> None:
     s = run.s
     if s["status"] is not None or s["pending"] is not None:
         if inp.get("tenant_id") != s["tenant_id"]:
@@ -168,16 +192,16 @@ def _on_create(run: TaskRun, inp: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------- cancel
-def _unknown_to(run: TaskRun, inp: dict[str, Any]) -> bool:
+def _unknown_to(run: TaskRun, inp: CancelInput | AssignInput | UnassignInput) -> bool:
     """True (and REJECTED) when the task does not exist for the input's tenant."""
     s = run.s
     if inp.get("tenant_id") != s["tenant_id"] or (s["status"] is None and s["pending"] is None):
-        run.reject("unknown task", inp.get("robot_id"))
+        run.reject("unknown task", None if inp["type"] == "cancel" else inp.get("robot_id"))
         return True
     return False
 
 
-def _on_cancel(run: TaskRun, inp: dict[str, Any]) -> None:
+def _on_cancel(run: TaskRun, inp: CancelInput) -> None:
     if _unknown_to(run, inp):
         return
     s = run.s
@@ -194,7 +218,7 @@ def _on_cancel(run: TaskRun, inp: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------- assign
-def _on_assign(run: TaskRun, inp: dict[str, Any]) -> None:
+def _on_assign(run: TaskRun, inp: AssignInput) -> None:
     if _unknown_to(run, inp):
         return
     s = run.s
@@ -218,7 +242,7 @@ def _on_assign(run: TaskRun, inp: dict[str, Any]) -> None:
             run.arm("timeout", run.at + int(timeout), {"attempt": s["attempt"], "timeout_ms": int(timeout)})
 
 
-def _on_unassign(run: TaskRun, inp: dict[str, Any]) -> None:
+def _on_unassign(run: TaskRun, inp: UnassignInput) -> None:
     if _unknown_to(run, inp):
         return
     s = run.s
@@ -234,7 +258,7 @@ def _on_unassign(run: TaskRun, inp: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------- observe
-def _on_observe(run: TaskRun, inp: dict[str, Any]) -> None:
+def _on_observe(run: TaskRun, inp: ObserveInput) -> None:
     s = run.s
     status = s["status"]
     if status is None or s["pending"] is not None:
@@ -300,7 +324,7 @@ def _fire_overdue_timers(run: TaskRun) -> None:
         _fire(run, "retry")
 
 
-def _on_timer(run: TaskRun, inp: dict[str, Any]) -> None:
+def _on_timer(run: TaskRun, inp: TimerInput) -> None:
     s = run.s
     timer_id = inp["timer_id"]
     if s["timeout"] and s["timeout"]["id"] == timer_id and s["status"] in RUNNING:
@@ -309,17 +333,3 @@ def _on_timer(run: TaskRun, inp: dict[str, Any]) -> None:
         _fire(run, "retry")
     else:
         run.out.append(tombstone(timer_id))  # stale (disarmed since): just clean the compacted topic
-
-
-def _on_dep(run: TaskRun, inp: dict[str, Any]) -> None:
-    deps.on_dep_message(run, inp)
-
-
-_HANDLERS = {
-    "create": _on_create,
-    "cancel": _on_cancel,
-    "assign": _on_assign,
-    "unassign": _on_unassign,
-    "observe": _on_observe,
-    "dep": _on_dep,
-}
