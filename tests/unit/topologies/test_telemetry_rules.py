@@ -197,3 +197,13 @@ def test_the_site_directory_keeps_the_newest_version_per_tenant_and_tells_its_ro
     assert bounds_sent(other) == {("g1", ())}  # no map of that tenant's site
     [(_, deleted)] = map_message(None, "s1")
     assert bounds_sent(h.send(SITE_MAP, key, deleted, 0)) == {("r1", ())}
+
+
+def test_a_robots_stored_bounds_are_parsed_once_per_value():
+    step = TelemetryStep(CFG, decode=lambda raw: raw)
+    first = step.bounds([2, 0.0, 0.0, 10.0, 10.0])
+    assert first == Bounds(2, 0.0, 0.0, 10.0, 10.0)
+    assert step.bounds([2, 0.0, 0.0, 10.0, 10.0]) is first  # the same value: parsed once
+    assert step.bounds([3, 0.0, 0.0, 20.0, 10.0]) == Bounds(3, 0.0, 0.0, 20.0, 10.0)  # a new map version
+    assert step.bounds(None) is None
+    assert step.bounds([]) is None
