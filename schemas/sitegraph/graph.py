@@ -1,32 +1,21 @@
-"""One immutable graph per site map version, shared by every part that routes or checks poses.
+"""The :class:`SiteGraph`: nodes, directed lanes and cached shortest paths of one SiteMap version.
 
-A :class:`SiteGraph` is built from a SiteMap dict (docs/records.md) once per ``(tenant, site, version)``
-and cached (:func:`graph_for`); nothing in it changes after construction, so every processor, thread and
-simulated robot can share it. Nodes are indexed ``0..n-1`` in map order (``ids[i]``, ``index[id]``);
-a bidirectional lane gives two directed edges, a one-way lane one.
-
-Weights: ``length(u, v)`` is the straight distance between the lane's end nodes in metres; routing cost
-is travel time in seconds at ``nominal_speed_mps`` (or the lane's ``speed_limit`` where lower), so with
-no speed limits the shortest path is the shortest in metres. Shortest-path rows (from a source, or to a
-target over the reversed lanes) come from scipy's Dijkstra and are cached per graph, so a site with V
-nodes costs at most 2V rows however many robots and tasks use it.
-
-Also here: bounds (for the telemetry pose check), the nearest node to a position, dead ends (``tips``:
-docks, parking spots, nodes with a single neighbour; ``exits``: the way out of each), the nodes and lanes
-of NO_GO zones, and :meth:`SiteGraph.reach`: A* in seconds or metres to the nearest of several goals, then
-the next, around avoided nodes and lanes, no-go zones and lanes a caller says are closed (detours).
+Built once per map (see :func:`~schemas.sitegraph.graph_for`) and never changed after, so every processor,
+thread and simulated robot can share it. Nodes are indexed ``0..n-1`` in map order (``ids[i]``,
+``index[id]``); a bidirectional lane gives two directed edges, a one-way lane one. Shortest-path rows come
+from scipy's Dijkstra and are cached here; the A* of :meth:`SiteGraph.reach` is in
+:mod:`schemas.sitegraph.search`, what is derived from the map at construction in
+:mod:`schemas.sitegraph.build`.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -35,57 +24,18 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from schemas.errors import FleetError
-from schemas.geometry import Point, first_polygon_hits
+from schemas.geometry import Point
+from schemas.sitegraph import search
+from schemas.sitegraph.base import STATION_KINDS, Lane, NoRouteError
+from schemas.sitegraph.build import bounds, dead_ends, no_go
 
-__all__ = [
-    "STATION_KINDS",
-    "Bounds",
-    "Lane",
-    "NoRouteError",
-    "SiteGraph",
-    "graph_for",
-]
+__all__ = ["SiteGraph"]
 
-#: Node kinds where a robot's route means "stop here" (a task's pickup or drop-off, a charger, parking).
-STATION_KINDS = frozenset({"PICKUP", "DROPOFF", "STATION", "CHARGER", "PARKING"})
+#: Shortest-path rows kept per graph and direction (``FLEET_GRAPH_ROW_BUDGET_MB``, default 256): a site
+#: with more robots' goals than rows recomputes trees every planning round (docs/traffic.md).
+_ROW_BUDGET_BYTES = int(os.environ.get("FLEET_GRAPH_ROW_BUDGET_MB", "256")) * 1024 * 1024
 
-
-class NoRouteError(FleetError):
-    """No sequence of lanes leads from one node to another (unknown node, or a one-way dead end)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Lane:
-    """One drivable direction of a lane, by node index."""
-
-    lane_id: str
-    u: int
-    v: int
-    length: float  # metres
-    seconds: float  # at the graph's nominal speed (or the lane's limit, where lower)
-    speed_limit: float | None
-
-
-_SearchIndex = tuple[tuple[tuple[Lane, ...], ...], tuple[int, ...], tuple[int, ...]]
-"""What a search reads: each node's lanes out; each node's place in id order; the nodes in id order."""
-
-
-@dataclass(frozen=True, slots=True)
-class Bounds:
-    """Axis-aligned bounding box of a site map (nodes and zone corners), in map metres."""
-
-    version: int
-    min_x: float
-    min_y: float
-    max_x: float
-    max_y: float
-
-    def contains(self, x: float, y: float, margin: float = 0.0) -> bool:
-        return (
-            self.min_x - margin <= x <= self.max_x + margin
-            and self.min_y - margin <= y <= self.max_y + margin
-        )
+_NONE: frozenset[Any] = frozenset()
 
 
 class SiteGraph:
@@ -151,11 +101,11 @@ class SiteGraph:
         )
         self.tips: frozenset[int] = frozenset(i for i in range(n) if len(self.neighbours[i]) == 1)
         self.exits: Mapping[int, tuple[int, ...]] = MappingProxyType(
-            _dead_ends(self.neighbours, self.tips, key)
+            dead_ends(self.neighbours, self.tips, key)
         )
         """For every node of a dead end (a spur, or a chain of nodes leading to one), the nodes a robot
         standing there passes to get out, up to and including the junction where it meets the rest."""
-        nogo_nodes, nogo_lanes = _no_go(site_map, self.xy, ends)
+        nogo_nodes, nogo_lanes = no_go(site_map, self.xy, ends)
         self.nogo_nodes: Mapping[int, str] = MappingProxyType(nogo_nodes)
         """Node -> the NO_GO zone it lies in (the first in map order; on an edge counts as in)."""
         self.nogo_lanes: Mapping[str, str] = MappingProxyType(nogo_lanes)
@@ -163,8 +113,8 @@ class SiteGraph:
         self.nogo_zones: frozenset[str] = frozenset(nogo_nodes.values()) | frozenset(nogo_lanes.values())
         self._nogo_nodes = frozenset(nogo_nodes)
         self._nogo_lanes = frozenset(nogo_lanes)
-        self._search: _SearchIndex | None = None  # built on the first search (see _search_index)
-        self.bounds = _bounds(site_map, self.version)
+        self._search: search.SearchIndex | None = None  # built on the first search (see _search_index)
+        self.bounds = bounds(site_map, self.version)
         edges = list(self.lanes.values())
         self._matrix = csr_matrix(
             ([e.seconds for e in edges], ([e.u for e in edges], [e.v for e in edges])), shape=(n, n)
@@ -390,18 +340,13 @@ class SiteGraph:
             return path
         return []
 
-    def _search_index(self) -> _SearchIndex:
+    def _search_index(self) -> search.SearchIndex:
         """Each node's lanes out (in id order of their ends), and each node's place in id order and back;
         built once, on the first search (a graph nobody searches does not pay for it)."""
         found = self._search
         if found is None:
-            n = len(self.ids)
-            out = tuple(tuple(self.lanes[(u, v)] for v in self.succ[u]) for u in range(n))
-            order = sorted(range(n), key=self.ids.__getitem__)
-            rank = [0] * n
-            for r, i in enumerate(order):
-                rank[i] = r
-            found = self._search = (out, tuple(rank), tuple(order))  # two threads at once: built twice
+            # two threads at once: built twice
+            found = self._search = search.build_index(self.ids, self.lanes, self.succ)
         return found
 
     def reach(
@@ -431,165 +376,19 @@ class SiteGraph:
         """
         wanted = set(goals)
         if not wanted:
-            return
-        pos = self.pos
-        out, rank, by_rank = self._search_index()
-        metres = cost == "metres"
-        speed = 1.0 if metres else self.nominal_speed_mps
-        targets = [pos[g] for g in wanted]
-        if len(targets) == 1:
-            [(gx, gy)] = targets
-
-            def h(i: int) -> float:
-                x, y = pos[i]
-                return math.hypot(gx - x, gy - y) / speed
-
-        else:
-
-            def h(i: int) -> float:
-                x, y = pos[i]
-                return min(math.hypot(tx - x, ty - y) for tx, ty in targets) / speed
-
-        nogo_nodes = self._nogo_nodes if keep_out else _NONE
-        nogo_lanes = self._nogo_lanes if keep_out else _NONE
-        budget = math.inf if max_expansions is None else max_expansions
-        best = {a: 0.0}
-        parent: dict[int, int] = {}
-        heap = [(h(a), 0.0, rank[a])]
-        expanded = 0
-        while heap and expanded < budget:
-            f, g, r = heapq.heappop(heap)
-            if f > max_cost:
-                return
-            u = by_rank[r]
-            if g > best[u]:
-                continue  # reached more cheaply since
-            if u in wanted:
-                wanted.discard(u)
-                yield u, _path(parent, u), g
-                if not wanted:
-                    return
-            expanded += 1
-            for lane in out[u]:
-                v = lane.v
-                ng = g + (lane.length if metres else lane.seconds)
-                if (
-                    ng > max_cost
-                    or v in avoid
-                    or v in nogo_nodes
-                    or lane.lane_id in avoid_lanes
-                    or lane.lane_id in nogo_lanes
-                    or (blocked is not None and blocked(u, v))
-                ):
-                    continue
-                if ng < best.get(v, math.inf):
-                    best[v] = ng
-                    parent[v] = u
-                    heapq.heappush(heap, (ng + h(v), ng, rank[v]))
-
-
-_NONE: frozenset[Any] = frozenset()
-
-
-def _path(parent: Mapping[int, int], node: int) -> list[int]:
-    path = [node]
-    while node in parent:
-        node = parent[node]
-        path.append(node)
-    path.reverse()
-    return path
-
-
-def _dead_ends(
-    neighbours: Sequence[Sequence[int]], tips: frozenset[int], key: Callable[[int], str]
-) -> dict[int, tuple[int, ...]]:
-    """For every node of a dead end, the nodes on the only way out (the junction last), walked from each
-    tip in id order (a node on a chain between two tips gets the way of the tip later in id order)."""
-    exits: dict[int, tuple[int, ...]] = {}
-    for tip in sorted(tips, key=key):
-        chain = [tip]
-        prev, here = tip, neighbours[tip][0]
-        while len(neighbours[here]) == 2 and here != tip:  # a corridor node: the dead end goes on
-            chain.append(here)
-            first, second = neighbours[here]
-            prev, here = here, second if first == prev else first
-        way = [*chain[1:], here]
-        for i, node in enumerate(chain):
-            exits[node] = tuple(way[i:])
-    return exits
-
-
-def _no_go(
-    site_map: Mapping[str, Any], xy: np.ndarray, ends: Mapping[str, tuple[int, int]]
-) -> tuple[dict[int, str], dict[str, str]]:
-    """The nodes inside, and the lanes entering, each NO_GO zone (a node or lane in several: the first
-    zone in map order; see :func:`schemas.geometry.first_polygon_hits`)."""
-    zones = [
-        (str(zone["id"]), [(float(p["x"]), float(p["y"])) for p in zone.get("polygon") or ()])
-        for zone in site_map.get("zones") or ()
-        if zone.get("kind") == "NO_GO"
-    ]
-    zones = [(zone_id, polygon) for zone_id, polygon in zones if len(polygon) >= 3]
-    if not zones:
-        return {}, {}
-    lane_ids = list(ends)
-    us = np.array([ends[lane][0] for lane in lane_ids], dtype=np.int64)
-    vs = np.array([ends[lane][1] for lane in lane_ids], dtype=np.int64)
-    nodes, lanes = first_polygon_hits(xy, (us, vs), zones)
-    return nodes, {lane_ids[k]: zone_id for k, zone_id in lanes.items()}
-
-
-def _bounds(site_map: Mapping[str, Any], version: int) -> Bounds | None:
-    xs = [float(n["x"]) for n in site_map.get("nodes") or ()]
-    ys = [float(n["y"]) for n in site_map.get("nodes") or ()]
-    for zone in site_map.get("zones") or ():
-        for point in zone.get("polygon") or ():
-            xs.append(float(point["x"]))
-            ys.append(float(point["y"]))
-    if not xs:
-        return None
-    return Bounds(version, min(xs), min(ys), max(xs), max(ys))
-
-
-#: Shortest-path rows kept per graph and direction (``FLEET_GRAPH_ROW_BUDGET_MB``, default 256): a site
-#: with more robots' goals than rows recomputes trees every planning round (docs/traffic.md).
-_ROW_BUDGET_BYTES = int(os.environ.get("FLEET_GRAPH_ROW_BUDGET_MB", "256")) * 1024 * 1024
-
-_CACHE: OrderedDict[tuple[Any, ...], SiteGraph] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 64
-
-
-def graph_for(site_map: Mapping[str, Any], nominal_speed_mps: float = 1.0) -> SiteGraph:
-    """The shared graph of ``site_map``: one per (tenant, site, version, event id, size, zones, nominal speed).
-
-    A SiteMap record is known by its ``event_id`` (every map the gateway takes gets a new one): two maps
-    that share an event id, a version and their counts of nodes and lanes are taken for the same map, and
-    its no-go zones are compared too (a test or a replay that reuses an event id for another map must
-    change one of these).
-    """
-    zones = site_map.get("zones") or ()
-    key = (
-        site_map.get("tenant_id"),
-        site_map.get("site_id"),
-        int(site_map.get("version", 0)),
-        site_map.get("event_id"),
-        len(site_map.get("nodes") or ()),
-        len(site_map.get("lanes") or ()),
-        tuple(
-            (z.get("id"), z.get("kind"), tuple((p.get("x"), p.get("y")) for p in z.get("polygon") or ()))
-            for z in zones
-        ),
-        nominal_speed_mps,
-    )
-    with _CACHE_LOCK:
-        graph = _CACHE.get(key)
-        if graph is not None:
-            _CACHE.move_to_end(key)
-            return graph
-    graph = SiteGraph(site_map, nominal_speed_mps)
-    with _CACHE_LOCK:
-        _CACHE[key] = graph
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return graph
+            return  # nothing to search for (and no search index to build)
+        yield from search.reach(
+            self._search_index(),
+            self.pos,
+            self.nominal_speed_mps,
+            a,
+            wanted,
+            cost=cost,
+            avoid=avoid,
+            avoid_lanes=avoid_lanes,
+            nogo_nodes=self._nogo_nodes if keep_out else _NONE,
+            nogo_lanes=self._nogo_lanes if keep_out else _NONE,
+            blocked=blocked,
+            max_cost=max_cost,
+            max_expansions=max_expansions,
+        )
