@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from quixstreams.dataframe import StreamingDataFrame
 
 from schemas.catalog import TIMERS, inbox
 from schemas.errors import RejectedRecord
+from schemas.records import RobotStatus
 from schemas.sitegraph import graph_for
 from topologies import timers
 from topologies.kernel import Decode, KeyState, ModelCache, Output, build_step, feeds, rekey
@@ -60,6 +61,7 @@ __all__ = [
     "STATE_MOVERS",
     "STATE_ROBOTS",
     "STATE_TASKS",
+    "SiteMeta",
     "TrafficStep",
     "build_traffic",
     "load",
@@ -86,9 +88,25 @@ OUTPUT_TOPICS = (DECISIONS, CONFLICTS, ALERTS, TIMERS, INBOX)
 KINDS = (traffic_site.STATUS, traffic_site.REGISTRATION, traffic_site.MAP, traffic_site.TASK, timers.TIMER)
 
 
+class SiteMeta(TypedDict):
+    """The ``meta`` sub-key of a site: its ids and clocks (module doc)."""
+
+    site_id: str
+    tenant_id: str
+    clock: int
+    next_prune: int
+    next_scan: int
+    alert_tokens: float
+    alert_at: int
+    alerts_suppressed: int
+    tick_due: int | None
+    next_round: NotRequired[int]  # with a coordinator (a map) only
+    rounds: NotRequired[int]
+
+
 def load(state: KeyState, config: TrafficConfig) -> TrafficSite:
     """Rebuild a site from its sub-keys (after a start or a rebalance)."""
-    meta = state.get(STATE_META) or {}
+    meta = cast("SiteMeta", state.get(STATE_META) or {})  # (empty for a new site: each read has a default)
     site = TrafficSite.new(config, meta.get("site_id", ""), meta.get("tenant_id", ""))
     monitor = site.monitor
     monitor.clock = meta.get("clock", 0)
@@ -153,7 +171,7 @@ def store(state: KeyState, site: TrafficSite) -> None:
         state.set(STATE_TASKS, sorted(monitor.tasks))
     if monitor.dirty_map:
         state.set(STATE_MAP, monitor.site_map)
-    meta = {
+    meta: SiteMeta = {
         "site_id": monitor.site_id,
         "tenant_id": monitor.tenant_id,
         "clock": monitor.clock,
@@ -246,19 +264,20 @@ def _tick(site: TrafficSite, now: int) -> list[Output]:
     ]
 
 
-def _seen(site: TrafficSite, event: Any) -> bool:
+def _seen(site: TrafficSite, event: RobotStatus) -> bool:
     """Whether this RobotStatus is one the site has already applied (or an older one)."""
     rid, seq = event["robot_id"], event["seq"]
     coordinator = site.coordinator
     mover = coordinator.table.movers.get(rid) if coordinator is not None else None
     if mover is not None:
         return bool(mover.seq > seq or (mover.seq == seq and not _goes_offline(event, mover.mode)))
-    known = site.monitor.robots.get(rid, {})
-    last = known.get("seq", -1)
-    return bool(last > seq or (last == seq and not _goes_offline(event, known.get("status"))))
+    known = site.monitor.robots.get(rid)
+    last = known.get("seq", -1) if known is not None else -1
+    status = known.get("status") if known is not None else None
+    return bool(last > seq or (last == seq and not _goes_offline(event, status)))
 
 
-def _goes_offline(event: Any, known: str | None) -> bool:
+def _goes_offline(event: RobotStatus, known: str | None) -> bool:
     """Whether ``event`` is the OFFLINE status of a robot last known online. Telemetry stamps the status
     it emits when a robot falls silent with the seq of the robot's last sample: same seq, new fact."""
     return bool(event.get("status") == "OFFLINE" and known != "OFFLINE")

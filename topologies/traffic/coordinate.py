@@ -27,11 +27,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.ids import det_uuid7
+from schemas.records import RobotStatus, RouteWaypoint
 from schemas.sitegraph import SiteGraph
 from topologies.traffic.config import OWNER, TrafficConfig
-from topologies.traffic.grants import ACTIVE, FIXED, OFFLINE, GrantTable, Mover
+from topologies.traffic.grants import ACTIVE, FIXED, OFFLINE, GrantTable, Mover, MoverRecord
 from topologies.traffic.pibt import plan_round
-from topologies.traffic.records import DECISIONS, Output
+from topologies.traffic.records import DECISIONS, GrantDecision, Output
 
 __all__ = ["Coordinator"]
 
@@ -65,7 +66,7 @@ class Coordinator:
         self._rows: dict[int, Any] = {}
 
     # -- inputs ---------------------------------------------------------------------------------------------
-    def on_status(self, record: dict[str, Any], now: int) -> list[Output]:
+    def on_status(self, record: RobotStatus, now: int) -> list[Output]:
         """Apply one RobotStatus of a coordinated robot; returns the GRANTs it makes possible."""
         rid = record["robot_id"]
         graph, table = self.graph, self.table
@@ -307,7 +308,7 @@ class Coordinator:
             # along the cost-to-go the planning round used (no search of its own)
             nodes.extend(graph.descend(m.frontier, self._distances(m.goal), cfg.horizon_nodes, self._penalty))
         t = float(now)
-        route = []
+        route: list[RouteWaypoint] = []
         for a, b in zip([None, *nodes], nodes, strict=False):
             if a is not None:
                 t += graph.lanes[(a, b)].length / cfg.speed_mps * 1000.0
@@ -317,7 +318,7 @@ class Coordinator:
         self.changed.add(m.robot_id)
         plan_id = det_uuid7(m.plan_at, m.tenant_id, m.site_id, m.robot_id, "plan", m.plan)
         event_id = det_uuid7(now, m.tenant_id, m.robot_id, "GRANT", plan_id, m.plan_seq)
-        value = {
+        value: GrantDecision = {
             "event_id": event_id,
             "tenant_id": m.tenant_id,
             "site_id": m.site_id,
@@ -339,14 +340,14 @@ class Coordinator:
         return Output(DECISIONS, m.robot_id, value)
 
     # -- state ----------------------------------------------------------------------------------------------
-    def records(self, robot_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    def records(self, robot_ids: Iterable[str]) -> dict[str, MoverRecord | None]:
         """Stored form of the given robots (None: forgotten)."""
         movers = self.table.movers
         return {
             rid: movers[rid].to_record(self.graph) if rid in movers else None for rid in sorted(robot_ids)
         }
 
-    def load(self, records: Iterable[dict[str, Any]]) -> None:
+    def load(self, records: Iterable[MoverRecord]) -> None:
         """Put stored robots back (after a restart, a rebalance or a new map version)."""
         for record in sorted(records, key=lambda r: r["robot_id"]):
             self.table.add(Mover.from_record(record, self.graph))

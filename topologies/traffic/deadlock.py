@@ -13,7 +13,15 @@ from topologies.traffic.detour import apply_reroute, detour
 from topologies.traffic.problems import Plan, Problem, emit_alert, emit_conflict, place_hold
 from topologies.traffic.records import Output
 from topologies.traffic.reservations import OPEN, Reservation
-from topologies.traffic.state import STATIONARY, SiteState, full_plan, waiting_to_start
+from topologies.traffic.state import (
+    STATIONARY,
+    HoldTerms,
+    SiteState,
+    Wait,
+    full_plan,
+    hold_of,
+    waiting_to_start,
+)
 
 __all__ = ["break_deadlock", "hold_at", "is_clear", "scan_deadlocks", "step_aside"]
 
@@ -25,7 +33,7 @@ AFTER = "after"
 BOOKED = "booked"
 
 
-def waited_on(state: SiteState, wait: list[str]) -> list[Reservation]:
+def waited_on(state: SiteState, wait: Wait) -> list[Reservation]:
     """The blocker's reservations a wait is about: on the node or lane, booked ones for a ``booked`` wait
     and the others for a ``node`` / ``lane`` one."""
     robot_id, kind, key = wait
@@ -33,7 +41,7 @@ def waited_on(state: SiteState, wait: list[str]) -> list[Reservation]:
     return [r for r in state.table.of(robot_id) if r.key == key and r.lane == lane and r.booking == booked]
 
 
-def is_clear(state: SiteState, wait: list[str], now: int) -> bool:
+def is_clear(state: SiteState, wait: Wait, now: int) -> bool:
     _robot_id, kind, key = wait
     if kind == AFTER:
         return True  # not a wait by itself: the resume check decides (see ``step_aside``)
@@ -43,7 +51,7 @@ def is_clear(state: SiteState, wait: list[str], now: int) -> bool:
     return all(r.end <= horizon for r in waited_on(state, wait))
 
 
-def _blocks_indefinitely(state: SiteState, wait: list[str], now: int) -> bool:
+def _blocks_indefinitely(state: SiteState, wait: Wait, now: int) -> bool:
     """Whether a wait can only end by the blocker moving on: it stands on the node/lane until further
     notice, or it is held and reaches the node/lane only after it resumes. A wait on a robot that passes
     the node/lane on its way ends by itself as time passes, so it is not a wait-for edge."""
@@ -103,7 +111,7 @@ def _break_cycle(state: SiteState, cycle: list[str], robot_id: str, now: int, ou
     cid = records.conflict_id("DEADLOCK", cycle, "", now, state.config.bucket_ms)
     if cid in state.emitted:
         return []  # this cycle was handled in this time bucket already
-    node = state.robots[robot_id]["hold"]["node"]
+    node = hold_of(state.robots[robot_id])["node"]
     marker = Reservation(robot_id, node, False, now, now, node, node, 0)
     problem = Problem(cid, "DEADLOCK", marker, None, None, now, now, tuple(cycle))
     ring = " -> ".join([*cycle, cycle[0]])
@@ -111,7 +119,7 @@ def _break_cycle(state: SiteState, cycle: list[str], robot_id: str, now: int, ou
     for occupied_goal_ok, victim in itertools.product(
         (False, True), state.by_rank(cycle, highest_first=False)
     ):
-        hold = state.robots[victim]["hold"]
+        hold = hold_of(state.robots[victim])
         avoid_nodes = {w[2] for w in hold["waits"] if w[1] == "node"}
         avoid_lanes = {w[2] for w in hold["waits"] if w[1] == "lane"}
         if occupied_goal_ok:
@@ -136,7 +144,7 @@ def _break_cycle(state: SiteState, cycle: list[str], robot_id: str, now: int, ou
         apply_reroute(state, victim, (plan, current, 0.0), cid, now, out, f"deadlock broken: {detail}")
         hold_at(state, victim, x, waits, cid, now, out, f"let {', '.join(w[0] for w in waits)} pass")
         return [victim]
-    if any(now - int(state.robots[rid]["hold"]["since"]) < state.config.deadlock_grace_ms for rid in cycle):
+    if any(now - int(hold_of(state.robots[rid])["since"]) < state.config.deadlock_grace_ms for rid in cycle):
         return []  # tried again at the next scan: a member may have a way out by then
     detail = f"wait-for cycle {ring}; no member has a detour"
     emit_conflict(state, problem, "NONE", None, now, out, detail)
@@ -146,7 +154,7 @@ def _break_cycle(state: SiteState, cycle: list[str], robot_id: str, now: int, ou
 
 def step_aside(
     state: SiteState, victim: str, cycle: list[str], now: int
-) -> tuple[Plan, bool, str, list[list[str]]] | None:
+) -> tuple[Plan, bool, str, list[Wait]] | None:
     """A way for a held robot to make room for those in ``cycle`` that wait on it: to the nearest node
     off their ways (within ``_ASIDE_HOPS`` lanes) that nobody needs while it waits there, then on its
     way again (back through its hold node only if that is where its route ends). On the way there it
@@ -161,7 +169,7 @@ def step_aside(
     if model is None or not hold or entry.get("status") in STATIONARY or waiting_to_start(entry):
         return None  # (a robot that has not set off waits where it is out of the way)
     waiting = sorted(
-        {rid for rid in cycle if rid != victim for w in state.robots[rid]["hold"]["waits"] if w[0] == victim}
+        {rid for rid in cycle if rid != victim for w in hold_of(state.robots[rid])["waits"] if w[0] == victim}
     )
     if not waiting:
         return None
@@ -169,7 +177,7 @@ def step_aside(
     start_at = now + cfg.latency_ms
     their: dict[str, int] = {}  # node -> the earliest they can be there
     for rid in waiting:
-        h = state.robots[rid]["hold"]
+        h = hold_of(state.robots[rid])
         pending = [(n, int(t)) for n, t in h["pending"]]
         t_rid = start_at
         their[pending[0][0]] = min(their.get(pending[0][0], start_at), start_at)
@@ -238,7 +246,7 @@ def hold_at(
     state: SiteState,
     robot_id: str,
     node: str,
-    waits: list[list[str]],
+    waits: list[Wait],
     cid: str,
     now: int,
     out: list[Output],
@@ -248,5 +256,5 @@ def hold_at(
     entry = state.robots[robot_id]
     plan, current = full_plan(entry)
     j = next(i for i, (n, _) in enumerate(plan) if n == node and i > 0)
-    hold = {"since": now, "waits": waits, "yield_to": sorted({w[0] for w in waits})}
+    hold: HoldTerms = {"since": now, "waits": waits, "yield_to": sorted({w[0] for w in waits})}
     place_hold(state, robot_id, plan, current, j, hold, cid, now, out, reason)

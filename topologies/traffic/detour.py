@@ -56,7 +56,8 @@ def detour(
     plan, current = full_plan(entry)
     cfg = state.config
     horizon = now + cfg.latency_ms
-    at, last = 0, len(entry["hold"]["prefix"]) - 1 if entry.get("hold") else len(plan) - 1
+    hold = entry.get("hold")
+    at, last = 0, len(hold["prefix"]) - 1 if hold else len(plan) - 1
     while at < last and plan[at][1] < horizon:
         at += 1
     kept, plan = plan[:at], plan[at:]

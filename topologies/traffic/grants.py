@@ -22,11 +22,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from schemas.sitegraph import SiteGraph
 
-__all__ = ["ACTIVE", "FIXED", "OFFLINE", "GrantTable", "Mover"]
+__all__ = ["ACTIVE", "FIXED", "OFFLINE", "GrantTable", "Mover", "MoverRecord"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,29 @@ logger = logging.getLogger(__name__)
 #: anybody's way for now (FIXED: working, charging); or it will not move for long (OFFLINE: not heard, or
 #: in error). FIXED and OFFLINE robots keep what they hold, and others plan round them.
 ACTIVE, FIXED, OFFLINE = "ACTIVE", "FIXED", "OFFLINE"
+
+
+class MoverRecord(TypedDict):
+    """A :class:`Mover` as stored (state sub-key ``mover:<robot_id>``): nodes by id, so that it outlives a
+    map version."""
+
+    robot_id: str
+    tenant_id: str
+    site_id: str
+    fleet_id: str | None
+    task_id: str | None
+    seq: int
+    seen: int
+    mode: str
+    held: list[str]
+    goal: str | None
+    since: int
+    priority: int
+    route: list[str]
+    plan: int
+    plan_seq: int
+    plan_at: int
+    granted_at: int
 
 
 @dataclass(slots=True)
@@ -62,7 +85,7 @@ class Mover:
     def frontier(self) -> int:
         return self.held[-1]
 
-    def to_record(self, graph: SiteGraph) -> dict[str, Any]:
+    def to_record(self, graph: SiteGraph) -> MoverRecord:
         """A plain dict for the state store: nodes by id, so that it outlives a map version."""
         ids = graph.ids
         return {
@@ -86,7 +109,7 @@ class Mover:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], graph: SiteGraph) -> Mover:
+    def from_record(cls, record: MoverRecord, graph: SiteGraph) -> Mover:
         """The inverse of :meth:`to_record` on ``graph``; nodes the map no longer has cut the held path
         there (a grant past a removed node is void) and drop out of the route and goal."""
         index = graph.index
@@ -96,7 +119,8 @@ class Mover:
             if i is None or (held and (held[-1], i) not in graph.lanes):
                 break
             held.append(i)
-        goal = index.get(record["goal"]) if record.get("goal") else None
+        goal_id = record.get("goal")
+        goal = index.get(goal_id) if goal_id else None
         route = [index[n] for n in record.get("route") or () if n in index]
         return cls(
             robot_id=record["robot_id"],

@@ -17,17 +17,17 @@ import math
 from typing import Any
 
 from schemas.errors import RejectedRecord
-from schemas.records import TERMINAL_TASK_STATES
+from schemas.records import TERMINAL_TASK_STATES, RobotStatus, SiteMap, TaskEvent
 from schemas.sitegraph import graph_for
 from topologies.traffic.config import TrafficConfig
 from topologies.traffic.deadlock import scan_deadlocks
 from topologies.traffic.geometry import distance_to_segment
 from topologies.traffic.graph import SiteView
 from topologies.traffic.problems import clear_alerts
-from topologies.traffic.records import Output
+from topologies.traffic.records import MonitorInput, Output
 from topologies.traffic.resolve import settle
 from topologies.traffic.resume import check_holds
-from topologies.traffic.state import SiteState, full_plan
+from topologies.traffic.state import Hold, RobotEntry, SiteState, StoredWaypoint, full_plan
 
 __all__ = ["MAP", "STATUS", "TASK", "TICK", "new_site", "remove_robot", "step"]
 
@@ -42,7 +42,7 @@ def new_site(config: TrafficConfig, site_id: str = "", tenant_id: str = "") -> S
     return SiteState(config=config, site_id=site_id, tenant_id=tenant_id)
 
 
-def _identify(state: SiteState, record: dict[str, Any]) -> None:
+def _identify(state: SiteState, record: MonitorInput) -> None:
     if not state.site_id:
         state.site_id = record["site_id"]
     if not state.tenant_id:
@@ -53,7 +53,7 @@ def _identify(state: SiteState, record: dict[str, Any]) -> None:
 _ON_LANE_M = 0.25
 
 
-def _passed(model: SiteView | None, record: dict[str, Any]) -> list[Any] | None:
+def _passed(model: SiteView | None, record: RobotStatus) -> StoredWaypoint | None:
     """``[node, at]``: the node a moving robot is driving away from and when it was there, from its pose
     and speed, while it is on the lane from that node to the first of its route (or still leaving it)."""
     speed = float(record.get("speed") or 0.0)
@@ -80,9 +80,7 @@ def _passed(model: SiteView | None, record: dict[str, Any]) -> list[Any] | None:
     return [node, at]
 
 
-def _starter(
-    model: SiteView | None, prev: dict[str, Any] | None, record: dict[str, Any], moving: bool
-) -> bool:
+def _starter(model: SiteView | None, prev: RobotEntry | None, record: RobotStatus, moving: bool) -> bool:
     """Whether the robot has a route it has not set off on yet, from the end of a dead end (a parking
     spot, a dock, a charger: out of everybody's way): it reports a departure (its route starts with the
     node it stands on), or it did and has not moved since."""
@@ -95,7 +93,7 @@ def _starter(
     return bool(prev and prev.get("starter") and prev.get("node") == node and not prev.get("moving"))
 
 
-def _carry_hold(entry: dict[str, Any], hold: dict[str, Any], route: list[Any]) -> dict[str, Any] | None:
+def _carry_hold(entry: RobotEntry, hold: Hold, route: list[StoredWaypoint]) -> Hold | None:
     """The hold in force over the robot's new status: where a held robot stops (as the robot does).
 
     At the hold node while it is ahead on the same way (the same pending tail), else at the first visit
@@ -122,7 +120,7 @@ def _carry_hold(entry: dict[str, Any], hold: dict[str, Any], route: list[Any]) -
     }
 
 
-def _on_status(state: SiteState, record: dict[str, Any]) -> list[str]:
+def _on_status(state: SiteState, record: RobotStatus) -> list[str]:
     rid = record["robot_id"]
     prev = state.robots.get(rid)
     if prev is not None and record["seq"] <= prev["seq"]:
@@ -132,7 +130,7 @@ def _on_status(state: SiteState, record: dict[str, Any]) -> list[str]:
         return []
     moving = float(record.get("speed") or 0.0) > 0.0
     go_by = prev.get("go_by") if prev else None
-    entry: dict[str, Any] = {
+    entry: RobotEntry = {
         "robot_id": rid,
         "tenant_id": record["tenant_id"],
         "site_id": record["site_id"],
@@ -172,7 +170,7 @@ def _on_status(state: SiteState, record: dict[str, Any]) -> list[str]:
     return [rid]
 
 
-def _on_map(state: SiteState, record: dict[str, Any]) -> list[str]:
+def _on_map(state: SiteState, record: SiteMap) -> list[str]:
     current = state.site_map
     if current is not None and int(record.get("version", 0)) < int(current.get("version", 0)):
         return []
@@ -186,7 +184,7 @@ def _on_map(state: SiteState, record: dict[str, Any]) -> list[str]:
     return sorted(state.robots)
 
 
-def _on_task(state: SiteState, record: dict[str, Any]) -> list[str]:
+def _on_task(state: SiteState, record: TaskEvent) -> list[str]:
     task_id = record["task_id"]
     if record.get("state") in TERMINAL_TASK_STATES:
         if state.tasks.pop(task_id, None) is not None:
@@ -208,11 +206,11 @@ def _prune(state: SiteState, now: int, out: list[Output]) -> None:
     clear_alerts(state, now, out)
 
 
-def step(
-    state: SiteState, kind: str, event: dict[str, Any] | None, now_ms: int
-) -> tuple[SiteState, list[Output]]:
+def step(state: SiteState, kind: str, event: Any, now_ms: int) -> tuple[SiteState, list[Output]]:
     """Apply one input of ``kind`` (STATUS, MAP, TASK, or TICK with ``event`` None) at event time
     ``now_ms``; returns the (same, updated) state and the outputs. ValueError for any other kind.
+    ``event`` is the record of its kind's type (:data:`~topologies.traffic.records.MonitorInput`): the
+    kind tags it, as the feed it came from.
 
     Event time never goes back: an input older than the latest one seen is applied at the latest time.
     """

@@ -11,7 +11,7 @@ from topologies.traffic import records
 from topologies.traffic.detect import clashes_of, zone_hits
 from topologies.traffic.records import Output
 from topologies.traffic.reservations import OPEN, Reservation
-from topologies.traffic.state import SiteState
+from topologies.traffic.state import HoldTerms, SiteState
 
 __all__ = ["Plan", "Problem", "emit_alert", "emit_conflict", "first_problem", "resource", "route_out"]
 
@@ -168,7 +168,7 @@ def place_hold(
     plan: Plan,
     current: bool,
     j: int,
-    hold: dict[str, object],
+    hold: HoldTerms,
     cid: str,
     now: int,
     out: list[Output],

@@ -10,18 +10,32 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from schemas import catalog
 from schemas.ids import det_uuid7
+from schemas.records import (
+    Alert,
+    Conflict,
+    RobotStatus,
+    RouteWaypoint,
+    SiteMap,
+    TaskEvent,
+)
 from topologies.kernel.output import Output
 from topologies.traffic.config import OWNER
+
+if TYPE_CHECKING:
+    from topologies.traffic.state import RobotEntry, SiteIds
 
 __all__ = [
     "ALERTS",
     "CONFLICTS",
     "DECISIONS",
+    "GrantDecision",
+    "MonitorInput",
     "Output",
+    "TrafficDecision",
     "alert",
     "conflict",
     "conflict_id",
@@ -34,6 +48,40 @@ CONFLICTS = catalog.TRAFFIC_CONFLICTS
 DECISIONS = catalog.SCHEDULER_DECISIONS
 ALERTS = catalog.ALERTS
 
+#: A record of the monitor's (``machine``) inputs, as its kind tags it: ``status`` RobotStatus, ``map``
+#: SiteMap, ``task`` TaskEvent (``tick`` carries none; the site adds ``registration`` RobotRegistration).
+MonitorInput = RobotStatus | SiteMap | TaskEvent
+
+
+class TrafficDecision(TypedDict):
+    """A HOLD / RESUME / REROUTE :class:`~schemas.records.Decision` as the monitor writes it: without the
+    fields that are not traffic's (``granted``, ``plan_id``, ``plan_seq``, ``pickup_node``,
+    ``dropoff_node``, ``labels``), which the codec writes with their defaults (null, ``{}``)."""
+
+    event_id: str
+    tenant_id: str
+    site_id: str
+    occurred_at: int
+    decision_id: str
+    kind: str
+    robot_id: str
+    task_id: str | None
+    route: list[RouteWaypoint]
+    eta: int | None
+    cost: float | None
+    reason: str | None
+    conflict_id: str | None
+    planner: str
+
+
+class GrantDecision(TrafficDecision):
+    """A GRANT Decision of the coordinator (``coordinate``): a :class:`TrafficDecision` with its grant."""
+
+    granted: int
+    plan_id: str
+    plan_seq: int
+
+
 _NAMESPACE = uuid.UUID("5b0c1f2e-6a53-4c39-9d7e-7f1e0c0a7a11")
 
 
@@ -43,12 +91,12 @@ def conflict_id(kind: str, robot_ids: Iterable[str], resource: str, start_ms: in
     return str(uuid.uuid5(_NAMESPACE, f"{kind}|{robots}|{resource}|{start_ms // bucket_ms}"))
 
 
-def _waypoints(plan: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+def _waypoints(plan: Sequence[tuple[str, int]]) -> list[RouteWaypoint]:
     return [{"node_id": node, "eta": int(eta)} for node, eta in plan]
 
 
 def decision(
-    robot: dict[str, Any],
+    robot: RobotEntry,
     *,
     kind: str,
     route: Sequence[tuple[str, int]],
@@ -59,7 +107,7 @@ def decision(
 ) -> Output:
     """A HOLD / RESUME / REROUTE Decision for a robot (key: robot_id)."""
     event_id = det_uuid7(occurred_at, robot["tenant_id"], robot["robot_id"], kind, conflict, robot["seq"])
-    value = {
+    value: TrafficDecision = {
         "event_id": event_id,
         "tenant_id": robot["tenant_id"],
         "site_id": robot["site_id"],
@@ -79,7 +127,7 @@ def decision(
 
 
 def conflict(
-    site: dict[str, Any],
+    site: SiteIds,
     *,
     cid: str,
     kind: str,
@@ -98,7 +146,7 @@ def conflict(
 
     ``window`` holds real times: a window with no known end (``open_ended``) ends, in the record, at the
     last instant known when it is emitted; it never carries a sentinel."""
-    value = {
+    value: Conflict = {
         "event_id": det_uuid7(occurred_at, site["tenant_id"], cid, "conflict"),
         "tenant_id": site["tenant_id"],
         "site_id": site["site_id"],
@@ -120,7 +168,7 @@ def conflict(
 
 
 def alert(
-    site: dict[str, Any],
+    site: SiteIds,
     *,
     subject_id: str,
     cid: str,
@@ -130,7 +178,7 @@ def alert(
 ) -> Output:
     """A CONFLICT_UNRESOLVED (or CONFLICT_CLEARED) alert (key: subject_id, the robot concerned)."""
     event_id = det_uuid7(occurred_at, site["tenant_id"], cid, "alert", subject_id, kind)
-    value = {
+    value: Alert = {
         "event_id": event_id,
         "tenant_id": site["tenant_id"],
         "site_id": site["site_id"],

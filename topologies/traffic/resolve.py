@@ -45,7 +45,7 @@ from topologies.traffic.problems import (
 )
 from topologies.traffic.records import Output
 from topologies.traffic.reservations import OPEN, Reservation
-from topologies.traffic.state import SiteState, full_plan
+from topologies.traffic.state import HoldTerms, SiteState, Wait, full_plan
 
 __all__ = ["settle"]
 
@@ -57,7 +57,7 @@ def _hold(
     robot_id: str,
     res: Reservation,
     blocker: Reservation | None,
-    wait: list[str],
+    wait: Wait,
     cid: str,
     now: int,
     out: list[Output],
@@ -76,7 +76,7 @@ def _hold(
     waits = [list(w) for w in prev["waits"]] if prev else []
     if wait not in waits:
         waits.append(wait)
-    hold = {"since": prev["since"] if prev else now, "waits": waits}
+    hold: HoldTerms = {"since": prev["since"] if prev else now, "waits": waits}
     place_hold(state, robot_id, plan, current, j, hold, cid, now, out, reason)
     return [robot_id, *break_deadlock(state, robot_id, now, out)]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Collection
-from typing import Any
 
 from topologies.traffic import records
 from topologies.traffic.deadlock import AFTER, BOOKED, break_deadlock, is_clear, waited_on
@@ -14,21 +13,21 @@ from topologies.traffic.placement import hold_index
 from topologies.traffic.problems import Plan, route_out
 from topologies.traffic.records import Output
 from topologies.traffic.reservations import OPEN, plan_reservations
-from topologies.traffic.state import STATIONARY, SiteState, set_plan, waiting_to_start
+from topologies.traffic.state import STATIONARY, SiteState, Wait, hold_of, set_plan, waiting_to_start
 
 __all__ = ["check_holds"]
 
 
 def _blockers(
     state: SiteState, robot_id: str, plan: Plan, now: int, yield_to: Collection[str] = ()
-) -> list[list[str]]:
+) -> list[Wait]:
     """What would stop ``robot_id`` driving ``plan`` now (starting within ``latency_ms``, then standing at
     its end): conflicts it would lose (all those with ``yield_to``), no-go entries."""
     cfg = state.config
     mine = plan_reservations(robot_id, plan, state.model, cfg, spread=cfg.latency_ms, stay=cfg.stand_ms)
     starting = waiting_to_start(state.robots[robot_id], released=True)
     wanted = starting and state.wanted(robot_id)
-    found: list[list[str]] = [["", "zone", h.zone_id] for h in zone_hits(mine, state.model)]
+    found: list[Wait] = [["", "zone", h.zone_id] for h in zone_hits(mine, state.model)]
     clash: Clash
     for clash in clashes_of(state.table, robot_id, state.config, mine, bookings=state.bookings_of(robot_id)):
         other = clash.other
@@ -56,7 +55,7 @@ def _schedule(state: SiteState, robot_id: str, now: int) -> None:
     re-checked when those robots' plans change instead): when the last of them ends, or for one that has
     not set off (see ``check_holds``) the first."""
     entry = state.robots[robot_id]
-    hold = entry["hold"]
+    hold = hold_of(entry)
     horizon = now - state.config.clear_ms
     ends = [
         r.end + state.config.clear_ms
@@ -108,7 +107,7 @@ def check_holds(state: SiteState, now: int, out: list[Output]) -> list[str]:
         return changed
     # Highest rank first: a lower-ranked robot then sees the plans of those resumed before it.
     for rid in state.by_rank(candidates, highest_first=True):
-        entry: dict[str, Any] = state.robots[rid]
+        entry = state.robots[rid]
         hold = entry.get("hold")
         if not hold or entry.get("status") in STATIONARY:
             continue  # an OFFLINE robot hears nothing: it is resumed once it is back

@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.records import RobotStatus, SiteMap
 from schemas.sitegraph import graph_for
 from topologies.traffic import machine
 from topologies.traffic.config import TrafficConfig
@@ -62,18 +63,18 @@ class TrafficSite:
         return cls(config=config, monitor=machine.new_site(config, site_id, tenant_id))
 
     @property
-    def site_map(self) -> dict[str, Any] | None:
+    def site_map(self) -> SiteMap | None:
         return self.monitor.site_map
 
 
-def _coordinated(site: TrafficSite, record: dict[str, Any]) -> bool:
+def _coordinated(site: TrafficSite, record: RobotStatus) -> bool:
     rid = record["robot_id"]
     if record.get("reason") == "RMF":
         site.monitored.add(rid)
     return rid not in site.monitored
 
 
-def _on_map(site: TrafficSite, record: dict[str, Any], now: int) -> list[Output]:
+def _on_map(site: TrafficSite, record: SiteMap, now: int) -> list[Output]:
     current = site.site_map
     if current is not None and int(record.get("version", 0)) < int(current.get("version", 0)):
         return []
@@ -119,8 +120,12 @@ def block_monitored(site: TrafficSite, now: int) -> None:
     coordinator.table.blocked = blocked
 
 
-def step(site: TrafficSite, kind: str, event: dict[str, Any] | None, now_ms: int) -> list[Output]:
-    """Apply one input of ``kind`` at event time ``now_ms``; mutates ``site``, returns the outputs."""
+def step(site: TrafficSite, kind: str, event: Any, now_ms: int) -> list[Output]:
+    """Apply one input of ``kind`` at event time ``now_ms``; mutates ``site``, returns the outputs.
+
+    ``event`` is the record of its kind's type (:mod:`schemas.records`; the kind tags it, as the feed it
+    came from): RobotStatus (``status``), RobotRegistration (``registration``), SiteMap (``map``),
+    TaskEvent (``task``), None (``tick``)."""
     out: list[Output] = []
     if kind == MAP and event is not None:
         out.extend(_on_map(site, event, now_ms))

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
+from schemas.records import SiteMap
 from schemas.sitegraph import graph_for
 from topologies.traffic.config import TrafficConfig
 from topologies.traffic.graph import SiteView
@@ -35,11 +36,19 @@ from topologies.traffic.reservations import OPEN, Reservation, ReservationTable,
 __all__ = [
     "IDLE_PRIORITY",
     "STATIONARY",
+    "AlertSituation",
+    "Hold",
+    "HoldTerms",
     "PlanView",
+    "RobotEntry",
+    "SiteIds",
     "SiteState",
+    "StoredWaypoint",
+    "Wait",
     "comes_for",
     "effective_plan",
     "full_plan",
+    "hold_of",
     "set_plan",
     "spread_of",
     "waiting_to_start",
@@ -54,8 +63,77 @@ DEFAULT_PRIORITY = 5
 
 PlanView = tuple[list[tuple[str, int]], bool]
 
+# ------------------------------------------------------------------------------------------ robot entries
+# What the monitor stores per robot (one state sub-key each, JSON): these describe exactly the keys
+# written there, so a misspelt key or a wrong value type is a mypy error.
 
-def full_plan(entry: dict[str, Any]) -> PlanView:
+#: ``[node_id, eta]``: a waypoint as stored, a JSON array (a list, also in memory, so that an entry
+#: compares equal to itself after a round trip through the store); mypy has no fixed-length list type.
+StoredWaypoint = list[Any]
+#: ``[robot_id, kind, key]``: what a held robot waits for; kind ``node`` / ``lane`` / ``zone`` (robot_id
+#: "") / ``booked`` / ``after`` (``deadlock``), key the node, lane or zone id ("" for ``after``).
+Wait = list[str]
+
+
+class HoldTerms(TypedDict):
+    """What the caller of ``problems.place_hold`` keeps of a hold: since when, what it waits for."""
+
+    since: int
+    waits: list[Wait]
+    yield_to: NotRequired[list[str]]  # a robot that stepped aside (``deadlock.hold_at``): whom it lets pass
+
+
+class Hold(HoldTerms):
+    """The HOLD in force over a robot (``problems.place_hold``): it drives its ``prefix`` to ``node``
+    (the prefix's last waypoint) and waits there; ``pending`` is its plan from there once resumed."""
+
+    node: str
+    current: bool  # the prefix's first node is one the robot is at (or has just passed)
+    prefix: list[StoredWaypoint]
+    pending: list[StoredWaypoint]
+    conflict_id: str
+
+
+class AlertSituation(TypedDict):
+    """A robot's open CONFLICT_UNRESOLVED situation (``problems.emit_alert``)."""
+
+    since: int
+    last: int  # its last unresolved conflict
+    cid: str  # the conflict id of the alert
+    sent: bool  # the alert was sent (within the site's budget)
+
+
+class RobotEntry(TypedDict):
+    """A robot the monitor tracks (module doc), built from its latest RobotStatus (``machine``)."""
+
+    robot_id: str
+    tenant_id: str
+    site_id: str
+    fleet_id: str | None
+    task_id: str | None
+    seq: int
+    seen: int
+    status: str | None
+    node: str | None
+    moving: bool
+    passed: StoredWaypoint | None
+    starter: bool
+    route: list[StoredWaypoint]
+    hold: Hold | None
+    go_by: int | None
+    last_reroute: list[str | list[str]] | None  # [conflict_id, [node_id, ...]]
+    conflicts: dict[str, int]
+    alert: AlertSituation | None
+
+
+class SiteIds(TypedDict):
+    """Whose site: what the Conflict and Alert builders (``records``) take of it."""
+
+    tenant_id: str
+    site_id: str
+
+
+def full_plan(entry: RobotEntry) -> PlanView:
     """The robot's whole intended plan and whether its first node is one the robot is at (or has just
     passed: it is on the lane from it to the next one).
 
@@ -78,7 +156,7 @@ def full_plan(entry: dict[str, Any]) -> PlanView:
     return plan, True
 
 
-def effective_plan(entry: dict[str, Any]) -> tuple[list[tuple[str, int]], bool, bool]:
+def effective_plan(entry: RobotEntry) -> tuple[list[tuple[str, int]], bool, bool]:
     """``(plan, first_is_current, open_end)``: what the robot will actually occupy.
 
     A held robot occupies its prefix and then its hold node until resumed; an OFFLINE/ERROR robot its
@@ -96,7 +174,7 @@ def effective_plan(entry: dict[str, Any]) -> tuple[list[tuple[str, int]], bool, 
     return plan, current, len(plan) == 1 and current
 
 
-def waiting_to_start(entry: dict[str, Any], *, released: bool = False) -> bool:
+def waiting_to_start(entry: RobotEntry, *, released: bool = False) -> bool:
     """Whether the robot stands where it was given its route and has not set off yet (``starter``: it
     reported a departure, its route starting with the node it stands on, and has not moved since); if
     held, held there. ``released``: whether it would be once its hold ends."""
@@ -106,7 +184,7 @@ def waiting_to_start(entry: dict[str, Any], *, released: bool = False) -> bool:
     return released or not hold or len(hold["prefix"]) == 1
 
 
-def comes_for(entry: dict[str, Any], other: dict[str, Any]) -> bool:
+def comes_for(entry: RobotEntry, other: RobotEntry) -> bool:
     """Whether ``entry``'s robot is on its way to where ``other``'s robot stands (its goal): it must wait
     for that one to leave, so that one never waits for it."""
     node = other.get("node")
@@ -116,7 +194,7 @@ def comes_for(entry: dict[str, Any], other: dict[str, Any]) -> bool:
     return len(plan) > 1 and plan[-1][0] == node
 
 
-def set_plan(entry: dict[str, Any], plan: list[tuple[str, int]], current: bool) -> None:
+def set_plan(entry: RobotEntry, plan: list[tuple[str, int]], current: bool) -> None:
     """Write a (new) plan back into a robot's entry, as :func:`full_plan` reads it."""
     if not current:
         entry["route"] = [list(w) for w in plan]
@@ -128,7 +206,15 @@ def set_plan(entry: dict[str, Any], plan: list[tuple[str, int]], current: bool) 
     entry["route"] = [list(w) for w in plan[1:]]
 
 
-def spread_of(entry: dict[str, Any]) -> int:
+def hold_of(entry: RobotEntry) -> Hold:
+    """The hold in force over a robot known to be held (one of ``SiteState.held``, a member of a wait-for
+    cycle, a robot just held)."""
+    hold = entry["hold"]
+    assert hold is not None, f"robot {entry['robot_id']} is not held"
+    return hold
+
+
+def spread_of(entry: RobotEntry) -> int:
     """How late the robot may start its plan: after a RESUME, until the decision has reached it."""
     go_by = entry.get("go_by")
     return max(0, int(go_by) - int(entry["seen"])) if go_by is not None and not entry.get("hold") else 0
@@ -146,8 +232,8 @@ class SiteState:
     config: TrafficConfig
     site_id: str = ""
     tenant_id: str = ""
-    site_map: dict[str, Any] | None = None
-    robots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    site_map: SiteMap | None = None
+    robots: dict[str, RobotEntry] = field(default_factory=dict)
     tasks: dict[str, int] = field(default_factory=dict)
     emitted: dict[str, int] = field(default_factory=dict)
     emitted_by: dict[str, list[str]] = field(default_factory=dict)
@@ -170,7 +256,7 @@ class SiteState:
     check_at: dict[str, int] = field(default_factory=dict)
 
     @property
-    def site(self) -> dict[str, str]:
+    def site(self) -> SiteIds:
         return {"tenant_id": self.tenant_id, "site_id": self.site_id}
 
     def priority(self, robot_id: str) -> int:
@@ -258,9 +344,11 @@ class SiteState:
     def wanted(self, robot_id: str) -> bool:
         """Whether another robot is on its way to where ``robot_id`` stands (and waits for it to leave)."""
         entry = self.robots.get(robot_id)
-        if entry is None or entry.get("node") is None:
+        if entry is None:
             return False
-        node = entry["node"]
+        node = entry.get("node")
+        if node is None:
+            return False
         return any(
             r.robot_id != robot_id and not r.lane and r.idx > 0 and comes_for(self.robots[r.robot_id], entry)
             for r in self.table.on_node(node)
