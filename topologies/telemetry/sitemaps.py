@@ -18,7 +18,7 @@ reports within that first round trip depend on timing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from schemas.errors import RejectedRecord
 from schemas.records import SiteMap
@@ -33,6 +33,9 @@ __all__ = [
     "SITE_BOUNDS",
     "SITE_JOIN",
     "SITE_MAP",
+    "SiteBounds",
+    "SiteJoin",
+    "SiteMapMessage",
     "bounds_from_list",
     "bounds_of",
     "bounds_to_list",
@@ -48,6 +51,38 @@ __all__ = [
 SITE_MAP, SITE_JOIN, SITE_BOUNDS = "site_map", "site_join", "site_bounds"
 #: State sub-keys of a site key. Renaming one orphans the stored state.
 _MAPS, _MEMBERS = "maps", "members"
+
+
+class SiteMapMessage(TypedDict):
+    """``site_map``: a site's map reduced to its bounds (``[version, min_x, min_y, max_x, max_y]``, None
+    for a map without coordinates), or its deletion (``deleted``, then only ``site_id`` is set)."""
+
+    site_id: str
+    tenant_id: NotRequired[str]
+    version: NotRequired[int]
+    bounds: NotRequired[list[float] | None]
+    deleted: NotRequired[bool]
+
+
+class SiteJoin(TypedDict):
+    """``site_join``: a robot asks its site's key for the bounds of the site's map."""
+
+    tenant_id: str
+    site_id: str
+    robot_id: str
+
+
+class SiteBounds(TypedDict):
+    """``site_bounds``: the bounds of a site's map for one robot (None: no map)."""
+
+    tenant_id: str
+    site_id: str
+    bounds: list[float] | None
+
+
+class _KeptMap(TypedDict):
+    version: int
+    bounds: list[float] | None
 
 
 def bounds_of(site_map: SiteMap) -> Bounds | None:
@@ -78,12 +113,12 @@ def site_key(site_id: str) -> str:
     return f"site:{site_id}"
 
 
-def map_message(site_map: SiteMap | None, key: str) -> list[tuple[str, Any]]:
+def map_message(site_map: SiteMap | None, key: str) -> list[tuple[str, SiteMapMessage]]:
     """What the site-map feed sends for a ``site.maps`` record (key: the site id): the bounds, or a
     deletion for a tombstone."""
     if site_map is None:
         return [(site_key(key), {"site_id": key, "deleted": True})]
-    message = {
+    message: SiteMapMessage = {
         "site_id": site_map["site_id"],
         "tenant_id": site_map["tenant_id"],
         "version": int(site_map["version"]),
@@ -93,13 +128,13 @@ def map_message(site_map: SiteMap | None, key: str) -> list[tuple[str, Any]]:
 
 
 def _bounds(robot_id: str, tenant_id: str, site_id: str, bounds: list[float] | None) -> Output:
-    message = {"tenant_id": tenant_id, "site_id": site_id, "bounds": bounds}
+    message: SiteBounds = {"tenant_id": tenant_id, "site_id": site_id, "bounds": bounds}
     return Output(INBOX, robot_id, Envelope(SITE_BOUNDS, message))
 
 
-def on_site_map(state: KeyState, message: dict[str, Any]) -> list[Output]:
+def on_site_map(state: KeyState, message: SiteMapMessage) -> list[Output]:
     """A site map (or its deletion) at the site's key: keep it, tell the robots of its tenant."""
-    maps: dict[str, Any] = dict(state.get(_MAPS) or {})
+    maps: dict[str, _KeptMap] = dict(state.get(_MAPS) or {})
     members: dict[str, list[str]] = state.get(_MEMBERS) or {}
     site_id = message["site_id"]
     if message.get("deleted"):
@@ -114,7 +149,7 @@ def on_site_map(state: KeyState, message: dict[str, Any]) -> list[Output]:
     return [_bounds(r, tenant, site_id, message["bounds"]) for r in members.get(tenant, ())]
 
 
-def on_site_join(state: KeyState, message: dict[str, Any]) -> list[Output]:
+def on_site_join(state: KeyState, message: SiteJoin) -> list[Output]:
     """A robot joins the site: remember it, answer with the current bounds of its tenant."""
     tenant, robot_id = message["tenant_id"], message["robot_id"]
     members: dict[str, list[str]] = state.get(_MEMBERS) or {}
@@ -126,11 +161,11 @@ def on_site_join(state: KeyState, message: dict[str, Any]) -> list[Output]:
 
 def join(robot_id: str, tenant_id: str, site_id: str) -> Output:
     """A robot's request for the bounds of ``site_id`` (answered by :func:`on_site_join`)."""
-    message = {"tenant_id": tenant_id, "site_id": site_id, "robot_id": robot_id}
+    message: SiteJoin = {"tenant_id": tenant_id, "site_id": site_id, "robot_id": robot_id}
     return Output(INBOX, site_key(site_id), Envelope(SITE_JOIN, message))
 
 
-def on_site_bounds(entry: RobotEntry, message: dict[str, Any]) -> RobotEntry | None:
+def on_site_bounds(entry: RobotEntry, message: SiteBounds) -> RobotEntry | None:
     """The robot entry with the bounds of ``message`` when they are of the site it joined last (None:
     not its site any more, nothing to change)."""
     if entry.get("joined") != [message["tenant_id"], message["site_id"]]:
