@@ -23,6 +23,7 @@ __all__ = [
     "Charger",
     "Conflict",
     "Decision",
+    "DecisionCore",
     "Lane",
     "Node",
     "Point",
@@ -277,7 +278,10 @@ class TaskEvent(TypedDict):
     causation_id: str | None
 
 
-class Decision(TypedDict):
+class DecisionCore(TypedDict):
+    """The fields of a :class:`Decision` every producer writes (traffic's HOLD / RESUME / REROUTE have only
+    these: the codec writes the others with their defaults)."""
+
     event_id: str
     tenant_id: str
     site_id: str
@@ -292,6 +296,9 @@ class Decision(TypedDict):
     reason: str | None
     conflict_id: str | None
     planner: str
+
+
+class Decision(DecisionCore):
     granted: int | None
     plan_id: str | None
     plan_seq: int | None

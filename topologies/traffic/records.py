@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 from schemas import catalog
 from schemas.ids import det_uuid7
 from schemas.records import (
     Alert,
     Conflict,
+    DecisionCore,
     RobotStatus,
     RouteWaypoint,
     SiteMap,
@@ -53,25 +54,10 @@ ALERTS = catalog.ALERTS
 MonitorInput = RobotStatus | SiteMap | TaskEvent
 
 
-class TrafficDecision(TypedDict):
+class TrafficDecision(DecisionCore):
     """A HOLD / RESUME / REROUTE :class:`~schemas.records.Decision` as the monitor writes it: without the
     fields that are not traffic's (``granted``, ``plan_id``, ``plan_seq``, ``pickup_node``,
     ``dropoff_node``, ``labels``), which the codec writes with their defaults (null, ``{}``)."""
-
-    event_id: str
-    tenant_id: str
-    site_id: str
-    occurred_at: int
-    decision_id: str
-    kind: str
-    robot_id: str
-    task_id: str | None
-    route: list[RouteWaypoint]
-    eta: int | None
-    cost: float | None
-    reason: str | None
-    conflict_id: str | None
-    planner: str
 
 
 class GrantDecision(TrafficDecision):
