@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypedDict
 
 from schemas.sitegraph import SiteGraph
+from topologies.traffic.state import RobotSeen
 
 __all__ = ["ACTIVE", "FIXED", "OFFLINE", "GrantTable", "Mover", "MoverRecord"]
 
@@ -36,17 +36,10 @@ logger = logging.getLogger(__name__)
 ACTIVE, FIXED, OFFLINE = "ACTIVE", "FIXED", "OFFLINE"
 
 
-class MoverRecord(TypedDict):
+class MoverRecord(RobotSeen):
     """A :class:`Mover` as stored (state sub-key ``mover:<robot_id>``): nodes by id, so that it outlives a
     map version."""
 
-    robot_id: str
-    tenant_id: str
-    site_id: str
-    fleet_id: str | None
-    task_id: str | None
-    seq: int
-    seen: int
     mode: str
     held: list[str]
     goal: str | None

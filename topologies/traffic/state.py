@@ -41,6 +41,7 @@ __all__ = [
     "HoldTerms",
     "PlanView",
     "RobotEntry",
+    "RobotSeen",
     "SiteIds",
     "SiteState",
     "StoredWaypoint",
@@ -103,8 +104,9 @@ class AlertSituation(TypedDict):
     sent: bool  # the alert was sent (within the site's budget)
 
 
-class RobotEntry(TypedDict):
-    """A robot the monitor tracks (module doc), built from its latest RobotStatus (``machine``)."""
+class RobotSeen(TypedDict):
+    """Who a robot is and which of its RobotStatus records was the last applied (``seq``, at ``seen``):
+    what the monitor's and the coordinator's stored robots have in common."""
 
     robot_id: str
     tenant_id: str
@@ -113,6 +115,11 @@ class RobotEntry(TypedDict):
     task_id: str | None
     seq: int
     seen: int
+
+
+class RobotEntry(RobotSeen):
+    """A robot the monitor tracks (module doc), built from its latest RobotStatus (``machine``)."""
+
     status: str | None
     node: str | None
     moving: bool
