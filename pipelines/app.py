@@ -46,12 +46,12 @@ from pipelines.metrics import PROCESSING_LATENCY, RECORDS_IN, STATE_BYTES, lag_s
 from pipelines.serdes import (
     RAW,
     CapturingDeserializer,
-    CountingSerializer,
     InboxDeserializer,
     OutputSerializer,
     TracingSerializer,
 )
 from pipelines.settings import CommonSettings
+from pipelines.sideoutput import SideOutputs
 from pipelines.watchdog import CommitWatchdog
 from schemas import catalog
 from schemas.codec import AvroCodec
@@ -129,6 +129,7 @@ class ProcessorApp:
     _registry: RegistryClient | None = None
     _codecs: dict[tuple[str, bool], AvroCodec] = field(default_factory=dict)
     _outputs: dict[str, Topic] = field(default_factory=dict)
+    _side: SideOutputs | None = None
     streams: list[str] = field(default_factory=list)
     """Quix stream ids of the dataframes produced. A stateful step's is its store's name (the changelog
     topic ``changelog__<group>--<stream id>--default``): Quix derives it from the step's input topics, so
@@ -174,11 +175,9 @@ class ProcessorApp:
         key_deserializer: Any = "str",
         key_serializer: Any = "str",
         partitions: int | None = None,
-        passthrough: bool = False,
     ) -> Topic:
         """A topic by its catalog name (the environment prefix is added here). What is produced to it
-        carries ``traceparent`` and is counted (:class:`TracingSerializer`); with ``passthrough`` it keeps
-        the headers of the records it copies and is counted (:class:`CountingSerializer`)."""
+        carries ``traceparent`` and is counted (:class:`TracingSerializer`)."""
         real = self.settings.topic(name)
         if isinstance(value_deserializer, Deserializer) and not isinstance(
             value_deserializer, InboxDeserializer
@@ -186,8 +185,7 @@ class ProcessorApp:
             value_deserializer = CapturingDeserializer(value_deserializer)
         if isinstance(value_serializer, str):
             value_serializer = SERIALIZERS[value_serializer]()
-        wrap = CountingSerializer if passthrough else TracingSerializer
-        value_serializer = wrap(value_serializer, self.name, real)
+        value_serializer = TracingSerializer(value_serializer, self.name, real)
         if partitions is None and name in _CATALOG_NAMES:
             partitions = self.partitions(name)
         config = self._create_config(name, partitions) if partitions else None
@@ -267,19 +265,34 @@ class ProcessorApp:
         outputs: StreamingDataFrame | Iterable[StreamingDataFrame],
         names: Iterable[str],
         key: Callable[[Any], Any] | None = None,
-        passthrough: Iterable[str] = (),
+        side: Iterable[str] = (),
     ) -> None:
         """Produce dataframes of topology ``Output`` values, each to its catalog topic ``out.topic`` (one
         of ``names``) with key ``out.key`` (or ``key(out)``), in one produce step that picks the topic per
         output (cheaper than a filtered branch per topic, which Quix runs and copies each record into).
-        Outputs to ``passthrough`` topics are input records copied as they came: they keep their headers."""
-        copies = set(passthrough)
-        topics = {name: self._output_topic(name, passthrough=name in copies) for name in names}
+
+        Outputs to ``side`` topics (bytes: input records copied as they came, for a sink that writes
+        idempotently) are produced at least once beside the transaction, with the headers they came
+        with, by :class:`~pipelines.sideoutput.SideOutputs`; the checkpoint commits only after they are
+        acknowledged."""
+        side_topics = set(side)
+        topics = {name: self._output_topic(name) for name in names}  # side ones too: they are created
+        diverter = None
+        if side_topics:
+            diverter = self._side = SideOutputs(
+                self.name,
+                {name: self.settings.topic(name) for name in side_topics},
+                self.settings.kafka_producer_config(),
+            )
         for sdf in [outputs] if isinstance(outputs, StreamingDataFrame) else outputs:
             self.streams.append(sdf.stream_id)
-            sdf.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key or _output_key)
+            if diverter is not None:
+                sdf = sdf.filter(diverter.divert, metadata=True)
+            sdf = sdf.to_topic(lambda out, _key, _ts, _headers: topics[out.topic], key=key or _output_key)
+            if diverter is not None:
+                sdf.sink(diverter)  # its flush runs at each checkpoint, before the commit (once per sink)
 
-    def _output_topic(self, name: str, partitions: int | None = None, passthrough: bool = False) -> Topic:
+    def _output_topic(self, name: str, partitions: int | None = None) -> Topic:
         """The one Topic of output ``name`` (an inbox is read and written through the same one)."""
         topic = self._outputs.get(name)
         if topic is not None:
@@ -298,7 +311,6 @@ class ProcessorApp:
             value_deserializer=deserializer,
             value_serializer=OutputSerializer(encode),
             partitions=partitions,
-            passthrough=passthrough,
         )
         return topic
 
@@ -316,6 +328,8 @@ class ProcessorApp:
 
     def close(self) -> None:
         self.dlq.close()
+        if self._side is not None:
+            self._side.close()
         if self._registry is not None:
             self._registry.close()
             self._registry = None

@@ -25,7 +25,6 @@ from topologies.kernel import Envelope, decode_envelope, encode_envelope
 __all__ = [
     "RAW",
     "CapturingDeserializer",
-    "CountingSerializer",
     "InboxDeserializer",
     "OutputSerializer",
     "TracingSerializer",
@@ -85,24 +84,6 @@ class TracingSerializer(Serializer):
             logger.debug("producing a record to %s", self._topic, extra={"output_topic": self._topic})
         extra = self._inner.extra_headers
         return {**extra, TRACEPARENT: header} if extra else {TRACEPARENT: header}
-
-    def __call__(self, value: Any, ctx: SerializationContext) -> str | bytes:
-        return self._inner(value, ctx)
-
-
-class CountingSerializer(Serializer):
-    """Wraps a value serializer of a pass-through topic: its records keep the headers of the records they
-    copy (no new span) and are counted in ``fleet_records_out_total``."""
-
-    def __init__(self, inner: Serializer, processor: str, topic: str) -> None:
-        super().__init__()
-        self._inner = inner
-        self._out = RECORDS_OUT.labels(processor, topic)
-
-    @property
-    def extra_headers(self) -> dict[str, Any]:
-        self._out.value += 1
-        return self._inner.extra_headers
 
     def __call__(self, value: Any, ctx: SerializationContext) -> str | bytes:
         return self._inner(value, ctx)

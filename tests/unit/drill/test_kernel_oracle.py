@@ -13,6 +13,7 @@ import orjson
 
 from pipelines.drill.oracle import TELEMETRY_INBOX, inbox_entry, telemetry_oracle
 from pipelines.drill.reader import Record
+from pipelines.drill.verify import first_writes
 from schemas import catalog
 from topologies.kernel import Envelope, murmur2_partition
 from topologies.kernel.testing import StepHarness
@@ -150,3 +151,26 @@ def test_a_lost_inbox_message_is_missing_from_the_expected_multiset() -> None:
     expected, _ = telemetry_oracle(direct, inbox[1:], [], actual, PARTITIONS)
     written = Counter(inbox_entry(r.key or "", r.value) for r in inbox[1:])
     assert Counter(expected.inbox) - written, "the step's message that was not written is missed"
+
+
+def test_accepted_samples_written_again_after_a_restart_are_explained_by_theirfirst_writes() -> None:
+    """robot.telemetry.accepted is written at least once (pipelines/sideoutput.py): a restart writes the
+    samples since the last commit again. Its first writes must still be exactly the step's; a lost sample
+    is not explained away."""
+    direct, inbox, actual = run_processor()
+    accepted = actual[catalog.ROBOT_TELEMETRY_ACCEPTED]["r1"]
+    assert len(accepted) >= 4
+    rewritten = {**actual[catalog.ROBOT_TELEMETRY_ACCEPTED], "r1": [*accepted[:3], *accepted[1:]]}
+    repeats = first_writes(rewritten)
+    assert repeats == 2 and rewritten["r1"] == accepted
+    _, verdicts = telemetry_oracle(
+        direct, inbox, [], {**actual, catalog.ROBOT_TELEMETRY_ACCEPTED: rewritten}, PARTITIONS
+    )
+    assert all(v.ok for v in verdicts), [v.detail for v in verdicts]
+
+    lost = {**actual[catalog.ROBOT_TELEMETRY_ACCEPTED], "r1": [*accepted[:2], *accepted[3:], accepted[1]]}
+    assert first_writes(lost) == 1
+    _, verdicts = telemetry_oracle(
+        direct, inbox, [], {**actual, catalog.ROBOT_TELEMETRY_ACCEPTED: lost}, PARTITIONS
+    )
+    assert [v.key for v in verdicts if not v.ok] == ["r1"]
