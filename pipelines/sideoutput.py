@@ -25,23 +25,20 @@ them). No branch, so no copy of each record.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from quixstreams.sinks import BaseSink
 
 from pipelines.metrics import RECORDS_OUT
+from pipelines.writebehind import CheckpointHook
 
 __all__ = ["SideOutputs"]
-
-logger = logging.getLogger(__name__)
 
 _POLL_EVERY = 512  # produces between serving delivery reports (a poll costs ~1 µs)
 
 
-class SideOutputs(BaseSink):
+class SideOutputs(CheckpointHook):
     """Produce the outputs to ``topics`` (catalog name -> real topic name) at least once, beside the
     transaction, each with the headers of the record it came from.
 
@@ -59,7 +56,7 @@ class SideOutputs(BaseSink):
         producer_config: Mapping[str, Any],
         flush_timeout_s: float = 30.0,
     ) -> None:
-        super().__init__(on_client_connect_success=_quiet, on_client_connect_failure=_reraise)
+        super().__init__()
         self._topics = dict(topics)
         self._counters = {name: RECORDS_OUT.labels(processor, real) for name, real in self._topics.items()}
         self._producer = Producer({**producer_config, "linger.ms": 5})
@@ -117,12 +114,3 @@ class SideOutputs(BaseSink):
     def close(self) -> None:
         """Deliver what is queued (records past the last checkpoint are produced again after a restart)."""
         self._producer.flush(self._flush_timeout_s)
-
-
-def _quiet() -> None:
-    return None
-
-
-def _reraise(exc: Exception | None) -> None:
-    if exc is not None:
-        raise exc

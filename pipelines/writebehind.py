@@ -35,7 +35,7 @@ from quixstreams.sinks import BaseSink
 
 from topologies.kernel import StateLike
 
-__all__ = ["QUIX_VERSION", "WriteBehind", "WriteBehindSink"]
+__all__ = ["QUIX_VERSION", "CheckpointHook", "WriteBehind", "WriteBehindSink"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,12 +114,20 @@ class WriteBehind:
         self._keys = {}
 
 
-class WriteBehindSink(BaseSink):
+class CheckpointHook(BaseSink):
+    """A sink used for its ``flush``, which Quix runs at every checkpoint before the commit (see the module
+    docstring): silent when it starts, and a failure raised there stops the processor."""
+
+    def __init__(self) -> None:
+        super().__init__(on_client_connect_success=_quiet, on_client_connect_failure=_reraise)
+
+
+class WriteBehindSink(CheckpointHook):
     """The checkpoint hook of a :class:`WriteBehind`: a sink that receives no record (attach it to a branch
     that lets nothing through)."""
 
     def __init__(self, states: WriteBehind) -> None:
-        super().__init__(on_client_connect_success=_quiet, on_client_connect_failure=_reraise)
+        super().__init__()
         self.states = states
 
     def add(self, *_args: Any, **_kwargs: Any) -> None:
