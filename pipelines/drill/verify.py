@@ -338,9 +338,31 @@ def _inbox_check(processor: str, records: list[Record], expected: dict[bytes, in
         return Check(
             name,
             False,
-            f"{sum(missing.values())} missing, {sum(extra.values())} extra of {sum(want.values())}: {sample}",
+            f"{sum(missing.values())} missing, {sum(extra.values())} extra of {sum(want.values())}: {sample}"
+            + "".join(f"; {where}" for where in _copies(records, list(extra)[:4])),
         )
     return Check(name, True, f"{sum(want.values())} messages, each once")
+
+
+def _copies(records: list[Record], entries: list[bytes]) -> list[str]:
+    """Where each copy of an inbox message written more than expected is (partition@offset, Kafka
+    timestamp, the trace and span of the processing that wrote it): copies next to each other came from
+    one transaction, copies of one trace with two spans from two processings of one input record."""
+    found: dict[bytes, list[Record]] = defaultdict(list)
+    wanted = set(entries)
+    for rec in records:
+        if isinstance(rec.value, Envelope):
+            entry = inbox_entry(rec.key or "", rec.value)
+            if entry in wanted:
+                found[entry].append(rec)
+    return [
+        f"copies of {rec_list[0].key}: "
+        + ", ".join(
+            f"{r.partition}@{r.offset} ts={r.timestamp} traceparent={r.header('traceparent')}"
+            for r in rec_list
+        )
+        for rec_list in found.values()
+    ]
 
 
 def _robot_keys(actual: dict[str, list[str | None]], topic: str) -> dict[str, list[str | None]]:

@@ -13,7 +13,7 @@ import orjson
 
 from pipelines.drill.oracle import TELEMETRY_INBOX, inbox_entry, telemetry_oracle
 from pipelines.drill.reader import Record
-from pipelines.drill.verify import first_writes
+from pipelines.drill.verify import _inbox_check, first_writes
 from schemas import catalog
 from topologies.kernel import Envelope, murmur2_partition
 from topologies.kernel.testing import StepHarness
@@ -174,3 +174,23 @@ def test_accepted_samples_written_again_after_a_restart_are_explained_by_theirfi
         direct, inbox, [], {**actual, catalog.ROBOT_TELEMETRY_ACCEPTED: lost}, PARTITIONS
     )
     assert [v.key for v in verdicts if not v.ok] == ["r1"]
+
+
+def test_an_inbox_message_written_twice_is_reported_with_where_each_copy_is() -> None:
+    direct, inbox, _actual = run_processor()
+    expected, _ = telemetry_oracle(direct, inbox, [], _actual, PARTITIONS)
+    first = inbox[0]
+    trace = (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),)
+    again = Record(first.topic, first.partition, 999, first.timestamp, first.key, first.value, trace)
+    check = _inbox_check("telemetry", [*inbox, again], expected.inbox)
+    assert not check.ok
+    assert check.detail.startswith("0 missing, 1 extra of 6")
+    assert (
+        f"copies of {first.key}: {first.partition}@{first.offset} ts={first.timestamp} traceparent=None, "
+        in check.detail
+    )
+    assert (
+        f"{first.partition}@999 ts={first.timestamp} traceparent=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        in check.detail
+    )
+    assert _inbox_check("telemetry", inbox, expected.inbox).ok
