@@ -346,8 +346,9 @@ def _inbox_check(processor: str, records: list[Record], expected: dict[bytes, in
 
 def _copies(records: list[Record], entries: list[bytes]) -> list[str]:
     """Where each copy of an inbox message written more than expected is (partition@offset, Kafka
-    timestamp, the trace and span of the processing that wrote it): copies next to each other came from
-    one transaction, copies of one trace with two spans from two processings of one input record."""
+    timestamp, the ``traceparent`` of the processing that wrote it, whose span id is drawn per processing):
+    copies with one ``traceparent`` came from one processing of the input record, copies with two from
+    two processings of it (a transaction that should have been aborted or fenced)."""
     found: dict[bytes, list[Record]] = defaultdict(list)
     wanted = set(entries)
     for rec in records:
