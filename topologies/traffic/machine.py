@@ -93,7 +93,7 @@ def _starter(model: SiteView | None, prev: RobotEntry | None, record: RobotStatu
     return bool(prev and prev.get("starter") and prev.get("node") == node and not prev.get("moving"))
 
 
-def _carry_hold(entry: RobotEntry, hold: Hold, route: list[StoredWaypoint]) -> Hold | None:
+def _carry_hold(entry: RobotEntry, hold: Hold) -> Hold | None:
     """The hold in force over the robot's new status: where a held robot stops (as the robot does).
 
     At the hold node while it is ahead on the same way (the same pending tail), else at the first visit
@@ -155,7 +155,7 @@ def _on_status(state: SiteState, record: RobotStatus) -> list[str]:
     if hold:
         # A hold lasts until RESUME or REROUTE, whatever route the robot is given meanwhile (an OFFLINE
         # robot keeps it too: it is resumed once it is back).
-        entry["hold"] = _carry_hold(entry, hold, entry["route"])
+        entry["hold"] = _carry_hold(entry, hold)
         if entry["hold"] is not None and entry["hold"]["node"] != hold["node"]:
             logger.info(
                 "robot %s is past its hold node %s: it holds at %s",
