@@ -59,7 +59,7 @@ class SideOutputs(CheckpointHook):
         super().__init__()
         self._topics = dict(topics)
         self._counters = {name: RECORDS_OUT.labels(processor, real) for name, real in self._topics.items()}
-        self._producer = Producer({**producer_config, "linger.ms": 5})
+        self._kafka = Producer({**producer_config, "linger.ms": 5})
         self._flush_timeout_s = flush_timeout_s
         self._failed: KafkaError | None = None
         self._since_poll = 0
@@ -77,14 +77,14 @@ class SideOutputs(CheckpointHook):
             return True
         self._counters[out.topic].value += 1
         try:
-            self._producer.produce(real, out.value, out.key, headers=headers, on_delivery=self._delivered)
+            self._kafka.produce(real, out.value, out.key, headers=headers, on_delivery=self._delivered)
         except BufferError:  # the local queue is full: serve delivery reports until there is room
-            self._producer.flush(self._flush_timeout_s)
-            self._producer.produce(real, out.value, out.key, headers=headers, on_delivery=self._delivered)
+            self._kafka.flush(self._flush_timeout_s)
+            self._kafka.produce(real, out.value, out.key, headers=headers, on_delivery=self._delivered)
         self._since_poll += 1
         if self._since_poll >= _POLL_EVERY:
             self._since_poll = 0
-            self._producer.poll(0)
+            self._kafka.poll(0)
         return False
 
     def _delivered(self, err: KafkaError | None, _msg: Any) -> None:
@@ -98,7 +98,7 @@ class SideOutputs(CheckpointHook):
     def flush(self) -> None:
         """Wait until every side record so far is acknowledged (the checkpoint commits only after this);
         raise if one failed or some are still unacknowledged after ``flush_timeout_s``."""
-        left = self._producer.flush(self._flush_timeout_s)
+        left = self._kafka.flush(self._flush_timeout_s)
         if self._failed is not None:
             err, self._failed = self._failed, None
             raise KafkaException(err)
@@ -113,4 +113,4 @@ class SideOutputs(CheckpointHook):
 
     def close(self) -> None:
         """Deliver what is queued (records past the last checkpoint are produced again after a restart)."""
-        self._producer.flush(self._flush_timeout_s)
+        self._kafka.flush(self._flush_timeout_s)
