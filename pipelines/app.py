@@ -276,7 +276,7 @@ class ProcessorApp:
         with, by :class:`~pipelines.sideoutput.SideOutputs`; the checkpoint commits only after they are
         acknowledged."""
         side_topics = set(side)
-        topics = {name: self._output_topic(name) for name in names}  # side ones too: they are created
+        topics = {name: self._output_topic(name) for name in [*names, *side_topics]}  # creates them all
         diverter = None
         if side_topics:
             diverter = self._side = SideOutputs(
