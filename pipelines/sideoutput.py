@@ -64,11 +64,6 @@ class SideOutputs(CheckpointHook):
         self._failed: KafkaError | None = None
         self._since_poll = 0
 
-    @property
-    def topics(self) -> frozenset[str]:
-        """The catalog names this produces."""
-        return frozenset(self._topics)
-
     def divert(self, out: Any, _key: Any, _timestamp: int, headers: Any) -> bool:
         """A filter of topology :class:`~topologies.kernel.Output` values (``metadata=True``): an output to a
         side topic is produced here and dropped from the stream (False); any other passes (True)."""
