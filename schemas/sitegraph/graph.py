@@ -326,20 +326,6 @@ class SiteGraph:
         """The positions in ``path`` where a robot driving it stops (see :meth:`is_stop`)."""
         return [i for i in range(len(path)) if self.is_stop(path, i, prev)]
 
-    def astar(
-        self,
-        a: int,
-        goals: Iterable[int],
-        blocked: Callable[[int, int], bool] | None = None,
-        max_expansions: int = 100_000,
-    ) -> list[int]:
-        """The quickest path from ``a`` to the nearest of ``goals`` avoiding lanes ``blocked(u, v)`` says
-        are closed (index path, ``a`` first; [] when none within ``max_expansions``): the first of
-        :meth:`reach`."""
-        for _goal, path, _cost in self.reach(a, goals, blocked=blocked, max_expansions=max_expansions):
-            return path
-        return []
-
     def _search_index(self) -> search.SearchIndex:
         """Each node's lanes out (in id order of their ends), and each node's place in id order and back;
         built once, on the first search (a graph nobody searches does not pay for it)."""

@@ -1,5 +1,5 @@
 """A* over a site graph's lanes, in seconds or metres, to the nearest of several goals and then the next:
-the search behind :meth:`SiteGraph.reach <schemas.sitegraph.SiteGraph.reach>` and ``astar``, as functions
+the search behind :meth:`SiteGraph.reach <schemas.sitegraph.SiteGraph.reach>` as functions
 over the graph's arrays (its lanes out of each node, node positions and id order)."""
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ searches around blocked lanes, avoided nodes and no-go zones."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -86,14 +87,20 @@ def test_speed_limits_make_a_lane_slower() -> None:
     assert g.shortest_path("a", "f") in (["a", "b", "e", "f"], ["a", "d", "e", "f"])
 
 
-def test_astar_avoids_blocked_lanes_and_reaches_the_nearest_goal() -> None:
+def _first_path(g: SiteGraph, a: int, goals: list[int], **kwargs: Any) -> list[str]:
+    """The node ids of the first path ``reach`` yields (the nearest goal's), [] when it yields none."""
+    for _goal, path, _cost in g.reach(a, goals, **kwargs):
+        return [g.ids[i] for i in path]
+    return []
+
+
+def test_reach_avoids_blocked_lanes_and_yields_the_nearest_goal_first() -> None:
     g = SiteGraph(_map(GRID))
     a, c, f, b = g.node("a"), g.node("c"), g.node("f"), g.node("b")
-    assert [g.ids[i] for i in g.astar(a, [c])] == ["a", "b", "c"]
-    detour = g.astar(a, [c], blocked=lambda u, v: b in (u, v))
-    assert [g.ids[i] for i in detour] == ["a", "d", "e", "f", "c"]
-    assert g.astar(a, [c, g.node("d")]) == [a, g.node("d")]
-    assert g.astar(a, [f], blocked=lambda u, v: True) == []
+    assert _first_path(g, a, [c]) == ["a", "b", "c"]
+    assert _first_path(g, a, [c], blocked=lambda u, v: b in (u, v)) == ["a", "d", "e", "f", "c"]
+    assert _first_path(g, a, [c, g.node("d")]) == ["a", "d"]
+    assert _first_path(g, a, [f], blocked=lambda u, v: True) == []
 
 
 def test_lookups_tips_bounds_and_errors() -> None:
