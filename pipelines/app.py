@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.error import SerializationError
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
@@ -220,6 +221,21 @@ class ProcessorApp:
         replication = self.settings.topic_replication_factor or -1
         return TopicConfig(num_partitions=partitions, replication_factor=replication, extra_config=extra)
 
+    def create_topic(self, name: str) -> None:
+        """Create catalog topic ``name`` now, as the processor creates it when it starts, unless it exists."""
+        config = self._create_config(name, self.partitions(name))
+        admin = AdminClient(self.settings.kafka_client_config())
+        new = NewTopic(
+            self.settings.topic(name), num_partitions=config.num_partitions,
+            replication_factor=config.replication_factor, config=config.extra_config,
+        )  # fmt: skip
+        for future in admin.create_topics([new]).values():
+            try:
+                future.result(30)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+
     def dataframe(self, topic: Topic) -> StreamingDataFrame:
         """The dataframe of an input topic, starting with the per-record trace and metrics step."""
         sdf = self.app.dataframe(topic)
@@ -315,12 +331,17 @@ class ProcessorApp:
         return topic
 
     # ------------------------------------------------------------------------------ running
-    def run(self) -> None:
+    def run(self, idle_timeout_s: float = 0.0) -> None:
+        """Process until stopped (SIGTERM, Ctrl-C, an error); with ``idle_timeout_s``, also once nothing new
+        has been read for that long (a replay that reached the end of its inbox)."""
         watchdog = CommitWatchdog(self.name, self.commit_stall_s) if self.commit_stall_s else None
         if watchdog is not None:
             watchdog.start()
         try:
-            self.app.run()
+            if idle_timeout_s > 0:
+                self.app.run(timeout=idle_timeout_s, collect=False)
+            else:
+                self.app.run()
         finally:
             if watchdog is not None:
                 watchdog.stop()

@@ -36,12 +36,15 @@ class Processor:
         writing a store), ``service`` (anything else: the timer service, the gateway, the planner).
     :param optional: the ``fleet up`` flag that starts it (None: always started).
     :param dead_letters: whether it has a ``dlq.<name>`` topic.
+    :param replay: whether ``fleet replay`` re-processes it (every input comes through its inbox, fed by
+        its module's ``SOURCES`` re-keyed by ``FEED_KEY``, and its step writes nothing to its inbox).
     """
 
     name: str
     kind: Kind
     optional: str | None = None
     dead_letters: bool = True
+    replay: bool = False
 
     @property
     def module_name(self) -> str:
@@ -76,8 +79,8 @@ PROCESSORS: dict[str, Processor] = {
     for p in (
         Processor("telemetry", "topology"),
         Processor("tasks", "topology"),
-        Processor("dispatch", "topology"),
-        Processor("traffic", "topology"),
+        Processor("dispatch", "topology", replay=True),
+        Processor("traffic", "topology", replay=True),
         Processor("rmf-ingest", "topology", optional="with_rmf"),
         Processor("timers", "service", dead_letters=False),
         Processor("sink-postgres", "sink"),

@@ -29,9 +29,9 @@ from topologies.dispatch import (
     build_dispatch,
     greedy_assigner,
 )
-from topologies.dispatch.builder import OWNER
+from topologies.dispatch.builder import FEED_KEY, OWNER
 
-__all__ = ["SOURCES", "Settings", "build", "run"]
+__all__ = ["FEED_KEY", "SOURCES", "Settings", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +93,13 @@ class Settings(TopologySettings):
         return PlannerAssigner(client)
 
 
-def build(settings: Settings) -> ProcessorApp:
-    """The dispatch ProcessorApp, fully wired (not running)."""
+def build(settings: Settings, *, feeds: bool = True) -> ProcessorApp:
+    """The dispatch ProcessorApp, fully wired (not running). Without ``feeds`` it reads only its inbox:
+    ``fleet replay dispatch`` (``pipelines/replay.py``) has written it, in event-time order."""
     papp = create_processor_app(
         settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
     )
-    sources, decoders = papp.sources(SOURCES)
+    sources, decoders = papp.sources(SOURCES) if feeds else ({}, {})
     outputs = build_dispatch(
         sources=sources,
         inbox=papp.inbox(),

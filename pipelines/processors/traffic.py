@@ -21,9 +21,10 @@ from pipelines.settings import TopologySettings
 from schemas import catalog
 from topologies.timers import TIMER
 from topologies.traffic import OUTPUT_TOPICS, OWNER, TrafficConfig, build_traffic
+from topologies.traffic.builder import FEED_KEY
 from topologies.traffic.site import MAP, REGISTRATION, STATUS, TASK
 
-__all__ = ["SOURCES", "Settings", "build", "run"]
+__all__ = ["FEED_KEY", "SOURCES", "Settings", "build", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,12 +153,13 @@ class Settings(TopologySettings):
         )
 
 
-def build(settings: Settings) -> ProcessorApp:
-    """The traffic ProcessorApp, fully wired (not running)."""
+def build(settings: Settings, *, feeds: bool = True) -> ProcessorApp:
+    """The traffic ProcessorApp, fully wired (not running). Without ``feeds`` it reads only its inbox:
+    ``fleet replay traffic`` (``pipelines/replay.py``) has written it, in event-time order."""
     papp = create_processor_app(
         settings, OWNER, exactly_once=True, commit_interval=settings.commit_interval_s
     )
-    sources, decoders = papp.sources(SOURCES)
+    sources, decoders = papp.sources(SOURCES) if feeds else ({}, {})
     outputs = build_traffic(
         sources=sources, inbox=papp.inbox(), decoders=decoders, config=settings.traffic_config()
     )

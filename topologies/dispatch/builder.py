@@ -36,6 +36,7 @@ from topologies.kernel import Decode, KeyState, ModelCache, Output, build_step, 
 
 __all__ = [
     "DECISIONS",
+    "FEED_KEY",
     "INBOX",
     "INDEX_ROBOTS",
     "INDEX_TASKS",
@@ -48,6 +49,9 @@ __all__ = [
     "decision_key",
     "load_site",
 ]
+
+#: The field of every input that names its owner, the inbox key (the live feeds and `fleet replay`).
+FEED_KEY = "site_id"
 
 logger = logging.getLogger(__name__)
 
@@ -146,5 +150,5 @@ def build_dispatch(
     unknown = set(sources) - set(KINDS)
     if unknown:
         raise ValueError(f"dispatch has no inputs of kind {sorted(unknown)}")
-    by_site = feeds(sources, inbox=INBOX, forward=lambda kind: rekey(decoders[kind], "site_id"))
+    by_site = feeds(sources, inbox=INBOX, forward=lambda kind: rekey(decoders[kind], FEED_KEY))
     return [*by_site, build_step(DispatchStep(config, assigner), inbox=inbox)]

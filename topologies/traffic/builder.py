@@ -52,6 +52,7 @@ from topologies.traffic.records import ALERTS, CONFLICTS, DECISIONS
 from topologies.traffic.site import TrafficSite
 
 __all__ = [
+    "FEED_KEY",
     "INBOX",
     "KINDS",
     "OUTPUT_TOPICS",
@@ -67,6 +68,9 @@ __all__ = [
     "load",
     "store",
 ]
+
+#: The field of every input that names its owner, the inbox key (the live feeds and `fleet replay`).
+FEED_KEY = "site_id"
 
 logger = logging.getLogger(__name__)
 
@@ -300,5 +304,5 @@ def build_traffic(
     unknown = set(sources) - set(KINDS)
     if unknown:
         raise ValueError(f"traffic has no inputs of kind {sorted(unknown)}")
-    by_site = feeds(sources, inbox=INBOX, forward=lambda kind: rekey(decoders[kind], "site_id"))
+    by_site = feeds(sources, inbox=INBOX, forward=lambda kind: rekey(decoders[kind], FEED_KEY))
     return [*by_site, build_step(TrafficStep(config), inbox=inbox)]

@@ -1,0 +1,282 @@
+"""``fleet replay``: re-process a processor's recorded input topics from empty state, in event-time order.
+
+Live, dispatch and traffic feed each input record into their inbox when they happen to read it, so the
+order of a site's inputs, and so its decisions, depend on how the processor's reads of its topics and
+partitions interleave (docs/records.md, "Inboxes"). A replay takes that choice away. It reads every
+source topic of the processor to its end (``read_committed``) and writes the inbox itself in one order
+that depends only on the records:
+
+- the next record is the one with the lowest (Kafka timestamp, source rank, key) among the first
+  unwritten records of each (source, key);
+- a key's records keep their log order (which no partition count changes: a key has one partition), even
+  where their timestamps go back.
+
+Each record goes to the inbox as the live feed would send it (the same re-keying, envelope and
+timestamp); one that cannot be (it does not decode) goes to ``dlq.<processor>`` with its source position.
+Then the processor runs over its inbox alone (``build(settings, feeds=False)``) until it has read it to
+the end. So the same recorded topics, replayed under two prefixes with any partition counts, give the
+same output records, event ids included (``tests/integration/pipelines/test_determinism.py``).
+
+The replay writes under the settings' topic prefix and starts from empty state: the inbox must be empty
+(copy the recorded topics under a new ``FLEET_TOPIC_PREFIX`` first). Records are held in memory while
+they are ordered (a recorded day of a site, not a year of a fleet).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from pipelines.app import ProcessorApp
+from pipelines.processors import PROCESSORS, processor
+from pipelines.settings import CommonSettings, ConfigError
+from schemas import catalog
+from schemas.errors import RecordError
+from topologies.kernel import Envelope, Forward, encode_envelope, rekey
+
+__all__ = ["Recorded", "ReplayReport", "event_time_order", "read_to_end", "replay"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One record of a source topic, as read."""
+
+    kind: str
+    rank: int  # the source's place in the processor's SOURCES (ties of timestamp)
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None
+
+
+@dataclass
+class ReplayReport:
+    processor: str
+    read: dict[str, int]  # source topic -> records read
+    dead_lettered: int
+    written: int  # inbox records
+    seconds: float
+
+    def line(self) -> str:
+        sources = ", ".join(f"{topic} {n}" for topic, n in self.read.items())
+        return (
+            f"{self.processor} replayed: {sum(self.read.values())} source records ({sources}), "
+            f"{self.written} inbox records in event-time order, {self.dead_lettered} dead-lettered; "
+            f"the inbox processed to its end in {self.seconds:.1f} s"
+        )
+
+
+def event_time_order(records: Iterable[Recorded]) -> list[Recorded]:
+    """``records`` (each partition's in offset order) merged by (timestamp, rank, key), each key's records
+    in their log order: the same list whatever partitions the records came from."""
+    queues: dict[tuple[int, bytes, int], deque[Recorded]] = {}
+    for rec in records:
+        # a keyless record has no owner across partition counts: it keeps its partition's order
+        queue_id = (
+            rec.rank,
+            rec.key if rec.key is not None else b"",
+            -1 if rec.key is not None else rec.partition,
+        )
+        queues.setdefault(queue_id, deque()).append(rec)
+    heap = [(q[0].timestamp, queue_id) for queue_id, q in queues.items()]
+    heapq.heapify(heap)
+    out: list[Recorded] = []
+    while heap:
+        _ts, queue_id = heapq.heappop(heap)
+        queue = queues[queue_id]
+        out.append(queue.popleft())
+        if queue:
+            heapq.heappush(heap, (queue[0].timestamp, queue_id))
+    return out
+
+
+def read_to_end(
+    kafka_config: Mapping[str, Any],
+    sources: Mapping[str, str],
+    *,
+    progress: Callable[[str], None] = logger.info,
+    timeout_s: float = 300.0,
+) -> list[Recorded]:
+    """Every committed record of the topics ``sources`` (kind -> real topic name), up to their ends when
+    called; a missing topic is read as empty (with a warning)."""
+    consumer = Consumer({
+        **kafka_config, "group.id": f"fleet-replay-reader-{time.time_ns()}", "enable.auto.commit": False,
+        "enable.partition.eof": True, "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+    })  # fmt: skip
+    try:
+        metadata = consumer.list_topics(timeout=30)
+        ranks = {topic: rank for rank, topic in enumerate(sources.values())}
+        kinds = {topic: kind for kind, topic in sources.items()}
+        assignment: list[TopicPartition] = []
+        for topic in sources.values():
+            found = metadata.topics.get(topic)
+            if found is None or found.error is not None:
+                progress(f"source topic {topic} does not exist: read as empty")
+                continue
+            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(found.partitions)]
+        out: list[Recorded] = []
+        if not assignment:
+            return out
+        consumer.assign(assignment)
+        pending = {(tp.topic, tp.partition) for tp in assignment}
+        deadline = time.monotonic() + timeout_s
+        shown = time.monotonic()
+        while pending:
+            if time.monotonic() > deadline:
+                raise KafkaException(
+                    KafkaError(
+                        KafkaError._TIMED_OUT,
+                        f"sources not read to their end in {timeout_s:.0f} s: {sorted(pending)}",
+                    )
+                )
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard((msg.topic(), msg.partition()))
+                        continue
+                    raise KafkaException(err)
+                topic = msg.topic()
+                out.append(Recorded(
+                    kinds[topic], ranks[topic], topic, msg.partition(), msg.offset(), msg.timestamp()[1],
+                    msg.key(), msg.value(), msg.headers(),
+                ))  # fmt: skip
+            if time.monotonic() - shown > 5:
+                shown = time.monotonic()
+                progress(f"read {len(out)} source records; {len(pending)} partitions to go")
+        return out
+    finally:
+        consumer.close()
+
+
+def _feed(
+    papp: ProcessorApp,
+    ordered: list[Recorded],
+    forwards: Mapping[str, Forward],
+    inbox_topic: str,
+) -> tuple[int, int]:
+    """Write ``ordered`` to the inbox as the live feeds would; returns (written, dead-lettered)."""
+    producer = Producer({**papp.settings.kafka_producer_config(), "linger.ms": 20})
+    failed: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            failed.append(err)
+
+    written = dead = 0
+    for rec in ordered:
+        try:
+            pairs = list(
+                forwards[rec.kind](
+                    rec.value, rec.key.decode() if rec.key is not None else None, rec.timestamp
+                )
+            )
+        except RecordError as exc:
+            papp.dlq.send(
+                key=rec.key, value=rec.value, headers=rec.headers, error=exc,
+                topic=rec.topic, partition=rec.partition, offset=rec.offset,
+            )  # fmt: skip
+            dead += 1
+            continue
+        for owner, payload in pairs:
+            value = encode_envelope(Envelope(rec.kind, payload))
+            while True:
+                try:
+                    producer.produce(
+                        inbox_topic, value=value, key=str(owner).encode(), timestamp=rec.timestamp,
+                        headers=rec.headers, on_delivery=delivered,
+                    )  # fmt: skip
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+            written += 1
+        producer.poll(0)
+    left = producer.flush(60)
+    if failed or left:
+        raise KafkaException(
+            failed[0] if failed else KafkaError(KafkaError._TIMED_OUT, f"{left} inbox records unacknowledged")
+        )
+    return written, dead
+
+
+def _ends(kafka_config: Mapping[str, Any], topic: str, group: str | None = None) -> dict[int, int]:
+    """Partition -> end offset of ``topic`` (with ``group``: that group's committed offset instead)."""
+    consumer = Consumer({**kafka_config, "group.id": group or f"fleet-replay-ends-{time.time_ns()}",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
+    try:
+        found = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if found is None or found.error is not None:
+            return {}
+        tps = [TopicPartition(topic, p) for p in sorted(found.partitions)]
+        if group is not None:
+            return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=30)}
+        return {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in tps}
+    finally:
+        consumer.close()
+
+
+def replay(
+    name: str,
+    settings: CommonSettings,
+    *,
+    idle_timeout_s: float = 5.0,
+    progress: Callable[[str], None] = logger.info,
+) -> ReplayReport:
+    """Replay processor ``name`` (one whose :class:`~pipelines.processors.Processor` has ``replay``) over
+    its recorded source topics under ``settings``' prefix: its inbox written in event-time order, then
+    the processor run over it from empty state until it has read it to the end.
+
+    :raises ConfigError: the processor cannot be replayed, or its inbox is not empty.
+    """
+    proc = processor(name)
+    if not proc.replay:
+        replayable = ", ".join(p.name for p in PROCESSORS.values() if p.replay)
+        raise ConfigError(
+            f"{proc.name} cannot be replayed (its step reads inputs directly); replayable: {replayable}"
+        )
+    kafka = settings.kafka_client_config()
+    inbox_name = catalog.inbox(proc.name)
+    inbox_topic = settings.topic(inbox_name)
+    held = sum(_ends(kafka, inbox_topic).values())
+    if held:
+        raise ConfigError(
+            f"{inbox_topic} already holds {held} records: a replay starts from empty state; copy the recorded "
+            "topics under a new FLEET_TOPIC_PREFIX and replay there"
+        )
+    started = time.monotonic()
+    papp: ProcessorApp = proc.module.build(settings, feeds=False)
+    papp.create_topic(inbox_name)
+    sources: dict[str, str] = proc.module.SOURCES
+    real = {kind: settings.topic(topic) for kind, topic in sources.items()}
+    progress(f"reading {', '.join(real.values())} to their end")
+    records = read_to_end(kafka, real, progress=progress)
+    read = {topic: 0 for topic in real.values()}
+    for rec in records:
+        read[rec.topic] += 1
+    forwards = {kind: rekey(papp.decoder(topic), proc.module.FEED_KEY) for kind, topic in sources.items()}
+    written, dead = _feed(papp, event_time_order(records), forwards, inbox_topic)
+    progress(
+        f"wrote {written} records to {inbox_topic} in event-time order ({dead} dead-lettered); processing"
+    )
+    ends = _ends(kafka, inbox_topic)
+    papp.run(idle_timeout_s=idle_timeout_s)
+    committed = _ends(kafka, inbox_topic, group=papp.app.config.consumer_group)
+    short = {p: (committed.get(p, -1), end) for p, end in ends.items() if end and committed.get(p, -1) < end}
+    if short:
+        raise RuntimeError(
+            f"{proc.name} stopped before the end of {inbox_topic} (partition: (committed, end)): {short}; "
+            "see its log above"
+        )
+    return ReplayReport(proc.name, read, dead, written, time.monotonic() - started)

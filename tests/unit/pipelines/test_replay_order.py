@@ -1,0 +1,93 @@
+"""The order ``fleet replay`` writes an inbox in: the records alone decide it, not their partitions."""
+
+from __future__ import annotations
+
+import random
+
+from pipelines.replay import Recorded, event_time_order
+from topologies.kernel import murmur2_partition
+
+SOURCES = ("robot.status", "task.events", "site.maps")
+
+
+def _log(count: int, seed: int) -> list[tuple[str, bytes | None, int, bytes]]:
+    """``count`` records (topic, key, timestamp, value) in produce order; timestamps collide and some go
+    back within a key (a late record)."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(count):
+        topic = rng.choice(SOURCES)
+        key = None if rng.random() < 0.05 else f"{topic[0]}{rng.randrange(12)}".encode()
+        out.append((topic, key, 1_000 + rng.randrange(40) * 100, f"v{n}".encode()))
+    return out
+
+
+def _partitioned(log: list[tuple[str, bytes | None, int, bytes]], partitions: int) -> list[Recorded]:
+    """The log as a reader sees it with ``partitions`` per topic: partition by partition, each in offset
+    order (keyless records all on partition 0, so both layouts agree on them)."""
+    parts: dict[tuple[str, int], list[tuple[str, bytes | None, int, bytes]]] = {}
+    for rec in log:
+        topic, key = rec[0], rec[1]
+        parts.setdefault((topic, murmur2_partition(key, partitions) if key is not None else 0), []).append(
+            rec
+        )
+    out = []
+    for (topic, partition), recs in sorted(parts.items(), key=lambda item: (-item[0][1], item[0][0])):
+        for offset, (_topic, key, ts, value) in enumerate(recs):
+            out.append(Recorded(topic, SOURCES.index(topic), topic, partition, offset, ts, key, value, None))
+    return out
+
+
+def test_any_partition_count_gives_the_same_order() -> None:
+    log = _log(600, seed=7)
+    orders = [[r.value for r in event_time_order(_partitioned(log, n))] for n in (1, 2, 3, 7)]
+    assert len(orders[0]) == len(log)
+    assert all(order == orders[0] for order in orders[1:])
+
+
+def test_records_go_by_time_then_input_then_key_and_each_key_keeps_its_log_order() -> None:
+    log = _log(600, seed=11)
+    ordered = event_time_order(_partitioned(log, 3))
+    position = {rec.value: n for n, rec in enumerate(ordered)}
+    for key in {rec[1] for rec in log if rec[1] is not None}:
+        for topic in SOURCES:
+            mine = [rec[3] for rec in log if rec[1] == key and rec[0] == topic]
+            assert [position[v] for v in mine] == sorted(position[v] for v in mine), (topic, key)
+
+
+def test_without_late_records_the_order_is_by_time_then_input_then_key() -> None:
+    log = sorted(_log(600, seed=13), key=lambda rec: rec[2])  # each key's timestamps never go back
+    ordered = event_time_order(_partitioned(log, 3))
+    keyed = [(r.timestamp, r.rank, r.key) for r in ordered if r.key is not None]
+    assert keyed == sorted(keyed)
+    assert len(ordered) == len(log)
+
+
+def test_a_late_record_waits_behind_its_key_and_no_one_else() -> None:
+    def rec(topic: str, key: bytes, ts: int, offset: int) -> Recorded:
+        return Recorded(
+            topic,
+            SOURCES.index(topic),
+            topic,
+            0,
+            offset,
+            ts,
+            key,
+            f"{topic}/{key.decode()}@{ts}".encode(),
+            None,
+        )
+
+    records = [
+        rec("robot.status", b"a", 300, 0),
+        rec("robot.status", b"a", 100, 1),  # late: sent after 300, stamped before
+        rec("robot.status", b"b", 200, 2),
+        rec("task.events", b"t", 300, 0),
+        rec("site.maps", b"s", 50, 0),
+    ]
+    assert [r.value.decode() for r in event_time_order(records)] == [  # type: ignore[union-attr]
+        "site.maps/s@50",
+        "robot.status/b@200",
+        "robot.status/a@300",
+        "robot.status/a@100",
+        "task.events/t@300",
+    ]
