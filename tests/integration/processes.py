@@ -97,6 +97,21 @@ class ProcessStack:
         self.procs[processor] = proc
         return proc
 
+    def replay(self, processor: str, timeout: float = 240, exit_code: int = 0, **extra: Any) -> str:
+        """Run ``fleet replay <processor>`` to its end; returns its output (its log is appended to
+        ``<tmp>/<processor>.log``); fails the test if it does not exit with ``exit_code``."""
+        done = subprocess.run(
+            [str(FLEET), "replay", processor], env=self.env(**extra), capture_output=True, timeout=timeout,
+            check=False,
+        )  # fmt: skip
+        output = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
+        with open(self.tmp / f"{processor}.log", "a") as log:
+            log.write(output)
+        assert done.returncode == exit_code, (
+            f"fleet replay {processor} exited {done.returncode}:\n{output[-4000:]}"
+        )
+        return output
+
     def cpu_seconds(self, processor: str) -> float:
         """CPU time (user + system) the running processor has used so far, from /proc."""
         fields = Path(f"/proc/{self.procs[processor].pid}/stat").read_text().rsplit(")", 1)[1].split()

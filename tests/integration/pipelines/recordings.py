@@ -153,13 +153,16 @@ def _dispatch_status(tenant: str, robot: str, seq: int, at: int, state: str, nod
     }  # fmt: skip
 
 
-def dispatch_day(tenant: str, base: int) -> list[Record]:
-    """A site's robots report and register, its tasks are created and queued, and its map comes last.
+def dispatch_day(tenant: str, base: int, map_at: int | None = None, pinned: bool = True) -> list[Record]:
+    """A site's robots report and register, its tasks are created and queued, and its map comes last
+    (at ``base`` + 90 s; ``map_at`` moves it).
 
     Dispatch decides nothing before it has a map, and the map is the latest record of the site: every
     decision is taken once it is read, with the site's clock at the map's time, whatever the order in
     which dispatch reads its four input topics. Each ready task has one robot it can go to (a robot,
-    fleet or capability pin) and each free robot one task, so no read order changes who gets what.
+    fleet or capability pin) and each free robot one task, so no read order changes who gets what. With
+    the map first, or without the pins (``pinned=False``: any free robot may take any task), dispatch
+    decides as robots and tasks come in: live, the order in which it reads them then matters.
     """
     out: list[Record] = []
     nodes = [node for node, *_ in DISPATCH_ROBOTS.values()]
@@ -188,7 +191,7 @@ def dispatch_day(tenant: str, base: int) -> list[Record]:
             "category": "delivery", "priority": priority, "pickup_node": pickup, "dropoff_node": dropoff,
             "required_capabilities": [], "deadline": None, "timeout_ms": None, "max_attempts": 2,
             "depends_on": [], "on_dependency_failure": "CANCEL", "fleet_id": None, "robot_id": None,
-            "labels": {"order": f"o-{task}"}, "payload_json": None, **pin,
+            "labels": {"order": f"o-{task}"}, "payload_json": None, **(pin if pinned else {}),
         }  # fmt: skip
         events = []
         for seq, state, at in (
@@ -203,7 +206,7 @@ def dispatch_day(tenant: str, base: int) -> list[Record]:
             })  # fmt: skip
         events.append(events[-1])  # QUEUED twice: a producer's retry
         out.extend(Record("task.events", task, e, e["occurred_at"]) for e in events)
-    site_map = _dispatch_map(tenant, base + 90_000)
+    site_map = _dispatch_map(tenant, base + 90_000 if map_at is None else map_at)
     out.append(Record("site.maps", DISPATCH_SITE, site_map, site_map["occurred_at"]))
     return out
 

@@ -34,14 +34,21 @@ changes, and what they cannot cover is said here:
   are on one partition of ``robot.status``: their ids are chosen so that murmur2 puts them on partition 0
   at both counts the two runs use. Its GRANTs must also be those of the pure traffic step that the
   recorded robots obeyed (``tests/unit/topologies/traffic_world.py``).
+
+``fleet replay`` (``pipelines/replay.py``) takes the read order away: it writes the inbox in event-time
+order and runs the processor over it. Its test replays a day none of the above holds for (dispatch's map
+first and seven tasks any of four robots may take; every robot status recorded before traffic runs),
+produced in two different orders with other partition counts, and gets the same decisions, traffic's
+the pure step's. Fed in the order the replay reads the topics instead, the two runs' GRANTs differ.
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -418,3 +425,81 @@ def test_dispatch_and_traffic_replayed_twice_give_the_same_decisions(
     assert conflict["resolved_robot_id"] == TRAFFIC_RMF_ROBOTS[1] and conflict["resolution"] == "HOLD"
     assert [d["kind"] for d in decisions[TRAFFIC_RMF_ROBOTS[1]]] == ["HOLD", "RESUME"]
     assert TRAFFIC_RMF_ROBOTS[0] not in decisions
+
+
+def _interleaved(records: list[Record], seed: int) -> list[Record]:
+    """``records`` in another produce order: each (topic, key)'s records in their order, the rest shuffled."""
+    rng = random.Random(seed)
+    queues: dict[tuple[str, str], deque[Record]] = {}
+    for rec in records:
+        queues.setdefault((rec[0], rec[1]), deque()).append(rec)
+    live = list(queues.values())
+    out: list[Record] = []
+    while live:
+        queue = rng.choice(live)
+        out.append(queue.popleft())
+        if not queue:
+            live.remove(queue)
+    return out
+
+
+def _replay_decisions(
+    settings: CommonSettings, admin: AdminClient, tmp: Path, partitions: dict[str, int], seed: int | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Dispatch's and traffic's day recorded whole (dispatch's map first and its tasks for any robot, every
+    robot's status), produced in its order or (``seed``) in a shuffled one, then each processor replayed
+    over it by ``fleet replay``; returns their outputs and the GRANTs of the pure step."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    before, statuses, grants = traffic_day(TENANT, BASE)
+    day = [*dispatch_day(TENANT, BASE, map_at=BASE - 1_000, pinned=False), *before, *statuses]
+    with _pipeline(settings, admin, tmp, partitions, DECISION_TOPICS) as s:
+        _produce(s, day if seed is None else _interleaved(day, seed))
+        result: dict[str, Any] = {"replayed": {}}
+        for name, extra in (("dispatch", {}), ("traffic", TRAFFIC_SETTINGS)):
+            output = s.replay(name, commit_interval_s=0.2, **extra)
+            [line] = [x for x in output.splitlines() if f"{name} replayed:" in x]
+            result["replayed"][name] = line.split("replayed: ", 1)[1].split(" source records")[0]
+        refused = s.replay("dispatch", exit_code=2)  # its inbox is full now: not from empty state
+        assert "already holds" in refused and "FLEET_TOPIC_PREFIX" in refused, refused[-2000:]
+        result.update({name: _by_key(s, name, timeout=10) for name in DECISION_OUTPUTS})
+        result["dlq"] = [_dead(s, "dlq.dispatch", 1), _dead(s, "dlq.traffic", 1)]
+        result["day"] = len(day)
+        return result, grants
+
+
+@pytest.mark.timeout(900)
+def test_dispatch_and_traffic_replayed_in_event_time_order_decide_the_same_at_any_partition_counts(
+    settings: CommonSettings, kafka_admin: AdminClient, tmp_path: Path
+) -> None:
+    """``fleet replay``: a day whose outcome live depends on the order dispatch and traffic read their topics
+    (dispatch has its map before any robot or task, and seven tasks any of four robots may take; traffic
+    plans at the statuses it has read), recorded twice with other partition counts and another produce
+    order, replayed, decides the same."""
+    first, grants = _replay_decisions(
+        settings.model_copy(update={"topic_prefix": f"r{uuid.uuid4().hex[:6]}.", "state_dir": tmp_path / "a"}),
+        kafka_admin, tmp_path / "a", {"robot": 2, "task": 2, "site": 2}, None,
+    )  # fmt: skip
+    second, _ = _replay_decisions(
+        settings.model_copy(update={"topic_prefix": f"r{uuid.uuid4().hex[:6]}.", "state_dir": tmp_path / "b"}),
+        kafka_admin, tmp_path / "b", {"robot": 3, "task": 3, "site": 1}, 5,
+    )  # fmt: skip
+    assert first["replayed"] == {"dispatch": str(first["day"]), "traffic": str(first["day"])}
+    for name in DECISION_OUTPUTS:
+        assert first[name] == second[name], name
+    assert first["dlq"] == second["dlq"] and [len(dead) for dead in first["dlq"]] == [1, 1]
+    decisions = first["scheduler.decisions"]
+
+    # dispatch decided as tasks were queued: four of the seven to the four free robots, one each (the
+    # inactive and the unregistered robot get none; the one below its reserve goes to charge)
+    assigned = {task: d for task in DISPATCH_TASKS for d in decisions.get(task, []) if d["kind"] == "ASSIGN"}
+    assert sorted(d["robot_id"] for d in assigned.values()) == sorted(DISPATCH_ASSIGNED.values()), assigned
+    assert all(BASE + 40_000 <= d["occurred_at"] < BASE + 90_000 for d in assigned.values())
+    assert [d["kind"] for d in decisions[DISPATCH_CHARGED]][:1] == ["CHARGE"]
+
+    # traffic: the grid's robots got the GRANTs the pure step gave them, in the order of the day
+    for robot in GRID_ROBOTS:
+        pure = [g for g in grants if g["robot_id"] == robot]
+        assert pure and [{k: d[k] for k in pure[0]} for d in decisions[robot]] == pure, robot
+    [conflict] = first["traffic.conflicts"][CORRIDOR_SITE]
+    assert conflict["resolved_robot_id"] == TRAFFIC_RMF_ROBOTS[1] and conflict["resolution"] == "HOLD"
+    assert [d["kind"] for d in decisions[TRAFFIC_RMF_ROBOTS[1]]] == ["HOLD", "RESUME"]
