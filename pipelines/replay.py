@@ -257,7 +257,8 @@ def replay(
         )
     started = time.monotonic()
     papp: ProcessorApp = proc.module.build(settings, feeds=False)
-    papp.create_topic(inbox_name)
+    for early in (inbox_name, catalog.dlq_topic(proc.name)):  # written to before the processor starts
+        papp.create_topic(early)
     sources: dict[str, str] = proc.module.SOURCES
     real = {kind: settings.topic(topic) for kind, topic in sources.items()}
     progress(f"reading {', '.join(real.values())} to their end")
