@@ -166,6 +166,7 @@ def _feed(
     ordered: list[Recorded],
     forwards: Mapping[str, Forward],
     inbox_topic: str,
+    progress: Callable[[str], None],
 ) -> tuple[int, int]:
     """Write ``ordered`` to the inbox as the live feeds would; returns (written, dead-lettered)."""
     producer = Producer({**papp.settings.kafka_producer_config(), "linger.ms": 20})
@@ -176,7 +177,9 @@ def _feed(
             failed.append(err)
 
     written = dead = 0
-    for rec in ordered:
+    for n, rec in enumerate(ordered, 1):
+        if n % 100_000 == 0:
+            progress(f"fed {n} of {len(ordered)} source records to {inbox_topic}")
         try:
             pairs = list(
                 forwards[rec.kind](
@@ -267,7 +270,7 @@ def replay(
     for rec in records:
         read[rec.topic] += 1
     forwards = {kind: rekey(papp.decoder(topic), proc.module.FEED_KEY) for kind, topic in sources.items()}
-    written, dead = _feed(papp, event_time_order(records), forwards, inbox_topic)
+    written, dead = _feed(papp, event_time_order(records), forwards, inbox_topic, progress)
     progress(
         f"wrote {written} records to {inbox_topic} in event-time order ({dead} dead-lettered); processing"
     )
