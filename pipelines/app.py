@@ -63,7 +63,7 @@ from schemas.rmf import RmfJsonCodec
 from schemas.tracing import Trace, activate, set_current
 from topologies.kernel import Decode, Envelope, encode_envelope
 
-__all__ = ["ProcessorApp", "create_processor_app"]
+__all__ = ["ProcessorApp", "create_processor_app", "create_topic", "partitions_of", "topic_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +163,7 @@ class ProcessorApp:
     def partitions(self, name: str) -> int:
         """Partitions of catalog topic ``name`` when this processor creates it: the processor's
         ``partitions`` setting, else the catalog's."""
-        override = getattr(self.settings, "partitions", None)
-        return int(override) if override else catalog.topic(name).partitions
+        return partitions_of(self.settings, name)
 
     # ------------------------------------------------------------------------------ topics and inputs
     def topic(
@@ -189,7 +188,7 @@ class ProcessorApp:
         value_serializer = TracingSerializer(value_serializer, self.name, real)
         if partitions is None and name in _CATALOG_NAMES:
             partitions = self.partitions(name)
-        config = self._create_config(name, partitions) if partitions else None
+        config = topic_config(self.settings, name, partitions) if partitions else None
 
         def declare() -> Topic:
             return self.app.topic(
@@ -210,31 +209,6 @@ class ProcessorApp:
                 logger.info("topic %s not visible yet after creating it; asking again", real)
                 time.sleep(0.2 * attempt)
         return declare()
-
-    def _create_config(self, name: str, partitions: int) -> TopicConfig:
-        """How to create ``name`` if it is missing: as `fleet topics apply` would (the catalog's cleanup
-        policy and retention, the environment's replication settings, else the brokers' defaults: -1),
-        never with one replica on a cluster."""
-        extra = catalog.topic(name).config() if name in _CATALOG_NAMES else {}
-        if self.settings.topic_min_insync_replicas is not None:
-            extra["min.insync.replicas"] = str(self.settings.topic_min_insync_replicas)
-        replication = self.settings.topic_replication_factor or -1
-        return TopicConfig(num_partitions=partitions, replication_factor=replication, extra_config=extra)
-
-    def create_topic(self, name: str) -> None:
-        """Create catalog topic ``name`` now, as the processor creates it when it starts, unless it exists."""
-        config = self._create_config(name, self.partitions(name))
-        admin = AdminClient(self.settings.kafka_client_config())
-        new = NewTopic(
-            self.settings.topic(name), num_partitions=config.num_partitions,
-            replication_factor=config.replication_factor, config=config.extra_config,
-        )  # fmt: skip
-        for future in admin.create_topics([new]).values():
-            try:
-                future.result(30)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise
 
     def dataframe(self, topic: Topic) -> StreamingDataFrame:
         """The dataframe of an input topic, starting with the per-record trace and metrics step."""
@@ -357,6 +331,41 @@ class ProcessorApp:
 
 
 _CATALOG_NAMES = frozenset(t.name for t in catalog.CATALOG)
+
+
+def partitions_of(settings: CommonSettings, name: str) -> int:
+    """Partitions of catalog topic ``name`` when a processor with ``settings`` creates it: its
+    ``partitions`` setting, else the catalog's."""
+    override = getattr(settings, "partitions", None)
+    return int(override) if override else catalog.topic(name).partitions
+
+
+def topic_config(settings: CommonSettings, name: str, partitions: int) -> TopicConfig:
+    """How a processor creates ``name`` if it is missing: as `fleet topics apply` would (the catalog's
+    cleanup policy and retention, the environment's replication settings, else the brokers' defaults: -1),
+    never with one replica on a cluster."""
+    extra = catalog.topic(name).config() if name in _CATALOG_NAMES else {}
+    if settings.topic_min_insync_replicas is not None:
+        extra["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
+    replication = settings.topic_replication_factor or -1
+    return TopicConfig(num_partitions=partitions, replication_factor=replication, extra_config=extra)
+
+
+def create_topic(settings: CommonSettings, name: str, overrides: Mapping[str, str] | None = None) -> None:
+    """Create catalog topic ``name`` now, as a processor with ``settings`` creates it when it starts (with
+    ``overrides`` of its configuration), unless it exists."""
+    config = topic_config(settings, name, partitions_of(settings, name))
+    new = NewTopic(
+        settings.topic(name), num_partitions=config.num_partitions,
+        replication_factor=config.replication_factor, config={**config.extra_config, **(overrides or {})},
+    )  # fmt: skip
+    admin = AdminClient(settings.kafka_client_config())  # kept until the futures resolve
+    for future in admin.create_topics([new]).values():
+        try:
+            future.result(30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
 
 
 def _output_key(out: Any) -> str:

@@ -34,16 +34,21 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from pipelines.app import ProcessorApp
+from pipelines.app import ProcessorApp, create_topic
+from pipelines.dlq import DeadLetterGuard
 from pipelines.processors import PROCESSORS, processor
 from pipelines.settings import CommonSettings, ConfigError
 from schemas import catalog
 from schemas.errors import RecordError
 from topologies.kernel import Envelope, Forward, encode_envelope, rekey
 
-__all__ = ["Recorded", "ReplayReport", "event_time_order", "read_to_end", "replay"]
+__all__ = ["Recorded", "ReplayError", "ReplayReport", "event_time_order", "read_to_end", "replay"]
 
 logger = logging.getLogger(__name__)
+
+
+class ReplayError(Exception):
+    """A replay that cannot finish (the reason says what to do)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +85,19 @@ class ReplayReport:
 
 def event_time_order(records: Iterable[Recorded]) -> list[Recorded]:
     """``records`` (each partition's in offset order) merged by (timestamp, rank, key), each key's records
-    in their log order: the same list whatever partitions the records came from."""
-    queues: dict[tuple[int, bytes, int], deque[Recorded]] = {}
+    in their log order: the same list whatever partition count the key's partitioner spread them over.
+
+    A key whose records sit on several partitions (a random partitioner), and the records without a key,
+    have no log order that survives another partition count: they go by (timestamp, value bytes)."""
+    groups: dict[tuple[int, bytes | None], list[Recorded]] = {}
     for rec in records:
-        # a keyless record has no owner across partition counts: it keeps its partition's order
-        queue_id = (
-            rec.rank,
-            rec.key if rec.key is not None else b"",
-            -1 if rec.key is not None else rec.partition,
-        )
-        queues.setdefault(queue_id, deque()).append(rec)
+        groups.setdefault((rec.rank, rec.key), []).append(rec)
+    queues: dict[tuple[int, bytes], deque[Recorded]] = {}
+    for (rank, key), recs in groups.items():
+        if key is None or len({rec.partition for rec in recs}) > 1:
+            recs = sorted(recs, key=lambda rec: (rec.timestamp, rec.value or b""))
+        # a keyless group sorts before every keyed one of its input at the same timestamp
+        queues[(rank, b"" if key is None else b"\x01" + key)] = deque(recs)
     heap = [(q[0].timestamp, queue_id) for queue_id, q in queues.items()]
     heapq.heapify(heap)
     out: list[Recorded] = []
@@ -107,10 +115,11 @@ def read_to_end(
     sources: Mapping[str, str],
     *,
     progress: Callable[[str], None] = logger.info,
-    timeout_s: float = 300.0,
+    stall_s: float = 120.0,
 ) -> list[Recorded]:
-    """Every committed record of the topics ``sources`` (kind -> real topic name), up to their ends when
-    called; a missing topic is read as empty (with a warning)."""
+    """Every committed record of the topics ``sources`` (kind -> real topic name) to their ends; a missing
+    topic is read as empty (and said so), none at all is an error, and so is reading nothing new for
+    ``stall_s``."""
     consumer = Consumer({
         **kafka_config, "group.id": f"fleet-replay-reader-{time.time_ns()}", "enable.auto.commit": False,
         "enable.partition.eof": True, "isolation.level": "read_committed", "auto.offset.reset": "earliest",
@@ -122,26 +131,31 @@ def read_to_end(
         assignment: list[TopicPartition] = []
         for topic in sources.values():
             found = metadata.topics.get(topic)
-            if found is None or found.error is not None:
+            if found is None or _missing(found.error):
                 progress(f"source topic {topic} does not exist: read as empty")
                 continue
+            if found.error is not None:
+                raise KafkaException(found.error)
             assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(found.partitions)]
         out: list[Recorded] = []
         if not assignment:
-            return out
+            raise ReplayError(
+                f"none of {', '.join(sources.values())} exists: is FLEET_TOPIC_PREFIX the prefix the day was "
+                "copied under (with its trailing dot)?"
+            )
         consumer.assign(assignment)
         pending = {(tp.topic, tp.partition) for tp in assignment}
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + stall_s
         shown = time.monotonic()
         while pending:
             if time.monotonic() > deadline:
-                raise KafkaException(
-                    KafkaError(
-                        KafkaError._TIMED_OUT,
-                        f"sources not read to their end in {timeout_s:.0f} s: {sorted(pending)}",
-                    )
+                raise ReplayError(
+                    f"nothing read for {stall_s:.0f} s; partitions not at their end: {sorted(pending)}"
                 )
-            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+            batch = consumer.consume(num_messages=1000, timeout=0.5)
+            if batch:
+                deadline = time.monotonic() + stall_s
+            for msg in batch:
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
@@ -176,22 +190,29 @@ def _feed(
         if err is not None:
             failed.append(err)
 
+    settings = papp.settings
+    guard = DeadLetterGuard(settings.dead_letters_max_ratio, settings.dead_letters_window)
     written = dead = 0
     for n, rec in enumerate(ordered, 1):
         if n % 100_000 == 0:
             progress(f"fed {n} of {len(ordered)} source records to {inbox_topic}")
+        guard.record()
         try:
-            pairs = list(
-                forwards[rec.kind](
-                    rec.value, rec.key.decode() if rec.key is not None else None, rec.timestamp
-                )
-            )
-        except RecordError as exc:
+            key = rec.key.decode() if rec.key is not None else None
+            pairs = list(forwards[rec.kind](rec.value, key, rec.timestamp))
+        except (RecordError, UnicodeDecodeError) as exc:  # live: the key's deserializer or the feed
             papp.dlq.send(
                 key=rec.key, value=rec.value, headers=rec.headers, error=exc,
                 topic=rec.topic, partition=rec.partition, offset=rec.offset,
             )  # fmt: skip
             dead += 1
+            guard.dead_letter()
+            if guard.tripped:
+                raise ReplayError(
+                    f"{guard.recent:.0f} of the last {guard.window} source records could not be fed (more than "
+                    f"dead_letters_max_ratio {guard.max_ratio:.2f}; the last: {exc}): a schema the registry does "
+                    f"not know, or topics of another kind? They are in {papp.dlq.topic}"
+                ) from exc
             continue
         for owner, payload in pairs:
             value = encode_envelope(Envelope(rec.kind, payload))
@@ -214,20 +235,44 @@ def _feed(
     return written, dead
 
 
-def _ends(kafka_config: Mapping[str, Any], topic: str, group: str | None = None) -> dict[int, int]:
-    """Partition -> end offset of ``topic`` (with ``group``: that group's committed offset instead)."""
+def _missing(error: KafkaError | None) -> bool:
+    return error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def _offsets(
+    kafka_config: Mapping[str, Any], topic: str, group: str | None = None
+) -> dict[int, tuple[int, int]]:
+    """Partition -> (first, end) offset of ``topic`` ({} when it does not exist); with ``group``, (that
+    group's committed offset, end) instead."""
     consumer = Consumer({**kafka_config, "group.id": group or f"fleet-replay-ends-{time.time_ns()}",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
     try:
         found = consumer.list_topics(topic, timeout=30).topics.get(topic)
-        if found is None or found.error is not None:
+        if found is None or _missing(found.error):
             return {}
+        if found.error is not None:
+            raise KafkaException(found.error)
         tps = [TopicPartition(topic, p) for p in sorted(found.partitions)]
+        marks = {tp.partition: consumer.get_watermark_offsets(tp, timeout=30) for tp in tps}
         if group is not None:
-            return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=30)}
-        return {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in tps}
+            return {
+                tp.partition: (tp.offset, marks[tp.partition][1])
+                for tp in consumer.committed(tps, timeout=30)
+            }
+        return marks
     finally:
         consumer.close()
+
+
+def _check_kept(topic: str, offsets: dict[int, tuple[int, int]], written: int) -> None:
+    """The inbox holds all ``written`` records still (none deleted by retention)."""
+    first = {p: low for p, (low, _end) in offsets.items() if low}
+    held = sum(end - low for low, end in offsets.values())
+    if first or held != written:
+        raise ReplayError(
+            f"{topic} holds {held} of the {written} records written (first offsets {first}): the broker deleted "
+            "some, the day is older than its retention.ms; create it with retention.ms=-1 under a new prefix"
+        )
 
 
 def replay(
@@ -242,6 +287,8 @@ def replay(
     the processor run over it from empty state until it has read it to the end.
 
     :raises ConfigError: the processor cannot be replayed, or its inbox is not empty.
+    :raises ReplayError: no source topic exists, too many records cannot be fed, the broker deleted inbox
+        records, or the processor stopped before the end of its inbox.
     """
     proc = processor(name)
     if not proc.replay:
@@ -252,16 +299,15 @@ def replay(
     kafka = settings.kafka_client_config()
     inbox_name = catalog.inbox(proc.name)
     inbox_topic = settings.topic(inbox_name)
-    held = sum(_ends(kafka, inbox_topic).values())
+    held = sum(end for _low, end in _offsets(kafka, inbox_topic).values())
     if held:
         raise ConfigError(
             f"{inbox_topic} already holds {held} records: a replay starts from empty state; copy the recorded "
             "topics under a new FLEET_TOPIC_PREFIX and replay there"
         )
     started = time.monotonic()
-    papp: ProcessorApp = proc.module.build(settings, feeds=False)
-    for early in (inbox_name, catalog.dlq_topic(proc.name)):  # written to before the processor starts
-        papp.create_topic(early)
+    if idle_timeout_s <= 0:
+        raise ConfigError(f"the idle timeout must be positive, not {idle_timeout_s}")
     sources: dict[str, str] = proc.module.SOURCES
     real = {kind: settings.topic(topic) for kind, topic in sources.items()}
     progress(f"reading {', '.join(real.values())} to their end")
@@ -269,18 +315,29 @@ def replay(
     read = {topic: 0 for topic in real.values()}
     for rec in records:
         read[rec.topic] += 1
-    forwards = {kind: rekey(papp.decoder(topic), proc.module.FEED_KEY) for kind, topic in sources.items()}
-    written, dead = _feed(papp, event_time_order(records), forwards, inbox_topic, progress)
-    progress(
-        f"wrote {written} records to {inbox_topic} in event-time order ({dead} dead-lettered); processing"
-    )
-    ends = _ends(kafka, inbox_topic)
+    # written to before the processor starts (which creates its other topics); the inbox keeps the day
+    # whatever its age
+    create_topic(settings, inbox_name, {"retention.ms": "-1"})
+    create_topic(settings, catalog.dlq_topic(proc.name))
+    papp: ProcessorApp = proc.module.build(settings, feeds=False)
+    try:
+        forwards = {kind: rekey(papp.decoder(topic), proc.module.FEED_KEY) for kind, topic in sources.items()}
+        written, dead = _feed(papp, event_time_order(records), forwards, inbox_topic, progress)
+        del records
+        progress(
+            f"wrote {written} records to {inbox_topic} in event-time order ({dead} dead-lettered); processing"
+        )
+        _check_kept(inbox_topic, _offsets(kafka, inbox_topic), written)
+    except BaseException:
+        papp.close()
+        raise
     papp.run(idle_timeout_s=idle_timeout_s)
-    committed = _ends(kafka, inbox_topic, group=papp.app.config.consumer_group)
-    short = {p: (committed.get(p, -1), end) for p, end in ends.items() if end and committed.get(p, -1) < end}
+    done = _offsets(kafka, inbox_topic, group=papp.app.config.consumer_group)
+    short = {p: (committed, end) for p, (committed, end) in done.items() if end and committed < end}
     if short:
-        raise RuntimeError(
-            f"{proc.name} stopped before the end of {inbox_topic} (partition: (committed, end)): {short}; "
-            "see its log above"
+        raise ReplayError(
+            f"{proc.name} stopped before the end of {inbox_topic} (partition: (committed, end)): {short}; see its "
+            "log above. If it only paused longer than --idle-timeout, replay again with a longer one under a new "
+            "prefix"
         )
     return ReplayReport(proc.name, read, dead, written, time.monotonic() - started)

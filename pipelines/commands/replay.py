@@ -4,10 +4,11 @@ event-time order (pipelines/replay.py)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pipelines.logsetup import setup_logging
 from pipelines.processors import PROCESSORS, processor
-from pipelines.replay import replay
+from pipelines.replay import ReplayError, replay
 from pipelines.settings import load_settings
 
 __all__ = ["add_parser"]
@@ -17,9 +18,20 @@ def _run(args: argparse.Namespace) -> int:
     proc = processor(args.processor)
     settings = load_settings(proc.settings)
     setup_logging(settings.log_level, settings.log_format, processor=proc.name)
-    report = replay(proc.name, settings, idle_timeout_s=args.idle_timeout, progress=_say)
+    try:
+        report = replay(proc.name, settings, idle_timeout_s=args.idle_timeout, progress=_say)
+    except ReplayError as exc:
+        sys.stderr.write(f"fleet replay: {exc}\n")
+        return 1
     _say(report.line())
     return 0
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
 
 
 def _say(line: str) -> None:
@@ -41,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("processor", metavar="PROCESSOR", choices=names, help="one of: " + ", ".join(names))
     p.add_argument(
         "--idle-timeout",
-        type=float,
+        type=_positive,
         default=5.0,
         metavar="S",
         help="stop once nothing new has been read from the inbox for this long (default 5 s)",

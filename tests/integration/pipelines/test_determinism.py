@@ -503,3 +503,21 @@ def test_dispatch_and_traffic_replayed_in_event_time_order_decide_the_same_at_an
     [conflict] = first["traffic.conflicts"][CORRIDOR_SITE]
     assert conflict["resolved_robot_id"] == TRAFFIC_RMF_ROBOTS[1] and conflict["resolution"] == "HOLD"
     assert [d["kind"] for d in decisions[TRAFFIC_RMF_ROBOTS[1]]] == ["HOLD", "RESUME"]
+
+
+def test_a_replay_of_a_prefix_without_its_topics_says_so_and_creates_nothing(
+    settings: CommonSettings, kafka_admin: AdminClient, tmp_path: Path
+) -> None:
+    prefix = f"r{uuid.uuid4().hex[:6]}"  # the trailing dot forgotten: no topic of the day is found
+    registry = RegistryClient(**settings.registry_client_config())
+    try:
+        stack = ProcessStack(
+            settings.model_copy(update={"topic_prefix": prefix, "state_dir": tmp_path}), registry, tmp_path
+        )
+        output = stack.replay("traffic", exit_code=1)
+        made = [t for t in kafka_admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    finally:
+        registry.close()
+        delete_topics_of(kafka_admin, prefix)
+    assert f"none of {prefix}robot.status" in output and "trailing dot" in output, output[-2000:]
+    assert made == []

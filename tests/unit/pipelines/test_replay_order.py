@@ -22,15 +22,17 @@ def _log(count: int, seed: int) -> list[tuple[str, bytes | None, int, bytes]]:
     return out
 
 
-def _partitioned(log: list[tuple[str, bytes | None, int, bytes]], partitions: int) -> list[Recorded]:
+def _partitioned(
+    log: list[tuple[str, bytes | None, int, bytes]], partitions: int, spread: bytes | None = None
+) -> list[Recorded]:
     """The log as a reader sees it with ``partitions`` per topic: partition by partition, each in offset
-    order (keyless records all on partition 0, so both layouts agree on them)."""
+    order. Keyed records go to their key's partition (murmur2); keyless ones, and those of the key
+    ``spread`` (a producer with a round-robin partitioner), round robin."""
     parts: dict[tuple[str, int], list[tuple[str, bytes | None, int, bytes]]] = {}
-    for rec in log:
+    for n, rec in enumerate(log):
         topic, key = rec[0], rec[1]
-        parts.setdefault((topic, murmur2_partition(key, partitions) if key is not None else 0), []).append(
-            rec
-        )
+        partition = n % partitions if key is None or key == spread else murmur2_partition(key, partitions)
+        parts.setdefault((topic, partition), []).append(rec)
     out = []
     for (topic, partition), recs in sorted(parts.items(), key=lambda item: (-item[0][1], item[0][0])):
         for offset, (_topic, key, ts, value) in enumerate(recs):
@@ -40,9 +42,18 @@ def _partitioned(log: list[tuple[str, bytes | None, int, bytes]], partitions: in
 
 def test_any_partition_count_gives_the_same_order() -> None:
     log = _log(600, seed=7)
-    orders = [[r.value for r in event_time_order(_partitioned(log, n))] for n in (1, 2, 3, 7)]
+    assert any(rec[1] is None for rec in log)  # keyless records too, round robin
+    orders = [[r.value for r in event_time_order(_partitioned(log, n, spread=b"r3"))] for n in (1, 2, 3, 7)]
     assert len(orders[0]) == len(log)
-    assert all(order == orders[0] for order in orders[1:])
+    assert all(order == orders[1] for order in orders[2:])  # r3 is spread over partitions from 2 on
+
+
+def test_a_key_spread_over_partitions_goes_by_time() -> None:
+    log = [("robot.status", b"r1", ts, f"v{n}".encode()) for n, ts in enumerate((300, 100, 200))]
+    for partitions in (2, 3):
+        ordered = event_time_order(_partitioned(log, partitions, spread=b"r1"))
+        assert [r.timestamp for r in ordered] == [100, 200, 300]
+    assert [r.timestamp for r in event_time_order(_partitioned(log, 1))] == [300, 100, 200]  # its log order
 
 
 def test_records_go_by_time_then_input_then_key_and_each_key_keeps_its_log_order() -> None:
