@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas import catalog
 
@@ -47,8 +48,8 @@ __all__ = [
     "TooManyClients",
     "decode_position",
     "encode_position",
-    "partitions_metadata",
     "sse_frames",
+    "topic_partitions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,9 +76,22 @@ Position = dict[tuple[int, int], int]  # (topic index, partition) -> next offset
 Decoder = Callable[[bytes], dict[str, Any] | None]
 
 
-async def partitions_metadata(consumer: AIOKafkaConsumer) -> Any:
-    """Fresh cluster metadata (``partitions_for_topic`` on it); aiokafka's consumer only exposes its cache."""
-    return await consumer._client.fetch_all_metadata()
+async def topic_partitions(kafka_config: dict[str, Any], topics: Iterable[str]) -> dict[str, set[int]]:
+    """The partitions of each of ``topics`` that exists (a missing one is left out), from fresh cluster
+    metadata: aiokafka's consumer only exposes the metadata it has cached, so this asks through an admin
+    client. It asks for every topic, so that a broker that creates topics on request creates none."""
+    admin = AIOKafkaAdminClient(**kafka_config)
+    await admin.start()
+    try:
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    wanted = set(topics)
+    return {
+        t["topic"]: {p["partition"] for p in t["partitions"]}
+        for t in described
+        if t["topic"] in wanted and t["error_code"] == 0
+    }
 
 
 class PositionError(ValueError):
@@ -226,10 +240,10 @@ class StreamHub:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(**self._config, enable_auto_commit=False, group_id=None)
         await self._consumer.start()
-        cluster = await partitions_metadata(self._consumer)
+        found = await topic_partitions(self._config, [self._prefix + name for name in STREAM_TOPICS])
         tps: list[TopicPartition] = []
         for t, name in enumerate(STREAM_TOPICS):
-            parts = cluster.partitions_for_topic(self._prefix + name) or set()
+            parts = found.get(self._prefix + name, set())
             self.partition_counts[t] = len(parts)
             if len(parts) != (max(parts) + 1 if parts else 0):
                 raise RuntimeError(f"topic {name}: partitions are not 0..n-1")

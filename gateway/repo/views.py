@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from gateway.sse import partitions_metadata
+from gateway.sse import topic_partitions
 
 __all__ = ["CompactedView"]
 
@@ -46,7 +46,7 @@ class CompactedView:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(**self._config, enable_auto_commit=False, group_id=None)
         await self._consumer.start()
-        parts = (await partitions_metadata(self._consumer)).partitions_for_topic(self.topic) or set()
+        parts = (await topic_partitions(self._config, [self.topic])).get(self.topic, set())
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         self._end = {}
         if not tps:
