@@ -40,6 +40,7 @@ from pipelines.processors import PROCESSORS, processor
 from pipelines.settings import CommonSettings, ConfigError
 from schemas import catalog
 from schemas.errors import RecordError
+from schemas.tracing import TRACEPARENT, Trace
 from topologies.kernel import Envelope, Forward, encode_envelope, rekey
 
 __all__ = ["Recorded", "ReplayError", "ReplayReport", "event_time_order", "read_to_end", "replay"]
@@ -214,13 +215,14 @@ def _feed(
                     f"not know, or topics of another kind? They are in {papp.dlq.topic}"
                 ) from exc
             continue
+        headers = _hop_headers(rec)
         for owner, payload in pairs:
             value = encode_envelope(Envelope(rec.kind, payload))
             while True:
                 try:
                     producer.produce(
                         inbox_topic, value=value, key=str(owner).encode(), timestamp=rec.timestamp,
-                        headers=rec.headers, on_delivery=delivered,
+                        headers=headers, on_delivery=delivered,
                     )  # fmt: skip
                     break
                 except BufferError:
@@ -233,6 +235,13 @@ def _feed(
             failed[0] if failed else KafkaError(KafkaError._TIMED_OUT, f"{left} inbox records unacknowledged")
         )
     return written, dead
+
+
+def _hop_headers(rec: Recorded) -> list[tuple[str, bytes]]:
+    """The headers of what is fed from ``rec``, as a live feed's: the source record's, with a
+    ``traceparent`` of this hop's own span (a child of the source's, or a new trace's)."""
+    kept = [(name, value) for name, value in rec.headers or () if name != TRACEPARENT]
+    return [*kept, (TRACEPARENT, Trace(rec.headers, None, rec.topic).header)]
 
 
 def _missing(error: KafkaError | None) -> bool:

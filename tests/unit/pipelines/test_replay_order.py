@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from pipelines.replay import Recorded, event_time_order
+from pipelines.replay import Recorded, _hop_headers, event_time_order
+from schemas.tracing import parse_traceparent
 from topologies.kernel import murmur2_partition
 
 SOURCES = ("robot.status", "task.events", "site.maps")
@@ -102,3 +103,24 @@ def test_a_late_record_waits_behind_its_key_and_no_one_else() -> None:
         "robot.status/a@100",
         "task.events/t@300",
     ]
+
+
+def test_a_fed_record_carries_the_source_headers_and_a_span_of_its_own_in_the_source_trace() -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    rec = Recorded("status", 0, "robot.status", 0, 7, 1_000, b"r1", b"v", [
+        ("x-site", b"s1"), ("traceparent", parent.encode()),
+    ])  # fmt: skip
+    headers = _hop_headers(rec)
+    assert headers[0] == ("x-site", b"s1")
+    assert [name for name, _ in headers] == ["x-site", "traceparent"]
+    fed = parse_traceparent(headers[1][1].decode())
+    assert fed is not None
+    assert fed.trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert fed.span_id != "b7ad6b7169203331"  # this hop's span, not the source's
+
+
+def test_a_fed_record_without_a_trace_starts_one() -> None:
+    rec = Recorded("status", 0, "robot.status", 0, 7, 1_000, b"r1", b"v", None)
+    ((name, value),) = _hop_headers(rec)
+    assert name == "traceparent"
+    assert parse_traceparent(value.decode()) is not None
