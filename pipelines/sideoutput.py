@@ -59,7 +59,8 @@ class SideOutputs(CheckpointHook):
         super().__init__()
         self._topics = dict(topics)
         self._counters = {name: RECORDS_OUT.labels(processor, real) for name, real in self._topics.items()}
-        self._kafka = Producer({**producer_config, "linger.ms": 5})
+        # Delivery reports of failures only: success needs no callback (flush waits for every record).
+        self._kafka = Producer({**producer_config, "linger.ms": 5, "delivery.report.only.error": True})
         self._flush_timeout_s = flush_timeout_s
         self._failed: KafkaError | None = None
         self._since_poll = 0
