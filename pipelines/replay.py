@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from pipelines.app import ProcessorApp, create_topic
+from pipelines.app import ProcessorApp, create_topic, group_of
 from pipelines.dlq import DeadLetterGuard
 from pipelines.processors import PROCESSORS, processor
 from pipelines.settings import CommonSettings, ConfigError
@@ -273,6 +274,24 @@ def _offsets(
         consumer.close()
 
 
+def _earlier_state(settings: CommonSettings, name: str) -> list[str]:
+    """What an earlier run of processor ``name`` under ``settings``' prefix left: its changelog topics that
+    hold records, and its local state directory if it is not empty."""
+    kafka = settings.kafka_client_config()
+    prefix = f"changelog__{group_of(settings, name)}--"
+    admin = AdminClient(kafka)
+    changelogs = sorted(t for t in admin.list_topics(timeout=30).topics if t.startswith(prefix))
+    left = []
+    for topic in changelogs:
+        held = sum(end - low for low, end in _offsets(kafka, topic).values())
+        if held:
+            left.append(f"{topic} holds {held} records")
+    local = settings.state_dir / name
+    if local.is_dir() and any(local.iterdir()):
+        left.append(f"local state in {local}")
+    return left
+
+
 def _check_kept(topic: str, offsets: dict[int, tuple[int, int]], written: int) -> None:
     """The inbox holds all ``written`` records still (none deleted by retention)."""
     first = {p: low for p, (low, _end) in offsets.items() if low}
@@ -295,7 +314,8 @@ def replay(
     its recorded source topics under ``settings``' prefix: its inbox written in event-time order, then
     the processor run over it from empty state until it has read it to the end.
 
-    :raises ConfigError: the processor cannot be replayed, or its inbox is not empty.
+    :raises ConfigError: the processor cannot be replayed, or its state is not empty (records in its inbox,
+        its changelog topics or its local state directory).
     :raises ReplayError: no source topic exists, too many records cannot be fed, the broker deleted inbox
         records, or the processor stopped before the end of its inbox.
     """
@@ -313,6 +333,12 @@ def replay(
         raise ConfigError(
             f"{inbox_topic} already holds {held} records: a replay starts from empty state; copy the recorded "
             "topics under a new FLEET_TOPIC_PREFIX and replay there"
+        )
+    left = _earlier_state(settings, proc.name)
+    if left:
+        raise ConfigError(
+            f"{proc.name} has state from an earlier run under this prefix ({'; '.join(left)}): a replay starts "
+            "from empty state; replay under a new FLEET_TOPIC_PREFIX (or delete those)"
         )
     started = time.monotonic()
     if idle_timeout_s <= 0:

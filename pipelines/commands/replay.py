@@ -47,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "inbox in event-time order (timestamp, then input, then key; each key's records in log order), "
         "then runs the processor over that inbox from empty state until it has read it to the end, and "
         "exits. The same recorded topics, with any partition counts, give the same output records. The "
-        "inbox must be empty: copy the recorded topics under a new FLEET_TOPIC_PREFIX first. Live, the "
+        "inbox must be empty and no earlier run may have left the processor's state (changelog topics, "
+        "local state directory): copy the recorded topics under a new FLEET_TOPIC_PREFIX first. Live, the "
         "processor feeds its inbox in the order it happens to read its inputs (docs/records.md, Inboxes).",
     )
     p.add_argument("processor", metavar="PROCESSOR", choices=names, help="one of: " + ", ".join(names))

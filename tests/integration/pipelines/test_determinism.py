@@ -461,6 +461,16 @@ def _replay_decisions(
             result["replayed"][name] = line.split("replayed: ", 1)[1].split(" source records")[0]
         refused = s.replay("dispatch", exit_code=2)  # its inbox is full now: not from empty state
         assert "already holds" in refused and "FLEET_TOPIC_PREFIX" in refused, refused[-2000:]
+        if seed is None:  # its inbox deleted, the state it left still refuses a replay
+            inbox = settings.topic("dispatch.inbox")
+            admin.delete_topics([inbox])[inbox].result(30)
+            deadline = time.monotonic() + 30
+            while inbox in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+                time.sleep(0.5)
+            refused = s.replay("dispatch", exit_code=2)
+            assert "state from an earlier run" in refused, refused[-2000:]
+            assert f"changelog__{settings.topic_prefix}fleet-dispatch--" in refused, refused[-2000:]
+            assert f"local state in {settings.state_dir / 'dispatch'}" in refused, refused[-2000:]
         result.update({name: _by_key(s, name, timeout=10) for name in DECISION_OUTPUTS})
         result["dlq"] = [_dead(s, "dlq.dispatch", 1), _dead(s, "dlq.traffic", 1)]
         result["day"] = len(day)
