@@ -333,10 +333,10 @@ class ProcessorApp:
 _CATALOG_NAMES = frozenset(t.name for t in catalog.CATALOG)
 
 
-def group_of(settings: CommonSettings, processor: str) -> str:
-    """The consumer group of ``processor`` under ``settings``' prefix (its changelog topics are named
+def group_of(topic_prefix: str, processor: str) -> str:
+    """The consumer group of ``processor`` under ``topic_prefix`` (its changelog topics are named
     ``changelog__<group>--...``)."""
-    return f"{settings.topic_prefix}fleet-{processor}"
+    return f"{topic_prefix}fleet-{processor}"
 
 
 def partitions_of(settings: CommonSettings, name: str) -> int:
@@ -468,7 +468,7 @@ def create_processor_app(
 
     app = Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(kafka_cfg, ignore_extras=True),
-        consumer_group=consumer_group or group_of(settings, name),
+        consumer_group=consumer_group or group_of(settings.topic_prefix, name),
         auto_offset_reset=auto_offset_reset,  # type: ignore[arg-type]
         commit_interval=commit_interval,
         state_dir=settings.state_dir / name,

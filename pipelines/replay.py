@@ -278,7 +278,7 @@ def _earlier_state(settings: CommonSettings, name: str) -> list[str]:
     """What an earlier run of processor ``name`` under ``settings``' prefix left: its changelog topics that
     hold records, and its local state directory if it is not empty."""
     kafka = settings.kafka_client_config()
-    prefix = f"changelog__{group_of(settings, name)}--"
+    prefix = f"changelog__{group_of(settings.topic_prefix, name)}--"
     admin = AdminClient(kafka)
     changelogs = sorted(t for t in admin.list_topics(timeout=30).topics if t.startswith(prefix))
     left = []

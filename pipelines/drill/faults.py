@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from pipelines.app import group_of
 from pipelines.drill.cluster import KafkaCluster, StackServices
 from pipelines.drill.processes import Instance, Supervisor
 from pipelines.drill.progress import GroupProgress
@@ -142,7 +143,7 @@ class Fault:
 
 def _group(ctx: DrillContext, instance: str) -> str:
     """The consumer group of an instance name (``sink-postgres.2`` -> ``<prefix>fleet-sink-postgres``)."""
-    return f"{ctx.prefix}fleet-{instance.rsplit('.', 1)[0]}"
+    return group_of(ctx.prefix, instance.rsplit(".", 1)[0])
 
 
 def _running(ctx: DrillContext, processor: str, wait_s: float = 60.0) -> list[Instance]:

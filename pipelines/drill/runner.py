@@ -25,6 +25,7 @@ import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from pipelines.app import group_of
 from pipelines.drill.cluster import STACK_SCRIPT, KafkaCluster, StackServices
 from pipelines.drill.faults import DrillContext, FaultRecord, NotInjected
 from pipelines.drill.ktools import KafkaToolsLane
@@ -317,7 +318,7 @@ class DrillRunner:
         want: dict[str, int] = {}
         for inst in supervisor.instances.values():
             if not inst.held:
-                group = f"{self.prefix}fleet-{inst.processor.replace('_', '-')}"
+                group = group_of(self.prefix, inst.processor.replace("_", "-"))
                 want[group] = want.get(group, 0) + 1
         # A new admin client each time: a long-lived one kept answering NOT_COORDINATOR for minutes for
         # the groups of a broker that had been restarted (librdkafka's coordinator cache).
