@@ -54,14 +54,16 @@ stack-status: ## each local service, its port, and whether it answers
 run: install ## start the stack and the whole pipeline with a simulated warehouse (Ctrl-C stops it)
 	@$(BIN)/fleet up
 
-test: install stack-up stack-up-influxdb2 ## install, start what the tests need, run every test
+test: install stack-up ## install, start what the tests need, run every test
+	@deploy/local/install-influxd.sh --background >/dev/null
 	@$(BIN)/fleet schemas check
 	@$(BIN)/pytest -q -m "not bench and not long" --durations=25 tests
 
 test-unit: install ## the tests that need nothing running
 	@$(BIN)/pytest -q -m "not integration and not bench" tests
 
-test-integration: install stack-up stack-up-influxdb2 ## the tests that run against the real local stack
+test-integration: install stack-up ## the tests that run against the real local stack
+	@deploy/local/install-influxd.sh --background >/dev/null
 	@$(BIN)/pytest -q -m "integration and not bench and not long" tests
 
 test-drill: install stack-up ## every drill test, the rebalance drill too (tests/integration/drill, ~10 min)
