@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -15,6 +16,22 @@ from schemas.catalog import CATALOG
 from schemas.codec import AvroCodec
 from schemas.registry import RegistryClient
 from sinks.deadletters import DeadLetterWriter
+
+#: The first test on InfluxDB 1.12 may wait for its build (``make test`` starts it in the background;
+#: 15-20 min cold on 2 cores): pytest-timeout's 300 s would cut it.
+INFLUXD_BUILD_TIMEOUT_S = 3600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on InfluxDB 1.12 may wait for its build first: give them the build's time limit."""
+    here = Path(__file__).parent
+    for item in items:
+        if here not in item.path.parents:
+            continue
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "influx2_url" in getattr(item, "fixturenames", ()) or any("@1.12" in str(p) for p in params):
+            item.add_marker(pytest.mark.timeout(INFLUXD_BUILD_TIMEOUT_S))
 
 
 @dataclass
