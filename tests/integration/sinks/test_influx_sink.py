@@ -11,15 +11,10 @@ Every case queries the points back through InfluxQL ``/query`` on the server tha
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -31,15 +26,6 @@ from schemas.ids import now_ms
 from sinks.influx import InfluxConfig, InfluxSink, InfluxV1Writer, InfluxV2Writer, InfluxWriteError
 from tests.integration.sinks.conftest import DeadLetters
 
-STACK = Path(__file__).resolve().parents[3] / "deploy" / "local" / "stack.sh"
-#: Where ``install-influxd.sh --background`` reports its progress.
-BUILD_LOG = (
-    Path(
-        os.environ.get("FLEET_CACHE_DIR")
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fleetstream"
-    )
-    / "influxd-background.log"
-)
 T0 = (now_ms() - 3_600_000) // 60_000 * 60_000  # inside the 7-day policy, on a minute
 
 
@@ -59,72 +45,6 @@ def aggregate(start: int, count: int) -> dict[str, Any]:
         "battery_min": 0.4, "battery_max": 0.6, "battery_avg": 0.5, "speed_avg": 0.9, "speed_max": 1.8,
         "distance_m": 54.0,
     }  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def influx2_url(request: pytest.FixtureRequest) -> str:
-    """InfluxDB 1.12 (serves /api/v2/write), started here if it is not running: ``stack.sh up influxdb2``,
-    which waits for the build ``make test`` started in the background (``install-influxd.sh
-    --background``) or builds it. A test needing it fails if it cannot be had."""
-    url = f"http://127.0.0.1:{int(os.environ.get('FLEET_INFLUXDB2_PORT', 18087))}"
-    if not _influx_version(url):
-        say(
-            request,
-            f"\n[influxdb2] not running at {url}: `deploy/local/stack.sh up influxdb2` (waits for its build)",
-        )
-        started = time.monotonic()
-        with tempfile.TemporaryFile("w+") as log:
-            up = subprocess.Popen(
-                [str(STACK), "up", "influxdb2"], stdout=log, stderr=subprocess.STDOUT, text=True
-            )
-            while True:  # a line a minute while it waits (a cold build takes 15-20 min)
-                try:
-                    up.wait(timeout=60)
-                    break
-                except subprocess.TimeoutExpired:
-                    if time.monotonic() - started > 3600:
-                        up.kill()
-                        up.wait()
-                        break
-                    log.seek(0)
-                    last = _last_line(BUILD_LOG if BUILD_LOG.exists() else None) or _last_line(log.read())
-                    say(
-                        request,
-                        f"[influxdb2] still waiting ({(time.monotonic() - started) / 60:.0f} min): {last}",
-                    )
-            log.seek(0)
-            output = log.read()
-        say(request, f"[influxdb2] exit {up.returncode} after {time.monotonic() - started:.0f} s")
-        if up.returncode != 0:
-            pytest.fail(f"`stack.sh up influxdb2` failed:\n{output[-3000:]}", pytrace=False)
-    version = _influx_version(url)
-    if not version.startswith("1.") or tuple(map(int, version.split(".")[:2])) < (1, 8):
-        pytest.fail(
-            f"InfluxDB 1.8+ for /api/v2/write not running at {url} (found {version or 'nothing'})",
-            pytrace=False,
-        )
-    return url
-
-
-def say(request: pytest.FixtureRequest, line: str) -> None:
-    """A progress line on the terminal, past pytest's output capture (a wait may take minutes)."""
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        request.config.get_terminal_writer().line(line)
-
-
-def _last_line(text: str | Path | None) -> str:
-    if isinstance(text, Path):
-        text = text.read_text(errors="replace")
-    return (text or "").strip().rpartition("\n")[2]
-
-
-def _influx_version(url: str) -> str:
-    """The version an InfluxDB at ``url`` answers /ping with ("" if nothing answers)."""
-    try:
-        return httpx.get(f"{url}/ping", timeout=2).headers.get("X-Influxdb-Version", "")
-    except httpx.HTTPError:
-        return ""
 
 
 BACKENDS = ["v1@1.6", "v1@1.12", "v2@1.12"]
