@@ -109,6 +109,12 @@ def _services_up() -> set[str]:
     }
 
 
+def _started_by_this_run(before: set[str], after: set[str]) -> list[str]:
+    """The services that answer now and did not before (in :data:`SERVICES` order): the ones this run
+    stops when it ends. Not those that were already up, nor the optional ones ``stack.sh up`` leaves off."""
+    return [s for s in SERVICES if s in after and s not in before]
+
+
 def _setup_step(title: str, argv: list[str]) -> None:
     logger.info("%s ...", title)
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -313,7 +319,7 @@ def _up(args: argparse.Namespace) -> int:
             before = _services_up()
             if subprocess.call([str(STACK_SCRIPT), "up"]) != 0:
                 return 1
-            started_services = [s for s in SERVICES if s not in before]
+            started_services = _started_by_this_run(before, _services_up())
         _setup_step("creating topics", _fleet("topics", "apply"))
         _setup_step("registering schemas", _fleet("schemas", "register"))
         if (ROOT / "pipelines" / "commands" / "db.py").exists():

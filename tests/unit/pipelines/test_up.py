@@ -1,7 +1,7 @@
 """`fleet up` (make run) builds the right children from its arguments, without starting anything."""
 
 from pipelines.cli import build_parser
-from pipelines.commands.up import _children
+from pipelines.commands.up import _children, _started_by_this_run
 
 
 def _args(*argv: str):
@@ -150,3 +150,10 @@ def test_the_banner_prints_the_ports_in_use(monkeypatch):
     assert (
         "FLEET_KAFKA_BOOTSTRAP_SERVERS (unset: 127.0.0.1:19092) is not the local kafka (port 19192)" in text
     )
+
+
+def test_the_services_it_stops_are_those_it_started():
+    before = {"postgres"}  # a developer's own, running before
+    after = {"kafka", "registry", "postgres", "redis", "influxdb", "mosquitto"}  # influxdb2 is optional: off
+    assert _started_by_this_run(before, after) == ["kafka", "registry", "redis", "influxdb", "mosquitto"]
+    assert _started_by_this_run(after, after) == []
