@@ -57,7 +57,7 @@ def influx2_url(request: pytest.FixtureRequest) -> str:
     --background``) or builds it. A test needing it fails if it cannot be had."""
     url = f"http://127.0.0.1:{int(os.environ.get('FLEET_INFLUXDB2_PORT', 18087))}"
     if not _influx_version(url):
-        say(
+        _say(
             request,
             f"\n[influxdb2] not running at {url}: `deploy/local/stack.sh up influxdb2` (waits for its build)",
         )
@@ -71,19 +71,19 @@ def influx2_url(request: pytest.FixtureRequest) -> str:
                     up.wait(timeout=60)
                     break
                 except subprocess.TimeoutExpired:
-                    if time.monotonic() - started > 3600:
+                    if time.monotonic() - started > INFLUXD_BUILD_TIMEOUT_S:
                         up.kill()
                         up.wait()
                         break
                     log.seek(0)
                     last = _last_line(BUILD_LOG if BUILD_LOG.exists() else None) or _last_line(log.read())
-                    say(
+                    _say(
                         request,
                         f"[influxdb2] still waiting ({(time.monotonic() - started) / 60:.0f} min): {last}",
                     )
             log.seek(0)
             output = log.read()
-        say(request, f"[influxdb2] exit {up.returncode} after {time.monotonic() - started:.0f} s")
+        _say(request, f"[influxdb2] exit {up.returncode} after {time.monotonic() - started:.0f} s")
         if up.returncode != 0:
             pytest.fail(f"`stack.sh up influxdb2` failed:\n{output[-3000:]}", pytrace=False)
     version = _influx_version(url)
@@ -95,7 +95,7 @@ def influx2_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-def say(request: pytest.FixtureRequest, line: str) -> None:
+def _say(request: pytest.FixtureRequest, line: str) -> None:
     """A progress line on the terminal, past pytest's output capture (a wait may take minutes)."""
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
